@@ -1,0 +1,54 @@
+"""Every Redis key name, in one place, by role.
+
+All keys of one namespace share the hash tag ``{<namespace>}`` so that the multi-key Lua
+scripts run unchanged on Redis Cluster (one slot); high availability comes from replicas or
+Sentinel, not from spreading these keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """Key names for one namespace (default ``dnc``; tests use their own to stay apart)."""
+
+    namespace: str = "dnc"
+
+    @property
+    def tag(self) -> str:
+        """The hash tag every key starts with, e.g. ``{dnc}``."""
+        return "{" + self.namespace + "}"
+
+    @property
+    def pending(self) -> str:
+        """ZSET: member = E.164, score = event time (UTC ms) of the latest not-yet-applied
+        event. No TTL: a member leaves only when CXone acknowledged that state."""
+        return f"{self.tag}:pending"
+
+    @property
+    def latest(self) -> str:
+        """HASH: E.164 -> JSON ``StoredEvent`` of the latest known event. No TTL."""
+        return f"{self.tag}:latest"
+
+    @property
+    def watermark(self) -> str:
+        """HASH: E.164 -> ``"<event ms>:<action>"`` of the latest known event. No TTL: it
+        outlives the pending entry so that a late, older event stays superseded."""
+        return f"{self.tag}:watermark"
+
+    @property
+    def audit(self) -> str:
+        """STREAM: every queued or superseded event; capped (``~`` MAXLEN) by settings."""
+        return f"{self.tag}:audit"
+
+    @property
+    def rejected(self) -> str:
+        """STREAM: every refused request with its reason; capped (``~`` MAXLEN) by settings."""
+        return f"{self.tag}:rejected"
+
+    def event_id(self, event_id: str) -> str:
+        """STRING per idempotency key -> the event fingerprint; TTL = idempotency TTL
+        (settings, default 7 days)."""
+        return f"{self.tag}:event-id:{event_id}"

@@ -1,0 +1,163 @@
+"""Settings, one pydantic-settings class per area, read from ``DNC_<AREA>_...`` variables.
+
+Build each once at an entry point (CLI command, ASGI factory) and pass it down; tests build
+them with keyword arguments. Lists (secrets) are read as JSON (``["a","b"]``) or as a
+comma-separated string.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from dnc.e164 import is_supported_region
+from dnc.intake import IntakePolicy
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class RedisSettings(BaseSettings):
+    """Where events are kept (``DNC_REDIS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DNC_REDIS_", extra="ignore")
+
+    url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis URL (redis://, rediss:// or unix://).",
+        min_length=8,
+    )
+    namespace: str = Field(
+        default="dnc",
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        description="Key namespace; becomes the hash tag {namespace} of every key.",
+    )
+    socket_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Per-command socket timeout, seconds."
+    )
+    connect_timeout_s: float = Field(
+        default=1.0, gt=0, le=60, description="TCP connect timeout, seconds."
+    )
+    max_connections: int = Field(
+        default=64, ge=1, le=10_000, description="Connection-pool size per process."
+    )
+    idempotency_ttl_s: int = Field(
+        default=7 * 86_400,
+        ge=60,
+        le=90 * 86_400,
+        description="How long an eventId is remembered for duplicate detection, seconds.",
+    )
+    audit_stream_max_len: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Approximate cap on the audit stream, entries.",
+    )
+    rejected_stream_max_len: int = Field(
+        default=100_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Approximate cap on the rejected stream, entries.",
+    )
+
+
+class IntakeSettings(BaseSettings):
+    """How events are judged, whatever door they come through (``DNC_INTAKE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DNC_INTAKE_", extra="ignore")
+
+    default_region: str = Field(
+        default="US",
+        description='ISO 3166-1 alpha-2 region for numbers without a country code, or "none" '
+        "to accept only numbers written with one.",
+    )
+    max_future_skew_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How far in the future an event time may be, seconds.",
+    )
+    metadata_max_bytes: int = Field(
+        default=4096, ge=0, le=32_768, description="Cap on the metadata object as JSON, bytes."
+    )
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value.lower() == "none":
+            return "none"
+        if not is_supported_region(value):
+            raise ValueError(f"{value!r} is not a region with a numbering plan")
+        return value.upper()
+
+    def policy(self) -> IntakePolicy:
+        """The ``IntakePolicy`` these settings describe."""
+        return IntakePolicy(
+            default_region=None if self.default_region == "none" else self.default_region,
+            max_future_skew_s=self.max_future_skew_s,
+            metadata_max_bytes=self.metadata_max_bytes,
+        )
+
+
+class ReceiverSettings(BaseSettings):
+    """The HTTP receiver (``DNC_RECEIVER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DNC_RECEIVER_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="Bind address.")
+    port: int = Field(default=8080, ge=1, le=65_535, description="Bind port.")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+    bearer_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted `Authorization: Bearer` secrets (several during a rotation).",
+    )
+    hmac_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Keys for `X-Signature: sha256=<hex>` body signatures (several during a "
+        "rotation).",
+    )
+    signature_window_s: int = Field(
+        default=300,
+        ge=1,
+        le=3_600,
+        description="Replay window for signed requests (X-Signature-Timestamp), seconds.",
+    )
+    auth_disabled: bool = Field(
+        default=False, description="Run without authentication (logs a warning at start-up)."
+    )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1_024, le=1_048_576, description="Request body cap, bytes."
+    )
+    retry_after_s: int = Field(
+        default=5, ge=1, le=3_600, description="Retry-After sent with 503, seconds."
+    )
+    rejected_excerpt_bytes: int = Field(
+        default=4_096,
+        ge=0,
+        le=65_536,
+        description="How much of a refused body is kept in the rejected stream, bytes.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the receiver's JSON log lines."
+    )
+
+    @field_validator("bearer_secrets", "hmac_secrets", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("bearer_secrets", "hmac_secrets")
+    @classmethod
+    def _long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(secret.get_secret_value()) < 16 for secret in value):
+            raise ValueError("each secret must be at least 16 characters")
+        return value

@@ -1,0 +1,171 @@
+"""The Redis event store: one atomic Lua script per event, and the rejected stream.
+
+Layout and rules (see ``dnc.keys`` and ``dnc/lua/record_event.lua``): per number the latest
+event and its watermark; a pending ZSET of numbers whose latest state is not yet applied to
+CXone; an audit stream of every queued or superseded event; a rejected stream of every refused
+request. Latest event time wins; on a tie opt-out wins; a repeated eventId changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from dnc.errors import StoreError, StoreUnavailable
+from dnc.events import StoredEvent
+from dnc.keys import RedisKeys
+from dnc.settings import RedisSettings
+
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterDownError,
+    OSError,
+)
+
+
+class RecordStatus(StrEnum):
+    """What recording one event did."""
+
+    QUEUED = "queued"
+    """The event is now the latest for its number and the number is pending."""
+    SUPERSEDED = "superseded"
+    """A newer (or equal-time, compliance-safer) event is already known; kept for audit only."""
+    DUPLICATE = "duplicate"
+    """This eventId was already recorded for the same event; nothing changed."""
+    ID_CONFLICT = "id_conflict"
+    """This eventId was already used for a different event; nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """Retention limits: idempotency TTL in ms, approximate stream caps in entries."""
+
+    idempotency_ttl_ms: int = 7 * 86_400_000
+    audit_max_len: int = 1_000_000
+    rejected_max_len: int = 100_000
+
+    @classmethod
+    def from_settings(cls, settings: RedisSettings) -> StoreLimits:
+        """Limits as configured by ``DNC_REDIS_*``."""
+        return cls(
+            idempotency_ttl_ms=settings.idempotency_ttl_s * 1000,
+            audit_max_len=settings.audit_stream_max_len,
+            rejected_max_len=settings.rejected_stream_max_len,
+        )
+
+
+def open_redis(settings: RedisSettings) -> aioredis.Redis:
+    """An asyncio Redis client with a bounded pool; the caller closes it (``aclose()``)."""
+    return aioredis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+        max_connections=settings.max_connections,
+        health_check_interval=30,
+    )
+
+
+def _load_lua(name: str) -> str:
+    return resources.files("dnc").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+class EventStore:
+    """Writes events and rejections to Redis. All methods raise ``StoreUnavailable`` when Redis
+    cannot be reached (retry later) and ``StoreError`` for any other Redis failure."""
+
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, limits: StoreLimits) -> None:
+        self._client = client
+        self._keys = keys
+        self._limits = limits
+        self._record_script = client.register_script(_load_lua("record_event.lua"))
+
+    @property
+    def keys(self) -> RedisKeys:
+        """The key names this store writes."""
+        return self._keys
+
+    async def record(self, event: StoredEvent) -> RecordStatus:
+        """Record ``event`` atomically (one EVALSHA round trip) and say what it did."""
+        keys, args = self._record_call(event)
+        try:
+            result = await self._record_script(keys=keys, args=args)
+        except redis_errors.RedisError as exc:
+            raise _convert(exc) from exc
+        return _status(result)
+
+    async def record_many(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
+        """Record ``events`` in order, one script call each, in one pipelined round trip.
+
+        Each call is atomic on its own; the batch is not a transaction. Used by bulk import.
+        """
+        if not events:
+            return []
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for event in events:
+                    keys, args = self._record_call(event)
+                    await self._record_script(keys=keys, args=args, client=pipe)
+                results = await pipe.execute()
+        except redis_errors.RedisError as exc:
+            raise _convert(exc) from exc
+        return [_status(result) for result in results]
+
+    async def record_rejection(self, fields: Mapping[str, str]) -> None:
+        """Append one refused request (``reason``, ``status``, ... as strings) to the capped
+        rejected stream."""
+        try:
+            await self._client.xadd(
+                self._keys.rejected,
+                dict(fields),  # type: ignore[arg-type]
+                maxlen=self._limits.rejected_max_len,
+                approximate=True,
+            )
+        except redis_errors.RedisError as exc:
+            raise _convert(exc) from exc
+
+    async def close(self) -> None:
+        """Close the Redis client and its pool."""
+        await self._client.aclose()
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless Redis answers PING."""
+        try:
+            await self._client.ping()
+        except redis_errors.RedisError as exc:
+            raise _convert(exc) from exc
+
+    def _record_call(self, event: StoredEvent) -> tuple[list[str], list[Any]]:
+        keys = self._keys
+        return (
+            [keys.watermark, keys.latest, keys.pending, keys.event_id(event.eventId), keys.audit],
+            [
+                event.e164,
+                event.eventMs,
+                event.action.value,
+                event.model_dump_json(exclude_none=True),
+                event.fingerprint,
+                self._limits.idempotency_ttl_ms,
+                self._limits.audit_max_len,
+            ],
+        )
+
+
+def _status(result: object) -> RecordStatus:
+    text = result.decode() if isinstance(result, bytes) else str(result)
+    return RecordStatus(text)
+
+
+def _convert(exc: redis_errors.RedisError) -> StoreError:
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(f"redis unavailable: {type(exc).__name__}")
+    return StoreError(f"redis error: {type(exc).__name__}")

@@ -1,0 +1,96 @@
+"""Event-time parsing: when a person opted in or out, as UTC epoch milliseconds.
+
+Accepted forms (ISO 8601 / RFC 3339 as read by ``datetime.fromisoformat``):
+``2026-11-29T22:26:37Z``, ``...37.123+01:00``, ``...37`` (no zone: read as UTC, with a warning),
+and epoch milliseconds as a JSON number or a digit string (form bodies carry only strings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+EARLIEST_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z in ms: anything earlier is taken for a unit mistake, not an event."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+NAIVE_WARNING = "timestamp has no time zone; read as UTC"
+
+
+class TimestampProblem(ValueError):
+    """A timestamp cannot be used; ``reason`` is a snake_case code, ``str()`` a sentence."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class EventTime:
+    """A parsed event time: ``epoch_ms`` (UTC, ms) and ``assumed_utc`` when the input had no
+    zone."""
+
+    epoch_ms: int
+    assumed_utc: bool = False
+
+
+def parse_event_time(value: object, now_ms: int, max_future_skew_s: int) -> EventTime:
+    """Parse ``value`` (str or number) to an ``EventTime``.
+
+    ``now_ms`` is the receiver's clock (UTC epoch ms); a time more than ``max_future_skew_s``
+    seconds after it is refused (``in_future``), as is one before 2000 (``too_old``; a value of
+    epoch *seconds* sent by mistake lands here). Raises ``TimestampProblem``.
+    """
+    time = _parse_any(value)
+    if time.epoch_ms > now_ms + max_future_skew_s * 1000:
+        raise TimestampProblem(
+            "in_future", f"timestamp is more than {max_future_skew_s} s in the future"
+        )
+    if time.epoch_ms < EARLIEST_MS:
+        raise TimestampProblem(
+            "too_old", "timestamp is before 2000-01-01 (epoch seconds sent as milliseconds?)"
+        )
+    return time
+
+
+def _parse_any(value: object) -> EventTime:
+    if isinstance(value, bool):
+        raise TimestampProblem("wrong_type", "timestamp must be an ISO 8601 string or epoch ms")
+    if isinstance(value, int | float):
+        return _from_epoch_ms(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return _from_epoch_ms(int(text))
+        return _from_iso(text)
+    raise TimestampProblem("wrong_type", "timestamp must be an ISO 8601 string or epoch ms")
+
+
+def _from_epoch_ms(value: float) -> EventTime:
+    if value != value or value in (float("inf"), float("-inf")) or abs(value) > 2**53:
+        raise TimestampProblem("invalid", "timestamp is not a usable number of epoch ms")
+    return EventTime(epoch_ms=int(value))
+
+
+def _from_iso(text: str) -> EventTime:
+    if not text or len(text) > 64 or not text.isascii():
+        raise TimestampProblem("invalid", "timestamp is not ISO 8601")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise TimestampProblem("invalid", "timestamp is not ISO 8601") from None
+    if parsed.tzinfo is None:
+        return EventTime(epoch_ms=_to_ms(parsed.replace(tzinfo=UTC)), assumed_utc=True)
+    return EventTime(epoch_ms=_to_ms(parsed))
+
+
+def _to_ms(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def iso_utc(epoch_ms: int) -> str:
+    """Render epoch ms as RFC 3339 UTC with milliseconds: ``2026-11-29T22:26:37.123Z``."""
+    moment = _EPOCH + timedelta(milliseconds=epoch_ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"

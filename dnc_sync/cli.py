@@ -1,0 +1,15 @@
+"""``dnc-sync``: the typer application (``dnc-sync --help``)."""
+
+from __future__ import annotations
+
+import typer
+
+from receiver.cli import serve
+
+app = typer.Typer(
+    name="dnc-sync",
+    help="Keep a NICE CXone tenant's Do-Not-Call state in step with opt-in/opt-out events.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("serve")(serve)

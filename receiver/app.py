@@ -1,0 +1,374 @@
+"""The receiver as a plain ASGI callable: routing, lifespan, and the event request pipeline.
+
+``POST /v1/events`` (alias ``/webhook``): authenticate, check content type, read the body
+under a cap, decode, validate and normalise (``dnc.intake``), record atomically in Redis
+(``dnc.store``), and only then answer 202. Every refusal has its own status and a JSON body
+naming the reason, and is appended to the rejected stream. Redis trouble is a 503 with
+Retry-After, so CXone's automatic retry delivers the event again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_core import to_json
+
+from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnavailable
+from dnc.events import StoredEvent
+from dnc.intake import IntakePolicy, build_event
+from dnc.keys import RedisKeys
+from dnc.masking import mask_number
+from dnc.settings import ReceiverSettings, RedisSettings
+from dnc.store import EventStore, RecordStatus, StoreLimits, open_redis
+from receiver.asgi import (
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_bytes,
+    send_json,
+)
+from receiver.auth import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER, Authenticator
+from receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from receiver.metrics import ReceiverMetrics
+from receiver.openapi import EVENT_PATHS, build_document
+from receiver.payload import MalformedBody, UnsupportedMediaType, decode_fields, media_type
+
+log = logging.getLogger("dnc.receiver")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one event request ended: HTTP ``status`` and JSON ``body``, the metrics labels
+    ``outcome``/``reason``, extra ``headers``, and log-safe ``log_fields``."""
+
+    status: int
+    body: dict[str, Any]
+    outcome: str
+    reason: str = ""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    log_fields: dict[str, Any] = field(default_factory=dict)
+
+
+class ConfigurationError(ValueError):
+    """The receiver's settings cannot work together (raised at construction)."""
+
+
+class ReceiverApp:
+    """The ASGI application. Build once per process with settings; pass ``store`` to share an
+    existing ``EventStore`` (tests), otherwise one is opened at lifespan start-up (or on the
+    first request when the server runs no lifespan) and closed at shutdown."""
+
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        policy: IntakePolicy,
+        redis_settings: RedisSettings,
+        store: EventStore | None = None,
+    ) -> None:
+        if not settings.auth_disabled and not (settings.bearer_secrets or settings.hmac_secrets):
+            raise ConfigurationError(
+                "no DNC_RECEIVER_BEARER_SECRETS or DNC_RECEIVER_HMAC_SECRETS configured; set "
+                "one, or set DNC_RECEIVER_AUTH_DISABLED=true to run without authentication"
+            )
+        self._settings = settings
+        self._policy = policy
+        self._redis_settings = redis_settings
+        self._store = store
+        self._owns_store = store is None
+        self._auth = Authenticator(
+            [s.get_secret_value().encode() for s in settings.bearer_secrets],
+            [s.get_secret_value().encode() for s in settings.hmac_secrets],
+            settings.signature_window_s,
+            disabled=settings.auth_disabled,
+        )
+        self.metrics = ReceiverMetrics()
+        self._openapi = to_json(build_document())
+        self._retry_after = ((b"retry-after", str(settings.retry_after_s).encode()),)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point: ``http`` and ``lifespan`` scopes."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    # -- lifespan ---------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Open the Redis pool (if not injected) and say how the receiver is configured."""
+        if self._settings.auth_disabled:
+            log.warning(
+                "authentication is disabled (DNC_RECEIVER_AUTH_DISABLED=true): anyone "
+                "who can reach this port can change DNC state"
+            )
+        store = self._get_store()
+        try:
+            await store.ping()
+        except StoreError:
+            log.warning(
+                "redis is not reachable at start-up; events get 503 until it is",
+                extra={"fields": {"namespace": store.keys.namespace}},
+            )
+
+    async def shutdown(self) -> None:
+        """Close the Redis pool this app opened."""
+        if self._owns_store and self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    def _get_store(self) -> EventStore:
+        if self._store is None:
+            client = open_redis(self._redis_settings)
+            self._store = EventStore(
+                client,
+                RedisKeys(self._redis_settings.namespace),
+                StoreLimits.from_settings(self._redis_settings),
+            )
+        return self._store
+
+    # -- routing ----------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path in EVENT_PATHS:
+            await self._events(scope, receive, send)
+        elif scope["method"] not in ("GET", "HEAD") and path in _READ_PATHS:
+            await send_json(
+                send, 405, _error("method_not_allowed", "use GET"), ((b"allow", b"GET"),)
+            )
+        elif path == "/healthz":
+            await send_json(send, 200, {"status": "alive"})
+        elif path == "/readyz":
+            await self._ready(send)
+        elif path == "/metrics":
+            await send_bytes(send, 200, self.metrics.render(), METRICS_CONTENT_TYPE)
+        elif path == "/openapi.json":
+            await send_bytes(send, 200, self._openapi, b"application/json")
+        else:
+            outcome = await self._reject(scope, 404, "not_found", "no such path")
+            await self._finish(send, outcome, time.perf_counter())
+
+    async def _ready(self, send: Send) -> None:
+        try:
+            await self._get_store().ping()
+        except StoreError:
+            self.metrics.redis_errors.labels("unavailable").inc()
+            await send_json(
+                send, 503, _error("redis_unavailable", "redis is not reachable"), self._retry_after
+            )
+            return
+        await send_json(send, 200, {"status": "ready"})
+
+    # -- the event pipeline -----------------------------------------------------------------
+
+    async def _events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = await self._process(scope, receive)
+        except ClientGone:
+            self.metrics.observe("client_gone", "", time.perf_counter() - started)
+            return
+        except Exception:
+            log.exception("internal error", extra={"fields": {"path": scope["path"]}})
+            outcome = Outcome(
+                500, _error("internal_error", "internal error"), "error", "internal_error"
+            )
+        await self._finish(send, outcome, started)
+
+    async def _process(self, scope: Scope, receive: Receive) -> Outcome:
+        if scope["method"] != "POST":
+            return await self._reject(
+                scope, 405, "method_not_allowed", "use POST", headers=((b"allow", b"POST"),)
+            )
+        bearer_ok = self._auth.bearer_ok(header(scope, b"authorization"))
+        if not bearer_ok and header(scope, SIGNATURE_HEADER) is None:
+            return await self._unauthorized(scope)
+        try:
+            kind, charset = media_type(header(scope, b"content-type"))
+        except UnsupportedMediaType as exc:
+            return await self._reject(scope, 415, "unsupported_media_type", str(exc))
+        try:
+            body = await read_body(scope, receive, self._settings.max_body_bytes)
+        except BodyTooLarge:
+            return await self._reject(
+                scope, 413, "body_too_large", f"body is over {self._settings.max_body_bytes} bytes"
+            )
+        if not bearer_ok and not self._signature_ok(scope, body):
+            return await self._unauthorized(scope)
+        return await self._accept(scope, kind, charset, body)
+
+    def _signature_ok(self, scope: Scope, body: bytes) -> bool:
+        return self._auth.signature_ok(
+            header(scope, SIGNATURE_HEADER),
+            header(scope, SIGNATURE_TIMESTAMP_HEADER),
+            body,
+            time.time(),
+        )
+
+    async def _unauthorized(self, scope: Scope) -> Outcome:
+        return await self._reject(
+            scope,
+            401,
+            "unauthorized",
+            "missing or wrong credentials",
+            headers=((b"www-authenticate", b"Bearer"),),
+        )
+
+    async def _accept(self, scope: Scope, kind: str, charset: str, body: bytes) -> Outcome:
+        try:
+            fields = decode_fields(kind, charset, body)
+        except MalformedBody as exc:
+            return await self._reject(scope, 400, "malformed_body", str(exc), body=body)
+        try:
+            accepted = build_event(fields, self._policy, int(time.time() * 1000))
+        except EventValidationError as exc:
+            return await self._reject(
+                scope,
+                422,
+                "invalid_event",
+                "one or more fields are missing or invalid",
+                problems=exc.problems,
+                body=body,
+                raw_number=fields.get("phoneNumber"),
+            )
+        return await self._record(scope, accepted.event, list(accepted.warnings), body)
+
+    async def _record(
+        self, scope: Scope, event: StoredEvent, warnings: list[str], body: bytes
+    ) -> Outcome:
+        fields = {"eventId": event.eventId, "number": mask_number(event.e164)}
+        try:
+            status = await self._get_store().record(event)
+        except StoreUnavailable:
+            self.metrics.redis_errors.labels("unavailable").inc()
+            return Outcome(
+                503,
+                _error("redis_unavailable", "try again later"),
+                "unavailable",
+                "redis_unavailable",
+                self._retry_after,
+                fields,
+            )
+        except StoreError:
+            self.metrics.redis_errors.labels("error").inc()
+            return Outcome(
+                503,
+                _error("redis_error", "try again later"),
+                "unavailable",
+                "redis_error",
+                self._retry_after,
+                fields,
+            )
+        if status is RecordStatus.ID_CONFLICT:
+            problem = FieldProblem(
+                "eventId", "reused", "eventId was already used for a different event"
+            )
+            return await self._reject(
+                scope,
+                409,
+                "id_conflict",
+                problem.message,
+                problems=[problem],
+                body=body,
+                raw_number=event.e164,
+            )
+        payload = {"status": status.value, "eventId": event.eventId, "warnings": warnings}
+        return Outcome(202, payload, status.value, "", (), fields)
+
+    # -- refusals and the end of a request --------------------------------------------------
+
+    async def _reject(
+        self,
+        scope: Scope,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        problems: list[FieldProblem] | None = None,
+        body: bytes | None = None,
+        raw_number: object = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> Outcome:
+        payload = _error(error, message)
+        if problems:
+            payload["problems"] = [p.as_dict() for p in problems]
+        reason = ",".join(sorted({p.reason for p in problems})) if problems else error
+        number = mask_number(raw_number if isinstance(raw_number, str) else None)
+        await self._keep_rejection(scope, status, payload, body)
+        return Outcome(
+            status,
+            payload,
+            "rejected",
+            f"{error}:{reason}" if problems else reason,
+            headers,
+            {"number": number},
+        )
+
+    async def _keep_rejection(
+        self, scope: Scope, status: int, payload: dict[str, Any], body: bytes | None
+    ) -> None:
+        """Append the refusal to the rejected stream; the body excerpt only when the caller
+        authenticated (an unauthenticated body is not trusted enough to keep)."""
+        entry = {
+            "status": str(status),
+            "error": str(payload["error"]),
+            "detail": to_json(payload.get("problems", payload["message"])).decode(),
+            "method": str(scope["method"]),
+            "path": str(scope["path"])[:256],
+            "receivedMs": str(int(time.time() * 1000)),
+        }
+        if body is not None:
+            cap = self._settings.rejected_excerpt_bytes
+            entry["body"] = body[:cap].decode("utf-8", "replace")
+            entry["bodyTruncated"] = str(len(body) > cap).lower()
+        try:
+            await self._get_store().record_rejection(entry)
+        except StoreError:
+            self.metrics.redis_errors.labels("unavailable").inc()
+            log.error(
+                "could not keep a rejection in redis",
+                extra={"fields": {"status": status, "error": payload["error"]}},
+            )
+
+    async def _finish(self, send: Send, outcome: Outcome, started: float) -> None:
+        await send_json(send, outcome.status, outcome.body, outcome.headers)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(outcome.outcome, outcome.reason, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "event request",
+                extra={
+                    "fields": {
+                        "status": outcome.status,
+                        "outcome": outcome.outcome,
+                        "reason": outcome.reason,
+                        "latency_ms": round(elapsed * 1000, 3),
+                        **outcome.log_fields,
+                    }
+                },
+            )
+
+
+_READ_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def _error(error: str, message: str) -> dict[str, Any]:
+    return {"error": error, "message": message}

@@ -1,0 +1,54 @@
+"""Prometheus metrics of the receiver (prometheus-client).
+
+With several uvicorn workers, ``receiver.cli`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the
+workers start, and ``render`` then aggregates every worker's values (prometheus-client's
+multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class ReceiverMetrics:
+    """Counters and the latency histogram, registered in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dnc_receiver_requests",
+            "Event requests by outcome (queued, duplicate, superseded, rejected, unavailable, "
+            "error) and reason.",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dnc_receiver_request_seconds",
+            "Event request latency from first byte to response, seconds.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "dnc_receiver_redis_errors",
+            "Redis failures seen by the receiver, by kind (unavailable, error).",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def observe(self, outcome: str, reason: str, seconds: float) -> None:
+        """Count one finished request and its latency in seconds."""
+        self.requests.labels(outcome, reason).inc()
+        self.latency.observe(seconds)
+
+    def render(self) -> bytes:
+        """The exposition text; every worker's values in multiprocess mode."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

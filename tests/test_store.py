@@ -1,0 +1,160 @@
+"""The Redis store and its Lua script, on fakeredis and on the real redis-server."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+
+from dnc.errors import StoreUnavailable
+from dnc.events import Action, StoredEvent
+from dnc.intake import derive_event_id
+from dnc.keys import RedisKeys
+from dnc.store import EventStore, RecordStatus, StoreLimits
+from tests.conftest import free_port, make_store
+
+NUMBER = "+12025550123"
+T0 = 1_794_994_200_000
+
+
+def event(ms: int, action: Action = Action.OPT_OUT, number: str = NUMBER,
+          event_id: str | None = None) -> StoredEvent:
+    fingerprint = f"{number}|{action.value}|{ms}"
+    return StoredEvent(eventId=event_id or derive_event_id(fingerprint),
+                       eventIdDerived=event_id is None, e164=number, action=action, eventMs=ms,
+                       receivedMs=T0 + 10_000, region="US")
+
+
+@pytest.fixture
+def store(any_redis: aioredis.Redis, namespace: str) -> EventStore:
+    return make_store(any_redis, namespace)
+
+
+async def pending(store: EventStore) -> dict[str, float]:
+    client = store._client  # noqa: SLF001 - tests read what the store wrote
+    rows = await client.zrange(store.keys.pending, 0, -1, withscores=True)
+    return {member.decode(): score for member, score in rows}
+
+
+async def latest(store: EventStore, number: str = NUMBER) -> StoredEvent:
+    raw = await store._client.hget(store.keys.latest, number)  # noqa: SLF001
+    return StoredEvent.model_validate_json(raw)
+
+
+async def test_first_event_is_queued_and_pending(store: EventStore) -> None:
+    assert await store.record(event(T0)) is RecordStatus.QUEUED
+    assert await pending(store) == {NUMBER: float(T0)}
+    assert (await latest(store)).action is Action.OPT_OUT
+
+
+async def test_newer_event_replaces_older(store: EventStore) -> None:
+    await store.record(event(T0, Action.OPT_OUT))
+    assert await store.record(event(T0 + 1, Action.OPT_IN)) is RecordStatus.QUEUED
+    assert await pending(store) == {NUMBER: float(T0 + 1)}
+    assert (await latest(store)).action is Action.OPT_IN
+
+
+async def test_older_event_is_superseded(store: EventStore) -> None:
+    await store.record(event(T0 + 1, Action.OPT_IN))
+    assert await store.record(event(T0, Action.OPT_OUT)) is RecordStatus.SUPERSEDED
+    assert (await latest(store)).action is Action.OPT_IN
+    assert await pending(store) == {NUMBER: float(T0 + 1)}
+
+
+async def test_watermark_outlives_the_pending_entry(store: EventStore) -> None:
+    await store.record(event(T0 + 1, Action.OPT_IN))
+    await store._client.zrem(store.keys.pending, NUMBER)  # noqa: SLF001 - as a sync ack would
+    assert await store.record(event(T0, Action.OPT_OUT)) is RecordStatus.SUPERSEDED
+    assert await pending(store) == {}
+
+
+async def test_tie_goes_to_opt_out(store: EventStore) -> None:
+    await store.record(event(T0, Action.OPT_IN))
+    assert await store.record(event(T0, Action.OPT_OUT)) is RecordStatus.QUEUED
+    assert await store.record(event(T0, Action.OPT_IN, event_id="late-in")) is (
+        RecordStatus.SUPERSEDED)
+    assert (await latest(store)).action is Action.OPT_OUT
+
+
+async def test_same_event_id_is_duplicate_and_changes_nothing(store: EventStore) -> None:
+    first = event(T0)
+    await store.record(first)
+    assert await store.record(first) is RecordStatus.DUPLICATE
+    assert await store.record(first) is RecordStatus.DUPLICATE
+    assert await store._client.xlen(store.keys.audit) == 1  # noqa: SLF001
+
+
+async def test_reused_event_id_for_another_event_is_a_conflict(store: EventStore) -> None:
+    await store.record(event(T0, event_id="k1"))
+    assert await store.record(event(T0 + 5, Action.OPT_IN, event_id="k1")) is (
+        RecordStatus.ID_CONFLICT)
+    assert (await latest(store)).eventMs == T0
+
+
+async def test_audit_stream_keeps_queued_and_superseded(store: EventStore) -> None:
+    await store.record(event(T0 + 1))
+    await store.record(event(T0))
+    rows = await store._client.xrange(store.keys.audit)  # noqa: SLF001
+    assert [row[1][b"status"] for row in rows] == [b"queued", b"superseded"]
+    assert StoredEvent.model_validate_json(rows[1][1][b"event"]).eventMs == T0
+
+
+async def test_record_many_keeps_order_and_rules(store: EventStore) -> None:
+    batch = [event(T0), event(T0 + 2, Action.OPT_IN), event(T0 + 1), event(T0),
+             event(T0, number="+442079460123")]
+    statuses = await store.record_many(batch)
+    assert statuses == [RecordStatus.QUEUED, RecordStatus.QUEUED, RecordStatus.SUPERSEDED,
+                        RecordStatus.DUPLICATE, RecordStatus.QUEUED]
+    assert await pending(store) == {NUMBER: float(T0 + 2), "+442079460123": float(T0)}
+    assert await store.record_many([]) == []
+
+
+async def test_rejection_stream(store: EventStore) -> None:
+    await store.record_rejection({"status": "422", "error": "invalid_event"})
+    rows = await store._client.xrange(store.keys.rejected)  # noqa: SLF001
+    assert rows[0][1] == {b"status": b"422", b"error": b"invalid_event"}
+
+
+async def test_streams_are_capped(any_redis: aioredis.Redis, namespace: str) -> None:
+    store = EventStore(any_redis, RedisKeys(namespace),
+                       StoreLimits(audit_max_len=10, rejected_max_len=10))
+    for i in range(300):
+        await store.record(event(T0 + i))
+        await store.record_rejection({"n": str(i)})
+    assert await any_redis.xlen(store.keys.audit) < 300
+    assert await any_redis.xlen(store.keys.rejected) < 300
+
+
+async def test_idempotency_key_expires(any_redis: aioredis.Redis, namespace: str) -> None:
+    store = EventStore(any_redis, RedisKeys(namespace), StoreLimits(idempotency_ttl_ms=60_000))
+    first = event(T0)
+    await store.record(first)
+    ttl_ms = await any_redis.pttl(store.keys.event_id(first.eventId))
+    assert 0 < ttl_ms <= 60_000
+
+
+async def test_outage_raises_store_unavailable(
+    fake_server: fakeredis.FakeServer, fake_redis: aioredis.Redis
+) -> None:
+    store = make_store(fake_redis)
+    fake_server.connected = False
+    with pytest.raises(StoreUnavailable):
+        await store.record(event(T0))
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+
+
+async def test_real_redis_down_raises_store_unavailable() -> None:
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                     socket_connect_timeout=0.5)
+    store = make_store(client)
+    with pytest.raises(StoreUnavailable):
+        await store.record(event(T0))
+    await client.aclose()
+
+
+def test_keys_share_one_hash_tag() -> None:
+    keys = RedisKeys("dnc")
+    names = [keys.pending, keys.latest, keys.watermark, keys.audit, keys.rejected,
+             keys.event_id("x")]
+    assert all(name.startswith("{dnc}:") for name in names)

@@ -1,0 +1,101 @@
+"""Property: whatever the delivery order and duplicates, Redis ends at the oracle's state.
+
+Oracle: the latest state of a number is its event with the greatest (event time, opt-out over
+opt-in); a number is pending exactly when its latest state changed after its last
+acknowledgement. Runs on the real redis-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dnc.events import Action, StoredEvent
+from dnc.intake import derive_event_id
+from dnc.keys import RedisKeys
+from dnc.store import EventStore, StoreLimits
+
+NUMBERS = ("+12025550123", "+442079460123", "+4930123456")
+T0 = 1_794_994_200_000
+
+Event = tuple[int, int, Action]  # (number index, ms offset, action)
+events_st = st.tuples(st.integers(0, 2), st.integers(0, 4), st.sampled_from(list(Action)))
+# An operation: deliver event i of the generated list, or acknowledge number n.
+ops_st = st.lists(
+    st.one_of(st.tuples(st.just("deliver"), st.integers(0, 40)),
+              st.tuples(st.just("ack"), st.integers(0, 2))),
+    min_size=1, max_size=60,
+)
+
+
+def rank(ms: int, action: Action) -> tuple[int, int]:
+    return (ms, 1 if action is Action.OPT_OUT else 0)
+
+
+def to_event(spec: Event) -> StoredEvent:
+    index, offset, action = spec
+    ms = T0 + offset
+    number = NUMBERS[index]
+    return StoredEvent(eventId=derive_event_id(f"{number}|{action.value}|{ms}"),
+                       eventIdDerived=True, e164=number, action=action, eventMs=ms,
+                       receivedMs=T0)
+
+
+def oracle(specs: list[Event], ops: list[tuple[str, int]]) -> tuple[dict[str, tuple[int, int]],
+                                                                      set[str]]:
+    latest: dict[str, tuple[int, int]] = {}
+    pending: set[str] = set()
+    for op, arg in ops:
+        if op == "ack":
+            pending.discard(NUMBERS[arg])
+            continue
+        index, offset, action = specs[arg % len(specs)]
+        key = rank(T0 + offset, action)
+        if NUMBERS[index] not in latest or key > latest[NUMBERS[index]]:
+            latest[NUMBERS[index]] = key
+            pending.add(NUMBERS[index])
+    return latest, pending
+
+
+async def replay(url: str, specs: list[Event], ops: list[tuple[str, int]]) -> tuple[
+        dict[str, tuple[int, int]], set[str]]:
+    client = aioredis.Redis.from_url(url)
+    keys = RedisKeys("p" + uuid.uuid4().hex[:12])
+    store = EventStore(client, keys, StoreLimits())
+    try:
+        for op, arg in ops:
+            if op == "ack":
+                await client.zrem(keys.pending, NUMBERS[arg])
+            else:
+                await store.record(to_event(specs[arg % len(specs)]))
+        stored = {k.decode(): StoredEvent.model_validate_json(v)
+                  for k, v in (await client.hgetall(keys.latest)).items()}
+        pending = {m.decode() for m in await client.zrange(keys.pending, 0, -1)}
+        for number, event in stored.items():
+            score = await client.zscore(keys.pending, number)
+            assert score is None or score == event.eventMs
+        return {n: rank(e.eventMs, e.action) for n, e in stored.items()}, pending
+    finally:
+        leftovers = [k async for k in client.scan_iter(match=keys.tag + ":*")]
+        if leftovers:
+            await client.delete(*leftovers)
+        await client.aclose()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(events_st, min_size=1, max_size=12), ops=ops_st)
+def test_store_matches_oracle(redis_url: str, specs: list[Event],
+                              ops: list[tuple[str, int]]) -> None:
+    got_latest, got_pending = asyncio.run(replay(redis_url, specs, ops))
+    want_latest, want_pending = oracle(specs, ops)
+    assert got_latest == want_latest
+    assert got_pending == want_pending
+    delivered = [specs[arg % len(specs)] for op, arg in ops if op == "deliver"]
+    for number in got_latest:
+        candidates = [rank(T0 + o, a) for i, o, a in delivered if NUMBERS[i] == number]
+        assert got_latest[number] == max(candidates)

@@ -1,0 +1,63 @@
+"""Event-time parsing: ISO 8601 forms, epoch ms, naive times, and refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from dnc.timestamps import TimestampProblem, iso_utc, parse_event_time
+
+NOW_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z
+T_MS = 1_794_999_000_000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_ms", "assumed_utc"),
+    [
+        ("2026-11-18T09:30:00Z", 1_794_994_200_000, False),
+        ("2026-11-18T09:30:00.250Z", 1_794_994_200_250, False),
+        ("2026-11-18T10:30:00+01:00", 1_794_994_200_000, False),
+        ("2026-11-18T04:30:00.5-05:00", 1_794_994_200_500, False),
+        ("2026-11-18T09:30:00", 1_794_994_200_000, True),
+        (T_MS, T_MS, False),
+        (float(T_MS) + 0.9, T_MS, False),
+        (str(T_MS), T_MS, False),
+        (f" {T_MS} ", T_MS, False),
+    ],
+)
+def test_accepted_forms(value: object, expected_ms: int, assumed_utc: bool) -> None:
+    parsed = parse_event_time(value, NOW_MS, 300)
+    assert (parsed.epoch_ms, parsed.assumed_utc) == (expected_ms, assumed_utc)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (NOW_MS + 301_000, "in_future"),
+        ("2027-01-01T00:00:00Z", "in_future"),
+        (1_794_999_000, "too_old"),  # epoch seconds sent by mistake
+        ("1999-12-31T23:59:59Z", "too_old"),
+        ("yesterday", "invalid"),
+        ("2026-13-01T00:00:00Z", "invalid"),
+        ("\u0662\u0660\u0662\u0666-01-01", "invalid"),
+        (float("nan"), "invalid"),
+        (float("inf"), "invalid"),
+        (True, "wrong_type"),
+        (None, "wrong_type"),
+        ([], "wrong_type"),
+    ],
+)
+def test_refused(value: object, reason: str) -> None:
+    with pytest.raises(TimestampProblem) as info:
+        parse_event_time(value, NOW_MS, 300)
+    assert info.value.reason == reason
+
+
+def test_future_skew_is_configurable() -> None:
+    assert parse_event_time(NOW_MS + 299_000, NOW_MS, 300).epoch_ms == NOW_MS + 299_000
+    with pytest.raises(TimestampProblem):
+        parse_event_time(NOW_MS + 1_000, NOW_MS, 0)
+
+
+def test_iso_utc_round_trips() -> None:
+    assert iso_utc(1_794_994_200_250) == "2026-11-18T09:30:00.250Z"
+    assert parse_event_time(iso_utc(T_MS), NOW_MS, 300).epoch_ms == T_MS
