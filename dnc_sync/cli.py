@@ -8,8 +8,14 @@ from receiver.cli import serve
 
 app = typer.Typer(
     name="dnc-sync",
-    help="Keep a NICE CXone tenant's Do-Not-Call state in step with opt-in/opt-out events.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def main() -> None:
+    """Keep a NICE CXone tenant's Do-Not-Call state in step with opt-in/opt-out events."""
+
+
 app.command("serve")(serve)

@@ -75,13 +75,19 @@ def test_no_default_region_needs_country_code() -> None:
 
 def test_every_missing_field_is_named() -> None:
     assert problems_of({}) == {
-        "phoneNumber": "missing", "eventName": "missing", "timestamp": "missing"}
+        "phoneNumber": "missing",
+        "eventName": "missing",
+        "timestamp": "missing",
+    }
 
 
 def test_shape_and_meaning_problems_are_reported_together() -> None:
     got = problems_of(fields(eventName="subscribe", phoneNumber="12", timestamp=1_000))
-    assert got == {"eventName": "unknown_event_name", "phoneNumber": "too_short",
-                   "timestamp": "too_old"}
+    assert got == {
+        "eventName": "unknown_event_name",
+        "phoneNumber": "too_short",
+        "timestamp": "too_old",
+    }
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,19 @@ NUMBER = "+12025550123"
 T0 = 1_794_994_200_000
 
 
-def event(ms: int, action: Action = Action.OPT_OUT, number: str = NUMBER,
-          event_id: str | None = None) -> StoredEvent:
+def event(
+    ms: int, action: Action = Action.OPT_OUT, number: str = NUMBER, event_id: str | None = None
+) -> StoredEvent:
     fingerprint = f"{number}|{action.value}|{ms}"
-    return StoredEvent(eventId=event_id or derive_event_id(fingerprint),
-                       eventIdDerived=event_id is None, e164=number, action=action, eventMs=ms,
-                       receivedMs=T0 + 10_000, region="US")
+    return StoredEvent(
+        eventId=event_id or derive_event_id(fingerprint),
+        eventIdDerived=event_id is None,
+        e164=number,
+        action=action,
+        eventMs=ms,
+        receivedMs=T0 + 10_000,
+        region="US",
+    )
 
 
 @pytest.fixture
@@ -31,13 +38,13 @@ def store(any_redis: aioredis.Redis, namespace: str) -> EventStore:
 
 
 async def pending(store: EventStore) -> dict[str, float]:
-    client = store._client  # noqa: SLF001 - tests read what the store wrote
+    client = store._client
     rows = await client.zrange(store.keys.pending, 0, -1, withscores=True)
     return {member.decode(): score for member, score in rows}
 
 
 async def latest(store: EventStore, number: str = NUMBER) -> StoredEvent:
-    raw = await store._client.hget(store.keys.latest, number)  # noqa: SLF001
+    raw = await store._client.hget(store.keys.latest, number)
     return StoredEvent.model_validate_json(raw)
 
 
@@ -63,7 +70,7 @@ async def test_older_event_is_superseded(store: EventStore) -> None:
 
 async def test_watermark_outlives_the_pending_entry(store: EventStore) -> None:
     await store.record(event(T0 + 1, Action.OPT_IN))
-    await store._client.zrem(store.keys.pending, NUMBER)  # noqa: SLF001 - as a sync ack would
+    await store._client.zrem(store.keys.pending, NUMBER)
     assert await store.record(event(T0, Action.OPT_OUT)) is RecordStatus.SUPERSEDED
     assert await pending(store) == {}
 
@@ -72,7 +79,8 @@ async def test_tie_goes_to_opt_out(store: EventStore) -> None:
     await store.record(event(T0, Action.OPT_IN))
     assert await store.record(event(T0, Action.OPT_OUT)) is RecordStatus.QUEUED
     assert await store.record(event(T0, Action.OPT_IN, event_id="late-in")) is (
-        RecordStatus.SUPERSEDED)
+        RecordStatus.SUPERSEDED
+    )
     assert (await latest(store)).action is Action.OPT_OUT
 
 
@@ -81,43 +89,55 @@ async def test_same_event_id_is_duplicate_and_changes_nothing(store: EventStore)
     await store.record(first)
     assert await store.record(first) is RecordStatus.DUPLICATE
     assert await store.record(first) is RecordStatus.DUPLICATE
-    assert await store._client.xlen(store.keys.audit) == 1  # noqa: SLF001
+    assert await store._client.xlen(store.keys.audit) == 1
 
 
 async def test_reused_event_id_for_another_event_is_a_conflict(store: EventStore) -> None:
     await store.record(event(T0, event_id="k1"))
     assert await store.record(event(T0 + 5, Action.OPT_IN, event_id="k1")) is (
-        RecordStatus.ID_CONFLICT)
+        RecordStatus.ID_CONFLICT
+    )
     assert (await latest(store)).eventMs == T0
 
 
 async def test_audit_stream_keeps_queued_and_superseded(store: EventStore) -> None:
     await store.record(event(T0 + 1))
     await store.record(event(T0))
-    rows = await store._client.xrange(store.keys.audit)  # noqa: SLF001
+    rows = await store._client.xrange(store.keys.audit)
     assert [row[1][b"status"] for row in rows] == [b"queued", b"superseded"]
     assert StoredEvent.model_validate_json(rows[1][1][b"event"]).eventMs == T0
 
 
 async def test_record_many_keeps_order_and_rules(store: EventStore) -> None:
-    batch = [event(T0), event(T0 + 2, Action.OPT_IN), event(T0 + 1), event(T0),
-             event(T0, number="+442079460123")]
+    batch = [
+        event(T0),
+        event(T0 + 2, Action.OPT_IN),
+        event(T0 + 1),
+        event(T0),
+        event(T0, number="+442079460123"),
+    ]
     statuses = await store.record_many(batch)
-    assert statuses == [RecordStatus.QUEUED, RecordStatus.QUEUED, RecordStatus.SUPERSEDED,
-                        RecordStatus.DUPLICATE, RecordStatus.QUEUED]
+    assert statuses == [
+        RecordStatus.QUEUED,
+        RecordStatus.QUEUED,
+        RecordStatus.SUPERSEDED,
+        RecordStatus.DUPLICATE,
+        RecordStatus.QUEUED,
+    ]
     assert await pending(store) == {NUMBER: float(T0 + 2), "+442079460123": float(T0)}
     assert await store.record_many([]) == []
 
 
 async def test_rejection_stream(store: EventStore) -> None:
     await store.record_rejection({"status": "422", "error": "invalid_event"})
-    rows = await store._client.xrange(store.keys.rejected)  # noqa: SLF001
+    rows = await store._client.xrange(store.keys.rejected)
     assert rows[0][1] == {b"status": b"422", b"error": b"invalid_event"}
 
 
 async def test_streams_are_capped(any_redis: aioredis.Redis, namespace: str) -> None:
-    store = EventStore(any_redis, RedisKeys(namespace),
-                       StoreLimits(audit_max_len=10, rejected_max_len=10))
+    store = EventStore(
+        any_redis, RedisKeys(namespace), StoreLimits(audit_max_len=10, rejected_max_len=10)
+    )
     for i in range(300):
         await store.record(event(T0 + i))
         await store.record_rejection({"n": str(i)})
@@ -145,8 +165,9 @@ async def test_outage_raises_store_unavailable(
 
 
 async def test_real_redis_down_raises_store_unavailable() -> None:
-    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
-                                     socket_connect_timeout=0.5)
+    client = aioredis.Redis.from_url(
+        f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5
+    )
     store = make_store(client)
     with pytest.raises(StoreUnavailable):
         await store.record(event(T0))
@@ -155,6 +176,12 @@ async def test_real_redis_down_raises_store_unavailable() -> None:
 
 def test_keys_share_one_hash_tag() -> None:
     keys = RedisKeys("dnc")
-    names = [keys.pending, keys.latest, keys.watermark, keys.audit, keys.rejected,
-             keys.event_id("x")]
+    names = [
+        keys.pending,
+        keys.latest,
+        keys.watermark,
+        keys.audit,
+        keys.rejected,
+        keys.event_id("x"),
+    ]
     assert all(name.startswith("{dnc}:") for name in names)

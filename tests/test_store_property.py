@@ -26,9 +26,12 @@ Event = tuple[int, int, Action]  # (number index, ms offset, action)
 events_st = st.tuples(st.integers(0, 2), st.integers(0, 4), st.sampled_from(list(Action)))
 # An operation: deliver event i of the generated list, or acknowledge number n.
 ops_st = st.lists(
-    st.one_of(st.tuples(st.just("deliver"), st.integers(0, 40)),
-              st.tuples(st.just("ack"), st.integers(0, 2))),
-    min_size=1, max_size=60,
+    st.one_of(
+        st.tuples(st.just("deliver"), st.integers(0, 40)),
+        st.tuples(st.just("ack"), st.integers(0, 2)),
+    ),
+    min_size=1,
+    max_size=60,
 )
 
 
@@ -40,13 +43,19 @@ def to_event(spec: Event) -> StoredEvent:
     index, offset, action = spec
     ms = T0 + offset
     number = NUMBERS[index]
-    return StoredEvent(eventId=derive_event_id(f"{number}|{action.value}|{ms}"),
-                       eventIdDerived=True, e164=number, action=action, eventMs=ms,
-                       receivedMs=T0)
+    return StoredEvent(
+        eventId=derive_event_id(f"{number}|{action.value}|{ms}"),
+        eventIdDerived=True,
+        e164=number,
+        action=action,
+        eventMs=ms,
+        receivedMs=T0,
+    )
 
 
-def oracle(specs: list[Event], ops: list[tuple[str, int]]) -> tuple[dict[str, tuple[int, int]],
-                                                                      set[str]]:
+def oracle(
+    specs: list[Event], ops: list[tuple[str, int]]
+) -> tuple[dict[str, tuple[int, int]], set[str]]:
     latest: dict[str, tuple[int, int]] = {}
     pending: set[str] = set()
     for op, arg in ops:
@@ -61,8 +70,9 @@ def oracle(specs: list[Event], ops: list[tuple[str, int]]) -> tuple[dict[str, tu
     return latest, pending
 
 
-async def replay(url: str, specs: list[Event], ops: list[tuple[str, int]]) -> tuple[
-        dict[str, tuple[int, int]], set[str]]:
+async def replay(
+    url: str, specs: list[Event], ops: list[tuple[str, int]]
+) -> tuple[dict[str, tuple[int, int]], set[str]]:
     client = aioredis.Redis.from_url(url)
     keys = RedisKeys("p" + uuid.uuid4().hex[:12])
     store = EventStore(client, keys, StoreLimits())
@@ -72,8 +82,10 @@ async def replay(url: str, specs: list[Event], ops: list[tuple[str, int]]) -> tu
                 await client.zrem(keys.pending, NUMBERS[arg])
             else:
                 await store.record(to_event(specs[arg % len(specs)]))
-        stored = {k.decode(): StoredEvent.model_validate_json(v)
-                  for k, v in (await client.hgetall(keys.latest)).items()}
+        stored = {
+            k.decode(): StoredEvent.model_validate_json(v)
+            for k, v in (await client.hgetall(keys.latest)).items()
+        }
         pending = {m.decode() for m in await client.zrange(keys.pending, 0, -1)}
         for number, event in stored.items():
             score = await client.zscore(keys.pending, number)
@@ -86,11 +98,13 @@ async def replay(url: str, specs: list[Event], ops: list[tuple[str, int]]) -> tu
         await client.aclose()
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(specs=st.lists(events_st, min_size=1, max_size=12), ops=ops_st)
-def test_store_matches_oracle(redis_url: str, specs: list[Event],
-                              ops: list[tuple[str, int]]) -> None:
+def test_store_matches_oracle(
+    redis_url: str, specs: list[Event], ops: list[tuple[str, int]]
+) -> None:
     got_latest, got_pending = asyncio.run(replay(redis_url, specs, ops))
     want_latest, want_pending = oracle(specs, ops)
     assert got_latest == want_latest

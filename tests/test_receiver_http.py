@@ -1,0 +1,389 @@
+"""Every answer of the receiver, in process through httpx.ASGITransport, on fakeredis."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import fakeredis
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from dnc.store import EventStore
+from receiver.app import ReceiverApp
+from tests.conftest import make_app, make_client, make_store
+
+NOW_S = time.time()
+
+
+def body(**overrides: object) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "phoneNumber": "(202) 555-0123",
+        "eventName": "optOut",
+        "timestamp": int(NOW_S * 1000) - 60_000,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.fixture
+def store(fake_redis: aioredis.Redis) -> EventStore:
+    return make_store(fake_redis)
+
+
+@pytest.fixture
+def app(store: EventStore) -> ReceiverApp:
+    return make_app(store)
+
+
+@pytest.fixture
+async def client(app: ReceiverApp) -> httpx.AsyncClient:
+    async with make_client(app) as http:
+        yield http  # type: ignore[misc]
+
+
+async def rejected(store: EventStore) -> list[dict[bytes, bytes]]:
+    rows = await store._client.xrange(store.keys.rejected)
+    return [row[1] for row in rows]
+
+
+async def pending(store: EventStore) -> list[bytes]:
+    return list(await store._client.zrange(store.keys.pending, 0, -1))
+
+
+# -- 202 ------------------------------------------------------------------------------------
+
+
+async def test_queued(client: httpx.AsyncClient, store: EventStore) -> None:
+    response = await client.post("/v1/events", json=body())
+    assert response.status_code == 202
+    payload = response.json()
+    assert payload["status"] == "queued" and payload["warnings"] == []
+    assert payload["eventId"].startswith("d-")
+    assert await pending(store) == [b"+12025550123"]
+
+
+async def test_webhook_alias(client: httpx.AsyncClient) -> None:
+    response = await client.post("/webhook", json=body())
+    assert (response.status_code, response.json()["status"]) == (202, "queued")
+
+
+async def test_duplicate(client: httpx.AsyncClient) -> None:
+    first = await client.post("/v1/events", json=body(eventId="studio-1"))
+    again = await client.post("/v1/events", json=body(eventId="studio-1"))
+    assert first.json()["status"] == "queued"
+    assert (again.status_code, again.json()) == (
+        202,
+        {"status": "duplicate", "eventId": "studio-1", "warnings": []},
+    )
+
+
+async def test_studio_retry_without_event_id_is_duplicate(client: httpx.AsyncClient) -> None:
+    statuses = [(await client.post("/v1/events", json=body())).json()["status"] for _ in range(3)]
+    assert statuses == ["queued", "duplicate", "duplicate"]
+
+
+async def test_superseded(client: httpx.AsyncClient, store: EventStore) -> None:
+    newer = body(eventName="optIn", timestamp=int(NOW_S * 1000) - 1_000)
+    await client.post("/v1/events", json=newer)
+    response = await client.post("/v1/events", json=body())
+    assert (response.status_code, response.json()["status"]) == (202, "superseded")
+    latest = await store._client.hget(store.keys.latest, "+12025550123")
+    assert json.loads(latest)["action"] == "optIn"
+
+
+async def test_naive_timestamp_warns(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/events", json=body(timestamp="2026-01-01T00:00:00"))
+    assert response.status_code == 202
+    assert response.json()["warnings"] == ["timestamp has no time zone; read as UTC"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "Application/JSON",
+        "application/json; charset=UTF-8",
+        "application/json;charset=utf-8",
+    ],
+)
+async def test_json_content_types(client: httpx.AsyncClient, content_type: str) -> None:
+    response = await client.post(
+        "/v1/events", content=json.dumps(body()), headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 202
+
+
+async def test_form_body_as_studio_sends_it(client: httpx.AsyncClient, store: EventStore) -> None:
+    form = {
+        "phoneNumber": "202-555-0123",
+        "eventName": "OPTIN",
+        "timestamp": str(int(NOW_S * 1000) - 5_000),
+        "eventId": "",
+        "region": "",
+        "metadata": '{"contactId": "42"}',
+    }
+    response = await client.post("/v1/events", data=form)
+    assert response.status_code == 202, response.text
+    latest = json.loads(await store._client.hget(store.keys.latest, "+12025550123"))
+    assert (latest["action"], latest["metadata"]) == ("optIn", {"contactId": "42"})
+
+
+async def test_form_with_latin1_charset(client: httpx.AsyncClient) -> None:
+    content = (
+        "phoneNumber=%2B1+202+555+0123&eventName=optOut&timestamp="
+        + str(int(NOW_S * 1000) - 5_000)
+        + "&metadata=%7B%22n%22%3A%22caf%E9%22%7D"
+    )
+    response = await client.post(
+        "/v1/events",
+        content=content,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=ISO-8859-1"},
+    )
+    assert response.status_code == 202, response.text
+
+
+# -- 4xx ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "message"),
+    [
+        (b"{not json", "application/json", "body is not valid JSON"),
+        (b"[1, 2]", "application/json", "body must be a JSON object"),
+        (b'"text"', "application/json", "body must be a JSON object"),
+        (b"\xff\xfe{}", "application/json", "body is not valid JSON"),
+        (b"", "application/json", "body is not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "application/json", "body is not valid JSON"),
+        (b"", "application/x-www-form-urlencoded", "form body has no fields"),
+        (b"phoneNumber=%ff%fe", "application/x-www-form-urlencoded", "body is not valid form data"),
+    ],
+)
+async def test_400_malformed_body(
+    client: httpx.AsyncClient, store: EventStore, raw: bytes, content_type: str, message: str
+) -> None:
+    response = await client.post("/v1/events", content=raw, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    assert response.json() == {"error": "malformed_body", "message": message}
+    assert (await rejected(store))[-1][b"status"] == b"400"
+
+
+async def test_401_without_credentials(app: ReceiverApp, store: EventStore) -> None:
+    async with make_client(app, auth=False) as anonymous:
+        response = await anonymous.post("/v1/events", json=body())
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized", "message": "missing or wrong credentials"}
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert await pending(store) == []
+    entry = (await rejected(store))[-1]
+    assert entry[b"status"] == b"401" and b"body" not in entry
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Bearer wrong-secret-0123456789",
+        b"Basic dGVzdA==",
+        b"Bearer",
+        b"bearer\xff\xfe\x00",
+        "Bearer t\u00e9st-bearer-secret-012345678".encode(),
+        b"Bearer test-bearer-secret-012345678",
+    ],
+)
+async def test_401_wrong_credentials(app: ReceiverApp, authorization: bytes) -> None:
+    async with make_client(app, auth=False) as anonymous:
+        response = await anonymous.post(
+            "/v1/events", json=body(), headers={"Authorization": authorization}
+        )
+    assert response.status_code == 401
+    assert "secret" not in response.text
+
+
+async def test_405_wrong_method(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/events")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"] == "method_not_allowed"
+
+
+async def test_405_on_health_path(client: httpx.AsyncClient) -> None:
+    response = await client.post("/healthz")
+    assert (response.status_code, response.headers["allow"]) == (405, "GET")
+
+
+async def test_404_unknown_path(client: httpx.AsyncClient, store: EventStore) -> None:
+    response = await client.post("/v2/events", json=body())
+    assert (response.status_code, response.json()["error"]) == (404, "not_found")
+    assert (await rejected(store))[-1][b"status"] == b"404"
+
+
+async def test_413_declared_length(client: httpx.AsyncClient, store: EventStore) -> None:
+    big = body(metadata={"pad": "x" * 70_000})
+    response = await client.post("/v1/events", json=big)
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+    assert await pending(store) == []
+
+
+async def test_413_chunked_without_content_length(client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"phoneNumber": "2025550123", "metadata": {"pad": "'
+        for _ in range(70):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    response = await client.post(
+        "/v1/events", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+async def test_body_cap_is_configurable(store: EventStore) -> None:
+    app = make_app(store, max_body_bytes=1024)
+    async with make_client(app) as http:
+        response = await http.post("/v1/events", json=body(metadata={"pad": "x" * 1100}))
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=klingon",
+        None,
+    ],
+)
+async def test_415_content_type(client: httpx.AsyncClient, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await client.post("/v1/events", content=b"{}", headers=headers)
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+
+
+async def test_422_names_each_field(client: httpx.AsyncClient, store: EventStore) -> None:
+    response = await client.post(
+        "/v1/events", json={"phoneNumber": "73827", "eventName": "unsubscribe"}
+    )
+    assert response.status_code == 422
+    problems = {p["field"]: p["reason"] for p in response.json()["problems"]}
+    assert problems == {
+        "phoneNumber": "too_short",
+        "eventName": "unknown_event_name",
+        "timestamp": "missing",
+    }
+    entry = (await rejected(store))[-1]
+    assert entry[b"status"] == b"422"
+    assert b"73827" in entry[b"body"]  # kept for audit in Redis (never in logs)
+    assert await pending(store) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("SUPPORT", "not_a_number"),
+        ("+999 123 4567", "invalid_country_code"),
+        ("+1 202", "too_short"),
+        ("+1 202 555 0123 4444 5555", "too_long"),
+        ("5555555555", "invalid_number"),
+    ],
+)
+async def test_422_phone_reasons(client: httpx.AsyncClient, raw: str, reason: str) -> None:
+    response = await client.post("/v1/events", json=body(phoneNumber=raw))
+    assert response.status_code == 422
+    assert response.json()["problems"] == [
+        {
+            "field": "phoneNumber",
+            "reason": reason,
+            "message": response.json()["problems"][0]["message"],
+        }
+    ]
+    assert response.json()["problems"][0]["message"].startswith("phoneNumber ")
+
+
+async def test_422_future_timestamp(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/events", json=body(timestamp=int(NOW_S * 1000) + 600_000))
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["reason"] == "in_future"
+
+
+async def test_409_event_id_reused(client: httpx.AsyncClient, store: EventStore) -> None:
+    await client.post("/v1/events", json=body(eventId="k-1"))
+    response = await client.post("/v1/events", json=body(eventId="k-1", eventName="optIn"))
+    assert response.status_code == 409
+    assert response.json()["problems"][0] == {
+        "field": "eventId",
+        "reason": "reused",
+        "message": "eventId was already used for a different event",
+    }
+    assert (await rejected(store))[-1][b"status"] == b"409"
+
+
+# -- 503 and health -------------------------------------------------------------------------
+
+
+async def test_503_when_redis_is_down(
+    client: httpx.AsyncClient, fake_server: fakeredis.FakeServer
+) -> None:
+    fake_server.connected = False
+    response = await client.post("/v1/events", json=body())
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "redis_unavailable"
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.headers["retry-after"]) == (503, "5")
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_rejection_still_answered_when_redis_is_down(
+    client: httpx.AsyncClient, fake_server: fakeredis.FakeServer
+) -> None:
+    fake_server.connected = False
+    response = await client.post("/v1/events", json=body(phoneNumber="12"))
+    assert response.status_code == 422
+
+
+async def test_readyz_and_healthz(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "alive"}
+    assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_health_needs_no_auth(app: ReceiverApp) -> None:
+    async with make_client(app, auth=False) as anonymous:
+        for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+            assert (await anonymous.get(path)).status_code == 200, path
+
+
+async def test_metrics_count_outcomes(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/events", json=body())
+    await client.post("/v1/events", json=body())
+    await client.post("/v1/events", json=body(phoneNumber="12"))
+    text = (await client.get("/metrics")).text
+    assert 'dnc_receiver_requests_total{outcome="queued",reason=""} 1.0' in text
+    assert 'dnc_receiver_requests_total{outcome="duplicate",reason=""} 1.0' in text
+    assert 'outcome="rejected",reason="invalid_event:too_short"} 1.0' in text
+    assert "dnc_receiver_request_seconds_bucket" in text
+
+
+async def test_openapi_document(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["openapi"] == "3.1.0"
+    operation = doc["paths"]["/v1/events"]["post"]
+    assert set(operation["responses"]) == {"202", "400", "401", "409", "413", "415", "422", "503"}
+    schema = doc["components"]["schemas"]["EventBody"]
+    assert set(schema["required"]) == {"phoneNumber", "eventName", "timestamp"}
+
+
+async def test_response_bodies_stay_small(client: httpx.AsyncClient) -> None:
+    junk = {f"f{i}": "x" for i in range(50)} | {
+        "phoneNumber": "x" * 100,
+        "eventName": "y" * 500,
+        "timestamp": "z" * 500,
+        "region": "q" * 500,
+    }
+    response = await client.post("/v1/events", json=junk)
+    assert response.status_code == 422
+    assert len(response.content) < 32_000
