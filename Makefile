@@ -1,0 +1,31 @@
+# One command per check; CI (.ci/run) calls these verbatim.
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench install
+
+run: install
+	@scripts/ensure-redis
+	@scripts/run-local
+
+test: install
+	@scripts/ensure-redis
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	@scripts/ensure-redis
+	$(VENV)/bin/python bench/receiver.py
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
