@@ -338,6 +338,17 @@ async def test_503_when_redis_is_down(
     assert (await client.get("/healthz")).status_code == 200
 
 
+async def test_recovers_when_redis_comes_back(
+    client: httpx.AsyncClient, fake_server: fakeredis.FakeServer, store: EventStore
+) -> None:
+    fake_server.connected = False
+    assert (await client.post("/v1/events", json=body())).status_code == 503
+    fake_server.connected = True
+    response = await client.post("/v1/events", json=body())
+    assert (response.status_code, response.json()["status"]) == (202, "queued")
+    assert await pending(store) == [b"+12025550123"]
+
+
 async def test_rejection_still_answered_when_redis_is_down(
     client: httpx.AsyncClient, fake_server: fakeredis.FakeServer
 ) -> None:

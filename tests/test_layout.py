@@ -1,0 +1,48 @@
+"""Package boundaries: the domain core imports no side, the receiver never imports Prefect."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# package -> our packages it may import (besides itself)
+ALLOWED = {
+    "dnc": set(),
+    "receiver": {"dnc"},
+    "dnc_sync": {"dnc", "receiver", "flows", "tasks"},
+}
+OURS = {"dnc", "receiver", "dnc_sync", "flows", "tasks"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_it_may(package: str) -> None:
+    for path in (ROOT / package).rglob("*.py"):
+        ours = imported_roots(path) & OURS - {package}
+        assert ours <= ALLOWED[package], f"{path.relative_to(ROOT)} imports {ours}"
+
+
+@pytest.mark.parametrize("package", ["dnc", "receiver"])
+def test_no_prefect_import(package: str) -> None:
+    for path in (ROOT / package).rglob("*.py"):
+        assert "prefect" not in imported_roots(path), path
+
+
+def test_receiver_process_does_not_load_prefect() -> None:
+    code = "import sys, receiver.main, receiver.cli; sys.exit('prefect' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0  # noqa: S603
