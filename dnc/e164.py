@@ -66,13 +66,20 @@ class PhoneNumberProblem(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class E164Number:
-    """A normalised number: ``e164`` like ``+12025550123``, ``extension`` digits or ``None``,
-    ``region`` the ISO 3166-1 alpha-2 region the number belongs to (``None`` for
-    non-geographic numbers such as +800)."""
+    """A normalised number: ``e164`` like ``+12025550123``, ``extension`` digits or ``None``."""
 
     e164: str
     extension: str | None
-    region: str | None
+
+    @property
+    def region(self) -> str | None:
+        """The ISO 3166-1 alpha-2 region the number belongs to (``None`` for non-geographic
+        numbers such as +800). Computed on demand: the intake path does not need it."""
+        parsed = phonenumbers.parse(self.e164, None)
+        region = phonenumbers.region_code_for_number(parsed)
+        return (
+            None if not region or region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY else region
+        )
 
 
 def fold_text(raw: str) -> str:
@@ -132,13 +139,7 @@ def _to_e164_cached(raw: str, region: str | None) -> E164Number:
     return E164Number(
         e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
         extension=parsed.extension or None,
-        region=_geographic_region(parsed),
     )
-
-
-def _geographic_region(parsed: phonenumbers.PhoneNumber) -> str | None:
-    region = phonenumbers.region_code_for_number(parsed)
-    return None if not region or region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY else region
 
 
 def is_supported_region(region: str) -> bool:

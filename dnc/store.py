@@ -1,9 +1,13 @@
-"""The Redis event store: one atomic Lua script per event, and the rejected stream.
+"""The Redis event store: atomic Lua writes of events, and the rejected stream.
 
-Layout and rules (see ``dnc.keys`` and ``dnc/lua/record_event.lua``): per number the latest
+Layout and rules (see ``dnc.keys`` and ``dnc/lua/record_events.lua``): per number the latest
 event and its watermark; a pending ZSET of numbers whose latest state is not yet applied to
 CXone; an audit stream of every queued or superseded event; a rejected stream of every refused
 request. Latest event time wins; on a tie opt-out wins; a repeated eventId changes nothing.
+
+One script call records a batch of events, each under those rules, in order; concurrent
+``record`` calls are grouped into one call per event-loop turn (``dnc.coalescer``), so the
+receiver pays one Redis round trip per batch instead of one per event.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from dnc.coalescer import Coalescer
 from dnc.errors import StoreError, StoreUnavailable
 from dnc.events import StoredEvent
 from dnc.keys import RedisKeys
@@ -53,6 +58,8 @@ class StoreLimits:
     idempotency_ttl_ms: int = 7 * 86_400_000
     audit_max_len: int = 1_000_000
     rejected_max_len: int = 100_000
+    max_batch: int = 128
+    """Most events recorded by one script call (bounds how long one call holds Redis)."""
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> StoreLimits:
@@ -87,7 +94,10 @@ class EventStore:
         self._client = client
         self._keys = keys
         self._limits = limits
-        self._record_script = client.register_script(_load_lua("record_event.lua"))
+        self._record_script = client.register_script(_load_lua("record_events.lua"))
+        self._coalescer: Coalescer[StoredEvent, RecordStatus] = Coalescer(
+            self._record_batch, limits.max_batch
+        )
 
     @property
     def keys(self) -> RedisKeys:
@@ -95,27 +105,30 @@ class EventStore:
         return self._keys
 
     async def record(self, event: StoredEvent) -> RecordStatus:
-        """Record ``event`` atomically (one EVALSHA round trip) and say what it did."""
-        keys, args = self._record_call(event)
-        try:
-            result = await self._record_script(keys=keys, args=args)
-        except redis_errors.RedisError as exc:
-            raise _convert(exc) from exc
-        return _status(result)
+        """Record ``event`` atomically and say what it did; concurrent calls share one round
+        trip. Returns only once Redis has run the script."""
+        return await self._coalescer.submit(event)
 
     async def record_many(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
-        """Record ``events`` in order, one script call each, in one pipelined round trip.
+        """Record ``events`` in order, ``max_batch`` per script call. Each call is atomic;
+        the whole sequence is not. Used by bulk import."""
+        statuses: list[RecordStatus] = []
+        for start in range(0, len(events), self._limits.max_batch):
+            statuses.extend(
+                await self._record_batch(events[start : start + self._limits.max_batch])
+            )
+        return statuses
 
-        Each call is atomic on its own; the batch is not a transaction. Used by bulk import.
-        """
-        if not events:
-            return []
+    async def _record_batch(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
+        keys = self._keys
+        key_names = [keys.watermark, keys.latest, keys.pending, keys.audit]
+        args: list[Any] = [self._limits.idempotency_ttl_ms, self._limits.audit_max_len]
+        for event in events:
+            key_names.append(keys.event_id(event.eventId))
+            header = f"{event.e164} {event.eventMs} {event.action.value} ".encode()
+            args.append(header + event.model_dump_json(exclude_none=True).encode())
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for event in events:
-                    keys, args = self._record_call(event)
-                    await self._record_script(keys=keys, args=args, client=pipe)
-                results = await pipe.execute()
+            results = await self._record_script(keys=key_names, args=args)
         except redis_errors.RedisError as exc:
             raise _convert(exc) from exc
         return [_status(result) for result in results]
@@ -143,21 +156,6 @@ class EventStore:
             await self._client.ping()
         except redis_errors.RedisError as exc:
             raise _convert(exc) from exc
-
-    def _record_call(self, event: StoredEvent) -> tuple[list[str], list[Any]]:
-        keys = self._keys
-        return (
-            [keys.watermark, keys.latest, keys.pending, keys.event_id(event.eventId), keys.audit],
-            [
-                event.e164,
-                event.eventMs,
-                event.action.value,
-                event.model_dump_json(exclude_none=True),
-                event.fingerprint,
-                self._limits.idempotency_ttl_ms,
-                self._limits.audit_max_len,
-            ],
-        )
 
 
 def _status(result: object) -> RecordStatus:

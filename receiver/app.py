@@ -129,10 +129,12 @@ class ReceiverApp:
             )
 
     async def shutdown(self) -> None:
-        """Close the Redis pool this app opened."""
+        """Close the Redis pool this app opened and flush buffered log lines."""
         if self._owns_store and self._store is not None:
             await self._store.close()
             self._store = None
+        for handler in log.handlers:
+            handler.flush()
 
     def _get_store(self) -> EventStore:
         if self._store is None:

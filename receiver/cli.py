@@ -40,6 +40,8 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         access_log=False,
+        proxy_headers=False,  # the client address is never used
+        server_header=False,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
         timeout_keep_alive=30,

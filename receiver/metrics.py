@@ -40,9 +40,15 @@ class ReceiverMetrics:
             registry=self.registry,
         )
 
+        self._request_children: dict[tuple[str, str], Counter] = {}
+
     def observe(self, outcome: str, reason: str, seconds: float) -> None:
         """Count one finished request and its latency in seconds."""
-        self.requests.labels(outcome, reason).inc()
+        key = (outcome, reason)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(outcome, reason)
+        child.inc()
         self.latency.observe(seconds)
 
     def render(self) -> bytes:

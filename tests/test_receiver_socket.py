@@ -129,13 +129,24 @@ def test_logs_are_json_and_mask_numbers(served: Served) -> None:
             "timestamp": int(time.time() * 1000) - 5_000,
         },
     )
-    time.sleep(0.3)
-    text = served.log_path.read_text()
-    assert '"number":"***0199"' in text
+    deadline = time.monotonic() + 3  # lines are flushed at least every 0.5 s
+    while '"number":"***0199"' not in (text := served.log_path.read_text()):
+        assert time.monotonic() < deadline, "masked request line never logged"
+        time.sleep(0.1)
     for secret_or_number in ("2025550199", "202 555 0199", BEARER, "79460123"):
         assert secret_or_number not in text
 
 
-def test_sigterm_stops_cleanly(served: Served) -> None:
+def test_sigterm_stops_cleanly_and_flushes_logs(served: Served) -> None:
+    response = post(
+        served,
+        json={
+            "phoneNumber": "+1 202 555 0177",
+            "eventName": "optOut",
+            "timestamp": int(time.time() * 1000) - 5_000,
+        },
+    )
+    assert response.status_code == 202
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=15) == 0
+    assert '"number":"***0177"' in served.log_path.read_text()

@@ -185,3 +185,24 @@ def test_keys_share_one_hash_tag() -> None:
         keys.event_id("x"),
     ]
     assert all(name.startswith("{dnc}:") for name in names)
+
+
+async def test_concurrent_records_share_script_calls(
+    any_redis: aioredis.Redis, namespace: str
+) -> None:
+    import asyncio
+
+    store = EventStore(any_redis, RedisKeys(namespace), StoreLimits(max_batch=4))
+    events = [event(T0 + i, number=f"+1202555{i:04d}") for i in range(10)]
+    events.append(events[0])
+    statuses = await asyncio.gather(*(store.record(e) for e in events))
+    # Concurrent calls have no order among them: one of the two copies is the duplicate.
+    assert sorted(statuses) == sorted([RecordStatus.QUEUED] * 10 + [RecordStatus.DUPLICATE])
+    assert {statuses[0], statuses[10]} == {RecordStatus.QUEUED, RecordStatus.DUPLICATE}
+    assert await any_redis.zcard(store.keys.pending) == 10
+
+
+async def test_record_many_splits_into_batches(any_redis: aioredis.Redis, namespace: str) -> None:
+    store = EventStore(any_redis, RedisKeys(namespace), StoreLimits(max_batch=3))
+    events = [event(T0 + i, number=f"+1202555{i:04d}") for i in range(7)]
+    assert await store.record_many(events) == [RecordStatus.QUEUED] * 7
