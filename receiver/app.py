@@ -354,21 +354,21 @@ class ReceiverApp:
         await send_json(send, outcome.status, outcome.body, outcome.headers)
         elapsed = time.perf_counter() - started
         self.metrics.observe(outcome.outcome, outcome.reason, elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "event request",
-                extra={
-                    "fields": {
-                        "status": outcome.status,
-                        "outcome": outcome.outcome,
-                        "reason": outcome.reason,
-                        "latency_ms": round(elapsed * 1000, 3),
-                        **outcome.log_fields,
-                    }
-                },
-            )
+        level = _LOG_LEVELS[outcome.status // 100]
+        if log.isEnabledFor(level):
+            fields = {
+                "status": outcome.status,
+                "outcome": outcome.outcome,
+                "reason": outcome.reason,
+                "latency_ms": round(elapsed * 1000, 3),
+                **outcome.log_fields,
+            }
+            log.log(level, "event request", extra={"fields": fields})
 
 
+# One line per request outcome: accepted at INFO, refused (4xx) at WARNING, our or Redis's
+# trouble (5xx) at ERROR; so WARNING keeps every problem and drops the happy path.
+_LOG_LEVELS = {2: logging.INFO, 4: logging.WARNING, 5: logging.ERROR}
 _READ_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 

@@ -398,3 +398,26 @@ async def test_response_bodies_stay_small(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/events", json=junk)
     assert response.status_code == 422
     assert len(response.content) < 32_000
+
+
+async def test_one_log_line_per_outcome_at_its_level(
+    client: httpx.AsyncClient, fake_server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="dnc.receiver"):
+        await client.post("/v1/events", json=body())
+        await client.post("/v1/events", json=body(phoneNumber="+1 202 555 01"))
+        fake_server.connected = False
+        await client.post("/v1/events", json=body())
+    lines = [
+        (r.levelname, r.fields["status"], r.fields.get("number"))
+        for r in caplog.records
+        if r.getMessage() == "event request"
+    ]
+    assert lines == [
+        ("INFO", 202, "***0123"),
+        ("WARNING", 422, "***5501"),
+        ("ERROR", 503, "***0123"),
+    ]
+    assert "2025550123" not in caplog.text
