@@ -259,26 +259,8 @@ class ReceiverApp:
         fields = {"eventId": event.eventId, "number": mask_number(event.e164)}
         try:
             status = await self._get_store().record(event)
-        except StoreUnavailable:
-            self.metrics.redis_errors.labels("unavailable").inc()
-            return Outcome(
-                503,
-                _error("redis_unavailable", "try again later"),
-                "unavailable",
-                "redis_unavailable",
-                self._retry_after,
-                fields,
-            )
-        except StoreError:
-            self.metrics.redis_errors.labels("error").inc()
-            return Outcome(
-                503,
-                _error("redis_error", "try again later"),
-                "unavailable",
-                "redis_error",
-                self._retry_after,
-                fields,
-            )
+        except StoreError as exc:
+            return self._store_trouble(exc, fields)
         if status is RecordStatus.ID_CONFLICT:
             problem = FieldProblem(
                 "eventId", "reused", "eventId was already used for a different event"
@@ -294,6 +276,15 @@ class ReceiverApp:
             )
         payload = {"status": status.value, "eventId": event.eventId, "warnings": warnings}
         return Outcome(202, payload, status.value, "", (), fields)
+
+    def _store_trouble(self, exc: StoreError, fields: dict[str, Any]) -> Outcome:
+        """503 with Retry-After: CXone's automatic retry will deliver the event again."""
+        kind = "unavailable" if isinstance(exc, StoreUnavailable) else "error"
+        self.metrics.redis_errors.labels(kind).inc()
+        error = f"redis_{kind}"
+        return Outcome(
+            503, _error(error, "try again later"), "unavailable", error, self._retry_after, fields
+        )
 
     # -- refusals and the end of a request --------------------------------------------------
 

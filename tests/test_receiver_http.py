@@ -421,3 +421,19 @@ async def test_one_log_line_per_outcome_at_its_level(
         ("ERROR", 503, "***0123"),
     ]
     assert "2025550123" not in caplog.text
+
+
+async def test_503_on_other_redis_errors(
+    client: httpx.AsyncClient, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dnc.errors import StoreError
+
+    async def broken(event: object) -> None:
+        raise StoreError("redis error: ResponseError")
+
+    monkeypatch.setattr(store, "record", broken)
+    response = await client.post("/v1/events", json=body())
+    assert (response.status_code, response.json()["error"]) == (503, "redis_error")
+    assert response.headers["retry-after"] == "5"
+    metrics = (await client.get("/metrics")).text
+    assert 'dnc_receiver_redis_errors_total{kind="error"} 1.0' in metrics
