@@ -93,11 +93,13 @@ class ReceiverApp:
         self._retry_after = ((b"retry-after", str(settings.retry_after_s).encode()),)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI 3 entry point: ``http`` and ``lifespan`` scopes."""
+        """ASGI 3 entry point: ``http`` and ``lifespan`` scopes; WebSockets are refused."""
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":  # refused before the handshake: HTTP 403
+            await send({"type": "websocket.close", "code": 1008})
 
     # -- lifespan ---------------------------------------------------------------------------
 

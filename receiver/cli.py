@@ -42,6 +42,7 @@ def serve(
         access_log=False,
         proxy_headers=False,  # the client address is never used
         server_header=False,
+        ws="none",
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
         timeout_keep_alive=30,

@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from typing import Any, TextIO
 
 from pydantic_core import to_json
@@ -46,7 +47,12 @@ class JsonFormatter(logging.Formatter):
         if isinstance(fields, dict):
             line.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
+            # The type and where it was raised, never the message: messages can carry input.
             line["error"] = record.exc_info[0].__name__
+            line["where"] = [
+                f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
+                for frame in traceback.extract_tb(record.exc_info[2])[-5:]
+            ]
         return to_json(line).decode()
 
 
@@ -68,13 +74,20 @@ class BufferedStreamHandler(logging.StreamHandler[TextIO]):
         def loop() -> None:
             while True:
                 time.sleep(interval_s)
-                self.flush()
+                try:
+                    self.flush()
+                except (OSError, ValueError):  # stream closed under us; keep the thread quiet
+                    return
 
         threading.Thread(target=loop, name="log-flush", daemon=True).start()
 
 
 def _buffered_stderr() -> TextIO:
-    raw = io.FileIO(sys.stderr.fileno(), "w", closefd=False)
+    try:
+        fileno = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced stderr (tests, embedding)
+        return sys.stderr
+    raw = io.FileIO(fileno, "w", closefd=False)
     return io.TextIOWrapper(io.BufferedWriter(raw, 65_536), encoding="utf-8", line_buffering=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -403,8 +404,6 @@ async def test_response_bodies_stay_small(client: httpx.AsyncClient) -> None:
 async def test_one_log_line_per_outcome_at_its_level(
     client: httpx.AsyncClient, fake_server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import logging
-
     with caplog.at_level(logging.INFO, logger="dnc.receiver"):
         await client.post("/v1/events", json=body())
         await client.post("/v1/events", json=body(phoneNumber="+1 202 555 01"))
@@ -437,3 +436,39 @@ async def test_503_on_other_redis_errors(
     assert response.headers["retry-after"] == "5"
     metrics = (await client.get("/metrics")).text
     assert 'dnc_receiver_redis_errors_total{kind="error"} 1.0' in metrics
+
+
+async def test_internal_error_is_500_and_logged_without_the_message(
+    client: httpx.AsyncClient,
+    store: EventStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from receiver.logs import JsonFormatter
+
+    async def bug(event: object) -> None:
+        raise RuntimeError("+12025550123 secret detail")
+
+    monkeypatch.setattr(store, "record", bug)
+    with caplog.at_level(logging.INFO, logger="dnc.receiver"):
+        response = await client.post("/v1/events", json=body())
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "message": "internal error"}
+    record = next(r for r in caplog.records if r.getMessage() == "internal error")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["error"] == "RuntimeError"
+    assert any("test_receiver_http.py" in where for where in line["where"])
+    assert "secret detail" not in json.dumps(line)
+
+
+async def test_websocket_is_refused(app: ReceiverApp) -> None:
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app({"type": "websocket", "path": "/v1/events", "headers": []}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
