@@ -47,6 +47,8 @@ def build_event(fields: Mapping[str, object], policy: IntakePolicy, now_ms: int)
     ``now_ms`` is the receive time (UTC epoch ms), stored as ``receivedMs`` and used for the
     future-time check. Raises ``EventValidationError`` listing every bad field at once.
     """
+    # An empty optional field (an unset template variable) is an absent one.
+    fields = {k: v for k, v in fields.items() if not (k in _OPTIONAL and v in ("", None))}
     try:
         body = EventBody.model_validate(fields)
     except ValidationError as exc:
@@ -138,6 +140,7 @@ def _semantic_problems(
     return problems
 
 
+_OPTIONAL = frozenset({"eventId", "region", "metadata"})
 _SHAPE_REASONS = {
     "missing": "missing",
     "enum": "unknown_event_name",

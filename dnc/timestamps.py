@@ -7,6 +7,7 @@ and epoch milliseconds as a JSON number or a digit string (form bodies carry onl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,8 @@ EARLIEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z in ms: anything earlier is taken for a unit mistake, not an event."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_TEXT = re.compile(r"\d{1,16}(?:\.\d{1,6})?")
+_LEAP_SECOND = re.compile(r"(T\d\d:\d\d:)60(?=[.,Z+\-]|$)")
 
 NAIVE_WARNING = "timestamp has no time zone; read as UTC"
 
@@ -61,8 +64,8 @@ def _parse_any(value: object) -> EventTime:
         return _from_epoch_ms(value)
     if isinstance(value, str):
         text = value.strip()
-        if text.isascii() and text.isdigit():
-            return _from_epoch_ms(int(text))
+        if _EPOCH_TEXT.fullmatch(text):  # form bodies carry epoch ms as text
+            return _from_epoch_ms(float(text) if "." in text else int(text))
         return _from_iso(text)
     raise TimestampProblem("wrong_type", "timestamp must be an ISO 8601 string or epoch ms")
 
@@ -76,13 +79,19 @@ def _from_epoch_ms(value: float) -> EventTime:
 def _from_iso(text: str) -> EventTime:
     if not text or len(text) > 64 or not text.isascii():
         raise TimestampProblem("invalid", "timestamp is not ISO 8601")
+    # RFC 3339 allows a leap second (:60); Python does not: read it as the next second,
+    # as POSIX time does.
+    leap_ms = 1000 if _LEAP_SECOND.search(text) else 0
+    if leap_ms:
+        text = _LEAP_SECOND.sub(r"\g<1>59", text, count=1)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise TimestampProblem("invalid", "timestamp is not ISO 8601") from None
     if parsed.tzinfo is None:
-        return EventTime(epoch_ms=_to_ms(parsed.replace(tzinfo=UTC)), assumed_utc=True)
-    return EventTime(epoch_ms=_to_ms(parsed))
+        epoch_ms = _to_ms(parsed.replace(tzinfo=UTC)) + leap_ms
+        return EventTime(epoch_ms=epoch_ms, assumed_utc=True)
+    return EventTime(epoch_ms=_to_ms(parsed) + leap_ms)
 
 
 def _to_ms(moment: datetime) -> int:

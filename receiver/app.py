@@ -31,6 +31,7 @@ from receiver.asgi import (
     Send,
     header,
     read_body,
+    repeated,
     send_bytes,
     send_json,
 )
@@ -38,7 +39,13 @@ from receiver.auth import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER, Authenti
 from receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from receiver.metrics import ReceiverMetrics
 from receiver.openapi import EVENT_PATHS, build_document
-from receiver.payload import MalformedBody, UnsupportedMediaType, decode_fields, media_type
+from receiver.payload import (
+    DuplicateField,
+    MalformedBody,
+    UnsupportedMediaType,
+    decode_fields,
+    media_type,
+)
 
 log = logging.getLogger("dnc.receiver")
 
@@ -203,10 +210,14 @@ class ReceiverApp:
                 scope, 405, "method_not_allowed", "use POST", headers=((b"allow", b"POST"),)
             )
         bearer_ok = self._auth.bearer_ok(header(scope, b"authorization"))
+        if bearer_ok and not self._auth.disabled and repeated(scope, b"authorization"):
+            bearer_ok = False  # two Authorization headers: which one counts is ambiguous
         if not bearer_ok and header(scope, SIGNATURE_HEADER) is None:
             return await self._unauthorized(scope)
         try:
-            kind, charset = media_type(header(scope, b"content-type"))
+            kind, charset = media_type(
+                header(scope, b"content-type"), header(scope, b"content-encoding")
+            )
         except UnsupportedMediaType as exc:
             return await self._reject(scope, 415, "unsupported_media_type", str(exc))
         try:
@@ -238,9 +249,20 @@ class ReceiverApp:
 
     async def _accept(self, scope: Scope, kind: str, charset: str, body: bytes) -> Outcome:
         try:
-            fields = decode_fields(kind, charset, body)
+            decoded = decode_fields(kind, charset, body)
         except MalformedBody as exc:
             return await self._reject(scope, 400, "malformed_body", str(exc), body=body)
+        except DuplicateField as exc:
+            problem = FieldProblem(exc.field, "duplicate", str(exc))
+            return await self._reject(
+                scope,
+                422,
+                "invalid_event",
+                "one or more fields are missing or invalid",
+                problems=[problem],
+                body=body,
+            )
+        fields = decoded.fields
         try:
             accepted = build_event(fields, self._policy, int(time.time() * 1000))
         except EventValidationError as exc:
@@ -253,7 +275,8 @@ class ReceiverApp:
                 body=body,
                 raw_number=fields.get("phoneNumber"),
             )
-        return await self._record(scope, accepted.event, list(accepted.warnings), body)
+        warnings = [*decoded.warnings, *accepted.warnings]
+        return await self._record(scope, accepted.event, warnings, body)
 
     async def _record(
         self, scope: Scope, event: StoredEvent, warnings: list[str], body: bytes

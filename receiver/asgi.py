@@ -32,6 +32,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def repeated(scope: Scope, name: bytes) -> bool:
+    """Whether header ``name`` (lower-case bytes) appears more than once in ``scope``."""
+    return sum(1 for key, _ in scope["headers"] if key == name) > 1
+
+
 async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
     """Read the whole request body, refusing more than ``max_bytes`` bytes.
 

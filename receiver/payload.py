@@ -2,33 +2,72 @@
 
 ``application/json`` (RFC 8259) and ``application/x-www-form-urlencoded`` (WHATWG URL
 standard), the latter because CXone Studio's REST action sends form bodies by default.
+
+Two traps of real senders are handled here rather than guessed at later:
+
+- Form encoding reads ``+`` as a space, so a template that pastes ``+3612345678`` unencoded
+  would arrive as `` 3612345678`` and be read in the default region: another person's number.
+  A ``phoneNumber`` form value that starts with a raw ``+`` keeps it as a plus sign, and the
+  answer carries a warning (send ``%2B``).
+- A field given twice (form, or JSON duplicate keys) would silently keep only one value: it is
+  refused (``DuplicateField``) instead.
 """
 
 from __future__ import annotations
 
 import codecs
-from urllib.parse import parse_qsl
+import json
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote_plus
 
 from pydantic_core import from_json
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 64
+FIELDS = ("phoneNumber", "eventName", "timestamp", "eventId", "region", "metadata")
+PLUS_WARNING = (
+    "phoneNumber started with a raw '+', read as a plus sign (form encoding reads '+' as a "
+    "space; send %2B)"
+)
+_JSON_TOKENS = tuple(f'"{name}"'.encode() for name in FIELDS)
 
 
 class UnsupportedMediaType(Exception):
-    """The content type (or its charset) is not one we read: 415."""
+    """The content type, its charset or a content encoding is not one we read: 415."""
 
 
 class MalformedBody(Exception):
     """The body is not valid JSON / form data, or not an object: 400. ``str()`` says why."""
 
 
-def media_type(content_type: bytes | None) -> tuple[str, str]:
+class DuplicateField(Exception):
+    """A known field is given more than once: 422. ``field`` names it."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        super().__init__(f"{field} is given more than once")
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBody:
+    """The body's fields (wire names) and warnings about how they were read."""
+
+    fields: dict[str, object]
+    warnings: tuple[str, ...] = ()
+
+
+def media_type(
+    content_type: bytes | None, content_encoding: bytes | None = None
+) -> tuple[str, str]:
     """Split a Content-Type header into (lower-case media type, codec name).
 
-    Raises ``UnsupportedMediaType`` unless it is JSON or form with a charset Python knows.
+    Raises ``UnsupportedMediaType`` unless it is JSON or form with a charset Python knows and
+    the body is not content-encoded (gzip etc.).
     """
+    if content_encoding and content_encoding.strip().lower() not in (b"", b"identity"):
+        raise UnsupportedMediaType("Content-Encoding is not supported; send the body as is")
     if not content_type:
         raise UnsupportedMediaType("Content-Type is missing")
     text = content_type.decode("latin-1")
@@ -48,10 +87,10 @@ def media_type(content_type: bytes | None) -> tuple[str, str]:
     return kind, charset
 
 
-def decode_fields(kind: str, charset: str, body: bytes) -> dict[str, object]:
-    """Decode ``body`` of media type ``kind`` to a field mapping. Raises ``MalformedBody``."""
+def decode_fields(kind: str, charset: str, body: bytes) -> DecodedBody:
+    """Decode ``body`` of media type ``kind``. Raises ``MalformedBody`` or ``DuplicateField``."""
     if kind == JSON:
-        return _decode_json(body, charset)
+        return DecodedBody(_decode_json(body, charset))
     return _decode_form(body, charset)
 
 
@@ -60,16 +99,33 @@ def _decode_json(body: bytes, charset: str) -> dict[str, object]:
         raw = body if charset in ("utf-8", "utf8") else body.decode(charset).encode()
         value = from_json(raw)
     except (ValueError, UnicodeError):
-        raise MalformedBody("body is not valid JSON") from None
+        raise MalformedBody(
+            "body is not valid JSON (or nests deeper or holds longer numbers than accepted)"
+        ) from None
     if not isinstance(value, dict):
         raise MalformedBody("body must be a JSON object")
+    # Cheap screen first: only a body naming a field twice needs the exact (slower) check.
+    if any(raw.count(token) > 1 for token in _JSON_TOKENS):
+        try:
+            json.loads(raw, object_pairs_hook=_refuse_duplicate_fields)
+        except (ValueError, RecursionError):
+            raise MalformedBody("body is not valid JSON") from None
     return value
 
 
-def _decode_form(body: bytes, charset: str) -> dict[str, object]:
+def _refuse_duplicate_fields(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    counts = Counter(name for name, _ in pairs)
+    for name in FIELDS:
+        if counts[name] > 1:
+            raise DuplicateField(name)
+    return dict(pairs)
+
+
+def _decode_form(body: bytes, charset: str) -> DecodedBody:
     try:
+        text, plus_kept = _keep_leading_plus(body.decode(charset))
         pairs = parse_qsl(
-            body.decode(charset),
+            text,
             keep_blank_values=True,
             strict_parsing=False,
             encoding=charset,
@@ -80,5 +136,22 @@ def _decode_form(body: bytes, charset: str) -> dict[str, object]:
         raise MalformedBody("body is not valid form data") from None
     if not pairs:
         raise MalformedBody("form body has no fields")
+    counts = Counter(name for name, _ in pairs)
+    for name in FIELDS:
+        if counts[name] > 1:
+            raise DuplicateField(name)
     # Studio templates send empty values for unset variables: an empty field is an absent one.
-    return {name: value for name, value in pairs if value != ""}
+    fields: dict[str, object] = {name: value for name, value in pairs if value != ""}
+    return DecodedBody(fields, (PLUS_WARNING,) if plus_kept else ())
+
+
+def _keep_leading_plus(text: str) -> tuple[str, bool]:
+    """Encode a raw leading ``+`` of the ``phoneNumber`` value as ``%2B``; say if one was."""
+    parts = text.split("&")
+    kept = False
+    for index, part in enumerate(parts):
+        name, equals, value = part.partition("=")
+        if equals and value.startswith("+") and unquote_plus(name) == "phoneNumber":
+            parts[index] = f"{name}=%2B{value[1:]}"
+            kept = True
+    return "&".join(parts), kept

@@ -17,6 +17,7 @@ from receiver.app import ReceiverApp
 from tests.conftest import make_app, make_client, make_store
 
 NOW_S = time.time()
+NOT_JSON = "body is not valid JSON (or nests deeper or holds longer numbers than accepted)"
 
 
 def body(**overrides: object) -> dict[str, Any]:
@@ -152,12 +153,12 @@ async def test_form_with_latin1_charset(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("raw", "content_type", "message"),
     [
-        (b"{not json", "application/json", "body is not valid JSON"),
+        (b"{not json", "application/json", NOT_JSON),
         (b"[1, 2]", "application/json", "body must be a JSON object"),
         (b'"text"', "application/json", "body must be a JSON object"),
-        (b"\xff\xfe{}", "application/json", "body is not valid JSON"),
-        (b"", "application/json", "body is not valid JSON"),
-        (b"[" * 5000 + b"]" * 5000, "application/json", "body is not valid JSON"),
+        (b"\xff\xfe{}", "application/json", NOT_JSON),
+        (b"", "application/json", NOT_JSON),
+        (b"[" * 5000 + b"]" * 5000, "application/json", NOT_JSON),
         (b"", "application/x-www-form-urlencoded", "form body has no fields"),
         (b"phoneNumber=%ff%fe", "application/x-www-form-urlencoded", "body is not valid form data"),
     ],
@@ -472,3 +473,119 @@ async def test_websocket_is_refused(app: ReceiverApp) -> None:
 
     await app({"type": "websocket", "path": "/v1/events", "headers": []}, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+# -- bugs found by a newcomer's break-it pass ------------------------------------------------
+
+
+async def latest_e164s(store: EventStore) -> set[str]:
+    return {key.decode() for key in await store._client.hkeys(store.keys.latest)}
+
+
+@pytest.mark.parametrize(
+    ("raw_number", "e164"),
+    [
+        ("+3612345678", "+3612345678"),
+        ("+36+1+234+5678", "+3612345678"),
+        ("+442079460123", "+442079460123"),
+        ("+1+202+555+0123", "+12025550123"),
+    ],
+)
+async def test_form_leading_raw_plus_is_a_plus_sign(
+    client: httpx.AsyncClient, store: EventStore, raw_number: str, e164: str
+) -> None:
+    # A template that pastes "+36..." unencoded must not opt out the US number +1 361...
+    content = f"phoneNumber={raw_number}&eventName=optOut&timestamp={int(NOW_S * 1000) - 9_000}"
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 202, response.text
+    assert await latest_e164s(store) == {e164}
+    assert response.json()["warnings"] == [
+        "phoneNumber started with a raw '+', read as a plus sign (form encoding reads '+' as "
+        "a space; send %2B)"
+    ]
+
+
+async def test_form_encoded_plus_has_no_warning(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    response = await client.post("/v1/events", data=body(phoneNumber="+36 1 234 5678"))
+    assert (response.status_code, response.json()["warnings"]) == (202, [])
+    assert await latest_e164s(store) == {"+3612345678"}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (
+            "phoneNumber=(202) 555-0142&eventName=optOut&timestamp=1790000000000"
+            "&phoneNumber=%2B442079460123",
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            '{"phoneNumber": "(202) 555-0142", "eventName": "optOut", "timestamp": 1790000000000,'
+            ' "phoneNumber": "+442079460123"}',
+            "application/json",
+        ),
+    ],
+)
+async def test_field_given_twice_is_refused(
+    client: httpx.AsyncClient, store: EventStore, content: str, content_type: str
+) -> None:
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"] == [
+        {
+            "field": "phoneNumber",
+            "reason": "duplicate",
+            "message": "phoneNumber is given more than once",
+        }
+    ]
+    assert await latest_e164s(store) == set()
+
+
+async def test_field_name_inside_metadata_is_not_a_duplicate(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/events", json=body(metadata={"phoneNumber": "old"}))
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize("field", ["eventId", "region", "metadata"])
+async def test_empty_optional_json_field_is_absent(client: httpx.AsyncClient, field: str) -> None:
+    response = await client.post("/v1/events", json=body(**{field: ""}))
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize("order", ["right-first", "wrong-first"])
+async def test_two_authorization_headers_are_refused(app: ReceiverApp, order: str) -> None:
+    from tests.conftest import BEARER
+
+    values = [f"Bearer {BEARER}", "Bearer wrong-secret-0123456789"]
+    if order == "wrong-first":
+        values.reverse()
+    headers = [("Authorization", v) for v in values] + [("Content-Type", "application/json")]
+    async with make_client(app, auth=False) as anonymous:
+        response = await anonymous.post("/v1/events", content=json.dumps(body()), headers=headers)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
+async def test_content_encoding_is_415(client: httpx.AsyncClient, encoding: str) -> None:
+    response = await client.post(
+        "/v1/events",
+        content=json.dumps(body()),
+        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    assert response.status_code == 415
+    assert response.json()["message"] == "Content-Encoding is not supported; send the body as is"
+
+
+async def test_identity_content_encoding_is_fine(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/events",
+        content=json.dumps(body()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "identity"},
+    )
+    assert response.status_code == 202

@@ -22,6 +22,12 @@ T_MS = 1_794_999_000_000
         (float(T_MS) + 0.9, T_MS, False),
         (str(T_MS), T_MS, False),
         (f" {T_MS} ", T_MS, False),
+        (f"{T_MS}.0", T_MS, False),
+        (f"{T_MS}.75", T_MS, False),
+        # RFC 3339 leap second: the next second, as POSIX time counts it.
+        ("2016-12-31T23:59:60Z", 1_483_228_800_000, False),
+        ("2016-12-31T23:59:60.250+00:00", 1_483_228_800_250, False),
+        ("2016-12-31T23:59:60", 1_483_228_800_000, True),
     ],
 )
 def test_accepted_forms(value: object, expected_ms: int, assumed_utc: bool) -> None:
@@ -38,6 +44,8 @@ def test_accepted_forms(value: object, expected_ms: int, assumed_utc: bool) -> N
         ("1999-12-31T23:59:59Z", "too_old"),
         ("yesterday", "invalid"),
         ("2026-13-01T00:00:00Z", "invalid"),
+        ("2016-12-31T23:59:61Z", "invalid"),
+        ("12.34.56", "invalid"),
         ("\u0662\u0660\u0662\u0666-01-01", "invalid"),
         (float("nan"), "invalid"),
         (float("inf"), "invalid"),
