@@ -44,6 +44,7 @@ def serve(
         server_header=False,
         ws="none",
         log_level=settings.log_level.lower(),
+        log_config=logs.uvicorn_log_config(settings.log_level),
         timeout_graceful_shutdown=10,
         timeout_keep_alive=30,
     )

@@ -102,3 +102,24 @@ def configure(level: str) -> logging.Logger:
     logger.setLevel(level)
     logger.propagate = False
     return logger
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for uvicorn's own loggers, so that its lines (start-up,
+    shutdown, refused malformed HTTP) are JSON lines on stderr too."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "receiver.logs.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "uvicorn.error": {"handlers": ["stderr"], "level": level, "propagate": False},
+        },
+    }
