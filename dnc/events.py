@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
 )
+from pydantic_core import from_json
 
 
 class Action(StrEnum):
@@ -37,7 +37,7 @@ def _metadata_from_form(value: object) -> object:
     """Form bodies carry only strings: read ``metadata`` as a JSON object when it is one."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return from_json(value)  # bounded nesting; refuses lone surrogates
         except ValueError:
             return value
     return value

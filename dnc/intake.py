@@ -167,4 +167,5 @@ def _shape_problems(exc: ValidationError) -> list[FieldProblem]:
 
 
 def _json_size(value: object) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))

@@ -1,5 +1,8 @@
 """Settings, one pydantic-settings class per area, read from ``DNC_<AREA>_...`` variables.
 
+Validation errors never echo the input (``hide_input_in_errors``): a bad value may be, or sit
+beside, a secret (a list of secrets, a Redis URL with a password).
+
 Build each once at an entry point (CLI command, ASGI factory) and pass it down; tests build
 them with keyword arguments. Lists (secrets) are read as JSON (``["a","b"]``) or as a
 comma-separated string.
@@ -29,7 +32,9 @@ def _split_list(value: object) -> object:
 class RedisSettings(BaseSettings):
     """Where events are kept (``DNC_REDIS_*``)."""
 
-    model_config = SettingsConfigDict(env_prefix="DNC_REDIS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DNC_REDIS_", extra="ignore", hide_input_in_errors=True
+    )
 
     url: str = Field(
         default="redis://127.0.0.1:6379/0",
@@ -73,7 +78,9 @@ class RedisSettings(BaseSettings):
 class IntakeSettings(BaseSettings):
     """How events are judged, whatever door they come through (``DNC_INTAKE_*``)."""
 
-    model_config = SettingsConfigDict(env_prefix="DNC_INTAKE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DNC_INTAKE_", extra="ignore", hide_input_in_errors=True
+    )
 
     default_region: str = Field(
         default="US",
@@ -111,7 +118,9 @@ class IntakeSettings(BaseSettings):
 class ReceiverSettings(BaseSettings):
     """The HTTP receiver (``DNC_RECEIVER_*``)."""
 
-    model_config = SettingsConfigDict(env_prefix="DNC_RECEIVER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DNC_RECEIVER_", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field(default="127.0.0.1", min_length=1, description="Bind address.")
     port: int = Field(default=8080, ge=1, le=65_535, description="Bind port.")
@@ -161,3 +170,81 @@ class ReceiverSettings(BaseSettings):
         if any(len(secret.get_secret_value()) < 16 for secret in value):
             raise ValueError("each secret must be at least 16 characters")
         return value
+
+
+class CxoneSettings(BaseSettings):
+    """The CXone target and how the client treats it (``DNC_CXONE_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DNC_CXONE_", extra="ignore", hide_input_in_errors=True
+    )
+
+    adapter: Literal["dnc-groups", "outbound-contacts"] = Field(
+        default="dnc-groups",
+        description="dnc-groups: CXone's DNC-group API (real tenants); outbound-contacts: the "
+        "/api/v2/outbound/contacts upsert contract.",
+    )
+    issuer_url: str = Field(
+        default="https://cxone.niceincontact.com",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="OpenID issuer for discovery (FedRAMP and other clouds use another host).",
+    )
+    api_version: int = Field(
+        default=33,
+        ge=1,
+        le=99,
+        description="Admin API version: paths use /inContactAPI/services/v<N>.0/.",
+    )
+    dnc_group_id: str = Field(
+        default="", max_length=64, description="The DNC group that opt-outs are written to."
+    )
+    client_id: str = Field(default="", max_length=256, description="OAuth client id.")
+    client_secret: SecretStr = Field(default=SecretStr(""), description="OAuth client secret.")
+    access_key_id: str = Field(
+        default="", max_length=256, description="CXone access key id (dnc-groups adapter)."
+    )
+    access_key_secret: SecretStr = Field(
+        default=SecretStr(""), description="CXone access key secret (dnc-groups adapter)."
+    )
+    phone_format: Literal["auto", "e164-digits"] = Field(
+        default="auto",
+        description="Numbers sent to a DNC group: auto = national 10 digits for +1, E.164 "
+        "digits without + for others; e164-digits = always digits without +.",
+    )
+    contacts_base_url: str = Field(
+        default="", description="https://<domain> of the outbound-contacts API."
+    )
+    custom_list_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="customListIds sent with every outbound contact."
+    )
+    batch_size: int = Field(default=100, ge=1, le=1000, description="Numbers per API call.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Connect, seconds.")
+    read_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Read, seconds.")
+    write_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Write, seconds.")
+    pool_timeout_s: float = Field(
+        default=5.0, gt=0, le=600, description="Wait for a pooled connection, seconds."
+    )
+    max_attempts: int = Field(
+        default=4, ge=1, le=20, description="Tries of one call on transient failures."
+    )
+    backoff_base_s: float = Field(
+        default=0.5, ge=0, le=60, description="First backoff step, seconds (full jitter)."
+    )
+    backoff_cap_s: float = Field(default=30.0, ge=0, le=3600, description="Backoff cap, seconds.")
+    retry_after_cap_s: float = Field(
+        default=120.0, ge=0, le=3600, description="Longest Retry-After honoured, seconds."
+    )
+    rate_limit_rps: float = Field(
+        default=10.0, ge=0, le=10_000, description="Requests per second to CXone (0 = no limit)."
+    )
+    max_concurrency: int = Field(
+        default=4, ge=1, le=256, description="Requests in flight to CXone at once."
+    )
+    token_skew_s: float = Field(
+        default=30.0, ge=0, le=600, description="Replace a token this long before expiry, s."
+    )
+
+    @field_validator("custom_list_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        return _split_list(value)

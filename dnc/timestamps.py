@@ -16,7 +16,7 @@ EARLIEST_MS = 946_684_800_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_TEXT = re.compile(r"\d{1,16}(?:\.\d{1,6})?")
-_LEAP_SECOND = re.compile(r"(T\d\d:\d\d:)60(?=[.,Z+\-]|$)")
+_LEAP_SECOND = re.compile(r"([T ]\d\d:59:)60(?=[.,Z+\-]|$)")
 
 NAIVE_WARNING = "timestamp has no time zone; read as UTC"
 

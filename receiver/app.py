@@ -20,7 +20,7 @@ from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnav
 from dnc.events import StoredEvent
 from dnc.intake import IntakePolicy, build_event
 from dnc.keys import RedisKeys
-from dnc.masking import mask_number
+from dnc.masking import mask_number, redact
 from dnc.settings import ReceiverSettings, RedisSettings
 from dnc.store import EventStore, RecordStatus, StoreLimits, open_redis
 from receiver.asgi import (
@@ -281,7 +281,7 @@ class ReceiverApp:
     async def _record(
         self, scope: Scope, event: StoredEvent, warnings: list[str], body: bytes
     ) -> Outcome:
-        fields = {"eventId": event.eventId, "number": mask_number(event.e164)}
+        fields = {"eventId": redact(event.eventId), "number": mask_number(event.e164)}
         try:
             status = await self._get_store().record(event)
         except StoreError as exc:
@@ -330,7 +330,13 @@ class ReceiverApp:
             payload["problems"] = [p.as_dict() for p in problems]
         reason = ",".join(sorted({p.reason for p in problems})) if problems else error
         number = mask_number(raw_number if isinstance(raw_number, str) else None)
-        await self._keep_rejection(scope, status, payload, body)
+        kept = await self._keep_rejection(scope, status, payload, body)
+        if not kept and body is not None:
+            # An authenticated refusal that cannot be kept for audit: ask the sender to retry
+            # (Studio does) rather than let the event vanish with a 4xx.
+            return self._store_trouble(
+                StoreUnavailable("rejected stream unavailable"), {"number": number}
+            )
         return Outcome(
             status,
             payload,
@@ -342,9 +348,10 @@ class ReceiverApp:
 
     async def _keep_rejection(
         self, scope: Scope, status: int, payload: dict[str, Any], body: bytes | None
-    ) -> None:
+    ) -> bool:
         """Append the refusal to the rejected stream; the body excerpt only when the caller
-        authenticated (an unauthenticated body is not trusted enough to keep)."""
+        authenticated (an unauthenticated body is not trusted enough to keep). Returns
+        whether Redis took it."""
         entry = {
             "status": str(status),
             "error": str(payload["error"]),
@@ -365,6 +372,8 @@ class ReceiverApp:
                 "could not keep a rejection in redis",
                 extra={"fields": {"status": status, "error": payload["error"]}},
             )
+            return False
+        return True
 
     async def _finish(self, send: Send, outcome: Outcome, started: float) -> None:
         await send_json(send, outcome.status, outcome.body, outcome.headers)

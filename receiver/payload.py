@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
@@ -32,6 +33,7 @@ PLUS_WARNING = (
     "space; send %2B)"
 )
 _JSON_TOKENS = tuple(f'"{name}"'.encode() for name in FIELDS)
+_HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
 
 
 class UnsupportedMediaType(Exception):
@@ -82,6 +84,7 @@ def media_type(
             charset = value.strip().strip('"').lower()
     try:
         codecs.lookup(charset)
+        "x".encode(charset, "ignore")  # refuses codecs that are not text encodings (base64...)
     except LookupError:
         raise UnsupportedMediaType("unknown charset") from None
     return kind, charset
@@ -104,21 +107,29 @@ def _decode_json(body: bytes, charset: str) -> dict[str, object]:
         ) from None
     if not isinstance(value, dict):
         raise MalformedBody("body must be a JSON object")
-    # Cheap screen first: only a body naming a field twice needs the exact (slower) check.
-    if any(raw.count(token) > 1 for token in _JSON_TOKENS):
-        try:
-            json.loads(raw, object_pairs_hook=_refuse_duplicate_fields)
-        except (ValueError, RecursionError):
-            raise MalformedBody("body is not valid JSON") from None
+    # Cheap screen first: only a body that names a field twice, or spells a key with escapes,
+    # needs the exact (slower) check.
+    if b"\\u" in raw or any(raw.count(token) > 1 for token in _JSON_TOKENS):
+        _refuse_duplicate_fields(raw)
     return value
 
 
-def _refuse_duplicate_fields(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    counts = Counter(name for name, _ in pairs)
+def _refuse_duplicate_fields(raw: bytes) -> None:
+    """Raise ``DuplicateField`` when the top-level object names a field twice."""
+    objects: list[list[tuple[str, object]]] = []
+
+    def keep(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        objects.append(pairs)
+        return dict(pairs)
+
+    try:
+        json.loads(raw, object_pairs_hook=keep)
+    except (ValueError, RecursionError):
+        raise MalformedBody("body is not valid JSON") from None
+    counts = Counter(name for name, _ in objects[-1])  # the top-level object closes last
     for name in FIELDS:
         if counts[name] > 1:
             raise DuplicateField(name)
-    return dict(pairs)
 
 
 def _decode_form(body: bytes, charset: str) -> DecodedBody:
@@ -146,12 +157,35 @@ def _decode_form(body: bytes, charset: str) -> DecodedBody:
 
 
 def _keep_leading_plus(text: str) -> tuple[str, bool]:
-    """Encode a raw leading ``+`` of the ``phoneNumber`` value as ``%2B``; say if one was."""
+    """In the ``phoneNumber`` value, encode as ``%2B`` every raw ``+`` that comes before the
+    first digit; say if one was. Before the first digit a space means nothing, so such a
+    ``+`` can only be the sign of a country code (``+36...``, ``tel:+36...``, ``(+36)...``);
+    after it, a raw ``+`` is a space between digit groups, as form encoding says."""
     parts = text.split("&")
     kept = False
     for index, part in enumerate(parts):
         name, equals, value = part.partition("=")
-        if equals and value.startswith("+") and unquote_plus(name) == "phoneNumber":
-            parts[index] = f"{name}=%2B{value[1:]}"
-            kept = True
+        if equals and "+" in value and unquote_plus(name) == "phoneNumber":
+            value, changed = _plus_before_first_digit(value)
+            parts[index] = f"{name}={value}"
+            kept = kept or changed
     return "&".join(parts), kept
+
+
+def _plus_before_first_digit(value: str) -> tuple[str, bool]:
+    out: list[str] = []
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "%" and _HEX_PAIR.fullmatch(value, index + 1, index + 3):
+            if chr(int(value[index + 1 : index + 3], 16)).isdigit():
+                break
+            out.append(value[index : index + 3])
+            index += 3
+            continue
+        if char.isdigit():
+            break
+        out.append("%2B" if char == "+" else char)
+        index += 1
+    prefix = "".join(out)
+    return prefix + value[index:], prefix != value[:index]

@@ -136,3 +136,11 @@ def test_secrets_from_environment_comma_or_json(monkeypatch: pytest.MonkeyPatch)
     assert [s.get_secret_value() for s in settings.bearer_secrets] == [OLD, NEW]
     assert [s.get_secret_value() for s in settings.hmac_secrets] == [HMAC_KEY]
     assert OLD not in repr(settings)
+
+
+def test_settings_errors_never_echo_secrets() -> None:
+    good = "GOODSECRETgoodsecret123"
+    with pytest.raises(ValidationError) as info:
+        ReceiverSettings(bearer_secrets=f"short,{good}")  # type: ignore[arg-type]
+    assert good not in str(info.value) and "short" not in str(info.value)
+    assert "at least 16 characters" in str(info.value)

@@ -351,12 +351,16 @@ async def test_recovers_when_redis_comes_back(
     assert await pending(store) == [b"+12025550123"]
 
 
-async def test_rejection_still_answered_when_redis_is_down(
-    client: httpx.AsyncClient, fake_server: fakeredis.FakeServer
+async def test_refusal_that_cannot_be_kept_asks_for_a_retry(
+    client: httpx.AsyncClient, fake_server: fakeredis.FakeServer, app: ReceiverApp
 ) -> None:
+    # A 422 while Redis is down would lose the event: nothing keeps it for audit, and CXone
+    # does not retry a 4xx. A 503 makes Studio deliver it again.
     fake_server.connected = False
     response = await client.post("/v1/events", json=body(phoneNumber="12"))
-    assert response.status_code == 422
+    assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+    async with make_client(app, auth=False) as anonymous:  # nothing to keep: plain 401
+        assert (await anonymous.post("/v1/events", json=body())).status_code == 401
 
 
 async def test_readyz_and_healthz(client: httpx.AsyncClient) -> None:
@@ -589,3 +593,95 @@ async def test_identity_content_encoding_is_fine(client: httpx.AsyncClient) -> N
         headers={"Content-Type": "application/json", "Content-Encoding": "identity"},
     )
     assert response.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("raw_number", "e164"),
+    [
+        ("tel:+3612345674", "+3612345674"),
+        ("(+36)1234+5675", "+3612345675"),
+        ("%20+3612345676", "+3612345676"),
+        ("%28%2B36%29+1234+5677", "+3612345677"),
+    ],
+)
+async def test_form_raw_plus_before_the_first_digit_is_a_plus_sign(
+    client: httpx.AsyncClient, store: EventStore, raw_number: str, e164: str
+) -> None:
+    content = f"phoneNumber={raw_number}&eventName=optOut&timestamp={int(NOW_S * 1000) - 9_000}"
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 202, response.text
+    assert await latest_e164s(store) == {e164}
+    expect_warning = raw_number != "%28%2B36%29+1234+5677"
+    assert bool(response.json()["warnings"]) is expect_warning
+
+
+async def test_form_raw_plus_after_a_digit_is_a_space(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    content = f"phoneNumber=1+202+555+0123&eventName=optOut&timestamp={int(NOW_S * 1000)}"
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert (response.status_code, response.json()["warnings"]) == (202, [])
+    assert await latest_e164s(store) == {"+12025550123"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=base64",
+        "application/json; charset=hex",
+        "application/x-www-form-urlencoded; charset=rot13",
+    ],
+)
+async def test_non_text_charsets_are_415(client: httpx.AsyncClient, content_type: str) -> None:
+    response = await client.post(
+        "/v1/events", content=b"eyJ9", headers={"Content-Type": content_type}
+    )
+    assert (response.status_code, response.json()["message"]) == (415, "unknown charset")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    ["[" * 20_000, '{"a":' * 5_000, '{"a":"\\ud800"}'],
+)
+async def test_hostile_form_metadata_is_422_not_500(
+    client: httpx.AsyncClient, metadata: str
+) -> None:
+    response = await client.post("/v1/events", data=body(metadata=metadata))
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "metadata"
+
+
+async def test_escaped_duplicate_key_is_refused(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    content = (
+        '{"phoneNumber": "+3612345672", "phone\\u004eumber": "+3612345673", '
+        '"eventName": "optOut", "timestamp": 1790000000000}'
+    )
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["reason"] == "duplicate"
+    assert await latest_e164s(store) == set()
+
+
+async def test_duplicate_key_inside_metadata_is_fine(client: httpx.AsyncClient) -> None:
+    content = json.dumps(body())[:-1] + ', "metadata": {"eventId": 1, "eventId": 2}}'
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+
+
+async def test_event_id_is_logged_with_numbers_masked(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="dnc.receiver"):
+        await client.post("/v1/events", json=body(eventId="optin-+3612345678"))
+    [record] = [r for r in caplog.records if r.getMessage() == "event request"]
+    assert record.fields["eventId"] == "optin-***5678"

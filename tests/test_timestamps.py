@@ -28,6 +28,7 @@ T_MS = 1_794_999_000_000
         ("2016-12-31T23:59:60Z", 1_483_228_800_000, False),
         ("2016-12-31T23:59:60.250+00:00", 1_483_228_800_250, False),
         ("2016-12-31T23:59:60", 1_483_228_800_000, True),
+        ("2016-12-31 23:59:60Z", 1_483_228_800_000, False),
     ],
 )
 def test_accepted_forms(value: object, expected_ms: int, assumed_utc: bool) -> None:
@@ -45,6 +46,7 @@ def test_accepted_forms(value: object, expected_ms: int, assumed_utc: bool) -> N
         ("yesterday", "invalid"),
         ("2026-13-01T00:00:00Z", "invalid"),
         ("2016-12-31T23:59:61Z", "invalid"),
+        ("2020-06-01T12:34:60Z", "invalid"),  # a leap second only ends a minute :59
         ("12.34.56", "invalid"),
         ("\u0662\u0660\u0662\u0666-01-01", "invalid"),
         (float("nan"), "invalid"),
