@@ -20,7 +20,9 @@ from dnc.e164 import is_supported_region
 from dnc.intake import IntakePolicy
 
 
-def _split_list(value: object) -> object:
+def split_list(value: object) -> object:
+    """A JSON list or a comma-separated string as a list; anything else unchanged (for list
+    settings read from one environment variable)."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -162,7 +164,7 @@ class ReceiverSettings(BaseSettings):
     @field_validator("bearer_secrets", "hmac_secrets", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("bearer_secrets", "hmac_secrets")
     @classmethod
@@ -247,4 +249,4 @@ class CxoneSettings(BaseSettings):
     @field_validator("custom_list_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
-        return _split_list(value)
+        return split_list(value)

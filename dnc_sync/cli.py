@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from receiver.cli import serve
+from sandbox.cli import sandbox_command
 
 app = typer.Typer(
     name="dnc-sync",
@@ -19,3 +20,4 @@ def main() -> None:
 
 
 app.command("serve")(serve)
+app.command("sandbox")(sandbox_command)

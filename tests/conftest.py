@@ -40,6 +40,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_ok(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """Wait until GET ``url`` answers 200 from the server process ``proc``; raise if the
+    process exits or ``timeout_s`` seconds pass."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s} s")
+
+
 def _wait_for_redis(url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     client = redis.Redis.from_url(url)

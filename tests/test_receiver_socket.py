@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import BEARER, free_port
+from tests.conftest import BEARER, free_port, wait_until_ok
 
 pytestmark = [pytest.mark.socket, pytest.mark.redis]
 
@@ -28,20 +28,6 @@ class Served:
     log_path: Path
     redis: redis.Redis
     namespace: str
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"receiver exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("receiver did not become ready")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +52,7 @@ def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     url = f"http://127.0.0.1:{port}"
     client = redis.Redis.from_url(redis_url)
     try:
-        _wait_ready(url, proc)
+        wait_until_ok(f"{url}/readyz", proc)
         yield Served(url, proc, log_path, client, namespace)
     finally:
         if proc.poll() is None:

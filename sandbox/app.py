@@ -1,0 +1,234 @@
+"""The sandbox as a plain ASGI callable: routing, faults, the bearer check, one answer.
+
+Every request: match the path (unknown: 404), the method (wrong: 405 with Allow), read the
+body (over ``MAX_BODY_BYTES``: 413); for API and token calls, apply latency and faults
+(``sandbox.faults``) before anything else; for API calls, check the bearer token (401); then
+call the handler, a plain function that cannot interleave with another request's. Answers are
+JSON. API, token and discovery requests are counted per endpoint and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from receiver.asgi import (
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_json,
+)
+from sandbox import contacts, control, dnc_groups, tokens
+from sandbox.context import Sandbox
+from sandbox.faults import fault_response, hang, lose_reply
+from sandbox.http import BadRequest, Request, Response, error, parse_query
+
+log = logging.getLogger("dnc.sandbox")
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+Handler = Callable[[Sandbox, Request], Response]
+
+
+class Guard(Enum):
+    """What stands before a route's handler."""
+
+    NONE = "none"  # discovery: counted, no faults
+    CONTROL = "control"  # control API and health: not counted, no faults
+    FAULTS = "faults"  # token endpoints: latency and faults
+    CXONE = "cxone"  # adapter 1 API: faults, then a bearer token from /auth/token
+    OUTBOUND = "outbound"  # adapter 2 API: faults, then a bearer token from /oauth/token
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An endpoint: its ``name`` (as counted), path ``pattern`` (named groups become
+    ``Request.params``), handlers by method, and its ``guard``."""
+
+    name: str
+    pattern: re.Pattern[str]
+    methods: Mapping[str, Handler]
+    guard: Guard
+
+
+_API = r"(?i:/inContactAPI/services)/v(?P<version>[0-9]{1,3})\.0"
+ROUTES = (
+    Route(
+        "openid_configuration",
+        re.compile(r"/\.well-known/openid-configuration"),
+        {"GET": tokens.openid_configuration},
+        Guard.NONE,
+    ),
+    Route(
+        "cxone_configuration",
+        re.compile(r"/\.well-known/cxone-configuration"),
+        {"GET": tokens.cxone_configuration},
+        Guard.NONE,
+    ),
+    Route(
+        tokens.AUTH_ENDPOINT,
+        re.compile(r"/auth/token"),
+        {"POST": tokens.auth_token},
+        Guard.FAULTS,
+    ),
+    Route(
+        tokens.OAUTH_ENDPOINT,
+        re.compile(r"/oauth/token"),
+        {"POST": tokens.oauth_token},
+        Guard.FAULTS,
+    ),
+    Route(
+        "dnc_records",
+        re.compile(_API + r"/dnc-groups/(?P<group_id>[^/]+)/records"),
+        {
+            "GET": dnc_groups.list_records,
+            "POST": dnc_groups.add_records,
+            "DELETE": dnc_groups.expire_records,
+        },
+        Guard.CXONE,
+    ),
+    Route(
+        "contacts",
+        re.compile(r"/api/v2/outbound/contacts"),
+        {"GET": contacts.list_contacts, "POST": contacts.upsert_contacts},
+        Guard.OUTBOUND,
+    ),
+    Route("healthz", re.compile(r"/healthz"), {"GET": control.healthz}, Guard.CONTROL),
+    Route("control_state", re.compile(r"/_sandbox/state"), {"GET": control.state}, Guard.CONTROL),
+    Route("control_reset", re.compile(r"/_sandbox/reset"), {"POST": control.reset}, Guard.CONTROL),
+    Route(
+        "control_faults", re.compile(r"/_sandbox/faults"), {"POST": control.faults}, Guard.CONTROL
+    ),
+)
+_BEARER_ISSUER = {Guard.CXONE: tokens.AUTH_ENDPOINT, Guard.OUTBOUND: tokens.OAUTH_ENDPOINT}
+_WRITE_GUARDS = (Guard.CXONE, Guard.OUTBOUND)
+
+
+class SandboxApp:
+    """The ASGI application around one ``Sandbox`` (``app.sandbox``: tests read and change
+    it directly)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point: ``http`` and ``lifespan`` scopes; WebSockets are refused."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route, params = _match(scope["path"])
+        if route is None:
+            response = error(404, "not_found", "no such path")
+        elif scope["method"] not in route.methods:
+            allow = ", ".join(route.methods).encode()
+            response = error(405, "method_not_allowed", "method not allowed", ((b"allow", allow),))
+        else:
+            try:
+                body = await read_body(scope, receive, MAX_BODY_BYTES)
+            except ClientGone:
+                return
+            except BodyTooLarge:
+                response = error(413, "body_too_large", f"body is over {MAX_BODY_BYTES} bytes")
+            else:
+                request = _request(scope, body, params)
+                response = await self._guarded(route, request, receive)
+        await send_json(send, response.status, response.body, response.headers)
+        self._count(route, response.status)
+
+    async def _guarded(self, route: Route, request: Request, receive: Receive) -> Response:
+        if route.guard in (Guard.FAULTS, Guard.CXONE, Guard.OUTBOUND):
+            refusal = await self._fault(receive)
+            if refusal is not None:
+                return refusal
+        issuer = _BEARER_ISSUER.get(route.guard)
+        if issuer is not None:
+            refusal = tokens.bearer_refusal(self.sandbox, request, issuer)
+            if refusal is not None:
+                return refusal
+        response = self._call(route.methods[request.method], request)
+        if (
+            route.guard in _WRITE_GUARDS
+            and request.method in ("POST", "DELETE")
+            and (response.status < 300 and lose_reply(self.sandbox.injector, self.sandbox.config))
+        ):
+            await hang(receive, self.sandbox.config.hang_s)  # applied, but the answer is lost
+            return error(504, "gateway_timeout", "injected lost reply")
+        return response
+
+    async def _fault(self, receive: Receive) -> Response | None:
+        """Sleep the latency, then the fault that replaces this answer, if any."""
+        config = self.sandbox.config
+        if config.latency_ms:
+            await asyncio.sleep(config.latency_ms / 1000)
+        config = self.sandbox.config  # may have changed during the sleep
+        now_s = self.sandbox.now()
+        fault = self.sandbox.injector.draw(config, now_s)
+        if fault is None:
+            return None
+        if fault.kind == "timeout":
+            await hang(receive, config.hang_s)
+        return fault_response(fault, config.retry_after_mode, now_s)
+
+    def _call(self, handler: Handler, request: Request) -> Response:
+        try:
+            return handler(self.sandbox, request)
+        except BadRequest as exc:
+            return error(400, "invalid_request", str(exc))
+        except Exception:
+            log.exception("internal error", extra={"fields": {"path": request.path}})
+            return error(500, "internal_error", "internal error")
+
+    def _count(self, route: Route | None, status: int) -> None:
+        if route is None:
+            self.sandbox.state.requests["unknown"][status] += 1
+        elif route.guard is not Guard.CONTROL:
+            self.sandbox.state.requests[route.name][status] += 1
+
+
+def _match(path: str) -> tuple[Route | None, dict[str, str]]:
+    for route in ROUTES:
+        found = route.pattern.fullmatch(path)
+        if found is not None:
+            return route, found.groupdict()
+    return None, {}
+
+
+def _request(scope: Scope, body: bytes, params: dict[str, str]) -> Request:
+    headers: dict[bytes, bytes] = {}
+    for key, value in scope["headers"]:
+        headers.setdefault(bytes(key), bytes(value))
+    host = header(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}".encode()
+    return Request(
+        method=scope["method"],
+        path=scope["path"],
+        query=parse_query(scope.get("query_string", b"")),
+        headers=headers,
+        body=body,
+        base_url="http://" + host.decode("latin-1"),
+        params=params,
+    )
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,167 @@
+"""Adapter 1: the CXone Admin API's DNC group records, ``/inContactAPI/services/vNN.0/...``.
+
+``POST .../dnc-groups/{groupId}/records`` adds (opt-out), ``DELETE`` on the same path expires
+(opt-in), both with ``{"dncGroupRecords": [{"phoneNumber", "expiredDate"?}]}`` (at most
+``MAX_RECORDS``), and both answer 200 even when records fail: one ``recordResults`` entry per
+record, in order, with ``success`` and one of the error texts below. ``GET`` lists the active
+records (``skip``, ``top`` ≤ 1000, ``phoneNumber`` to search one number).
+
+A phone number is valid when it is a string of digits, optionally with ``+ - ( ) .`` and
+spaces, holding 7-15 digits; it is stored and matched as those digits (``formattedPhone``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.context import Sandbox
+from sandbox.http import BadRequest, Request, Response, error
+from sandbox.state import DncGroup, DncRecord
+
+# The per-record error texts (fixed: clients may match them).
+ALREADY_EXISTS = "Phone number already exists in the DNC group."
+DOES_NOT_EXIST = "Phone number does not exist in the DNC group."
+INVALID_PHONE = "Invalid phone number."
+TEMPORARY_FAILURE = "Temporary failure processing record; try again."
+INVALID_EXPIRED_DATE = "Invalid expiration date."
+
+MAX_RECORDS = 1000
+MAX_PAGE = 1000
+_DIGITS = frozenset("0123456789")
+_FORMATTING = frozenset(" +-().")
+
+
+def add_records(sandbox: Sandbox, request: Request) -> Response:
+    """Add each record to the group (opt-out); per-record results, always 200."""
+    group = _group(sandbox, request)
+    if group is None:
+        return _no_group(request)
+    now_s = sandbox.now()
+    group.sweep(now_s)
+    results = [_add_one(sandbox, group, record, now_s) for record in _records(request)]
+    return _result_set(results)
+
+
+def expire_records(sandbox: Sandbox, request: Request) -> Response:
+    """Expire each record of the group now (opt-in); per-record results, always 200."""
+    group = _group(sandbox, request)
+    if group is None:
+        return _no_group(request)
+    now_s = sandbox.now()
+    group.sweep(now_s)
+    results = [_expire_one(sandbox, group, record, now_s) for record in _records(request)]
+    return _result_set(results)
+
+
+def list_records(sandbox: Sandbox, request: Request) -> Response:
+    """``{"totalRecords", "dncGroupRecords"}``: active records, filtered and paged."""
+    group = _group(sandbox, request)
+    if group is None:
+        return _no_group(request)
+    skip = request.query_int("skip", 0, 0, 1_000_000_000)
+    top = request.query_int("top", 100, 1, MAX_PAGE)
+    wanted = request.query_value("phoneNumber")
+    group.sweep(sandbox.now())
+    records = list(group.active.values())
+    if wanted is not None:
+        digits, valid = phone_digits(wanted)
+        if not valid:
+            raise BadRequest("phoneNumber must hold 7-15 digits")
+        records = [r for r in records if r.phone_number == digits]
+    page = [record.as_json() for record in records[skip : skip + top]]
+    return Response(200, {"totalRecords": len(records), "dncGroupRecords": page})
+
+
+def phone_digits(value: object) -> tuple[str, bool]:
+    """The digits of ``value`` (``formattedPhone``) and whether it is a valid number."""
+    text = value if isinstance(value, str) else ""
+    digits = "".join(c for c in text if c in _DIGITS)
+    valid = isinstance(value, str) and set(text) <= _DIGITS | _FORMATTING
+    return digits, valid and 7 <= len(digits) <= 15
+
+
+def _add_one(
+    sandbox: Sandbox, group: DncGroup, record: dict[str, Any], now_s: float
+) -> dict[str, Any]:
+    digits, valid = phone_digits(record.get("phoneNumber"))
+    problem = _number_problem(sandbox, digits, valid)
+    if problem is None and digits in group.active:
+        problem = ALREADY_EXISTS
+    if problem is None:
+        try:
+            expires_at_s = _expiry(record.get("expiredDate"), now_s)
+        except (ValueError, OverflowError):  # out-of-range dates overflow
+            problem = INVALID_EXPIRED_DATE
+        else:
+            group.active[digits] = DncRecord(digits, expires_at_s, now_s)
+    return _result(record, digits, problem)
+
+
+def _expire_one(
+    sandbox: Sandbox, group: DncGroup, record: dict[str, Any], now_s: float
+) -> dict[str, Any]:
+    digits, valid = phone_digits(record.get("phoneNumber"))
+    problem = _number_problem(sandbox, digits, valid)
+    if problem is None and digits not in group.active:
+        problem = DOES_NOT_EXIST
+    if problem is None:
+        group.expire(digits, now_s)
+    return _result(record, digits, problem)
+
+
+def _number_problem(sandbox: Sandbox, digits: str, valid: bool) -> str | None:
+    if not valid:
+        return INVALID_PHONE
+    if digits in sandbox.config.failing_numbers:
+        return TEMPORARY_FAILURE
+    return None
+
+
+def _expiry(value: object, now_s: float) -> float | None:
+    """``None`` (no expiry) or the epoch seconds of a future ISO 8601 date (no zone: UTC);
+    ``ValueError`` for anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expiredDate is not a string")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment.timestamp() <= now_s:
+        raise ValueError("expiredDate is not in the future")
+    return moment.timestamp()
+
+
+def _result(record: dict[str, Any], digits: str, problem: str | None) -> dict[str, Any]:
+    return {
+        "phoneNumber": record.get("phoneNumber"),
+        "formattedPhone": digits,
+        "success": problem is None,
+        "error": problem,
+    }
+
+
+def _result_set(results: list[dict[str, Any]]) -> Response:
+    errors = sum(1 for result in results if not result["success"])
+    return Response(200, {"resultSet": {"errorCount": errors, "recordResults": results}})
+
+
+def _records(request: Request) -> list[dict[str, Any]]:
+    body = request.json()
+    records = body.get("dncGroupRecords") if isinstance(body, dict) else None
+    if not isinstance(records, list):
+        raise BadRequest("body must be an object with a dncGroupRecords list")
+    if len(records) > MAX_RECORDS:
+        raise BadRequest(f"at most {MAX_RECORDS} dncGroupRecords per request")
+    if not all(isinstance(record, dict) for record in records):
+        raise BadRequest("each of dncGroupRecords must be an object")
+    return records
+
+
+def _group(sandbox: Sandbox, request: Request) -> DncGroup | None:
+    return sandbox.state.groups.get(request.params["group_id"])
+
+
+def _no_group(request: Request) -> Response:
+    return error(404, "not_found", f"DNC group {request.params['group_id']} does not exist")
