@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from dnc.settings import IntakeSettings, ReceiverSettings, RedisSettings
+from dnc.settings import CxoneSettings, IntakeSettings, ReceiverSettings, RedisSettings
+from sandbox.settings import SandboxSettings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -20,7 +21,13 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 def test_every_setting_is_documented() -> None:
     text = README.read_text(encoding="utf-8")
-    classes: list[type[BaseSettings]] = [ReceiverSettings, IntakeSettings, RedisSettings]
+    classes: list[type[BaseSettings]] = [
+        ReceiverSettings,
+        IntakeSettings,
+        RedisSettings,
+        CxoneSettings,
+        SandboxSettings,
+    ]
     for cls in classes:
         prefix = cls.model_config["env_prefix"]
         for name in cls.model_fields:

@@ -1,0 +1,194 @@
+"""Adapter 1 (default): CXone DNC groups, the real CXone Admin API.
+
+Contract (NICE CXone developer docs, Admin API "DNC Groups"; behaviour verified by clients run
+against live tenants):
+
+- token: ``POST {token_endpoint}``, form ``grant_type=password&username=<access key id>&
+  password=<access key secret>``, client id and secret as HTTP Basic; ``access_token``,
+  ``expires_in`` (~3600 s); no refresh grant.
+- opt-out: ``POST {api}/inContactAPI/services/v{N}.0/dnc-groups/{groupId}/records`` with
+  ``{"dncGroupRecords": [{"phoneNumber": ..., "expiredDate": ...?}]}``; opt-in: ``DELETE`` on
+  the same path with the same body (CXone expires the records).
+- the answer is 2xx even when numbers fail: ``{"resultSet": {"errorCount": n,
+  "recordResults": [{"phoneNumber", "formattedPhone", "success", "error"}]}}``. Each record
+  result is mapped on its own; a record that already exists (or does not exist, for an opt-in)
+  is ``already_applied``.
+
+CXone stores digits without ``+``; +1 numbers go as the national 10 digits by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from dnc.cxone.discovery import (
+    discover_api_endpoint,
+    discover_token_endpoint,
+    tenant_id_from_token,
+)
+from dnc.cxone.transport import (
+    Sleep,
+    build_transport,
+    parse_token_response,
+    send_plain,
+)
+from dnc.events import Action
+from dnc.masking import redact
+from dnc.settings import CxoneSettings
+from dnc.target import ChangeOutcome, DncChange, OutcomeKind
+from dnc.timestamps import iso_utc
+
+# Record errors that mean "the group already holds the requested state".
+_ALREADY = ("already exist", "already expired", "does not exist", "not exist", "not found")
+# Record errors that mean "try again later".
+_TRANSIENT = ("temporar", "try again", "timeout", "timed out", "unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Discovered URLs (non-secret, cacheable): ``token_endpoint`` and ``api_endpoint``."""
+
+    token_endpoint: str
+    api_endpoint: str | None = None
+
+
+def group_phone(e164: str, phone_format: str) -> str:
+    """The number as CXone stores it: digits without ``+``; for +1 the national 10 digits
+    unless ``phone_format`` is ``e164-digits``."""
+    digits = e164.lstrip("+")
+    if phone_format == "auto" and e164.startswith("+1") and len(digits) == 11:
+        return digits[1:]
+    return digits
+
+
+def record_outcome(change: DncChange, result: dict[str, Any] | None) -> ChangeOutcome:
+    """Map one ``recordResults`` entry (or its absence) to an outcome."""
+    if result is None:
+        return ChangeOutcome(change.e164, OutcomeKind.RETRYABLE, "no result for this record")
+    if result.get("success") is True:
+        return ChangeOutcome(change.e164, OutcomeKind.APPLIED)
+    reason = redact(str(result.get("error") or "failed without a reason"))
+    lowered = reason.lower()
+    if any(marker in lowered for marker in _ALREADY):
+        return ChangeOutcome(change.e164, OutcomeKind.ALREADY_APPLIED, reason)
+    if any(marker in lowered for marker in _TRANSIENT):
+        return ChangeOutcome(change.e164, OutcomeKind.RETRYABLE, reason)
+    return ChangeOutcome(change.e164, OutcomeKind.REJECTED, reason)
+
+
+class DncGroupsTarget:
+    """``DncTarget`` over one CXone DNC group. ``client`` is the process's shared httpx client;
+    ``endpoints`` may carry discovery answers cached elsewhere (e.g. by Prefect)."""
+
+    name = "dnc-groups"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: CxoneSettings,
+        *,
+        endpoints: Endpoints | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not settings.dnc_group_id:
+            raise ValueError("DNC_CXONE_DNC_GROUP_ID is required for the dnc-groups adapter")
+        self._client = client
+        self._settings = settings
+        self._endpoints = endpoints
+        self.transport = build_transport(client, self._mint, settings, sleep=sleep, rng=rng)
+        self.tokens = self.transport.tokens
+
+    @property
+    def batch_size(self) -> int:
+        """Numbers per API call (``DNC_CXONE_BATCH_SIZE``)."""
+        return self._settings.batch_size
+
+    async def apply(self, changes: Sequence[DncChange]) -> list[ChangeOutcome]:
+        """Opt-outs by POST, opt-ins by DELETE; one outcome per change, in order."""
+        if len(changes) > self.batch_size:
+            raise ValueError(f"a batch holds at most {self.batch_size} changes")
+        outcomes: dict[int, ChangeOutcome] = {}
+        for action, method in ((Action.OPT_OUT, "POST"), (Action.OPT_IN, "DELETE")):
+            indexed = [(i, c) for i, c in enumerate(changes) if c.action is action]
+            if indexed:
+                results = await self._send(method, [c for _, c in indexed])
+                outcomes.update(zip((i for i, _ in indexed), results, strict=True))
+        return [outcomes[i] for i in range(len(changes))]
+
+    async def endpoints(self) -> Endpoints:
+        """Token and API endpoints, discovered once (the API one needs a token)."""
+        if self._endpoints is None:
+            token_endpoint = await discover_token_endpoint(self._client, self._settings.issuer_url)
+            self._endpoints = Endpoints(token_endpoint)
+        if self._endpoints.api_endpoint is None:
+            tenant = tenant_id_from_token(await self.tokens.get())
+            api = await discover_api_endpoint(self._client, self._settings.issuer_url, tenant)
+            self._endpoints = Endpoints(self._endpoints.token_endpoint, api)
+        return self._endpoints
+
+    async def _records_url(self) -> str:
+        api = (await self.endpoints()).api_endpoint
+        settings = self._settings
+        return (
+            f"{api}/inContactAPI/services/v{settings.api_version}.0/dnc-groups/"
+            f"{settings.dnc_group_id}/records"
+        )
+
+    async def _send(self, method: str, changes: list[DncChange]) -> list[ChangeOutcome]:
+        records = [self._record(change) for change in changes]
+        url = await self.transport.retrying(self._records_url)  # discovery and first mint
+        reply = await self.transport.request(method, url, json_body={"dncGroupRecords": records})
+        results = _record_results(reply.response)
+        by_phone = {str(r.get("phoneNumber")): r for r in results if isinstance(r, dict)}
+        outcomes = []
+        for index, (change, record) in enumerate(zip(changes, records, strict=True)):
+            result = results[index] if index < len(results) else None
+            if (
+                not isinstance(result, dict)
+                or str(result.get("phoneNumber")) != record["phoneNumber"]
+            ):
+                result = by_phone.get(record["phoneNumber"])
+            outcomes.append(record_outcome(change, result))
+        return outcomes
+
+    def _record(self, change: DncChange) -> dict[str, str]:
+        record = {"phoneNumber": group_phone(change.e164, self._settings.phone_format)}
+        if change.expires_at_ms is not None and change.action is Action.OPT_OUT:
+            record["expiredDate"] = iso_utc(change.expires_at_ms)
+        return record
+
+    async def _mint(self) -> tuple[str, float]:
+        endpoints = self._endpoints or Endpoints(
+            await discover_token_endpoint(self._client, self._settings.issuer_url)
+        )
+        self._endpoints = endpoints
+        settings = self._settings
+        response = await send_plain(
+            self._client,
+            "POST",
+            endpoints.token_endpoint,
+            data={
+                "grant_type": "password",
+                "username": settings.access_key_id,
+                "password": settings.access_key_secret.get_secret_value(),
+            },
+            auth=(settings.client_id, settings.client_secret.get_secret_value()),
+            headers={"Accept": "application/json"},
+        )
+        return parse_token_response(response)
+
+
+def _record_results(response: httpx.Response) -> list[Any]:
+    try:
+        body = response.json()
+        results = body["resultSet"]["recordResults"]
+    except (ValueError, KeyError, TypeError):
+        return []  # every record then reports "no result": retryable, never applied
+    return results if isinstance(results, list) else []

@@ -1,0 +1,83 @@
+"""The one interface the sync flow pushes through: a DNC target applies a batch of changes and
+says, per number, what happened.
+
+Shapes: ``DncChange`` in, ``ChangeOutcome`` out (one per change, same order). A target raises
+``dnc.cxone.errors.CxoneTransientError`` when the whole batch should be retried later (429,
+5xx, timeout, connection error), ``CxoneAuthError`` when credentials are refused, and
+``CxonePermanentError`` when the request itself is wrong; it never reports as applied what it
+does not know was applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from dnc.events import Action
+
+
+class OutcomeKind(StrEnum):
+    """What a target did with one number."""
+
+    APPLIED = "applied"
+    """The target now holds the requested state because of this push."""
+    ALREADY_APPLIED = "already_applied"
+    """The target already held the requested state (e.g. the record existed)."""
+    CONFLICT_RESOLVED = "conflict_resolved"
+    """A conflict (409) was resolved by an upsert; the target now holds the requested state."""
+    RETRYABLE = "retryable"
+    """Not applied this time; try again later (``retry_after_s`` when the target said)."""
+    REJECTED = "rejected"
+    """Refused for good (``reason`` from the target); goes to the dead letter set."""
+
+    @property
+    def acknowledged(self) -> bool:
+        """Whether the number may leave the pending set."""
+        return self in (
+            OutcomeKind.APPLIED,
+            OutcomeKind.ALREADY_APPLIED,
+            OutcomeKind.CONFLICT_RESOLVED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DncChange:
+    """One number's requested state: ``e164`` (``+12025550123``), ``action`` (opt-out = on the
+    DNC list), ``event_ms`` (when the person asked, UTC epoch ms) and an optional
+    ``expires_at_ms`` (UTC epoch ms) after which an opt-out lapses."""
+
+    e164: str
+    action: Action
+    event_ms: int
+    expires_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeOutcome:
+    """What happened to one change: ``kind``, the target's ``reason`` (empty when applied),
+    and ``retry_after_s`` (seconds) when the target asked for a delay."""
+
+    e164: str
+    kind: OutcomeKind
+    reason: str = ""
+    retry_after_s: float | None = None
+
+
+class DncTarget(Protocol):
+    """Something that applies DNC changes: CXone DNC groups, outbound contacts, the sandbox."""
+
+    @property
+    def name(self) -> str:
+        """Short adapter name for logs and artifacts, e.g. ``dnc-groups``."""
+        ...
+
+    @property
+    def batch_size(self) -> int:
+        """Most changes one ``apply`` call accepts."""
+        ...
+
+    async def apply(self, changes: Sequence[DncChange]) -> list[ChangeOutcome]:
+        """Apply ``changes`` (at most ``batch_size``); one outcome per change, same order."""
+        ...
