@@ -10,12 +10,17 @@ does not know was applied.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from dnc.events import Action
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+LATEST_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z in epoch ms: the last instant an RFC 3339 time can name."""
 
 
 class OutcomeKind(StrEnum):
@@ -53,6 +58,14 @@ class DncChange:
     event_ms: int
     expires_at_ms: int | None = None
 
+    def __post_init__(self) -> None:
+        if not _E164.fullmatch(self.e164):
+            raise ValueError("e164 must be + and 7 to 15 digits, the first not 0")
+        for name in ("event_ms", "expires_at_ms"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= LATEST_MS:
+                raise ValueError(f"{name} must be UTC epoch ms between 1970 and 9999")
+
 
 @dataclass(frozen=True, slots=True)
 class ChangeOutcome:
@@ -81,3 +94,13 @@ class DncTarget(Protocol):
     async def apply(self, changes: Sequence[DncChange]) -> list[ChangeOutcome]:
         """Apply ``changes`` (at most ``batch_size``); one outcome per change, same order."""
         ...
+
+
+def check_batch(changes: Sequence[DncChange], batch_size: int) -> None:
+    """Raise ``ValueError`` when ``changes`` holds more than ``batch_size`` changes or names a
+    number twice (which of two states would win is the caller's decision: latest event time,
+    opt-out on a tie, as the pending set already decides)."""
+    if len(changes) > batch_size:
+        raise ValueError(f"a batch holds at most {batch_size} changes")
+    if len({change.e164 for change in changes}) != len(changes):
+        raise ValueError("a batch must not name a number twice")

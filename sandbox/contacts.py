@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from sandbox.context import Sandbox
+from sandbox.dnc_groups import is_failing
 from sandbox.http import BadRequest, Request, Response, error
 from sandbox.state import Contact
 
@@ -97,8 +98,7 @@ class ContactBatch(BaseModel):
 def upsert_contacts(sandbox: Sandbox, request: Request) -> Response:
     """Apply a whole batch, or refuse it whole (see the module docstring)."""
     contacts = _batch(request)
-    failing = set(sandbox.config.failing_numbers)
-    if any(c.phone.phoneNumber[1:] in failing for c in contacts):
+    if any(is_failing(sandbox, c.phone.phoneNumber[1:]) for c in contacts):
         return error(503, "temporary_failure", "Temporary failure processing batch; try again.")
     conflict = _first_conflict(sandbox, contacts)
     if conflict is not None:

@@ -110,12 +110,26 @@ def _expire_one(
     return _result(record, digits, problem)
 
 
+_LAST_YEAR = 9998
+
+
 def _number_problem(sandbox: Sandbox, digits: str, valid: bool) -> str | None:
     if not valid:
         return INVALID_PHONE
-    if digits in sandbox.config.failing_numbers:
+    if is_failing(sandbox, digits):
         return TEMPORARY_FAILURE
     return None
+
+
+def is_failing(sandbox: Sandbox, digits: str) -> bool:
+    """Whether ``digits`` are one of ``failing_numbers``, reading 10 digits also as the +1
+    national form (``2025550123`` matches ``+12025550123`` and the reverse)."""
+    failing = sandbox.config.failing_numbers
+    if digits in failing:
+        return True
+    if len(digits) == 10:
+        return "1" + digits in failing
+    return len(digits) == 11 and digits.startswith("1") and digits[1:] in failing
 
 
 def _expiry(value: object, now_s: float) -> float | None:
@@ -130,6 +144,8 @@ def _expiry(value: object, now_s: float) -> float | None:
         moment = moment.replace(tzinfo=UTC)
     if moment.timestamp() <= now_s:
         raise ValueError("expiredDate is not in the future")
+    if moment.astimezone(UTC).year > _LAST_YEAR:  # listable as RFC 3339 UTC, year <= 9999
+        raise ValueError("expiredDate is too far in the future")
     return moment.timestamp()
 
 

@@ -61,12 +61,17 @@ class FaultConfig(BaseModel):
         "applied, then the call hangs for hang_s and answers 504 (the dangerous timeout).",
     )
     hang_s: float = Field(
-        default=30, ge=0, le=600, description="How long a timeout fault hangs, seconds."
+        default=45,
+        ge=0,
+        le=600,
+        description="How long a timeout fault hangs, seconds (longer than the client's "
+        "default 30 s read timeout).",
     )
     failing_numbers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Numbers (digits or E.164) that fail: a per-record temporary failure in "
-        "DNC groups, a 503 for an outbound contacts batch holding one.",
+        description="Numbers (digits or E.164; 10 digits also match +1) that fail: a "
+        "per-record temporary failure in DNC groups, a 503 for an outbound contacts batch "
+        "holding one.",
     )
     seed: int | None = Field(
         default=None,
@@ -81,6 +86,13 @@ class FaultConfig(BaseModel):
         description="Whether a contacts 409 names the conflicting phoneNumber beside its "
         "existingRecordId.",
     )
+
+    @field_validator("rate_limit_rps")
+    @classmethod
+    def _sane_rate(cls, value: float) -> float:
+        if 0 < value < 1 / 60:
+            raise ValueError("rate_limit_rps must be 0 (off) or at least 1/60 (one a minute)")
+        return value
 
     @field_validator("failing_numbers", mode="before")
     @classmethod

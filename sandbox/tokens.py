@@ -207,8 +207,11 @@ def bearer_refusal(sandbox: Sandbox, request: Request, endpoint: str) -> Respons
 
 def _matches(user: str, password: str, want_user: str, want_password: SecretStr) -> bool:
     """Constant-time comparison of both values (as UTF-8 bytes)."""
-    user_ok = hmac.compare_digest(user.encode(), want_user.encode())
-    password_ok = hmac.compare_digest(password.encode(), want_password.get_secret_value().encode())
+    # surrogatepass: a lone surrogate in a JSON body is a wrong credential, not a crash
+    user_ok = hmac.compare_digest(user.encode("utf-8", "surrogatepass"), want_user.encode())
+    password_ok = hmac.compare_digest(
+        password.encode("utf-8", "surrogatepass"), want_password.get_secret_value().encode()
+    )
     return user_ok and password_ok
 
 

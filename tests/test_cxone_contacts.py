@@ -183,3 +183,35 @@ async def test_resolution_is_bounded(mock: respx.MockRouter, http: httpx.AsyncCl
 def test_base_url_is_required(http: httpx.AsyncClient) -> None:
     with pytest.raises(ValueError, match="DNC_CXONE_CONTACTS_BASE_URL"):
         target(http, contacts_base_url="")
+
+
+async def test_connect_timeout_then_409_is_a_plain_conflict(
+    mock: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    # A connect timeout never sent the request: the 409 is an older contact, not our landing.
+    mock.post(URL).mock(
+        side_effect=[
+            httpx.ConnectTimeout("slow"),
+            httpx.Response(409, json={"existingRecordId": "rec-1", "phoneNumber": A.e164}),
+            httpx.Response(200, json={"contacts": []}),
+        ]
+    )
+    [outcome] = await target(http).apply([A])
+    assert outcome.kind is OutcomeKind.CONFLICT_RESOLVED
+
+
+async def test_expiring_opt_out_is_held_without_expiry_and_says_so(
+    mock: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    mock.post(URL).respond(200, json={"contacts": []})
+    expiring = DncChange(A.e164, Action.OPT_OUT, A.event_ms, A.event_ms + 86_400_000)
+    [outcome] = await target(http).apply([expiring])
+    assert outcome.kind is OutcomeKind.APPLIED
+    assert (
+        outcome.reason == "held without expiry: the outbound-contacts contract has no expiry date"
+    )
+
+
+async def test_a_number_twice_is_refused(http: httpx.AsyncClient) -> None:
+    with pytest.raises(ValueError, match="twice"):
+        await target(http).apply([A, A])

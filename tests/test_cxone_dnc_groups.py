@@ -146,7 +146,7 @@ async def test_discovery_runs_once_and_uses_the_token_tenant(
     ("error", "kind"),
     [
         ("Phone number already exists in the DNC group.", OutcomeKind.ALREADY_APPLIED),
-        ("Phone number does not exist in the DNC group.", OutcomeKind.ALREADY_APPLIED),
+        ("Phone number does not exist in the DNC group.", OutcomeKind.REJECTED),  # opt-out
         ("Temporary failure processing record; try again.", OutcomeKind.RETRYABLE),
         ("Invalid phone number.", OutcomeKind.REJECTED),
         (None, OutcomeKind.REJECTED),
@@ -156,9 +156,132 @@ async def test_record_results_inside_a_200(
     mock: respx.MockRouter, http: httpx.AsyncClient, error: str | None, kind: OutcomeKind
 ) -> None:
     mock.post(RECORDS_URL).respond(json=results(("2025550123", False, error)))
+    mock.get(RECORDS_URL).respond(json=listing(("2025550123", None)))
     [outcome] = await target(http).apply([OUT])
     assert outcome.kind is kind
     assert outcome.reason == (error or "failed without a reason")
+
+
+def listing(*rows: tuple[str, str | None]) -> dict[str, object]:
+    return {
+        "totalRecords": len(rows),
+        "dncGroupRecords": [{"phoneNumber": p, "expiredDate": e} for p, e in rows],
+    }
+
+
+EXISTS = "Phone number already exists in the DNC group."
+
+
+@pytest.mark.parametrize(
+    ("change", "existing_expiry", "kind"),
+    [
+        (OUT, None, OutcomeKind.ALREADY_APPLIED),
+        (OUT, "2027-01-01T00:00:00.000Z", OutcomeKind.REJECTED),  # would lapse: not held
+        (
+            DncChange(OUT.e164, Action.OPT_OUT, OUT.event_ms, 1_830_000_000_000),
+            "2030-01-01T00:00:00.000Z",
+            OutcomeKind.ALREADY_APPLIED,
+        ),
+        (
+            DncChange(OUT.e164, Action.OPT_OUT, OUT.event_ms, 1_830_000_000_000),
+            "2027-01-01T00:00:00.000Z",
+            OutcomeKind.REJECTED,
+        ),
+    ],
+)
+async def test_existing_opt_out_is_held_only_if_it_lasts_long_enough(
+    mock: respx.MockRouter,
+    http: httpx.AsyncClient,
+    change: DncChange,
+    existing_expiry: str | None,
+    kind: OutcomeKind,
+) -> None:
+    mock.post(RECORDS_URL).respond(json=results(("2025550123", False, EXISTS)))
+    lookup = mock.get(RECORDS_URL).respond(json=listing(("2025550123", existing_expiry)))
+    [outcome] = await target(http).apply([change])
+    assert outcome.kind is kind
+    assert lookup.calls.last.request.url.params["phoneNumber"] == "2025550123"
+
+
+async def test_existing_record_that_cannot_be_found_is_retryable(
+    mock: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    mock.post(RECORDS_URL).respond(json=results(("2025550123", False, EXISTS)))
+    mock.get(RECORDS_URL).respond(json=listing())
+    [outcome] = await target(http).apply([OUT])
+    assert outcome.kind is OutcomeKind.RETRYABLE
+
+
+async def test_does_not_exist_is_only_already_applied_for_an_opt_in(
+    mock: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    gone = "Phone number does not exist in the DNC group."
+    mock.post(RECORDS_URL).respond(json=results(("2025550123", False, gone)))
+    mock.delete(RECORDS_URL).respond(json=results(("2025550124", False, gone)))
+    outcomes = await target(http).apply([OUT, IN])
+    assert [o.kind for o in outcomes] == [OutcomeKind.REJECTED, OutcomeKind.ALREADY_APPLIED]
+
+
+async def test_ten_digit_foreign_number_is_ambiguous_in_auto_format(
+    mock: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    egypt = DncChange("+2025550123", Action.OPT_IN, OUT.event_ms)
+    route = mock.delete(RECORDS_URL).respond(json=results(("2025550123", True, None)))
+    [outcome] = await target(http).apply([egypt])
+    assert outcome.kind is OutcomeKind.REJECTED and "e164-digits" in outcome.reason
+    assert route.call_count == 0  # never sent: it would opt in +1 202-555-0123
+    [outcome] = await target(http, phone_format="e164-digits").apply([egypt])
+    assert outcome.kind is OutcomeKind.APPLIED
+
+
+async def test_a_number_twice_in_a_batch_is_refused(http: httpx.AsyncClient) -> None:
+    with pytest.raises(ValueError, match="twice"):
+        await target(http).apply([OUT, DncChange(OUT.e164, Action.OPT_IN, OUT.event_ms + 1)])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"e164": "12025550123"},
+        {"e164": "+0123456789"},
+        {"e164": "+1"},
+        {"event_ms": -1},
+        {"event_ms": 10**16},
+        {"expires_at_ms": 10**16},
+    ],
+)
+def test_change_values_are_checked(kwargs: dict[str, object]) -> None:
+    values: dict[str, object] = {
+        "e164": OUT.e164,
+        "action": Action.OPT_OUT,
+        "event_ms": OUT.event_ms,
+    }
+    values.update(kwargs)
+    with pytest.raises(ValueError):
+        DncChange(**values)  # type: ignore[arg-type]
+
+
+async def test_raised_retry_after_is_what_the_server_said_sleeps_are_capped(
+    mock: respx.MockRouter, http: httpx.AsyncClient
+) -> None:
+    mock.post(RECORDS_URL).respond(429, headers={"Retry-After": "100"})
+    sleeps = Sleeps()
+    with pytest.raises(CxoneRateLimited) as info:
+        await target(http, sleeps, retry_after_cap_s=1.0).apply([OUT])
+    assert info.value.retry_after_s == 100.0 and sleeps.delays == [1.0, 1.0, 1.0]
+
+
+def test_errors_survive_pickling() -> None:
+    import pickle
+
+    from dnc.cxone.errors import CxoneTransientError
+
+    timeout = pickle.loads(pickle.dumps(CxoneTimeout("t", 2.0, maybe_sent=False)))
+    assert (str(timeout), timeout.retry_after_s, timeout.maybe_sent) == ("t", 2.0, False)
+    permanent = pickle.loads(pickle.dumps(CxonePermanentError("p", 404)))
+    assert (str(permanent), permanent.status) == ("p", 404)
+    transient = pickle.loads(pickle.dumps(CxoneTransientError("x", 5.0)))
+    assert (str(transient), transient.retry_after_s) == ("x", 5.0)
 
 
 async def test_missing_or_unmatched_results_are_retryable_not_applied(
@@ -273,6 +396,7 @@ async def test_transient_failures_are_retried_then_raised(
         await target(http, sleeps).apply([OUT])
     assert route.call_count == 4 and len(sleeps.delays) == 3
     assert info.value.__cause__ is None  # the httpx request (with its token) is not chained
+    assert info.value.__context__ is None
 
 
 async def test_transient_then_success_is_applied(

@@ -264,3 +264,17 @@ async def test_contacts_lost_reply_then_409_is_already_applied(
     assert outcome.kind is OutcomeKind.ALREADY_APPLIED
     [contact] = (await state(control))["contacts"]
     assert (contact["phoneNumber"], contact["dnc"]["doNotCall"]) == (A.e164, True)
+
+
+async def test_queued_requests_take_their_token_after_the_wait(
+    sandbox_url: str, control: httpx.AsyncClient
+) -> None:
+    # Short tokens and a slow pace: a token taken before queueing would be stale on arrival.
+    await set_faults(control, token_ttl_s=2)
+    settings = groups_settings(sandbox_url, rate_limit_rps=2, max_concurrency=1, token_skew_s=0.5)
+    changes = [DncChange(f"+1202555{n:04d}", Action.OPT_OUT, A.event_ms) for n in range(400, 408)]
+    async with build_http_client(settings) as http:
+        target = DncGroupsTarget(http, settings)
+        results = await asyncio.gather(*(target.apply([c]) for c in changes))
+    assert all(r[0].kind is OutcomeKind.APPLIED for r in results)
+    assert "401" not in (await state(control))["requests"]["dnc_records"]

@@ -93,3 +93,15 @@ async def test_cancelled_waiter_does_not_cancel_the_mint(waiters: int) -> None:
     await asyncio.sleep(0)
     first.cancel()
     assert {await t for t in others} == {"token-1"} and mint.count == 1
+
+
+async def test_pacer_below_one_request_per_second() -> None:
+    from dnc.cxone.pacing import Pacer
+
+    pacer = Pacer(0.5, max_concurrency=4)
+    async with pacer:
+        pass
+    second = asyncio.ensure_future(pacer.__aenter__())
+    done, _ = await asyncio.wait({second}, timeout=0.3)
+    assert not done  # the next slot is about 2 s away, and nothing crashed
+    second.cancel()

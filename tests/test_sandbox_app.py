@@ -721,3 +721,61 @@ async def test_junk_never_500(client: httpx.AsyncClient, path: str, content: byt
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     response = await client.post(path, content=content, headers=headers)
     assert response.status_code < 500, (response.status_code, response.text)
+
+
+# -- bugs found by a break-it pass ------------------------------------------------------------
+
+
+async def test_far_future_expiry_is_refused_and_listing_still_works(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = await cxone_token(client)
+    response = await client.post(
+        RECORDS,
+        headers=headers,
+        json=records("2025550123", expiredDate="9999-12-31T23:59:59-23:59"),
+    )
+    assert response.json()["resultSet"]["recordResults"] == [
+        result("2025550123", "2025550123", "Invalid expiration date.")
+    ]
+    assert (await client.get(RECORDS, headers=headers)).status_code == 200
+    assert (await client.get("/_sandbox/state")).status_code == 200
+
+
+async def test_lone_surrogate_credentials_are_refused_not_a_crash(
+    client: httpx.AsyncClient,
+) -> None:
+    content = '{"grant_type": "client_credentials", "client_id": "\\ud800", "client_secret": "x"}'
+    response = await client.post(
+        "/oauth/token", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert (response.status_code, response.json()) == (401, {"error": "invalid_client"})
+
+
+@pytest.mark.parametrize("rate", [1e-310, 0.001])
+async def test_tiny_rate_limits_are_refused(client: httpx.AsyncClient, rate: float) -> None:
+    response = await client.post("/_sandbox/faults", json={"rate_limit_rps": rate})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("failing", "sent"),
+    [("+12025550123", "2025550123"), ("2025550123", "12025550123"), ("2025550123", "2025550123")],
+)
+async def test_failing_numbers_match_the_plus_one_national_form(
+    client: httpx.AsyncClient, failing: str, sent: str
+) -> None:
+    await set_faults(client, failing_numbers=[failing])
+    headers = await cxone_token(client)
+    response = await client.post(RECORDS, headers=headers, json=records(sent))
+    [row] = response.json()["resultSet"]["recordResults"]
+    assert row["error"] == "Temporary failure processing record; try again."
+
+
+async def test_failing_ten_digits_also_fail_the_e164_contact(client: httpx.AsyncClient) -> None:
+    await set_faults(client, failing_numbers=["2025550123"])
+    headers = await outbound_token(client)
+    response = await client.post(
+        CONTACTS, headers=headers, json={"contacts": [contact("+12025550123")]}
+    )
+    assert response.status_code == 503

@@ -4,7 +4,8 @@ Contract: token ``POST {base}/oauth/token`` with JSON ``{"grant_type": "client_c
 "client_id", "client_secret"}``; ``POST {base}/api/v2/outbound/contacts`` with
 ``{"contacts": [{"phone": {"phoneNumber": "+1..."}, "dnc": {"doNotCall": bool,
 "optOutDate": RFC 3339 UTC}, "customListIds": [...], "existingRecordId"?, "updateMode"?}]}``;
-``doNotCall`` is true for an opt-out and false for an opt-in.
+``doNotCall`` is true for an opt-out and false for an opt-in. The contract has no expiry: an
+opt-out with one is held without it (stricter than asked, never laxer) and says so.
 
 A 409 ``{"existingRecordId", "message", "phoneNumber"?}`` refuses the whole request. It is
 resolved by sending again with ``updateMode: "upsert"`` and the record id on the contact it
@@ -35,8 +36,10 @@ from dnc.cxone.transport import (
 from dnc.events import Action
 from dnc.masking import redact
 from dnc.settings import CxoneSettings
-from dnc.target import ChangeOutcome, DncChange, OutcomeKind
+from dnc.target import ChangeOutcome, DncChange, OutcomeKind, check_batch
 from dnc.timestamps import iso_utc
+
+NO_EXPIRY = "held without expiry: the outbound-contacts contract has no expiry date"
 
 
 @dataclass
@@ -85,8 +88,7 @@ class OutboundContactsTarget:
 
     async def apply(self, changes: Sequence[DncChange]) -> list[ChangeOutcome]:
         """Create or upsert each contact's DNC flag; one outcome per change, in order."""
-        if len(changes) > self.batch_size:
-            raise ValueError(f"a batch holds at most {self.batch_size} changes")
+        check_batch(changes, self.batch_size)
         if not changes:
             return []
         state = _Resolution(budget=4 * len(changes) + 8)
@@ -102,9 +104,10 @@ class OutboundContactsTarget:
                 OutcomeKind.ALREADY_APPLIED,
                 "409 after a timed-out attempt: the first attempt landed",
             )
+        note = NO_EXPIRY if change.expires_at_ms is not None else ""
         if change.e164 in state.record_ids:
-            return ChangeOutcome(change.e164, OutcomeKind.CONFLICT_RESOLVED)
-        return ChangeOutcome(change.e164, OutcomeKind.APPLIED)
+            return ChangeOutcome(change.e164, OutcomeKind.CONFLICT_RESOLVED, note)
+        return ChangeOutcome(change.e164, OutcomeKind.APPLIED, note)
 
     async def _push(self, changes: list[DncChange], state: _Resolution) -> None:
         """Send ``changes`` until accepted, resolving 409s; raises transient errors as they

@@ -41,13 +41,20 @@ from dnc.cxone.transport import (
 from dnc.events import Action
 from dnc.masking import redact
 from dnc.settings import CxoneSettings
-from dnc.target import ChangeOutcome, DncChange, OutcomeKind
-from dnc.timestamps import iso_utc
+from dnc.target import LATEST_MS, ChangeOutcome, DncChange, OutcomeKind, check_batch
+from dnc.timestamps import TimestampProblem, iso_utc, parse_event_time
 
-# Record errors that mean "the group already holds the requested state".
-_ALREADY = ("already exist", "already expired", "does not exist", "not exist", "not found")
+# Record errors that mean "the group already holds the requested state", per action.
+_ALREADY = {
+    Action.OPT_OUT: ("already exist",),
+    Action.OPT_IN: ("already expired", "does not exist", "not exist", "not found"),
+}
 # Record errors that mean "try again later".
 _TRANSIENT = ("temporar", "try again", "timeout", "timed out", "unavailable")
+AMBIGUOUS = (
+    "ambiguous in CXone's 10-digit format (it would name a +1 number): set "
+    "DNC_CXONE_PHONE_FORMAT=e164-digits"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,12 @@ def group_phone(e164: str, phone_format: str) -> str:
     return digits
 
 
+def is_ambiguous(e164: str, phone_format: str) -> bool:
+    """Whether ``e164`` would be sent as 10 digits that CXone reads as a +1 national number
+    (``+2025550123``, an Egyptian number, versus ``+12025550123``)."""
+    return phone_format == "auto" and not e164.startswith("+1") and len(e164) == 11
+
+
 def record_outcome(change: DncChange, result: dict[str, Any] | None) -> ChangeOutcome:
     """Map one ``recordResults`` entry (or its absence) to an outcome."""
     if result is None:
@@ -75,7 +88,7 @@ def record_outcome(change: DncChange, result: dict[str, Any] | None) -> ChangeOu
         return ChangeOutcome(change.e164, OutcomeKind.APPLIED)
     reason = redact(str(result.get("error") or "failed without a reason"))
     lowered = reason.lower()
-    if any(marker in lowered for marker in _ALREADY):
+    if any(marker in lowered for marker in _ALREADY[change.action]):
         return ChangeOutcome(change.e164, OutcomeKind.ALREADY_APPLIED, reason)
     if any(marker in lowered for marker in _TRANSIENT):
         return ChangeOutcome(change.e164, OutcomeKind.RETRYABLE, reason)
@@ -102,6 +115,7 @@ class DncGroupsTarget:
         self._client = client
         self._settings = settings
         self._endpoints = endpoints
+        self._discovery_lock = asyncio.Lock()
         self.transport = build_transport(client, self._mint, settings, sleep=sleep, rng=rng)
         self.tokens = self.transport.tokens
 
@@ -111,27 +125,36 @@ class DncGroupsTarget:
         return self._settings.batch_size
 
     async def apply(self, changes: Sequence[DncChange]) -> list[ChangeOutcome]:
-        """Opt-outs by POST, opt-ins by DELETE; one outcome per change, in order."""
-        if len(changes) > self.batch_size:
-            raise ValueError(f"a batch holds at most {self.batch_size} changes")
+        """Opt-outs by POST, opt-ins by DELETE; one outcome per change, in order. Raises
+        ``ValueError`` for a batch over ``batch_size`` or naming a number twice."""
+        check_batch(changes, self.batch_size)
         outcomes: dict[int, ChangeOutcome] = {}
+        phone_format = self._settings.phone_format
         for action, method in ((Action.OPT_OUT, "POST"), (Action.OPT_IN, "DELETE")):
             indexed = [(i, c) for i, c in enumerate(changes) if c.action is action]
+            for i, change in indexed:
+                if is_ambiguous(change.e164, phone_format):
+                    outcomes[i] = ChangeOutcome(change.e164, OutcomeKind.REJECTED, AMBIGUOUS)
+            indexed = [(i, c) for i, c in indexed if i not in outcomes]
             if indexed:
                 results = await self._send(method, [c for _, c in indexed])
                 outcomes.update(zip((i for i, _ in indexed), results, strict=True))
         return [outcomes[i] for i in range(len(changes))]
 
     async def endpoints(self) -> Endpoints:
-        """Token and API endpoints, discovered once (the API one needs a token)."""
-        if self._endpoints is None:
-            token_endpoint = await discover_token_endpoint(self._client, self._settings.issuer_url)
-            self._endpoints = Endpoints(token_endpoint)
-        if self._endpoints.api_endpoint is None:
-            tenant = tenant_id_from_token(await self.tokens.get())
-            api = await discover_api_endpoint(self._client, self._settings.issuer_url, tenant)
-            self._endpoints = Endpoints(self._endpoints.token_endpoint, api)
-        return self._endpoints
+        """Token and API endpoints, discovered once however many callers ask at once (the API
+        one needs a token)."""
+        async with self._discovery_lock:
+            if self._endpoints is None:
+                token_endpoint = await discover_token_endpoint(
+                    self._client, self._settings.issuer_url
+                )
+                self._endpoints = Endpoints(token_endpoint)
+            if self._endpoints.api_endpoint is None:
+                tenant = tenant_id_from_token(await self.tokens.get())
+                api = await discover_api_endpoint(self._client, self._settings.issuer_url, tenant)
+                self._endpoints = Endpoints(self._endpoints.token_endpoint, api)
+            return self._endpoints
 
     async def _records_url(self) -> str:
         api = (await self.endpoints()).api_endpoint
@@ -156,7 +179,31 @@ class DncGroupsTarget:
             ):
                 result = by_phone.get(record["phoneNumber"])
             outcomes.append(record_outcome(change, result))
-        return outcomes
+        checks = (self._verified(c, o, url) for c, o in zip(changes, outcomes, strict=True))
+        return list(await asyncio.gather(*checks))  # the pacer bounds the look-ups
+
+    async def _verified(self, change: DncChange, outcome: ChangeOutcome, url: str) -> ChangeOutcome:
+        """An opt-out that "already exists" is only held if the existing record lasts at least
+        as long as asked: a record that expires earlier would let the number lapse."""
+        if change.action is not Action.OPT_OUT or outcome.kind is not (OutcomeKind.ALREADY_APPLIED):
+            return outcome
+        phone = group_phone(change.e164, self._settings.phone_format)
+        reply = await self.transport.request("GET", url, params={"phoneNumber": phone})
+        existing = _find_record(reply.response, phone)
+        if existing is None:
+            return ChangeOutcome(
+                change.e164, OutcomeKind.RETRYABLE, "already exists, but the record was not found"
+            )
+        lapses_ms = _expiry_ms(existing.get("expiredDate"))
+        wanted_ms = change.expires_at_ms
+        if lapses_ms is not None and (wanted_ms is None or lapses_ms < wanted_ms):
+            return ChangeOutcome(
+                change.e164,
+                OutcomeKind.REJECTED,
+                f"an existing record expires at {existing.get('expiredDate')}, before the "
+                "requested opt-out ends: extend it in CXone, then requeue",
+            )
+        return outcome
 
     def _record(self, change: DncChange) -> dict[str, str]:
         record = {"phoneNumber": group_phone(change.e164, self._settings.phone_format)}
@@ -183,6 +230,29 @@ class DncGroupsTarget:
             headers={"Accept": "application/json"},
         )
         return parse_token_response(response)
+
+
+def _find_record(response: httpx.Response, phone: str) -> dict[str, Any] | None:
+    """The active record for ``phone`` in a records listing (``dncGroupRecords``)."""
+    try:
+        records = response.json()["dncGroupRecords"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict) and str(record.get("phoneNumber")) == phone:
+            return record
+    return None
+
+
+def _expiry_ms(value: object) -> int | None:
+    """A record's ``expiredDate`` as UTC epoch ms; ``None`` for a record that never expires
+    (an unreadable date counts as expiring now, the cautious reading)."""
+    if value in (None, ""):
+        return None
+    try:
+        return parse_event_time(value, now_ms=LATEST_MS, max_future_skew_s=0).epoch_ms
+    except TimestampProblem:
+        return 0
 
 
 def _record_results(response: httpx.Response) -> list[Any]:

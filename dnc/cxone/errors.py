@@ -37,6 +37,9 @@ class CxonePermanentError(CxoneError):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.status))
+
 
 class CxoneTransientError(CxoneError):
     """A failure worth retrying later; ``retry_after_s`` (seconds) when the server said."""
@@ -44,6 +47,9 @@ class CxoneTransientError(CxoneError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.retry_after_s))
 
 
 class CxoneRateLimited(CxoneTransientError):
@@ -55,11 +61,25 @@ class CxoneServerError(CxoneTransientError):
 
 
 class CxoneTimeout(CxoneTransientError):
-    """The request timed out (it may still have been applied)."""
+    """The request timed out. ``maybe_sent``: it may have reached CXone and been applied (a
+    read or write timeout, a 408); false when it never left (connect or pool timeout)."""
+
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, *, maybe_sent: bool = True
+    ) -> None:
+        super().__init__(message, retry_after_s)
+        self.maybe_sent = maybe_sent
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_timeout, (str(self), self.retry_after_s, self.maybe_sent))
 
 
 class CxoneConnectionError(CxoneTransientError):
     """The connection could not be made or broke."""
+
+
+def _rebuild_timeout(message: str, retry_after_s: float | None, maybe_sent: bool) -> CxoneTimeout:
+    return CxoneTimeout(message, retry_after_s, maybe_sent=maybe_sent)
 
 
 def is_transient(exc: BaseException) -> bool:

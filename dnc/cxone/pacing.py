@@ -14,7 +14,7 @@ class Pacer:
     limit (the concurrency limit still holds)."""
 
     def __init__(self, rate_per_s: float | None, max_concurrency: int) -> None:
-        self._limiter = AsyncLimiter(rate_per_s, 1.0) if rate_per_s else None
+        self._limiter = _limiter(rate_per_s) if rate_per_s else None
         self._slots = asyncio.Semaphore(max_concurrency)
 
     async def __aenter__(self) -> None:
@@ -33,3 +33,11 @@ class Pacer:
         tb: TracebackType | None,
     ) -> None:
         self._slots.release()
+
+
+def _limiter(rate_per_s: float) -> AsyncLimiter:
+    """At least one request per window: below 1/s the window grows instead (0.5/s = 1 per 2 s);
+    aiolimiter needs a capacity of at least one."""
+    if rate_per_s >= 1:
+        return AsyncLimiter(rate_per_s, 1.0)
+    return AsyncLimiter(1, 1 / rate_per_s)

@@ -70,27 +70,30 @@ def describe(method: str, url: str) -> str:
 async def send_plain(
     client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
 ) -> httpx.Response:
-    """Send one request with httpx errors converted. Raises ``CxoneTimeout`` or
-    ``CxoneConnectionError``."""
+    """Send one request with httpx errors converted. Raises ``CxoneTimeout`` (``maybe_sent``
+    for read and write timeouts, when the request may have reached CXone) or
+    ``CxoneConnectionError``. The httpx exception is neither chained nor left as context."""
+    error: CxoneTransientError
     try:
         return await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
-        raise CxoneTimeout(f"{describe(method, url)}: {type(exc).__name__}") from None
+        maybe_sent = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
+        error = CxoneTimeout(
+            f"{describe(method, url)}: {type(exc).__name__}", maybe_sent=maybe_sent
+        )
     except httpx.TransportError as exc:
-        raise CxoneConnectionError(f"{describe(method, url)}: {type(exc).__name__}") from None
+        error = CxoneConnectionError(f"{describe(method, url)}: {type(exc).__name__}")
+    raise error  # outside the except block: no __context__ holding the request
 
 
-def check_status(
-    response: httpx.Response, accept: Collection[int] = (), retry_after_cap_s: float = 120.0
-) -> None:
-    """Raise the error a status means, unless it is 2xx or in ``accept``."""
+def check_status(response: httpx.Response, accept: Collection[int] = ()) -> None:
+    """Raise the error a status means, unless it is 2xx or in ``accept``. A server's
+    ``Retry-After`` is kept as it was said (callers cap what they sleep)."""
     status = response.status_code
     if 200 <= status < 300 or status in accept:
         return
     what = f"{describe(response.request.method, str(response.request.url))} -> {status}"
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if retry_after is not None:
-        retry_after = min(retry_after, retry_after_cap_s)
     if status == 429:
         raise CxoneRateLimited(f"{what} (rate limited)", retry_after)
     if status >= 500:
@@ -160,9 +163,9 @@ class CxoneTransport:
             nonlocal timed_out
             try:
                 response = await self._authorized(method, url, json_body, params)
-                check_status(response, accept, self._policy.retry_after_cap_s)
-            except CxoneTimeout:
-                timed_out = True
+                check_status(response, accept)
+            except CxoneTimeout as exc:
+                timed_out = timed_out or exc.maybe_sent
                 raise
             return Reply(response, timed_out)
 
@@ -183,7 +186,7 @@ class CxoneTransport:
 
     def _delay_s(self, attempt: int, exc: CxoneTransientError) -> float:
         if exc.retry_after_s is not None:
-            return exc.retry_after_s
+            return min(exc.retry_after_s, self._policy.retry_after_cap_s)
         policy = self._policy
         return backoff_delay_s(
             attempt, policy.base_s, policy.cap_s, jitter=policy.jitter, rng=self._rng
@@ -192,13 +195,11 @@ class CxoneTransport:
     async def _authorized(
         self, method: str, url: str, json_body: object, params: dict[str, str] | None
     ) -> httpx.Response:
-        token = await self.tokens.get()
-        response = await self._send(method, url, json_body, params, token)
+        response, token = await self._send(method, url, json_body, params)
         if response.status_code != 401:
             return response
         self.tokens.invalidate(token)  # refused: mint once and try once more
-        token = await self.tokens.get()
-        response = await self._send(method, url, json_body, params, token)
+        response, _ = await self._send(method, url, json_body, params)
         if response.status_code == 401:
             raise CxoneAuthError(
                 f"{describe(method, url)} -> 401 with a fresh token: check the access key, "
@@ -207,14 +208,16 @@ class CxoneTransport:
         return response
 
     async def _send(
-        self, method: str, url: str, json_body: object, params: dict[str, str] | None, token: str
-    ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        async with self._pacer:
+        self, method: str, url: str, json_body: object, params: dict[str, str] | None
+    ) -> tuple[httpx.Response, str]:
+        async with self._pacer:  # the token is taken after the wait, so it is fresh
+            token = await self.tokens.get()
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             self.calls += 1
-            return await send_plain(
+            response = await send_plain(
                 self._client, method, url, json=json_body, params=params, headers=headers
             )
+        return response, token
 
 
 def parse_token_response(response: httpx.Response) -> tuple[str, float]:
