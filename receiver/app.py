@@ -29,9 +29,8 @@ from receiver.asgi import (
     Receive,
     Scope,
     Send,
-    header,
+    collect_headers,
     read_body,
-    repeated,
     send_bytes,
     send_json,
 )
@@ -209,15 +208,14 @@ class ReceiverApp:
             return await self._reject(
                 scope, 405, "method_not_allowed", "use POST", headers=((b"allow", b"POST"),)
             )
-        bearer_ok = self._auth.bearer_ok(header(scope, b"authorization"))
-        if bearer_ok and not self._auth.disabled and repeated(scope, b"authorization"):
+        found, repeated = collect_headers(scope, _EVENT_HEADERS)
+        bearer_ok = self._auth.bearer_ok(found.get(b"authorization"))
+        if bearer_ok and not self._auth.disabled and b"authorization" in repeated:
             bearer_ok = False  # two Authorization headers: which one counts is ambiguous
-        if not bearer_ok and header(scope, SIGNATURE_HEADER) is None:
+        if not bearer_ok and SIGNATURE_HEADER not in found:
             return await self._unauthorized(scope)
         try:
-            kind, charset = media_type(
-                header(scope, b"content-type"), header(scope, b"content-encoding")
-            )
+            kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
         except UnsupportedMediaType as exc:
             return await self._reject(scope, 415, "unsupported_media_type", str(exc))
         try:
@@ -226,17 +224,11 @@ class ReceiverApp:
             return await self._reject(
                 scope, 413, "body_too_large", f"body is over {self._settings.max_body_bytes} bytes"
             )
-        if not bearer_ok and not self._signature_ok(scope, body):
+        if not bearer_ok and not self._auth.signature_ok(
+            found.get(SIGNATURE_HEADER), found.get(SIGNATURE_TIMESTAMP_HEADER), body, time.time()
+        ):
             return await self._unauthorized(scope)
         return await self._accept(scope, kind, charset, body)
-
-    def _signature_ok(self, scope: Scope, body: bytes) -> bool:
-        return self._auth.signature_ok(
-            header(scope, SIGNATURE_HEADER),
-            header(scope, SIGNATURE_TIMESTAMP_HEADER),
-            body,
-            time.time(),
-        )
 
     async def _unauthorized(self, scope: Scope) -> Outcome:
         return await self._reject(
@@ -281,7 +273,9 @@ class ReceiverApp:
     async def _record(
         self, scope: Scope, event: StoredEvent, warnings: list[str], body: bytes
     ) -> Outcome:
-        fields = {"eventId": redact(event.eventId), "number": mask_number(event.e164)}
+        # A derived id is our own hash; a caller's id may carry a number: mask its digits.
+        event_id = event.eventId if event.eventIdDerived else redact(event.eventId)
+        fields = {"eventId": event_id, "number": mask_number(event.e164)}
         try:
             status = await self._get_store().record(event)
         except StoreError as exc:
@@ -394,6 +388,15 @@ class ReceiverApp:
 # One line per request outcome: accepted at INFO, refused (4xx) at WARNING, our or Redis's
 # trouble (5xx) at ERROR; so WARNING keeps every problem and drops the happy path.
 _LOG_LEVELS = {2: logging.INFO, 4: logging.WARNING, 5: logging.ERROR}
+_EVENT_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"content-type",
+        b"content-encoding",
+        SIGNATURE_HEADER,
+        SIGNATURE_TIMESTAMP_HEADER,
+    }
+)
 _READ_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 

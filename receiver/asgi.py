@@ -32,9 +32,18 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def repeated(scope: Scope, name: bytes) -> bool:
-    """Whether header ``name`` (lower-case bytes) appears more than once in ``scope``."""
-    return sum(1 for key, _ in scope["headers"] if key == name) > 1
+def collect_headers(scope: Scope, names: frozenset[bytes]) -> tuple[dict[bytes, bytes], set[bytes]]:
+    """One pass over the request headers: the first value of each header in ``names``
+    (lower-case bytes), and the set of those that appear more than once."""
+    found: dict[bytes, bytes] = {}
+    repeated: set[bytes] = set()
+    for key, value in scope["headers"]:
+        if key in names:
+            if key in found:
+                repeated.add(key)
+            else:
+                found[key] = bytes(value)
+    return found, repeated
 
 
 async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:

@@ -32,7 +32,6 @@ PLUS_WARNING = (
     "phoneNumber started with a raw '+', read as a plus sign (form encoding reads '+' as a "
     "space; send %2B)"
 )
-_JSON_TOKENS = tuple(f'"{name}"'.encode() for name in FIELDS)
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
 
 
@@ -107,11 +106,20 @@ def _decode_json(body: bytes, charset: str) -> dict[str, object]:
         ) from None
     if not isinstance(value, dict):
         raise MalformedBody("body must be a JSON object")
-    # Cheap screen first: only a body that names a field twice, or spells a key with escapes,
-    # needs the exact (slower) check.
-    if b"\\u" in raw or any(raw.count(token) > 1 for token in _JSON_TOKENS):
+    # Cheap screen first: when every '":' in the body is a key of the parsed value, no key
+    # was given twice. Otherwise (a duplicate, an escaped key, '":' inside a string) run the
+    # exact, slower check.
+    if raw.count(b'":') != _key_count(value):
         _refuse_duplicate_fields(raw)
     return value
+
+
+def _key_count(value: object) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_key_count(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_key_count(item) for item in value)
+    return 0
 
 
 def _refuse_duplicate_fields(raw: bytes) -> None:

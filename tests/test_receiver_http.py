@@ -685,3 +685,29 @@ async def test_event_id_is_logged_with_numbers_masked(
         await client.post("/v1/events", json=body(eventId="optin-+3612345678"))
     [record] = [r for r in caplog.records if r.getMessage() == "event request"]
     assert record.fields["eventId"] == "optin-***5678"
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        # '":' inside a string: the screen cannot tell, the exact check accepts it
+        (
+            '{"phoneNumber": "2025550123", "eventName": "optOut", "timestamp": 1790000000000,'
+            ' "metadata": {"note": "he said \\": stop"}}',
+            202,
+        ),
+        # spaces before the colon: the screen undercounts, the exact check finds the duplicate
+        (
+            '{"phoneNumber" : "2025550123", "eventName" : "optOut", "timestamp" : 1790000000000,'
+            ' "phoneNumber" : "2025550124"}',
+            422,
+        ),
+    ],
+)
+async def test_duplicate_screen_falls_back_to_the_exact_check(
+    client: httpx.AsyncClient, content: str, status: int
+) -> None:
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
