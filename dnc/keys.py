@@ -48,6 +48,18 @@ class RedisKeys:
         """STREAM: every refused request with its reason; capped (``~`` MAXLEN) by settings."""
         return f"{self.tag}:rejected"
 
+    @property
+    def sync_lease(self) -> str:
+        """STRING: the token of the sync run allowed to claim; TTL = lease TTL (settings), so a
+        run that dies releases it by itself."""
+        return f"{self.tag}:sync-lease"
+
+    @property
+    def dead_letters(self) -> str:
+        """HASH: E.164 -> JSON {reason, event, deadAtMs} of numbers CXone refused for good. No
+        TTL: they stay until requeued."""
+        return f"{self.tag}:dead-letters"
+
     def event_id(self, event_id: str) -> str:
         """STRING per idempotency key -> the event fingerprint; TTL = idempotency TTL
         (settings, default 7 days)."""

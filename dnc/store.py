@@ -82,7 +82,8 @@ def open_redis(settings: RedisSettings) -> aioredis.Redis:
     )
 
 
-def _load_lua(name: str) -> str:
+def load_lua(name: str) -> str:
+    """The source of ``dnc/lua/<name>``."""
     return resources.files("dnc").joinpath("lua", name).read_text(encoding="utf-8")
 
 
@@ -94,7 +95,7 @@ class EventStore:
         self._client = client
         self._keys = keys
         self._limits = limits
-        self._record_script = client.register_script(_load_lua("record_events.lua"))
+        self._record_script = client.register_script(load_lua("record_events.lua"))
         self._coalescer: Coalescer[StoredEvent, RecordStatus] = Coalescer(
             self._record_batch, limits.max_batch
         )
@@ -130,7 +131,7 @@ class EventStore:
         try:
             results = await self._record_script(keys=key_names, args=args)
         except redis_errors.RedisError as exc:
-            raise _convert(exc) from exc
+            raise convert_error(exc) from exc
         return [_status(result) for result in results]
 
     async def record_rejection(self, fields: Mapping[str, str]) -> None:
@@ -144,7 +145,7 @@ class EventStore:
                 approximate=True,
             )
         except redis_errors.RedisError as exc:
-            raise _convert(exc) from exc
+            raise convert_error(exc) from exc
 
     async def close(self) -> None:
         """Close the Redis client and its pool."""
@@ -155,7 +156,7 @@ class EventStore:
         try:
             await self._client.ping()
         except redis_errors.RedisError as exc:
-            raise _convert(exc) from exc
+            raise convert_error(exc) from exc
 
 
 def _status(result: object) -> RecordStatus:
@@ -163,7 +164,8 @@ def _status(result: object) -> RecordStatus:
     return RecordStatus(text)
 
 
-def _convert(exc: redis_errors.RedisError) -> StoreError:
+def convert_error(exc: redis_errors.RedisError) -> StoreError:
+    """Our error for a redis-py error: ``StoreUnavailable`` when Redis cannot be reached."""
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"redis unavailable: {type(exc).__name__}")
     return StoreError(f"redis error: {type(exc).__name__}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from dnc_sync import dead_letters
 from receiver.cli import serve
 from sandbox.cli import sandbox_command
 
@@ -21,3 +22,4 @@ def main() -> None:
 
 app.command("serve")(serve)
 app.command("sandbox")(sandbox_command)
+app.add_typer(dead_letters.app, name="dead-letters")

@@ -1,0 +1,69 @@
+"""``dnc-sync dead-letters``: see and requeue numbers CXone refused for good."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dnc.keys import RedisKeys
+from dnc.masking import mask_number
+from dnc.pending import PendingQueue
+from dnc.settings import RedisSettings
+from dnc.store import open_redis
+from dnc.timestamps import iso_utc
+
+app = typer.Typer(
+    help="Numbers CXone refused for good: list them, requeue them.", no_args_is_help=True
+)
+T = TypeVar("T")
+
+
+def _with_queue(action: Callable[[PendingQueue], Awaitable[T]]) -> T:
+    settings = RedisSettings()
+
+    async def run() -> T:
+        client = open_redis(settings)
+        try:
+            return await action(PendingQueue(client, RedisKeys(settings.namespace)))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+@app.command("list")
+def list_letters(
+    show_numbers: Annotated[
+        bool, typer.Option(help="Show whole numbers (masked to the last 4 digits otherwise).")
+    ] = False,
+) -> None:
+    """Print every dead letter: number, action, event time, when, and CXone's reason."""
+    letters = _with_queue(lambda queue: queue.dead_letters())
+    table = Table("number", "action", "event time (UTC)", "dead since (UTC)", "reason")
+    for number, letter in sorted(letters.items(), key=lambda item: item[1].deadAtMs):
+        table.add_row(
+            number if show_numbers else mask_number(number),
+            letter.event.action.value,
+            iso_utc(letter.event.eventMs),
+            iso_utc(letter.deadAtMs),
+            letter.reason,
+        )
+    Console().print(table)
+    Console().print(f"{len(letters)} dead letter(s)")
+
+
+@app.command("requeue")
+def requeue(
+    numbers: Annotated[list[str] | None, typer.Argument(help="E.164 numbers to requeue.")] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
+) -> None:
+    """Put dead letters back in the pending set, for the next sync to push again."""
+    if bool(numbers) == all_letters:
+        raise typer.BadParameter("name numbers to requeue, or pass --all (not both)")
+    count = _with_queue(lambda queue: queue.requeue(numbers or ()))
+    Console().print(f"requeued {count} number(s)")

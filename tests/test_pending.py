@@ -1,0 +1,172 @@
+"""The pending set as the sync sees it: lease, claim, settle (compare-and-delete), dead
+letters; on fakeredis and on the real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from dnc.events import Action, StoredEvent
+from dnc.intake import derive_event_id
+from dnc.keys import RedisKeys
+from dnc.pending import Claim, LeaseLost, PendingQueue, chunk
+from dnc.store import EventStore, StoreLimits
+
+T0 = 1_794_994_200_000
+TOKEN = "run-1"
+
+
+def event(number: str, ms: int, action: Action = Action.OPT_OUT) -> StoredEvent:
+    return StoredEvent(
+        eventId=derive_event_id(f"{number}|{action.value}|{ms}"),
+        eventIdDerived=True,
+        e164=number,
+        action=action,
+        eventMs=ms,
+        receivedMs=ms,
+    )
+
+
+@pytest.fixture
+def stores(any_redis: aioredis.Redis, namespace: str) -> tuple[EventStore, PendingQueue]:
+    keys = RedisKeys(namespace)
+    return EventStore(any_redis, keys, StoreLimits()), PendingQueue(any_redis, keys)
+
+
+async def fill(store: EventStore, *events: StoredEvent) -> None:
+    for item in events:
+        await store.record(item)
+
+
+async def test_lease_is_exclusive_renewable_and_released(
+    stores: tuple[EventStore, PendingQueue],
+) -> None:
+    _, queue = stores
+    assert await queue.acquire_lease(TOKEN, 10_000)
+    assert await queue.acquire_lease(TOKEN, 10_000)  # re-entrant for its holder
+    assert not await queue.acquire_lease("run-2", 10_000)
+    assert await queue.renew_lease(TOKEN, 10_000)
+    assert not await queue.renew_lease("run-2", 10_000)
+    await queue.release_lease("run-2")  # not theirs: no effect
+    assert not await queue.acquire_lease("run-2", 10_000)
+    await queue.release_lease(TOKEN)
+    assert await queue.acquire_lease("run-2", 10_000)
+
+
+async def test_a_dead_holders_lease_expires(real_redis: aioredis.Redis, namespace: str) -> None:
+    queue = PendingQueue(real_redis, RedisKeys(namespace))
+    assert await queue.acquire_lease(TOKEN, 100)
+    await asyncio.sleep(0.2)
+    assert await queue.acquire_lease("run-2", 10_000)
+    with pytest.raises(LeaseLost):
+        await queue.claim(TOKEN, 10)
+
+
+async def test_claim_needs_the_lease(stores: tuple[EventStore, PendingQueue]) -> None:
+    store, queue = stores
+    await fill(store, event("+12025550101", T0))
+    with pytest.raises(LeaseLost):
+        await queue.claim(TOKEN, 10)
+
+
+async def test_claim_takes_the_oldest_without_removing(
+    stores: tuple[EventStore, PendingQueue],
+) -> None:
+    store, queue = stores
+    await fill(
+        store,
+        event("+12025550103", T0 + 3),
+        event("+12025550101", T0 + 1),
+        event("+12025550102", T0 + 2, Action.OPT_IN),
+    )
+    await queue.acquire_lease(TOKEN, 10_000)
+    claims = await queue.claim(TOKEN, 2)
+    assert [(c.e164, c.score_ms, c.event.action) for c in claims] == [
+        ("+12025550101", T0 + 1, Action.OPT_OUT),
+        ("+12025550102", T0 + 2, Action.OPT_IN),
+    ]
+    assert claims[1].change().action is Action.OPT_IN
+    assert (await queue.backlog()) == (3, T0 + 1)
+
+
+async def test_acknowledge_removes_only_unchanged_numbers(
+    stores: tuple[EventStore, PendingQueue],
+) -> None:
+    store, queue = stores
+    await fill(
+        store,
+        event("+12025550101", T0),
+        event("+12025550102", T0),
+        event("+12025550103", T0, Action.OPT_IN),
+    )
+    await queue.acquire_lease(TOKEN, 10_000)
+    claims = await queue.claim(TOKEN, 10)
+    # During the push: a newer event for one number, a same-time opt-out for another.
+    await fill(
+        store,
+        event("+12025550102", T0 + 5, Action.OPT_IN),
+        event("+12025550103", T0, Action.OPT_OUT),
+    )
+    assert await queue.acknowledge(claims) == [True, False, False]
+    assert (await queue.backlog())[0] == 2
+    again = await queue.claim(TOKEN, 10)
+    assert {(c.e164, c.event.action) for c in again} == {
+        ("+12025550102", Action.OPT_IN),
+        ("+12025550103", Action.OPT_OUT),
+    }
+    assert await queue.acknowledge(again) == [True, True]
+    assert await queue.backlog() == (0, None)
+
+
+async def test_dead_letters_and_requeue(stores: tuple[EventStore, PendingQueue]) -> None:
+    store, queue = stores
+    await fill(store, event("+12025550101", T0), event("+12025550102", T0 + 1))
+    await queue.acquire_lease(TOKEN, 10_000)
+    first, second = await queue.claim(TOKEN, 10)
+    assert await queue.dead_letter(
+        [(first, "Invalid phone number."), (second, "Invalid phone number.")], now_ms=T0 + 9
+    ) == [True, True]
+    letters = await queue.dead_letters()
+    assert set(letters) == {"+12025550101", "+12025550102"}
+    assert (letters["+12025550101"].reason, letters["+12025550101"].deadAtMs) == (
+        "Invalid phone number.",
+        T0 + 9,
+    )
+    assert await queue.backlog() == (0, None)
+    assert await queue.requeue(["+12025550101", "+19999999999"]) == 1
+    assert await queue.backlog() == (1, T0)
+    assert await queue.requeue() == 1
+    assert await queue.backlog() == (2, T0)
+    assert await queue.dead_letters() == {}
+
+
+async def test_a_changed_number_is_not_dead_lettered(
+    stores: tuple[EventStore, PendingQueue],
+) -> None:
+    store, queue = stores
+    await fill(store, event("+12025550101", T0))
+    await queue.acquire_lease(TOKEN, 10_000)
+    [claim] = await queue.claim(TOKEN, 10)
+    await fill(store, event("+12025550101", T0 + 1, Action.OPT_IN))
+    assert await queue.dead_letter([(claim, "refused")]) == [False]
+    assert await queue.dead_letters() == {}
+    assert (await queue.backlog())[0] == 1
+
+
+def test_chunk_splits_by_action_then_size() -> None:
+    def claim(n: int, action: Action) -> Claim:
+        number = f"+1202555{n:04d}"
+        return Claim(number, T0 + n, f"{T0 + n}:{action.value}", event(number, T0 + n, action))
+
+    claims = [
+        claim(1, Action.OPT_IN),
+        claim(2, Action.OPT_OUT),
+        claim(3, Action.OPT_OUT),
+        claim(4, Action.OPT_OUT),
+        claim(5, Action.OPT_IN),
+    ]
+    batches = chunk(claims, 2)
+    assert [[c.e164[-1] for c in batch] for batch in batches] == [["2", "3"], ["4"], ["1", "5"]]
+    assert chunk([], 2) == []
