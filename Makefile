@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install
+.PHONY: run test lint bench install deploy-check
 
 run: install
 	@scripts/ensure-redis
@@ -17,6 +17,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+deploy-check: install
+	scripts/check-deploy
 
 bench: install
 	@scripts/ensure-redis

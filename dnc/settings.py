@@ -250,3 +250,41 @@ class CxoneSettings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> object:
         return split_list(value)
+
+
+class SyncSettings(BaseSettings):
+    """The sync flow (``DNC_SYNC_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DNC_SYNC_", extra="ignore", hide_input_in_errors=True
+    )
+
+    claim_size: int = Field(
+        default=1_000, ge=1, le=100_000, description="Numbers claimed per loop of a run."
+    )
+    time_budget_s: float = Field(
+        default=25.0,
+        gt=0,
+        le=3_600,
+        description="A run stops claiming after this many seconds (keep it under the "
+        "schedule interval).",
+    )
+    lease_ttl_s: int = Field(
+        default=120,
+        ge=5,
+        le=3_600,
+        description="Sync lease lifetime, seconds; renewed every loop, freed if a run dies.",
+    )
+    lag_limit_s: int = Field(
+        default=3_600,
+        ge=1,
+        le=30 * 86_400,
+        description="Oldest pending event older than this fails the run and emits "
+        "dnc.sync.lagging, seconds.",
+    )
+    push_retries: int = Field(
+        default=3, ge=0, le=20, description="Prefect retries of a batch on transient failures."
+    )
+    push_retry_delay_s: float = Field(
+        default=2.0, ge=0, le=600, description="First Prefect retry delay of a batch, seconds."
+    )

@@ -1,1 +1,1 @@
-"""Prefect 3 flows (the sync flow arrives with the sync issue; nothing here runs yet)."""
+"""Prefect 3 flows: ``sync`` (the DNC sync flow, ``sync_dnc``)."""

@@ -1,1 +1,1 @@
-"""Prefect 3 tasks: thin wrappers over plain functions in ``dnc`` (arrive with the sync issue)."""
+"""Prefect 3 tasks: thin wrappers over plain functions in ``dnc`` (``sync_tasks``)."""

@@ -15,6 +15,8 @@ ALLOWED = {
     "dnc": set(),
     "receiver": {"dnc"},
     "sandbox": {"receiver", "dnc"},  # receiver.asgi plumbing, dnc.settings helpers only
+    "tasks": {"dnc"},
+    "flows": {"dnc", "tasks"},
     "dnc_sync": {"dnc", "receiver", "sandbox", "flows", "tasks"},
 }
 OURS = {"dnc", "receiver", "sandbox", "dnc_sync", "flows", "tasks"}

@@ -6,7 +6,12 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from dnc.settings import CxoneSettings, IntakeSettings, ReceiverSettings, RedisSettings
+from dnc.settings import (
+    CxoneSettings,
+    IntakeSettings,
+    ReceiverSettings,
+    RedisSettings,
+)
 from sandbox.settings import SandboxSettings
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -141,6 +141,10 @@ class DncGroupsTarget:
                 outcomes.update(zip((i for i, _ in indexed), results, strict=True))
         return [outcomes[i] for i in range(len(changes))]
 
+    def adopt_endpoints(self, endpoints: Endpoints) -> None:
+        """Use discovery answers found elsewhere (e.g. cached by Prefect)."""
+        self._endpoints = endpoints
+
     async def endpoints(self) -> Endpoints:
         """Token and API endpoints, discovered once however many callers ask at once (the API
         one needs a token)."""

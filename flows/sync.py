@@ -1,0 +1,209 @@
+"""The sync flow: drain the pending set into CXone, batch by batch, until empty or out of time.
+
+Deployed on an interval from ``prefect.yaml`` (concurrency limit 1) and flushed ad hoc with
+``prefect deployment run 'sync-dnc/sync-dnc'``; two runs never push the same numbers because a
+run must hold the Redis lease to claim. Parameters hold no secrets: credentials come from the
+``DNC_*`` environment of the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+from prefect.tasks import exponential_backoff
+
+from dnc.cxone.dnc_groups import DncGroupsTarget
+from dnc.cxone.factory import Target, build_http_client, build_target
+from dnc.keys import RedisKeys
+from dnc.pending import Claim, LeaseLost, PendingQueue
+from dnc.settings import CxoneSettings, RedisSettings, SyncSettings
+from dnc.store import open_redis
+from dnc.sync import SyncCounters, oldest_age_s
+from dnc.target import ChangeOutcome
+from tasks.sync_tasks import (
+    ack_applied,
+    chunk_claims,
+    claim_pending,
+    dead_letter,
+    discover_endpoints,
+    fetch_token,
+    push_batch,
+    resolve_conflicts,
+)
+
+SUMMARY_KEY = "dnc-sync-summary"
+PROGRESS_KEY = "dnc-sync-progress"
+
+
+class SyncLagging(RuntimeError):
+    """The oldest pending opt-in/opt-out is older than ``DNC_SYNC_LAG_LIMIT_S``."""
+
+
+@dataclass
+class _Run:
+    """What one run works with (built from settings inside the run; never a parameter)."""
+
+    queue: PendingQueue
+    target: Target
+    lease: str
+    sync: SyncSettings
+    batch_size: int
+    counters: SyncCounters
+
+
+@flow(name="sync-dnc")
+async def sync_dnc(
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    time_budget_s: float | None = None,
+) -> dict[str, object]:
+    """Push pending DNC changes to CXone. ``batch_size``: numbers per API call (default and
+    cap: the target's); ``max_batches``: stop after this many batches; ``time_budget_s``: stop
+    claiming after this many seconds (default ``DNC_SYNC_TIME_BUDGET_S``). Returns the run's
+    counters. Fails (``SyncLagging``) when the oldest pending event is older than the limit."""
+    redis_settings, cxone, sync = RedisSettings(), CxoneSettings(), SyncSettings()
+    started = time.monotonic()
+    counters = SyncCounters()
+    client, http = open_redis(redis_settings), build_http_client(cxone)
+    try:
+        target = build_target(cxone, http)
+        queue = PendingQueue(client, RedisKeys(redis_settings.namespace))
+        size = min(batch_size or target.batch_size, target.batch_size)
+        run = _Run(queue, target, _lease_token(), sync, size, counters)
+        await _with_lease(run, cxone, max_batches, time_budget_s or sync.time_budget_s)
+        pending, oldest_ms = await queue.backlog()
+        counters.remaining_backlog = pending
+        counters.oldest_pending_age_s = oldest_age_s(oldest_ms, int(time.time() * 1000))
+        counters.api_calls = target.transport.calls
+    finally:
+        counters.wall_time_s = round(time.monotonic() - started, 3)
+        await http.aclose()
+        await client.aclose()
+    await _report(counters, redis_settings.namespace, sync.lag_limit_s)
+    return dict(vars(counters))
+
+
+async def _with_lease(
+    run: _Run, cxone: CxoneSettings, max_batches: int | None, budget_s: float
+) -> None:
+    logger = get_run_logger()
+    ttl_ms = run.sync.lease_ttl_s * 1000
+    if not await run.queue.acquire_lease(run.lease, ttl_ms):
+        logger.info("another sync run holds the lease: nothing to do in this one")
+        return
+    try:
+        if isinstance(run.target, DncGroupsTarget):
+            endpoints = await discover_endpoints(run.target, cxone.issuer_url, cxone.access_key_id)
+            run.target.adopt_endpoints(endpoints)
+        await fetch_token(run.target)
+        await _drain(run, max_batches, time.monotonic() + budget_s)
+    finally:
+        await run.queue.release_lease(run.lease)
+
+
+async def _drain(run: _Run, max_batches: int | None, deadline: float) -> None:
+    progress = await acreate_progress_artifact(
+        0.0, key=PROGRESS_KEY, description="Backlog drained in this run"
+    )
+    pushed = 0
+    initial, _ = await run.queue.backlog()
+    while time.monotonic() < deadline and (max_batches is None or pushed < max_batches):
+        if not await run.queue.renew_lease(run.lease, run.sync.lease_ttl_s * 1000):
+            raise LeaseLost("the sync lease expired during the run")
+        room = None if max_batches is None else (max_batches - pushed) * run.batch_size
+        claims = await claim_pending(
+            run.queue, run.lease, min(run.sync.claim_size, room or run.sync.claim_size)
+        )
+        if not claims:
+            break
+        run.counters.claimed += len(claims)
+        batches = chunk_claims(claims, run.batch_size)
+        settled = await _push_all(run, batches)
+        pushed += len(batches)
+        done = 100.0 if not initial else min(100.0, 100.0 * run.counters.claimed / initial)
+        await aupdate_progress_artifact(progress, done)
+        if settled == 0:  # nothing moved: leave the rest for the next run, do not spin
+            break
+
+
+async def _push_all(run: _Run, batches: Sequence[list[Claim]]) -> int:
+    """Push every batch concurrently (the target paces them); every result is awaited and
+    every failure reported. Returns how many claims were settled."""
+    results = await asyncio.gather(
+        *(_push(run, batch) for batch in batches), return_exceptions=True
+    )
+    settled = 0
+    for batch, result in zip(batches, results, strict=True):
+        if isinstance(result, BaseException):
+            run.counters.failed_batches += 1
+            run.counters.left_pending += len(batch)
+            get_run_logger().warning(
+                "batch of %d failed after retries (%s); it stays pending",
+                len(batch),
+                type(result).__name__,
+            )
+        else:
+            settled += result
+    return settled
+
+
+async def _push(run: _Run, batch: list[Claim]) -> int:
+    outcomes: list[ChangeOutcome] = await push_batch.with_options(
+        retries=run.sync.push_retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),
+    )(run.target, batch)
+    run.counters.count(batch, outcomes)
+    settlement = resolve_conflicts(batch, outcomes)
+    acknowledged = await ack_applied(run.queue, settlement.acknowledge)
+    dead = await dead_letter(run.queue, settlement.dead_letter)
+    run.counters.dead_lettered += dead
+    run.counters.retried += len(settlement.retry)
+    run.counters.left_pending += len(batch) - acknowledged - dead
+    get_run_logger().info(
+        "batch of %d: %d acknowledged, %d dead-lettered, %d left pending",
+        len(batch),
+        acknowledged,
+        dead,
+        len(batch) - acknowledged - dead,
+    )
+    return acknowledged + dead
+
+
+async def _report(counters: SyncCounters, namespace: str, lag_limit_s: int) -> None:
+    await acreate_table_artifact(
+        table=counters.as_rows(), key=SUMMARY_KEY, description="What this sync run did"
+    )
+    resource = {"prefect.resource.id": f"dnc.sync.{namespace}"}
+    emit_event("dnc.sync.completed", resource=resource, payload=dict(vars(counters)))
+    if counters.oldest_pending_age_s > lag_limit_s:
+        emit_event(
+            "dnc.sync.lagging",
+            resource=resource,
+            payload={
+                "oldest_pending_age_s": counters.oldest_pending_age_s,
+                "lag_limit_s": lag_limit_s,
+            },
+        )
+        raise SyncLagging(
+            f"oldest pending event is {counters.oldest_pending_age_s:.0f} s old "
+            f"(limit {lag_limit_s} s)"
+        )
+
+
+def _lease_token() -> str:
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None:
+        return f"flow-run-{context.flow_run.id}"
+    return f"local-{uuid.uuid4()}"

@@ -1,0 +1,93 @@
+"""Prefect tasks of the sync flow: thin wrappers over ``dnc`` functions.
+
+Nothing here caches or persists a token or a claimed batch: Prefect pickles persisted results
+to disk in plain text. Only the discovery answers (public URLs) are cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
+from dnc.cxone.errors import is_transient
+from dnc.cxone.factory import Target
+from dnc.pending import Claim, PendingQueue, chunk
+from dnc.sync import Settlement, settle
+from dnc.target import ChangeOutcome
+
+EPHEMERAL: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+def _discovery_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return f"dnc-discovery|{parameters['issuer_url']}|{parameters['access_key_id']}"
+
+
+@task(cache_key_fn=_discovery_key, cache_expiration=timedelta(hours=12), persist_result=True)
+async def discover_endpoints(
+    target: DncGroupsTarget, issuer_url: str, access_key_id: str
+) -> Endpoints:
+    """CXone's token and API endpoints for this issuer and key (public URLs, cached 12 h by
+    Prefect; ``issuer_url`` and ``access_key_id`` form the cache key)."""
+    return await target.endpoints()
+
+
+@task(**EPHEMERAL)
+async def fetch_token(target: Target) -> None:
+    """Mint (or reuse) the access token through the client's cache. Returns nothing: the token
+    never becomes a task result."""
+    await target.tokens.get()
+
+
+@task(**EPHEMERAL)
+async def claim_pending(queue: PendingQueue, lease_token: str, limit: int) -> list[Claim]:
+    """The ``limit`` oldest pending numbers (``PendingQueue.claim``); raises ``LeaseLost``."""
+    return await queue.claim(lease_token, limit)
+
+
+@task(**EPHEMERAL)
+def chunk_claims(claims: Sequence[Claim], batch_size: int) -> list[list[Claim]]:
+    """Batches by action (opt-outs first) of at most ``batch_size`` (``dnc.pending.chunk``)."""
+    return chunk(claims, batch_size)
+
+
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry 429, 5xx, timeouts and connection errors only."""
+    return isinstance(state.data, BaseException) and is_transient(state.data)
+
+
+@task(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_if_transient,
+    **EPHEMERAL,
+)
+async def push_batch(target: Target, claims: Sequence[Claim]) -> list[ChangeOutcome]:
+    """Apply one batch through the target; transient failures are retried by Prefect."""
+    return await target.apply([claim.change() for claim in claims])
+
+
+@task(**EPHEMERAL)
+def resolve_conflicts(claims: Sequence[Claim], outcomes: Sequence[ChangeOutcome]) -> Settlement:
+    """Decide each claim's fate. The adapter already turned 409s into upserts (outcome
+    ``conflict_resolved``); those count as applied like ``applied`` and ``already_applied``."""
+    return settle(claims, outcomes)
+
+
+@task(**EPHEMERAL)
+async def ack_applied(queue: PendingQueue, claims: Sequence[Claim]) -> int:
+    """Remove acknowledged numbers whose watermark is unchanged; returns how many left."""
+    return sum(await queue.acknowledge(claims))
+
+
+@task(**EPHEMERAL)
+async def dead_letter(queue: PendingQueue, refused: Sequence[tuple[Claim, str]]) -> int:
+    """Move refused numbers to the dead letters; returns how many moved."""
+    return sum(await queue.dead_letter(refused))

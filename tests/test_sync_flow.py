@@ -1,0 +1,183 @@
+"""The sync flow end to end, under one Prefect test harness: events through the receiver into
+the real Redis, one flow run, the sandbox (a real socket) holding the oracle's state."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from prefect.testing.utilities import prefect_test_harness
+
+from dnc.intake import IntakePolicy
+from dnc.keys import RedisKeys
+from dnc.pending import PendingQueue
+from dnc.settings import ReceiverSettings, RedisSettings
+from dnc.store import EventStore, StoreLimits
+from flows.sync import sync_dnc
+from receiver.app import ReceiverApp
+from tests.conftest import BEARER, free_port, wait_until_ok
+
+pytestmark = [
+    pytest.mark.socket,
+    # Prefect's own client leaves a socket to its temporary test server open; only here.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+NOW_MS = int(time.time() * 1000)
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+    gc.collect()  # let Prefect's leftover sockets be reported while this module's filters hold
+
+
+@pytest.fixture(scope="module")
+def sandbox_url() -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "dnc_sync", "sandbox", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ok(f"{url}/healthz", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture
+async def world(
+    harness: None, sandbox_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[dict[str, Any]]:
+    namespace = "flow" + uuid.uuid4().hex[:10]
+    env = {
+        "DNC_REDIS_URL": redis_url,
+        "DNC_REDIS_NAMESPACE": namespace,
+        "DNC_CXONE_ADAPTER": "dnc-groups",
+        "DNC_CXONE_ISSUER_URL": sandbox_url,
+        "DNC_CXONE_DNC_GROUP_ID": "1001",
+        "DNC_CXONE_CLIENT_ID": "sandbox-cxone-client-id",
+        "DNC_CXONE_CLIENT_SECRET": "sandbox-cxone-client-secret-0123456789",
+        "DNC_CXONE_ACCESS_KEY_ID": "SANDBOXACCESSKEYID000001",
+        "DNC_CXONE_ACCESS_KEY_SECRET": "sandbox-access-key-secret-0123456789",
+        "DNC_CXONE_RATE_LIMIT_RPS": "0",
+        "DNC_CXONE_BATCH_SIZE": "5",
+        "DNC_CXONE_BACKOFF_BASE_S": "0.05",
+        "DNC_CXONE_BACKOFF_CAP_S": "0.2",
+        "DNC_SYNC_PUSH_RETRY_DELAY_S": "0",
+        "DNC_SYNC_TIME_BUDGET_S": "20",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = aioredis.Redis.from_url(redis_url)
+    keys = RedisKeys(namespace)
+    store = EventStore(client, keys, StoreLimits())
+    app = ReceiverApp(
+        ReceiverSettings(bearer_secrets=[BEARER]), IntakePolicy(), RedisSettings(), store=store
+    )
+    async with (
+        httpx.AsyncClient(base_url=sandbox_url) as control,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://receiver",
+            headers={"Authorization": f"Bearer {BEARER}"},
+        ) as receiver,
+    ):
+        await control.post("/_sandbox/reset", json={"config": True})
+        yield {"receiver": receiver, "control": control, "queue": PendingQueue(client, keys)}
+    leftovers = [k async for k in client.scan_iter(match=keys.tag + ":*")]
+    if leftovers:
+        await client.delete(*leftovers)
+    await client.aclose()
+
+
+async def post(world: dict[str, Any], number: str, action: str, offset_ms: int) -> None:
+    response = await world["receiver"].post(
+        "/v1/events",
+        json={
+            "phoneNumber": number,
+            "eventName": action,
+            "timestamp": NOW_MS - 600_000 + offset_ms,
+        },
+    )
+    assert response.status_code == 202, response.text
+
+
+async def active(world: dict[str, Any]) -> set[str]:
+    snapshot = (await world["control"].get("/_sandbox/state")).json()
+    return {r["phoneNumber"] for r in snapshot["dncGroups"]["1001"]["active"]}
+
+
+EVENTS = [  # (number, action, offset): the oracle is the latest action per number
+    ("+12025550101", "optOut", 0),
+    ("+12025550102", "optOut", 0),
+    ("+12025550102", "optIn", 10),
+    ("+12025550103", "optIn", 0),
+    ("+12025550104", "optOut", 5),
+    ("+12025550104", "optIn", 5),  # tie: opt-out wins
+    *[(f"+1202555{n:04d}", "optOut", n) for n in range(200, 212)],
+]
+EXPECTED = {"2025550101", "2025550104", *[f"202555{n:04d}" for n in range(200, 212)]}
+
+
+async def test_one_run_applies_the_latest_state_of_every_number(
+    world: dict[str, Any],
+) -> None:
+    for number, action, offset in EVENTS:
+        await post(world, number, action, offset)
+    result = await sync_dnc()
+    assert await active(world) == EXPECTED
+    assert (await world["queue"].backlog()) == (0, None)
+    assert result["claimed"] == 16 and result["applied_opt_outs"] == 14
+    assert result["remaining_backlog"] == 0 and result["dead_lettered"] == 0
+
+
+async def test_opt_in_after_sync_expires_the_record(world: dict[str, Any]) -> None:
+    await post(world, "+12025550101", "optOut", 0)
+    await sync_dnc()
+    await post(world, "+12025550101", "optIn", 50)
+    await sync_dnc()
+    assert await active(world) == set()
+
+
+async def test_faults_converge_over_runs_with_nothing_lost(world: dict[str, Any]) -> None:
+    for number, action, offset in EVENTS:
+        await post(world, number, action, offset)
+    await world["control"].post(
+        "/_sandbox/faults", json={"error_rate": 0.3, "rate_limit_rps": 20, "seed": 3}
+    )
+    for _ in range(8):
+        with contextlib.suppress(Exception):  # a run may fail when its retries run out
+            await sync_dnc()
+        if (await world["queue"].backlog())[0] == 0:
+            break
+    assert (await world["queue"].backlog()) == (0, None)
+    assert await active(world) == EXPECTED
+
+
+async def test_a_permanently_refused_number_is_dead_lettered(world: dict[str, Any]) -> None:
+    # +49 30 123456 is 10 digits: in the default format it would name a +1 number
+    await post(world, "+49 30 123456", "optOut", 0)
+    await post(world, "+12025550101", "optOut", 0)
+    result = await sync_dnc()
+    assert result["dead_lettered"] == 1
+    letters = await world["queue"].dead_letters()
+    assert set(letters) == {"+4930123456"} and "e164-digits" in letters["+4930123456"].reason
+    assert await active(world) == {"2025550101"}
