@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dnc_sync import dead_letters
+from dnc_sync import dead_letters, sync_cli
 from receiver.cli import serve
 from sandbox.cli import sandbox_command
 
@@ -23,3 +23,4 @@ def main() -> None:
 app.command("serve")(serve)
 app.command("sandbox")(sandbox_command)
 app.add_typer(dead_letters.app, name="dead-letters")
+app.add_typer(sync_cli.app, name="sync")

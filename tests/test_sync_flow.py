@@ -3,6 +3,7 @@ the real Redis, one flow run, the sandbox (a real socket) holding the oracle's s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -180,4 +181,45 @@ async def test_a_permanently_refused_number_is_dead_lettered(world: dict[str, An
     assert result["dead_lettered"] == 1
     letters = await world["queue"].dead_letters()
     assert set(letters) == {"+4930123456"} and "e164-digits" in letters["+4930123456"].reason
+    assert await active(world) == {"2025550101"}
+
+
+async def test_a_run_that_dies_after_pushing_is_made_good_by_the_next(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import task
+
+    import flows.sync as sync_module
+
+    for number, action, offset in EVENTS:
+        await post(world, number, action, offset)
+
+    @task
+    async def crash_before_ack(queue: PendingQueue, claims: Any) -> int:
+        raise RuntimeError("killed after the push, before the ack")
+
+    original = sync_module.ack_applied
+    monkeypatch.setattr(sync_module, "ack_applied", crash_before_ack)
+    result = await sync_dnc()
+    assert result["failed_batches"] >= 1 and result["remaining_backlog"] == 16
+    assert await active(world) == EXPECTED  # pushed, not acknowledged
+    monkeypatch.setattr(sync_module, "ack_applied", original)
+    second = await sync_dnc()
+    assert (await world["queue"].backlog()) == (0, None)
+    assert await active(world) == EXPECTED
+    assert second["already_applied"] >= 14 and second["dead_lettered"] == 0
+
+
+async def test_cli_run_once(world: dict[str, Any]) -> None:
+    from typer.testing import CliRunner
+
+    from dnc_sync.cli import app
+
+    await post(world, "+12025550101", "optOut", 0)
+    # The CLI runs its own event loop: run it in a thread, away from this test's loop.
+    result = await asyncio.to_thread(
+        CliRunner(env={"COLUMNS": "120"}).invoke, app, ["sync", "run", "--batch-size", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "applied_opt_outs" in result.output
     assert await active(world) == {"2025550101"}

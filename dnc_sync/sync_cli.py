@@ -1,0 +1,52 @@
+"""``dnc-sync sync``: run the sync flow once now, or serve it on an interval (local default).
+
+Prefect's scheduler needs a real API (``prefect server start`` and ``PREFECT_API_URL``): the
+ephemeral API that a bare run starts runs no schedules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="The sync flow: run it once now, or serve it on an interval.", no_args_is_help=True
+)
+
+
+@app.command("run")
+def run_once(
+    batch_size: Annotated[int | None, typer.Option(help="Numbers per API call.")] = None,
+    max_batches: Annotated[int | None, typer.Option(help="Stop after this many.")] = None,
+) -> None:
+    """One sync run now; prints its counters."""
+    from flows.sync import sync_dnc  # Prefect loads only for the sync commands
+
+    counters = asyncio.run(sync_dnc(batch_size=batch_size, max_batches=max_batches))
+    table = Table("metric", "value")
+    for name, value in counters.items():
+        table.add_row(name, str(value))
+    Console().print(table)
+
+
+@app.command("serve")
+def serve(
+    interval_s: Annotated[int, typer.Option(min=5, help="Seconds between runs.")] = 30,
+) -> None:
+    """Serve the sync on an interval (one run at a time; a run that would overlap is
+    cancelled, and the lease makes overlapping pushes impossible anyway)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    from flows.sync import sync_dnc
+
+    sync_dnc.serve(
+        name="sync-dnc",
+        interval=interval_s,
+        global_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
+    )
