@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
@@ -25,24 +25,43 @@ from dnc.target import ChangeOutcome
 EPHEMERAL: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry 429, 5xx, timeouts and connection errors only."""
+    return isinstance(state.data, BaseException) and is_transient(state.data)
+
+
+TRANSIENT_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
 def _discovery_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return f"dnc-discovery|{parameters['issuer_url']}|{parameters['access_key_id']}"
 
 
-@task(cache_key_fn=_discovery_key, cache_expiration=timedelta(hours=12), persist_result=True)
+@task(
+    # the task's source and the issuer/key: a code change or another tenant discovers anew
+    cache_policy=TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_discovery_key),
+    cache_expiration=timedelta(hours=12),
+    persist_result=True,
+    **TRANSIENT_RETRIES,
+)
 async def discover_endpoints(
     target: DncGroupsTarget, issuer_url: str, access_key_id: str
 ) -> Endpoints:
     """CXone's token and API endpoints for this issuer and key (public URLs, cached 12 h by
     Prefect; ``issuer_url`` and ``access_key_id`` form the cache key)."""
-    return await target.endpoints()
+    return await target.transport.retrying(target.endpoints)
 
 
-@task(**EPHEMERAL)
+@task(**TRANSIENT_RETRIES, **EPHEMERAL)
 async def fetch_token(target: Target) -> None:
-    """Mint (or reuse) the access token through the client's cache. Returns nothing: the token
-    never becomes a task result."""
-    await target.tokens.get()
+    """Mint (or reuse) the access token through the client's cache, with the client's
+    retries. Returns nothing: the token never becomes a task result."""
+    await target.transport.retrying(target.tokens.get)
 
 
 @task(**EPHEMERAL)
@@ -57,18 +76,7 @@ def chunk_claims(claims: Sequence[Claim], batch_size: int) -> list[list[Claim]]:
     return chunk(claims, batch_size)
 
 
-def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry 429, 5xx, timeouts and connection errors only."""
-    return isinstance(state.data, BaseException) and is_transient(state.data)
-
-
-@task(
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
-    **EPHEMERAL,
-)
+@task(**TRANSIENT_RETRIES, **EPHEMERAL)
 async def push_batch(target: Target, claims: Sequence[Claim]) -> list[ChangeOutcome]:
     """Apply one batch through the target; transient failures are retried by Prefect."""
     return await target.apply([claim.change() for claim in claims])

@@ -223,3 +223,15 @@ async def test_cli_run_once(world: dict[str, Any]) -> None:
     assert result.exit_code == 0, result.output
     assert "applied_opt_outs" in result.output
     assert await active(world) == {"2025550101"}
+
+
+async def test_an_old_backlog_fails_the_run_as_lagging(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.sync import SyncLagging
+
+    monkeypatch.setenv("DNC_SYNC_LAG_LIMIT_S", "60")
+    await post(world, "+12025550101", "optOut", 0)  # ten minutes old
+    with pytest.raises(SyncLagging, match="oldest pending event is 6"):
+        await sync_dnc(max_batches=0)  # push nothing: the backlog stays, and so does the lag
+    assert (await world["queue"].backlog())[0] == 1

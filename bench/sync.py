@@ -1,0 +1,572 @@
+"""Throughput benchmark of the sync flow (``sync_dnc``) against the local CXone sandbox.
+
+Usage, from the repository root::
+
+    .venv/bin/python bench/sync.py [--pending 100000] [--rate-limit-rps 20] [--batch-size 100]
+        [--latency-ms 50] [--time-budget-s 600] [--seed 20240601] [--no-profile]
+
+What it does:
+
+1. Starts a throwaway ``redis-server`` on a free 127.0.0.1 port (no RDB snapshots, no AOF) in a
+   temporary directory, and the sandbox (``python -m dnc_sync sandbox``) on another free
+   loopback port; waits for PING and ``GET /healthz``, then sets the sandbox faults
+   ``{"rate_limit_rps": R, "latency_ms": L, "retry_after_mode": "seconds"}``.
+2. Loads ``--pending`` distinct numbers (``+1202`` + 7 digits) straight into Redis with
+   ``EventStore.record_many`` (the receiver's own Lua script), about 80% opt-outs and 20%
+   opt-ins, event times within the last 10 minutes, in chunks (bounded memory here).
+   ``redis.bytes_per_pending`` is the growth of Redis ``used_memory`` over the load divided by
+   the numbers loaded: it covers everything one event leaves behind (pending ZSET member,
+   latest-event and watermark HASH fields, audit stream entry, idempotency key with its TTL);
+   ``redis.by_key`` gives ``MEMORY USAGE`` of the big keys.
+3. Points the flow at the sandbox through ``DNC_*`` variables (batch size B, client pacing at
+   the sandbox's R, 8 requests in flight, claim size ``max(1000, 10 * B)``), with
+   ``PREFECT_HOME`` in the temporary directory (Prefect's ephemeral API) and Prefect logs at
+   WARNING on stderr, then runs ONE flow run ``asyncio.run(sync_dnc())`` that drains the
+   queue, then two more runs on the empty queue.
+4. Prints one JSON object to stdout and stops the sandbox and Redis (also on Ctrl-C/failure).
+
+The numbers:
+
+* ``ceiling_per_s``: R x B, the most a tenant limited to R requests/s lets through.
+* ``contacts_per_s``: numbers that left the pending set (acknowledged or dead-lettered) /
+  ``wall_time_s``, the flow's own wall time (from its counters: from the first line of the
+  flow body to the end of its clean-up, so without Prefect's start-up). ``ratio`` is
+  ``contacts_per_s / ceiling_per_s``. ``outer`` holds the same figures over the whole
+  ``asyncio.run(sync_dnc())`` call, which in the first run also pays the start of Prefect's
+  ephemeral API server.
+* ``api_calls_per_contact``: the flow's ``api_calls`` (HTTP requests its transport sent) /
+  numbers that left the queue; ideal is 1 / B. ``sandbox.requests`` counts what the sandbox
+  saw per endpoint and status (429s show pacing that does not match the tenant limit).
+* ``empty_run_s``: outer wall time of the second and third runs (nothing pending); the second
+  may still pay one-off costs (the discovery cache is warm from the first run).
+* ``peak_rss_mb``: ``ru_maxrss`` of this process (it ran the loader and the flows) after the
+  load and at the end.
+* ``sandbox.active_records``: active records in DNC group 1001 after the drain; must equal
+  ``loaded.opt_outs`` (opt-ins of numbers never opted out are "does not exist": already
+  applied).
+* ``profile`` (off with ``--no-profile``): where the draining run spent its time, measured by
+  wrapping a few functions in this process: ``loops`` (claim, push, ack rounds), per loop the
+  mean claim time (``PendingQueue.claim``), push phase (all batches of a loop, concurrently,
+  Prefect tasks included), and HTTP time; the rest is Prefect's per-task overhead and the
+  progress artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import http.client
+import json
+import os
+import platform
+import random
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from dnc.events import Action, StoredEvent
+from dnc.intake import derive_event_id
+from dnc.keys import RedisKeys
+from dnc.store import EventStore, StoreLimits
+
+REPO = Path(__file__).resolve().parent.parent
+
+HOST = "127.0.0.1"
+NAMESPACE = "benchsync"
+GROUP_ID = "1001"
+LOAD_CHUNK = 10_000
+OPT_IN_SHARE = 0.2
+SANDBOX_CREDENTIALS = {  # the sandbox's fixed development defaults (sandbox/settings.py)
+    "DNC_CXONE_CLIENT_ID": "sandbox-cxone-client-id",
+    "DNC_CXONE_CLIENT_SECRET": "sandbox-cxone-client-secret-0123456789",
+    "DNC_CXONE_ACCESS_KEY_ID": "SANDBOXACCESSKEYID000001",
+    "DNC_CXONE_ACCESS_KEY_SECRET": "sandbox-access-key-secret-0123456789",
+}
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a service did not start, a flow run failed...)."""
+
+
+@dataclass
+class Services:
+    """Everything this run started, so that it can all be stopped."""
+
+    tmp: Path
+    redis_proc: subprocess.Popen[bytes] | None = None
+    sandbox_proc: subprocess.Popen[bytes] | None = None
+    redis_port: int = 0
+    sandbox_port: int = 0
+
+
+# -- the services ------------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_redis(services: Services) -> redis.Redis:
+    command = [
+        "redis-server", "--port", str(services.redis_port), "--bind", HOST, "--save", "",
+        "--appendonly", "no", "--dir", str(services.tmp), "--daemonize", "no",
+        "--loglevel", "warning",
+    ]  # fmt: skip
+    with (services.tmp / "redis.log").open("wb") as log:
+        services.redis_proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    client = redis.Redis(host=HOST, port=services.redis_port, socket_timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if services.redis_proc.poll() is not None:
+            raise BenchError(f"redis-server exited with {services.redis_proc.returncode}")
+        with contextlib.suppress(redis.ConnectionError):
+            client.ping()
+            return client
+        time.sleep(0.05)
+    raise BenchError("redis-server did not answer PING within 10 s")
+
+
+def start_sandbox(services: Services) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
+    command = [
+        sys.executable, "-m", "dnc_sync", "sandbox",
+        "--host", HOST, "--port", str(services.sandbox_port),
+    ]  # fmt: skip
+    with (services.tmp / "sandbox.log").open("wb") as log:
+        services.sandbox_proc = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if services.sandbox_proc.poll() is not None:
+            raise BenchError(f"sandbox exited with {services.sandbox_proc.returncode}")
+        with contextlib.suppress(OSError, BenchError):
+            if sandbox_call(services, "GET", "/healthz").get("status") == "alive":
+                return
+        time.sleep(0.1)
+    raise BenchError("sandbox not healthy within 60 s")
+
+
+def sandbox_call(services: Services, method: str, path: str, body: object = None) -> dict[str, Any]:
+    """One request to the sandbox's control API; its JSON answer (``BenchError`` unless 200)."""
+    connection = http.client.HTTPConnection(HOST, services.sandbox_port, timeout=60)
+    try:
+        payload = None if body is None else json.dumps(body)
+        headers = {} if body is None else {"Content-Type": "application/json"}
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise BenchError(f"sandbox {method} {path} -> {response.status}: {data[:200]!r}")
+    answer: dict[str, Any] = json.loads(data)
+    return answer
+
+
+def _stop_popen(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what we started
+        proc.wait(5)
+
+
+def stop_prefect_server() -> None:
+    """Stop Prefect's ephemeral API server if this process started one (before its
+    ``PREFECT_HOME``, in the temporary directory, goes away; Prefect would at exit)."""
+    module = sys.modules.get("prefect.server.api.server")
+    if module is not None:
+        for server in list(module.SubprocessASGIServer._instances.values()):
+            server.stop()
+
+
+def stop_all(services: Services) -> None:
+    """Prefect's ephemeral server, the sandbox (SIGTERM, graceful), then Redis; wait on each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop_prefect_server()
+    _stop_popen(services.sandbox_proc, 15)
+    _stop_popen(services.redis_proc, 10)
+
+
+# -- loading the pending set -------------------------------------------------------------------
+
+
+def make_events(start: int, count: int, rng: random.Random, now_ms: int) -> list[StoredEvent]:
+    """Events for numbers ``start`` .. ``start + count - 1``: distinct +1 202 numbers, ~20%
+    opt-ins, event times within the last 10 minutes."""
+    events = []
+    for index in range(start, start + count):
+        e164 = f"+1202{index:07d}"
+        action = Action.OPT_IN if rng.random() < OPT_IN_SHARE else Action.OPT_OUT
+        event_ms = now_ms - rng.randrange(1_000, 600_000)
+        events.append(
+            StoredEvent(
+                eventId=derive_event_id(f"{e164}|{action.value}|{event_ms}"),
+                eventIdDerived=True,
+                e164=e164,
+                action=action,
+                eventMs=event_ms,
+                receivedMs=now_ms,
+            )
+        )
+    return events
+
+
+async def load_pending(url: str, total: int, seed: int) -> dict[str, int]:
+    """Record ``total`` events through ``EventStore.record_many``; counts by action/status."""
+    client = aioredis.Redis.from_url(url, socket_timeout=30)
+    store = EventStore(client, RedisKeys(NAMESPACE), StoreLimits())
+    rng = random.Random(seed)
+    counts: dict[str, int] = defaultdict(int)
+    now_ms = int(time.time() * 1000)
+    try:
+        for start in range(0, total, LOAD_CHUNK):
+            events = make_events(start, min(LOAD_CHUNK, total - start), rng, now_ms)
+            statuses = await store.record_many(events)
+            for event, status in zip(events, statuses, strict=True):
+                counts[event.action.value] += 1
+                counts[status.value] += 1
+    finally:
+        await store.close()
+    return dict(counts)
+
+
+def load(services: Services, client: redis.Redis, args: argparse.Namespace) -> dict[str, Any]:
+    """Load the pending set and measure what it costs Redis."""
+    before = int(client.info("memory")["used_memory"])  # type: ignore[index]
+    started = time.monotonic()
+    url = f"redis://{HOST}:{services.redis_port}/0"
+    counts = asyncio.run(load_pending(url, args.pending, args.seed))
+    seconds = time.monotonic() - started
+    after = int(client.info("memory")["used_memory"])  # type: ignore[index]
+    if counts.get("queued") != args.pending:
+        raise BenchError(f"not every event was queued: {counts}")
+    return {
+        "loaded": {
+            "numbers": args.pending,
+            "opt_outs": counts.get(Action.OPT_OUT.value, 0),
+            "opt_ins": counts.get(Action.OPT_IN.value, 0),
+            "load_s": round(seconds, 2),
+            "events_per_s": round(args.pending / seconds, 1),
+        },
+        "redis": {
+            "used_memory_before": before,
+            "used_memory_after_load": after,
+            "bytes_per_pending": round((after - before) / args.pending, 1),
+            "by_key": key_sizes(client),
+        },
+    }
+
+
+def key_sizes(client: redis.Redis) -> dict[str, int]:
+    """``MEMORY USAGE`` (bytes, all elements sampled) of the big keys of the namespace."""
+    keys = RedisKeys(NAMESPACE)
+    names = {
+        "pending_zset": keys.pending,
+        "latest_hash": keys.latest,
+        "watermark_hash": keys.watermark,
+        "audit_stream": keys.audit,
+    }
+    return {
+        name: int(client.memory_usage(key, samples=0) or 0)  # type: ignore[arg-type]
+        for name, key in names.items()
+    }
+
+
+# -- the flow runs -----------------------------------------------------------------------------
+
+
+def flow_env(services: Services, args: argparse.Namespace) -> None:
+    """Point the flow (``DNC_*``) and Prefect (``PREFECT_*``) at this run's services."""
+    for name in [k for k in os.environ if k.startswith("DNC_")]:
+        del os.environ[name]
+    prefect_home = services.tmp / "prefect"
+    prefect_home.mkdir()
+    os.environ.update(
+        {
+            "DNC_REDIS_URL": f"redis://{HOST}:{services.redis_port}/0",
+            "DNC_REDIS_NAMESPACE": NAMESPACE,
+            "DNC_CXONE_ADAPTER": "dnc-groups",
+            "DNC_CXONE_ISSUER_URL": f"http://{HOST}:{services.sandbox_port}",
+            "DNC_CXONE_DNC_GROUP_ID": GROUP_ID,
+            **SANDBOX_CREDENTIALS,
+            "DNC_CXONE_BATCH_SIZE": str(args.batch_size),
+            "DNC_CXONE_RATE_LIMIT_RPS": str(args.rate_limit_rps),
+            "DNC_CXONE_MAX_CONCURRENCY": "8",
+            "DNC_SYNC_TIME_BUDGET_S": str(args.time_budget_s),
+            "DNC_SYNC_CLAIM_SIZE": str(max(1000, 10 * args.batch_size)),
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        }
+    )
+
+
+def run_flow() -> tuple[dict[str, Any], float]:
+    """One ``asyncio.run(sync_dnc())``: the flow's counters and the outer wall time, s."""
+    from flows.sync import sync_dnc  # after flow_env: Prefect reads PREFECT_HOME on import
+
+    started = time.monotonic()
+    try:
+        counters = asyncio.run(sync_dnc())
+    except Exception as exc:
+        raise BenchError(f"flow run failed: {type(exc).__name__}: {exc}") from exc
+    return counters, time.monotonic() - started
+
+
+@dataclass
+class Profile:
+    """Time spent in wrapped functions during the draining run: seconds and calls per name."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    undo: list[Callable[[], None]] = field(default_factory=list)
+
+    def wrap(self, owner: Any, attribute: str, name: str) -> None:
+        original = getattr(owner, attribute)
+
+        @functools.wraps(original)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - started
+                self.calls[name] += 1
+
+        setattr(owner, attribute, timed)
+        self.undo.append(lambda: setattr(owner, attribute, original))
+
+    def restore(self) -> None:
+        for undo in reversed(self.undo):
+            undo()
+        self.undo.clear()
+
+
+def start_profile() -> Profile:
+    """Wrap the claim, the push phase of a loop, the HTTP send and the ack."""
+    import flows.sync as sync_module
+    from dnc.cxone.transport import CxoneTransport
+    from dnc.pending import PendingQueue
+
+    profile = Profile()
+    profile.wrap(sync_module, "_push_all", "push_phase")
+    profile.wrap(PendingQueue, "claim", "claim_redis")
+    profile.wrap(PendingQueue, "acknowledge", "ack_redis")
+    profile.wrap(CxoneTransport, "_send", "http_send")
+    return profile
+
+
+def profile_summary(profile: Profile, flow_wall_s: float) -> dict[str, Any]:
+    loops = profile.calls.get("push_phase", 0)
+    per_loop = {
+        f"{name}_ms": round(1000 * seconds / loops, 1) if loops else None
+        for name, seconds in profile.seconds.items()
+    }
+    return {
+        "loops": loops,
+        "loop_ms": round(1000 * flow_wall_s / loops, 1) if loops else None,
+        "per_loop": per_loop,
+        "calls": dict(profile.calls),
+        "http_send_mean_ms": round(
+            1000 * profile.seconds["http_send"] / max(1, profile.calls["http_send"]), 1
+        ),
+    }
+
+
+def drain(args: argparse.Namespace) -> dict[str, Any]:
+    """The draining run (profiled unless ``--no-profile``) and two runs on the empty queue."""
+    profile = None if args.no_profile else start_profile_after_import()
+    try:
+        counters, outer_s = run_flow()
+    finally:
+        if profile is not None:
+            profile.restore()
+    empty = [round(run_flow()[1], 3) for _ in range(2)]
+    result: dict[str, Any] = {"counters": counters, "outer_s": outer_s, "empty_run_s": empty}
+    if profile is not None:
+        result["profile"] = profile_summary(profile, float(counters["wall_time_s"]))
+    return result
+
+
+def start_profile_after_import() -> Profile:
+    import flows.sync  # noqa: F401 - Prefect's import happens here, outside the measurement
+
+    return start_profile()
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def summarise(
+    args: argparse.Namespace, loaded: dict[str, Any], runs: dict[str, Any], sandbox: dict[str, Any]
+) -> dict[str, Any]:
+    counters = runs["counters"]
+    left = loaded["loaded"]["numbers"] - int(counters["remaining_backlog"])
+    acknowledged = left - int(counters["dead_lettered"])
+    ceiling = args.rate_limit_rps * args.batch_size
+    wall = float(counters["wall_time_s"])
+    per_s = left / wall if wall else 0.0
+    outer_per_s = left / runs["outer_s"]
+    return {
+        "config": _config(args),
+        "contacts_per_s": round(per_s, 1),
+        "ceiling_per_s": ceiling,
+        "ratio": round(per_s / ceiling, 3),
+        "wall_time_s": wall,
+        "outer": {
+            "wall_time_s": round(runs["outer_s"], 3),
+            "contacts_per_s": round(outer_per_s, 1),
+            "ratio": round(outer_per_s / ceiling, 3),
+        },
+        "acknowledged": acknowledged,
+        "api_calls_per_contact": round(int(counters["api_calls"]) / max(1, left), 5),
+        "ideal_api_calls_per_contact": round(1 / args.batch_size, 5),
+        "remaining_backlog": counters["remaining_backlog"],
+        "counters": counters,
+        "empty_run_s": runs["empty_run_s"],
+        **loaded,
+        "peak_rss_mb": {
+            "after_load": loaded.pop("rss_after_load_mb"),
+            "end": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        },
+        "sandbox": sandbox,
+        **({"profile": runs["profile"]} if "profile" in runs else {}),
+    }
+
+
+def sandbox_summary(services: Services, opt_outs: int) -> dict[str, Any]:
+    state = sandbox_call(services, "GET", "/_sandbox/state")
+    group = state["dncGroups"][GROUP_ID]
+    active = len(group["active"])
+    return {
+        "active_records": active,
+        "expired_records": len(group["expired"]),
+        "active_equals_opt_outs": active == opt_outs,
+        "requests": state["requests"],
+        "tokens": state["tokens"],
+    }
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "pending": args.pending,
+        "rate_limit_rps": args.rate_limit_rps,
+        "batch_size": args.batch_size,
+        "latency_ms": args.latency_ms,
+        "time_budget_s": args.time_budget_s,
+        "claim_size": max(1000, 10 * args.batch_size),
+        "max_concurrency": 8,
+        "seed": args.seed,
+        "profiled": not args.no_profile,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
+    """Start everything, load, drain, and put the figures together."""
+    services.redis_port, services.sandbox_port = free_ports(2)
+    client = start_redis(services)
+    start_sandbox(services)
+    faults = {
+        "rate_limit_rps": args.rate_limit_rps,
+        "latency_ms": args.latency_ms,
+        "retry_after_mode": "seconds",
+    }
+    sandbox_call(services, "POST", "/_sandbox/faults", faults)
+    loaded = load(services, client, args)
+    loaded["rss_after_load_mb"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
+    flow_env(services, args)
+    runs = drain(args)
+    loaded["redis"]["used_memory_after_drain"] = int(
+        client.info("memory")["used_memory"]  # type: ignore[index]
+    )
+    sandbox = sandbox_summary(services, loaded["loaded"]["opt_outs"])
+    client.close()
+    return summarise(args, loaded, runs, sandbox)
+
+
+def _print_log_tail(tmp: Path) -> None:
+    for name in ("sandbox.log", "redis.log"):
+        path = tmp / name
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-20:]
+            print(f"--- last lines of {name} ---", *tail, sep="\n", file=sys.stderr)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the sync flow against the sandbox.")
+    parser.add_argument("--pending", type=int, default=100_000, help="numbers to load")
+    parser.add_argument("--rate-limit-rps", type=float, default=20.0, help="tenant limit")
+    parser.add_argument("--batch-size", type=int, default=100, help="numbers per API call")
+    parser.add_argument("--latency-ms", type=int, default=50, help="sandbox latency per call")
+    parser.add_argument("--time-budget-s", type=float, default=600.0, help="flow time budget")
+    parser.add_argument("--seed", type=int, default=20240601, help="random seed of the load")
+    parser.add_argument("--no-profile", action="store_true", help="do not wrap functions")
+    args = parser.parse_args(argv)
+    if not 1 <= args.pending <= 9_999_999 or not 1 <= args.batch_size <= 1000:
+        parser.error("need 1 <= --pending <= 9999999 and 1 <= --batch-size <= 1000")
+    if args.rate_limit_rps < 1 or args.latency_ms < 0 or not 0 < args.time_budget_s <= 3600:
+        parser.error("need --rate-limit-rps >= 1, --latency-ms >= 0, 0 < --time-budget-s <= 3600")
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    with tempfile.TemporaryDirectory(prefix="dnc-bench-sync-") as tmp:
+        services = Services(Path(tmp))
+        try:
+            result = run_bench(args, services)
+        except KeyboardInterrupt:
+            print("interrupted; stopping", file=sys.stderr)
+            return 130
+        except (BenchError, OSError, redis.RedisError) as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            _print_log_tail(Path(tmp))
+            return 1
+        finally:
+            stop_all(services)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
