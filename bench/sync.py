@@ -39,6 +39,11 @@ The numbers:
   saw per endpoint and status (429s show pacing that does not match the tenant limit).
 * ``empty_run_s``: outer wall time of the second and third runs (nothing pending); the second
   may still pay one-off costs (the discovery cache is warm from the first run).
+* ``cpu_s``: CPU seconds used during the draining run and during the two empty runs, by this
+  process (all threads: the flow, Prefect's event and log threads), Prefect's ephemeral API
+  server (a subprocess; its start-up falls in the draining run), the sandbox and Redis. A
+  flow process near 1 CPU second per wall second is CPU-bound (the GIL): pacing is then not
+  what limits it.
 * ``peak_rss_mb``: ``ru_maxrss`` of this process (it ran the loader and the flows) after the
   load and at the end.
 * ``sandbox.active_records``: active records in DNC group 1001 after the drain; must equal
@@ -327,6 +332,7 @@ def flow_env(services: Services, args: argparse.Namespace) -> None:
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # loopback only: no telemetry
         }
     )
 
@@ -403,25 +409,71 @@ def profile_summary(profile: Profile, flow_wall_s: float) -> dict[str, Any]:
     }
 
 
-def drain(args: argparse.Namespace) -> dict[str, Any]:
-    """The draining run (profiled unless ``--no-profile``) and two runs on the empty queue."""
-    profile = None if args.no_profile else start_profile_after_import()
+def drain(args: argparse.Namespace, services: Services) -> dict[str, Any]:
+    """The draining run (profiled unless ``--no-profile``) and two runs on the empty queue,
+    with the CPU time each process used in them."""
+    import flows.sync  # noqa: F401 - Prefect's import happens here, outside the measurement
+
+    profile = None if args.no_profile else start_profile()
+    before = cpu_seconds(services)
     try:
         counters, outer_s = run_flow()
     finally:
         if profile is not None:
             profile.restore()
+    after_drain = cpu_seconds(services)
     empty = [round(run_flow()[1], 3) for _ in range(2)]
-    result: dict[str, Any] = {"counters": counters, "outer_s": outer_s, "empty_run_s": empty}
+    cpu = {
+        "draining_run": cpu_delta(before, after_drain),
+        "empty_runs": cpu_delta(after_drain, cpu_seconds(services)),
+    }
+    result: dict[str, Any] = {
+        "counters": counters,
+        "outer_s": outer_s,
+        "empty_run_s": empty,
+        "cpu_s": cpu,
+    }
     if profile is not None:
         result["profile"] = profile_summary(profile, float(counters["wall_time_s"]))
     return result
 
 
-def start_profile_after_import() -> Profile:
-    import flows.sync  # noqa: F401 - Prefect's import happens here, outside the measurement
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-    return start_profile()
+
+def process_cpu_s(pid: int | None) -> float:
+    """utime + stime of ``pid`` in seconds (0 if it is gone or ``None``)."""
+    if pid is None:
+        return 0.0
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return 0.0
+
+
+def prefect_server_pid() -> int | None:
+    """The pid of Prefect's ephemeral API server, once this process has started it."""
+    module = sys.modules.get("prefect.server.api.server")
+    for server in list(module.SubprocessASGIServer._instances.values()) if module else []:
+        if server.server_process is not None:
+            return int(server.server_process.pid)
+    return None
+
+
+def cpu_seconds(services: Services) -> dict[str, float]:
+    """CPU seconds used so far by this process (all threads), Prefect's ephemeral server
+    (0 before it starts), the sandbox and Redis."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "this_process": usage.ru_utime + usage.ru_stime,
+        "prefect_server": process_cpu_s(prefect_server_pid()),
+        "sandbox": process_cpu_s(services.sandbox_proc.pid if services.sandbox_proc else None),
+        "redis": process_cpu_s(services.redis_proc.pid if services.redis_proc else None),
+    }
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before[name], 2) for name in after}
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -437,6 +489,7 @@ def summarise(
     wall = float(counters["wall_time_s"])
     per_s = left / wall if wall else 0.0
     outer_per_s = left / runs["outer_s"]
+    rss_after_load = loaded.pop("rss_after_load_mb")
     return {
         "config": _config(args),
         "contacts_per_s": round(per_s, 1),
@@ -456,9 +509,10 @@ def summarise(
         "empty_run_s": runs["empty_run_s"],
         **loaded,
         "peak_rss_mb": {
-            "after_load": loaded.pop("rss_after_load_mb"),
+            "after_load": rss_after_load,
             "end": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         },
+        "cpu_s": runs["cpu_s"],
         "sandbox": sandbox,
         **({"profile": runs["profile"]} if "profile" in runs else {}),
     }
@@ -509,7 +563,7 @@ def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
     )
     flow_env(services, args)
-    runs = drain(args)
+    runs = drain(args, services)
     loaded["redis"]["used_memory_after_drain"] = int(
         client.info("memory")["used_memory"]  # type: ignore[index]
     )
