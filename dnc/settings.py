@@ -260,7 +260,10 @@ class SyncSettings(BaseSettings):
     )
 
     claim_size: int = Field(
-        default=1_000, ge=1, le=100_000, description="Numbers claimed per loop of a run."
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Numbers claimed per loop of a run (many full batches per loop).",
     )
     time_budget_s: float = Field(
         default=25.0,

@@ -23,6 +23,7 @@ from prefect.artifacts import (
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
+from prefect.utilities.annotations import quote
 
 from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import Target, build_http_client, build_target
@@ -129,7 +130,7 @@ async def _drain(run: _Run, max_batches: int | None, deadline: float) -> None:
         if not claims:
             break
         run.counters.claimed += len(claims)
-        batches = chunk_claims(claims, run.batch_size)
+        batches = await chunk_claims(quote(claims), run.batch_size)
         settled = await _push_all(run, batches)
         pushed += len(batches)
         done = 100.0 if not initial else min(100.0, 100.0 * run.counters.claimed / initial)
@@ -163,11 +164,11 @@ async def _push(run: _Run, batch: list[Claim]) -> int:
     outcomes: list[ChangeOutcome] = await push_batch.with_options(
         retries=run.sync.push_retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),
-    )(run.target, batch)
+    )(run.target, quote(batch))
     run.counters.count(batch, outcomes)
-    settlement = resolve_conflicts(batch, outcomes)
-    acknowledged = await ack_applied(run.queue, settlement.acknowledge)
-    dead = await dead_letter(run.queue, settlement.dead_letter)
+    settlement = await resolve_conflicts(quote(batch), quote(outcomes))
+    acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge))
+    dead = await dead_letter(run.queue, quote(settlement.dead_letter))
     run.counters.dead_lettered += dead
     run.counters.retried += len(settlement.retry)
     run.counters.left_pending += len(batch) - acknowledged - dead

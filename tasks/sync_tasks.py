@@ -1,5 +1,9 @@
 """Prefect tasks of the sync flow: thin wrappers over ``dnc`` functions.
 
+All are async: a sync task called from the async flow builds a Prefect client (and an SSL
+context) per call. Callers pass claim lists wrapped in ``prefect.utilities.annotations.quote``
+so Prefect does not walk every claim on every call.
+
 Nothing here caches or persists a token or a claimed batch: Prefect pickles persisted results
 to disk in plain text. Only the discovery answers (public URLs) are cached.
 """
@@ -71,7 +75,7 @@ async def claim_pending(queue: PendingQueue, lease_token: str, limit: int) -> li
 
 
 @task(**EPHEMERAL)
-def chunk_claims(claims: Sequence[Claim], batch_size: int) -> list[list[Claim]]:
+async def chunk_claims(claims: Sequence[Claim], batch_size: int) -> list[list[Claim]]:
     """Batches by action (opt-outs first) of at most ``batch_size`` (``dnc.pending.chunk``)."""
     return chunk(claims, batch_size)
 
@@ -83,7 +87,9 @@ async def push_batch(target: Target, claims: Sequence[Claim]) -> list[ChangeOutc
 
 
 @task(**EPHEMERAL)
-def resolve_conflicts(claims: Sequence[Claim], outcomes: Sequence[ChangeOutcome]) -> Settlement:
+async def resolve_conflicts(
+    claims: Sequence[Claim], outcomes: Sequence[ChangeOutcome]
+) -> Settlement:
     """Decide each claim's fate. The adapter already turned 409s into upserts (outcome
     ``conflict_resolved``); those count as applied like ``applied`` and ``already_applied``."""
     return settle(claims, outcomes)
