@@ -161,6 +161,10 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]]) -> int:
 
 
 async def _push(run: _Run, batch: list[Claim]) -> int:
+    # Renewed per batch, not per loop: a loop of many batches at a slow tenant's pace must not
+    # outlive the lease (another run could then claim the same numbers).
+    if not await run.queue.renew_lease(run.lease, run.sync.lease_ttl_s * 1000):
+        raise LeaseLost("the sync lease expired during the run")
     outcomes: list[ChangeOutcome] = await push_batch.with_options(
         retries=run.sync.push_retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),

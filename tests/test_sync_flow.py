@@ -235,3 +235,19 @@ async def test_an_old_backlog_fails_the_run_as_lagging(
     with pytest.raises(SyncLagging, match="oldest pending event is 6"):
         await sync_dnc(max_batches=0)  # push nothing: the backlog stays, and so does the lag
     assert (await world["queue"].backlog())[0] == 1
+
+
+async def test_no_batch_is_pushed_once_the_lease_is_lost(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number, action, offset in EVENTS[:4]:
+        await post(world, number, action, offset)
+    renewals = iter([True])  # the loop's renewal holds; every batch's renewal finds it gone
+
+    async def renew(self: PendingQueue, token: str, ttl_ms: int) -> bool:
+        return next(renewals, False)
+
+    monkeypatch.setattr(PendingQueue, "renew_lease", renew)
+    result = await sync_dnc()
+    assert result["failed_batches"] >= 1 and result["remaining_backlog"] == 3  # 3 numbers
+    assert await active(world) == set()  # nothing was pushed without the lease
