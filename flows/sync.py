@@ -9,6 +9,7 @@ run must hold the Redis lease to claim. Parameters hold no secrets: credentials 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from prefect.utilities.annotations import quote
 
 from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import Target, build_http_client, build_target
+from dnc.errors import StoreError
 from dnc.keys import RedisKeys
 from dnc.pending import Claim, LeaseLost, PendingQueue
 from dnc.settings import CxoneSettings, RedisSettings, SyncSettings
@@ -62,6 +64,8 @@ class _Run:
     sync: SyncSettings
     batch_size: int
     counters: SyncCounters
+    max_concurrency: int = 4
+    lease_lost: bool = False
 
 
 @flow(name="sync-dnc")
@@ -82,7 +86,7 @@ async def sync_dnc(
         target = build_target(cxone, http)
         queue = PendingQueue(client, RedisKeys(redis_settings.namespace))
         size = min(batch_size or target.batch_size, target.batch_size)
-        run = _Run(queue, target, _lease_token(), sync, size, counters)
+        run = _Run(queue, target, _lease_token(), sync, size, counters, cxone.max_concurrency)
         await _with_lease(run, cxone, max_batches, time_budget_s or sync.time_budget_s)
         pending, oldest_ms = await queue.backlog()
         counters.remaining_backlog = pending
@@ -104,33 +108,62 @@ async def _with_lease(
     if not await run.queue.acquire_lease(run.lease, ttl_ms):
         logger.info("another sync run holds the lease: nothing to do in this one")
         return
+    heartbeat = asyncio.create_task(_keep_lease(run))
     try:
         if isinstance(run.target, DncGroupsTarget):
             endpoints = await discover_endpoints(run.target, cxone.issuer_url, cxone.access_key_id)
             run.target.adopt_endpoints(endpoints)
         await fetch_token(run.target)
-        await _drain(run, max_batches, time.monotonic() + budget_s)
+        await _drain(run, max_batches, time.monotonic() + budget_s, cxone.rate_limit_rps)
     finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
         await run.queue.release_lease(run.lease)
 
 
-async def _drain(run: _Run, max_batches: int | None, deadline: float) -> None:
+async def _keep_lease(run: _Run) -> None:
+    """Renew the lease every third of its lifetime while the run works, however long one loop
+    takes; when a renewal fails, mark the lease lost so no further batch is pushed."""
+    ttl_ms = run.sync.lease_ttl_s * 1000
+    while True:
+        await asyncio.sleep(run.sync.lease_ttl_s / 3)
+        try:
+            held = await run.queue.renew_lease(run.lease, ttl_ms)
+        except StoreError:
+            held = False
+        if not held:
+            run.lease_lost = True
+            return
+
+
+def _claim_limit(run: _Run, room: int | None, remaining_s: float, rate_per_s: float) -> int:
+    """How many to claim: the claim size, no more than the batches left to push, and no more
+    than the target's pace can push before the time budget ends."""
+    limit = run.sync.claim_size if room is None else min(run.sync.claim_size, room)
+    if rate_per_s > 0:
+        limit = min(limit, max(run.batch_size, int(rate_per_s * run.batch_size * remaining_s)))
+    return limit
+
+
+async def _drain(run: _Run, max_batches: int | None, deadline: float, rate_per_s: float) -> None:
     progress = await acreate_progress_artifact(
         0.0, key=PROGRESS_KEY, description="Backlog drained in this run"
     )
     pushed = 0
     initial, _ = await run.queue.backlog()
     while time.monotonic() < deadline and (max_batches is None or pushed < max_batches):
-        if not await run.queue.renew_lease(run.lease, run.sync.lease_ttl_s * 1000):
+        if run.lease_lost:
             raise LeaseLost("the sync lease expired during the run")
         room = None if max_batches is None else (max_batches - pushed) * run.batch_size
-        claims = await claim_pending(
-            run.queue, run.lease, min(run.sync.claim_size, room or run.sync.claim_size)
-        )
+        limit = _claim_limit(run, room, deadline - time.monotonic(), rate_per_s)
+        claims = await claim_pending(run.queue, run.lease, limit)
         if not claims:
             break
         run.counters.claimed += len(claims)
         batches = await chunk_claims(quote(claims), run.batch_size)
+        if max_batches is not None:  # a claim split by action can make one batch too many
+            batches = batches[: max_batches - pushed]
         settled = await _push_all(run, batches)
         pushed += len(batches)
         done = 100.0 if not initial else min(100.0, 100.0 * run.counters.claimed / initial)
@@ -142,8 +175,14 @@ async def _drain(run: _Run, max_batches: int | None, deadline: float) -> None:
 async def _push_all(run: _Run, batches: Sequence[list[Claim]]) -> int:
     """Push every batch concurrently (the target paces them); every result is awaited and
     every failure reported. Returns how many claims were settled."""
+    slots = asyncio.Semaphore(run.max_concurrency)  # a batch starts only when it can be sent
+
+    async def push_when_free(batch: list[Claim]) -> int:
+        async with slots:
+            return await _push(run, batch)
+
     results = await asyncio.gather(
-        *(_push(run, batch) for batch in batches), return_exceptions=True
+        *(push_when_free(batch) for batch in batches), return_exceptions=True
     )
     settled = 0
     for batch, result in zip(batches, results, strict=True):
@@ -161,10 +200,8 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]]) -> int:
 
 
 async def _push(run: _Run, batch: list[Claim]) -> int:
-    # Renewed per batch, not per loop: a loop of many batches at a slow tenant's pace must not
-    # outlive the lease (another run could then claim the same numbers).
-    if not await run.queue.renew_lease(run.lease, run.sync.lease_ttl_s * 1000):
-        raise LeaseLost("the sync lease expired during the run")
+    if run.lease_lost:  # the heartbeat could not renew: another run may own these numbers
+        raise LeaseLost("the sync lease was lost during the run")
     outcomes: list[ChangeOutcome] = await push_batch.with_options(
         retries=run.sync.push_retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),

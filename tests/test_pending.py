@@ -170,3 +170,17 @@ def test_chunk_splits_by_action_then_size() -> None:
     batches = chunk(claims, 2)
     assert [[c.e164[-1] for c in batch] for batch in batches] == [["2", "3"], ["4"], ["1", "5"]]
     assert chunk([], 2) == []
+
+
+async def test_an_acknowledged_number_leaves_the_dead_letters(
+    stores: tuple[EventStore, PendingQueue],
+) -> None:
+    store, queue = stores
+    await fill(store, event("+12025550101", T0))
+    await queue.acquire_lease(TOKEN, 10_000)
+    [claim] = await queue.claim(TOKEN, 10)
+    await queue.dead_letter([(claim, "refused")])
+    await fill(store, event("+12025550101", T0 + 1))  # a newer event, applied this time
+    [again] = await queue.claim(TOKEN, 10)
+    assert await queue.acknowledge([again]) == [True]
+    assert await queue.dead_letters() == {}

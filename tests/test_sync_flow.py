@@ -21,7 +21,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from dnc.intake import IntakePolicy
 from dnc.keys import RedisKeys
-from dnc.pending import PendingQueue
+from dnc.pending import LeaseLost, PendingQueue
 from dnc.settings import ReceiverSettings, RedisSettings
 from dnc.store import EventStore, StoreLimits
 from flows.sync import sync_dnc
@@ -240,14 +240,24 @@ async def test_an_old_backlog_fails_the_run_as_lagging(
 async def test_no_batch_is_pushed_once_the_lease_is_lost(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for number, action, offset in EVENTS[:4]:
-        await post(world, number, action, offset)
-    renewals = iter([True])  # the loop's renewal holds; every batch's renewal finds it gone
+    # One batch at a time, each taking 1 s; the heartbeat (every 5/3 s) finds the lease gone.
+    for name, value in {
+        "DNC_SYNC_LEASE_TTL_S": "5",
+        "DNC_CXONE_BATCH_SIZE": "1",
+        "DNC_CXONE_MAX_CONCURRENCY": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    numbers = [f"+1202555{n:04d}" for n in range(300, 306)]
+    for number in numbers:
+        await post(world, number, "optOut", 0)
+    await world["control"].post("/_sandbox/faults", json={"latency_ms": 1000})
 
     async def renew(self: PendingQueue, token: str, ttl_ms: int) -> bool:
-        return next(renewals, False)
+        return False
 
     monkeypatch.setattr(PendingQueue, "renew_lease", renew)
-    result = await sync_dnc()
-    assert result["failed_batches"] >= 1 and result["remaining_backlog"] == 3  # 3 numbers
-    assert await active(world) == set()  # nothing was pushed without the lease
+    with pytest.raises(LeaseLost):  # the run fails: an operator sees it lost its lease
+        await sync_dnc()
+    pushed = await active(world)
+    assert 1 <= len(pushed) < len(numbers)  # batches after the loss were not pushed
+    assert (await world["queue"].backlog())[0] >= len(numbers) - len(pushed)

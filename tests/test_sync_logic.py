@@ -74,3 +74,21 @@ def test_only_transient_failures_are_retried_by_prefect() -> None:
     assert not retry_if_transient(None, None, _State(CxonePermanentError("400", 400)))
     assert not retry_if_transient(None, None, _State(CxoneAuthError("401")))
     assert not retry_if_transient(None, None, _State(None))
+
+
+def test_claims_are_sized_by_batches_left_and_by_the_pace_within_the_budget() -> None:
+    from dnc.settings import SyncSettings
+    from flows.sync import _claim_limit, _Run
+
+    run = _Run(
+        queue=None,
+        target=None,
+        lease="x",
+        sync=SyncSettings(claim_size=10_000),  # type: ignore[arg-type]
+        batch_size=100,
+        counters=SyncCounters(),
+    )
+    assert _claim_limit(run, None, 25.0, 0) == 10_000  # no pace known: the claim size
+    assert _claim_limit(run, None, 25.0, 2.0) == 5_000  # 2 calls/s x 100 x 25 s
+    assert _claim_limit(run, None, 0.1, 2.0) == 100  # at least one batch
+    assert _claim_limit(run, 300, 25.0, 2.0) == 300  # batches left to push

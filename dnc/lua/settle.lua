@@ -11,6 +11,8 @@ for i = 1, #ARGV, 3 do
     redis.call('ZREM', KEYS[1], member)
     if ARGV[i + 2] ~= '' then
       redis.call('HSET', KEYS[3], member, ARGV[i + 2])
+    else
+      redis.call('HDEL', KEYS[3], member)  -- applied now: an older dead letter is moot
     end
     table.insert(settled, 1)
   else
