@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -171,3 +172,25 @@ def make_client(app: ReceiverApp, *, auth: bool = True) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://receiver", headers=headers
     )
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """URL of a CXone sandbox (``dnc-sync sandbox``) served for the session over a real
+    socket, with its development defaults (no ``DNC_*`` variable reaches it). Tests reset its
+    state and faults through ``POST /_sandbox/reset``."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
+    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+        [sys.executable, "-m", "dnc_sync", "sandbox", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ok(f"{url}/healthz", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +17,6 @@ from dnc.cxone.factory import build_http_client
 from dnc.events import Action
 from dnc.settings import CxoneSettings
 from dnc.target import DncChange, OutcomeKind
-from tests.conftest import free_port, wait_until_ok
 
 pytestmark = pytest.mark.socket
 
@@ -39,25 +35,6 @@ def _first_seed_losing_only_the_first_reply() -> int:
 
 
 LOSE_FIRST_REPLY_SEED = _first_seed_losing_only_the_first_reply()
-
-
-@pytest.fixture(scope="module")
-def sandbox_url() -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DNC_SANDBOX_")}
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "dnc_sync", "sandbox", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(f"{url}/healthz", proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +23,7 @@ from dnc.settings import ReceiverSettings, RedisSettings
 from dnc.store import EventStore, StoreLimits
 from flows.sync import sync_dnc
 from receiver.app import ReceiverApp
-from tests.conftest import BEARER, free_port, wait_until_ok
+from tests.conftest import BEARER
 
 pytestmark = [
     pytest.mark.socket,
@@ -42,25 +39,6 @@ def harness() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=60):
         yield
     gc.collect()  # let Prefect's leftover sockets be reported while this module's filters hold
-
-
-@pytest.fixture(scope="module")
-def sandbox_url() -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "dnc_sync", "sandbox", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(f"{url}/healthz", proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 @pytest.fixture
