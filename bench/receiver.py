@@ -60,10 +60,8 @@ import platform
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,8 +70,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from harness import BenchError, free_ports, run_main, stop_popen
 
 REPO = Path(__file__).resolve().parent.parent
+
 HOST = "127.0.0.1"
 NAMESPACE = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -418,10 +418,6 @@ def _role(pid: int, root: int) -> str:
 # -- the services --------------------------------------------------------------------------
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run (a service did not start, the load generator died...)."""
-
-
 @dataclass
 class Services:
     """Everything this run started, so that it can all be stopped."""
@@ -431,18 +427,6 @@ class Services:
     receiver: subprocess.Popen[bytes] | None = None
     loadgen: Any = None  # multiprocessing.Process (spawn context)
     conn: Connection | None = None
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def start_redis(services: Services, port: int, aof: bool) -> redis.Redis:
@@ -548,18 +532,6 @@ def receive(services: Services, timeout_s: float, what: str) -> dict[str, Any]:
     raise BenchError(f"load generator sent no {what} within {timeout_s} s")
 
 
-def _stop_popen(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what we started
-        proc.wait(5)
-
-
 def stop_all(services: Services) -> None:
     """Load generator, then receiver (graceful, SIGTERM), then Redis; wait on each."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -573,8 +545,8 @@ def stop_all(services: Services) -> None:
             services.loadgen.join(5)
     if services.conn is not None:
         services.conn.close()
-    _stop_popen(services.receiver, 20)
-    _stop_popen(services.redis_proc, 10)
+    stop_popen(services.receiver, 20)
+    stop_popen(services.redis_proc, 10)
 
 
 # -- the measured window -----------------------------------------------------------------------
@@ -717,14 +689,6 @@ def _config(args: argparse.Namespace, ready: dict[str, Any], client_loop: str) -
     }
 
 
-def _print_log_tail(tmp: Path) -> None:
-    for name in ("receiver.log", "redis.log"):
-        path = tmp / name
-        if path.exists():
-            tail = path.read_text(errors="replace").splitlines()[-20:]
-            print(f"--- last lines of {name} ---", *tail, sep="\n", file=sys.stderr)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the DNC event receiver.")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
@@ -743,29 +707,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    with tempfile.TemporaryDirectory(prefix="dnc-bench-") as tmp:
-        services = Services(Path(tmp))
-        try:
-            result = run_bench(args, services)
-        except KeyboardInterrupt:
-            print("interrupted; stopping", file=sys.stderr)
-            return 130
-        except (BenchError, OSError, redis.RedisError) as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            _print_log_tail(Path(tmp))
-            return 1
-        finally:
-            stop_all(services)
-    print(json.dumps(result, indent=2))
-    return 0
+    return run_main(
+        "dnc-bench-",
+        Services,
+        lambda services: run_bench(args, services),
+        stop_all,
+        ("receiver.log", "redis.log"),
+    )
 
 
 if __name__ == "__main__":

@@ -69,10 +69,8 @@ import platform
 import random
 import resource
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -82,6 +80,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from harness import BenchError, free_ports, run_main, stop_popen
 
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
@@ -89,6 +88,7 @@ from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits
 
 REPO = Path(__file__).resolve().parent.parent
+
 
 HOST = "127.0.0.1"
 NAMESPACE = "benchsync"
@@ -103,10 +103,6 @@ SANDBOX_CREDENTIALS = {  # the sandbox's fixed development defaults (sandbox/set
 }
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run (a service did not start, a flow run failed...)."""
-
-
 @dataclass
 class Services:
     """Everything this run started, so that it can all be stopped."""
@@ -119,18 +115,6 @@ class Services:
 
 
 # -- the services ------------------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def start_redis(services: Services) -> redis.Redis:
@@ -193,18 +177,6 @@ def sandbox_call(services: Services, method: str, path: str, body: object = None
     return answer
 
 
-def _stop_popen(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what we started
-        proc.wait(5)
-
-
 def stop_prefect_server() -> None:
     """Stop Prefect's ephemeral API server if this process started one (before its
     ``PREFECT_HOME``, in the temporary directory, goes away; Prefect would at exit)."""
@@ -218,8 +190,8 @@ def stop_all(services: Services) -> None:
     """Prefect's ephemeral server, the sandbox (SIGTERM, graceful), then Redis; wait on each."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop_prefect_server()
-    _stop_popen(services.sandbox_proc, 15)
-    _stop_popen(services.redis_proc, 10)
+    stop_popen(services.sandbox_proc, 15)
+    stop_popen(services.redis_proc, 10)
 
 
 # -- loading the pending set -------------------------------------------------------------------
@@ -572,14 +544,6 @@ def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
     return summarise(args, loaded, runs, sandbox)
 
 
-def _print_log_tail(tmp: Path) -> None:
-    for name in ("sandbox.log", "redis.log"):
-        path = tmp / name
-        if path.exists():
-            tail = path.read_text(errors="replace").splitlines()[-20:]
-            print(f"--- last lines of {name} ---", *tail, sep="\n", file=sys.stderr)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the sync flow against the sandbox.")
     parser.add_argument("--pending", type=int, default=100_000, help="numbers to load")
@@ -597,29 +561,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    with tempfile.TemporaryDirectory(prefix="dnc-bench-sync-") as tmp:
-        services = Services(Path(tmp))
-        try:
-            result = run_bench(args, services)
-        except KeyboardInterrupt:
-            print("interrupted; stopping", file=sys.stderr)
-            return 130
-        except (BenchError, OSError, redis.RedisError) as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            _print_log_tail(Path(tmp))
-            return 1
-        finally:
-            stop_all(services)
-    print(json.dumps(result, indent=2))
-    return 0
+    return run_main(
+        "dnc-bench-sync-",
+        Services,
+        lambda services: run_bench(args, services),
+        stop_all,
+        ("sandbox.log", "redis.log"),
+    )
 
 
 if __name__ == "__main__":
