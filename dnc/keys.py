@@ -23,8 +23,9 @@ class RedisKeys:
 
     @property
     def pending(self) -> str:
-        """ZSET: member = E.164, score = event time (UTC ms) of the latest not-yet-applied
-        event. No TTL: a member leaves only when CXone acknowledged that state."""
+        """ZSET: member = E.164, score = receive time (UTC ms) of the oldest change of that
+        number not yet applied (first come, first synced; the sync lag is measured from it).
+        No TTL: a member leaves only when CXone acknowledged its latest state."""
         return f"{self.tag}:pending"
 
     @property

@@ -32,7 +32,8 @@ class LeaseLost(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A claimed number: ``e164``, its pending ``score_ms`` (event time, UTC ms), the
+    """A claimed number: ``e164``, its pending ``score_ms`` (receive time of its oldest unapplied
+    change, UTC ms), the
     ``watermark`` it had when claimed, and its latest ``event``."""
 
     e164: str
@@ -131,17 +132,21 @@ class PendingQueue:
         raw = await self._run_command("hgetall", self._keys.dead_letters)
         return {_text(k): DeadLetter.model_validate_json(v) for k, v in raw.items()}
 
-    async def requeue(self, numbers: Sequence[str] = ()) -> int:
+    async def requeue(self, numbers: Sequence[str] = (), now_ms: int | None = None) -> int:
         """Put dead letters (all when ``numbers`` is empty) back in the pending set; returns
-        how many were requeued."""
+        how many were requeued. Their wait (the sync lag) restarts at ``now_ms`` (UTC ms,
+        default: now)."""
         keys = self._keys
+        if now_ms is None:
+            now_ms = int(time.time() * 1000)
         count = await self._run(
-            self._requeue, [keys.dead_letters, keys.pending, keys.watermark], list(numbers)
+            self._requeue, [keys.dead_letters, keys.pending, keys.watermark], [now_ms, *numbers]
         )
         return int(count)
 
     async def backlog(self) -> tuple[int, int | None]:
-        """(pending count, event time in UTC ms of the oldest pending number or ``None``)."""
+        """(pending count, receive time in UTC ms of the longest-waiting pending number, or
+        ``None`` when nothing is pending)."""
         size = await self._run_command("zcard", self._keys.pending)
         oldest = await self._run_command("zrange", self._keys.pending, 0, 0, withscores=True)
         return int(size), (int(oldest[0][1]) if oldest else None)

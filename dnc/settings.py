@@ -282,8 +282,8 @@ class SyncSettings(BaseSettings):
         default=3_600,
         ge=1,
         le=30 * 86_400,
-        description="Oldest pending event older than this fails the run and emits "
-        "dnc.sync.lagging, seconds.",
+        description="A change waiting longer than this since it was received fails the run "
+        "and emits dnc.sync.lagging, seconds.",
     )
     push_retries: int = Field(
         default=3, ge=0, le=20, description="Prefect retries of a batch on transient failures."

@@ -126,7 +126,9 @@ class EventStore:
         args: list[Any] = [self._limits.idempotency_ttl_ms, self._limits.audit_max_len]
         for event in events:
             key_names.append(keys.event_id(event.eventId))
-            header = f"{event.e164} {event.eventMs} {event.action.value} ".encode()
+            header = (
+                f"{event.e164} {event.eventMs} {event.receivedMs} {event.action.value} ".encode()
+            )
             args.append(header + event.model_dump_json(exclude_none=True).encode())
         try:
             results = await self._record_script(keys=key_names, args=args)

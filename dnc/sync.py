@@ -75,5 +75,6 @@ class SyncCounters:
 
 
 def oldest_age_s(oldest_ms: int | None, now_ms: int) -> float:
-    """Seconds since the oldest pending event (0 when nothing is pending)."""
+    """Seconds the longest-waiting pending change has waited since it was received (0 when
+    nothing is pending); ``oldest_ms`` and ``now_ms`` are UTC epoch ms."""
     return 0.0 if oldest_ms is None else max(0.0, (now_ms - oldest_ms) / 1000)

@@ -51,7 +51,7 @@ PROGRESS_KEY = "dnc-sync-progress"
 
 
 class SyncLagging(RuntimeError):
-    """The oldest pending opt-in/opt-out is older than ``DNC_SYNC_LAG_LIMIT_S``."""
+    """A pending opt-in/opt-out has waited (since receipt) longer than ``DNC_SYNC_LAG_LIMIT_S``."""
 
 
 @dataclass
@@ -77,7 +77,7 @@ async def sync_dnc(
     """Push pending DNC changes to CXone. ``batch_size``: numbers per API call (default and
     cap: the target's); ``max_batches``: stop after this many batches; ``time_budget_s``: stop
     claiming after this many seconds (default ``DNC_SYNC_TIME_BUDGET_S``). Returns the run's
-    counters. Fails (``SyncLagging``) when the oldest pending event is older than the limit."""
+    counters. Fails (``SyncLagging``) when a pending change has waited longer than the limit."""
     redis_settings, cxone, sync = RedisSettings(), CxoneSettings(), SyncSettings()
     started = time.monotonic()
     counters = SyncCounters()
@@ -239,7 +239,7 @@ async def _report(counters: SyncCounters, namespace: str, lag_limit_s: int) -> N
             },
         )
         raise SyncLagging(
-            f"oldest pending event is {counters.oldest_pending_age_s:.0f} s old "
+            f"oldest pending change has waited {counters.oldest_pending_age_s:.0f} s "
             f"(limit {lag_limit_s} s)"
         )
 

@@ -135,10 +135,10 @@ async def test_dead_letters_and_requeue(stores: tuple[EventStore, PendingQueue])
         T0 + 9,
     )
     assert await queue.backlog() == (0, None)
-    assert await queue.requeue(["+12025550101", "+19999999999"]) == 1
-    assert await queue.backlog() == (1, T0)
-    assert await queue.requeue() == 1
-    assert await queue.backlog() == (2, T0)
+    assert await queue.requeue(["+12025550101", "+19999999999"], now_ms=T0 + 50) == 1
+    assert await queue.backlog() == (1, T0 + 50)  # its wait restarts at the requeue
+    assert await queue.requeue(now_ms=T0 + 70) == 1
+    assert await queue.backlog() == (2, T0 + 50)
     assert await queue.dead_letters() == {}
 
 

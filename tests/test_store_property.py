@@ -94,7 +94,7 @@ async def replay(
         pending = {m.decode() for m in await client.zrange(keys.pending, 0, -1)}
         for number, event in stored.items():
             score = await client.zscore(keys.pending, number)
-            assert score is None or score == event.eventMs
+            assert score is None or score == event.receivedMs
         return {n: rank(e.eventMs, e.action) for n, e in stored.items()}, pending
     finally:
         leftovers = [k async for k in client.scan_iter(match=keys.tag + ":*")]

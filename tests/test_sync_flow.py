@@ -80,7 +80,13 @@ async def world(
         ) as receiver,
     ):
         await control.post("/_sandbox/reset", json={"config": True})
-        yield {"receiver": receiver, "control": control, "queue": PendingQueue(client, keys)}
+        yield {
+            "receiver": receiver,
+            "control": control,
+            "queue": PendingQueue(client, keys),
+            "redis": client,
+            "keys": keys,
+        }
     leftovers = [k async for k in client.scan_iter(match=keys.tag + ":*")]
     if leftovers:
         await client.delete(*leftovers)
@@ -203,16 +209,28 @@ async def test_cli_run_once(world: dict[str, Any]) -> None:
     assert await active(world) == {"2025550101"}
 
 
-async def test_an_old_backlog_fails_the_run_as_lagging(
+async def test_a_change_waiting_too_long_fails_the_run_as_lagging(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.sync import SyncLagging
 
     monkeypatch.setenv("DNC_SYNC_LAG_LIMIT_S", "60")
-    await post(world, "+12025550101", "optOut", 0)  # ten minutes old
-    with pytest.raises(SyncLagging, match="oldest pending event is 6"):
+    await post(world, "+12025550101", "optOut", 0)
+    # As if it had arrived ten minutes ago and never been applied.
+    await world["redis"].zadd(world["keys"].pending, {"+12025550101": NOW_MS - 600_000}, xx=True)
+    with pytest.raises(SyncLagging, match="oldest pending change has waited 6"):
         await sync_dnc(max_batches=0)  # push nothing: the backlog stays, and so does the lag
     assert (await world["queue"].backlog())[0] == 1
+
+
+async def test_an_old_backfill_received_now_is_not_lagging(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DNC_SYNC_LAG_LIMIT_S", "60")
+    await post(world, "+12025550101", "optOut", -400 * 86_400_000)  # event time: 400 days ago
+    counters = await sync_dnc(max_batches=0)
+    assert counters["remaining_backlog"] == 1
+    assert counters["oldest_pending_age_s"] < 60
 
 
 async def test_no_batch_is_pushed_once_the_lease_is_lost(

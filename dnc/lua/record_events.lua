@@ -4,9 +4,13 @@
 -- KEYS[1] watermark HASH  KEYS[2] latest HASH  KEYS[3] pending ZSET  KEYS[4] audit STREAM
 -- KEYS[4 + i] event-id STRING of event i
 -- ARGV[1] idempotency TTL (ms)  ARGV[2] audit stream cap (approximate MAXLEN)
--- ARGV[2 + i] event i as "<E.164> <event time, UTC ms> <action> <event JSON>": one argument
--- per event keeps the client's command packing cheap; the first three fields hold no space.
-local function record(id_key, number, event_ms, action, event_json)
+-- ARGV[2 + i] event i as "<E.164> <event time, UTC ms> <receive time, UTC ms> <action> <event
+-- JSON>": one argument per event keeps the client's command packing cheap; the first four
+-- fields hold no space.
+-- The pending score is the receive time of the oldest change not yet applied (ZADD NX): the
+-- sync takes numbers first-come first-served and its lag is the time an opt-out has waited,
+-- whatever its event time (an old backfill is not "late").
+local function record(id_key, number, event_ms, received_ms, action, event_json)
   -- What an idempotency key stands for; equal to StoredEvent.fingerprint in Python.
   local fingerprint = number .. '|' .. action .. '|' .. event_ms
   if not redis.call('SET', id_key, fingerprint, 'NX', 'PX', ARGV[1]) then
@@ -31,7 +35,7 @@ local function record(id_key, number, event_ms, action, event_json)
   if status == 'queued' then
     redis.call('HSET', KEYS[1], number, event_ms .. ':' .. action)
     redis.call('HSET', KEYS[2], number, event_json)
-    redis.call('ZADD', KEYS[3], event_ms, number)
+    redis.call('ZADD', KEYS[3], 'NX', received_ms, number)
   end
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'status', status, 'event', event_json)
   return status
@@ -39,8 +43,8 @@ end
 
 local statuses = {}
 for i = 1, #KEYS - 4 do
-  local number, event_ms, action, event_json =
-    string.match(ARGV[2 + i], '^(%S+) (%d+) (%a+) (.*)$')
-  statuses[i] = record(KEYS[4 + i], number, event_ms, action, event_json)
+  local number, event_ms, received_ms, action, event_json =
+    string.match(ARGV[2 + i], '^(%S+) (%d+) (%d+) (%a+) (.*)$')
+  statuses[i] = record(KEYS[4 + i], number, event_ms, received_ms, action, event_json)
 end
 return statuses
