@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from receiver.asgi import (
     BodyTooLarge,
@@ -26,7 +27,7 @@ from receiver.asgi import (
     read_body,
     send_json,
 )
-from sandbox import contacts, control, dnc_groups, tokens
+from sandbox import contacts, control, dnc_groups, persist, tokens
 from sandbox.context import Sandbox
 from sandbox.faults import fault_response, hang, lose_reply
 from sandbox.http import BadRequest, Request, Response, error, parse_query
@@ -34,6 +35,8 @@ from sandbox.http import BadRequest, Request, Response, error, parse_query
 log = logging.getLogger("dnc.sandbox")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+SAVE_EVERY_S = 2.0
+"""How often changed tenant data is written to the state file, seconds."""
 Handler = Callable[[Sandbox, Request], Response]
 
 
@@ -123,9 +126,41 @@ class SandboxApp:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Start-up and shutdown; with a state file, tenant data is saved every
+        ``SAVE_EVERY_S`` while it changes, and once more at shutdown."""
+        saver: asyncio.Task[None] | None = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.sandbox.settings.state_file:
+                    saver = asyncio.create_task(self._keep_saving())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if saver is not None:
+                    saver.cancel()
+                    self._save()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _keep_saving(self) -> None:
+        saved: object = persist.dump(self.sandbox.state)
+        while True:
+            await asyncio.sleep(SAVE_EVERY_S)
+            current = persist.dump(self.sandbox.state)
+            if current != saved:
+                self._save()
+                saved = current
+
+    def _save(self) -> None:
+        try:
+            persist.save(self.sandbox.state, Path(self.sandbox.settings.state_file))
+        except OSError as exc:
+            log.error("could not save the sandbox state file: %s", exc.strerror or exc)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         route, params = _match(scope["path"])
@@ -222,13 +257,3 @@ def _request(scope: Scope, body: bytes, params: dict[str, str]) -> Request:
         base_url="http://" + host.decode("latin-1"),
         params=params,
     )
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

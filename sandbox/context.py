@@ -6,7 +6,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from sandbox import persist
 from sandbox.faults import FaultInjector
 from sandbox.settings import FaultConfig, SandboxSettings
 from sandbox.state import SandboxState
@@ -27,12 +29,18 @@ class Sandbox:
 
     @classmethod
     def start(cls, settings: SandboxSettings, clock: Callable[[], float] = time.time) -> Sandbox:
-        """A sandbox with empty state and the fault config ``settings`` describe."""
+        """A sandbox with the fault config ``settings`` describe, its state read from
+        ``settings.state_file`` when set (else empty). Raises ``persist.StateFileError`` or
+        ``OSError`` when that file cannot be read."""
         config = settings.faults()
+        if settings.state_file:
+            state = persist.load(Path(settings.state_file), settings.dnc_group_ids)
+        else:
+            state = SandboxState.empty(settings.dnc_group_ids)
         return cls(
             settings=settings,
             config=config,
-            state=SandboxState.empty(settings.dnc_group_ids),
+            state=state,
             injector=FaultInjector(config, clock()),
             clock=clock,
             signing_key=secrets.token_bytes(32),

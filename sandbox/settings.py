@@ -169,6 +169,12 @@ class SandboxSettings(BaseSettings, FaultConfig):
         le=999,
         description="CXone Admin API version advertised (paths accept any vNN.0).",
     )
+    state_file: str = Field(
+        default="",
+        max_length=4096,
+        description="Where DNC group records and outbound contacts are kept across restarts "
+        "(JSON, written every few seconds and at shutdown); empty: memory only.",
+    )
     outbound_client_id: str = Field(
         default="sandbox-outbound-client-id",
         min_length=1,
