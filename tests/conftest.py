@@ -89,7 +89,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary lookup
+    proc = subprocess.Popen(
         [
             binary,
             "--port",
@@ -181,7 +181,7 @@ def sandbox_url() -> Iterator[str]:
     state and faults through ``POST /_sandbox/reset``."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
-    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+    proc = subprocess.Popen(
         [sys.executable, "-m", "dnc_sync", "sandbox", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -43,7 +43,7 @@ def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path_factory.mktemp("receiver") / "receiver.log"
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "dnc_sync", "serve", "--port", str(port), "--workers", "2"],
             env=env,
             stdout=log_file,

@@ -44,7 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     }
     log_path = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "dnc_sync", "sandbox", "--port", str(port)],
             env=env,
             stdout=log_file,

@@ -1,0 +1,186 @@
+"""What ``dnc-sync status`` reports: the queue in Redis and the last sync run in Prefect.
+
+Plain async functions over an injected Redis client and Prefect client, so a probe, the CLI
+and tests read the same figures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from dnc.keys import RedisKeys
+from dnc.store import convert_error
+from dnc.sync import oldest_age_s
+
+SUMMARY_KEY = "dnc-sync-summary"
+"""Key of the table artifact each sync run writes (``flows/sync.py``)."""
+FLOW_NAME = "sync-dnc"
+"""Name of the sync flow in Prefect."""
+REJECTED_SCAN = 10_000
+"""How many of the latest rejected entries are read to count them by reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """The queue in Redis: ``backlog`` numbers pending, ``oldest_pending_age_s`` (seconds the
+    longest-waiting change has waited since receipt), ``dead_letters``, ``rejected`` (entries
+    in the capped rejected stream) and ``rejected_by_reason`` among the latest
+    ``REJECTED_SCAN`` of them (``field:reason`` for invalid fields, else the error name)."""
+
+    backlog: int
+    oldest_pending_age_s: float
+    dead_letters: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LastSync:
+    """The latest finished sync run: its ``name``, ``state`` (Completed, Failed...),
+    ``ended`` (ISO 8601 UTC), ``message`` and its summary counters (metric -> value, empty
+    when the run wrote none)."""
+
+    name: str
+    state: str
+    ended: str | None
+    message: str | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Everything ``dnc-sync status`` prints. ``last_sync`` is ``None`` when no run finished
+    yet; ``prefect_error`` says why Prefect could not be asked (then ``last_sync`` is None)."""
+
+    queue: QueueStatus
+    lag_limit_s: int
+    last_sync: LastSync | None
+    prefect_error: str | None = None
+
+    @property
+    def lagging(self) -> bool:
+        """Whether a pending change has waited longer than the limit."""
+        return self.queue.oldest_pending_age_s > self.lag_limit_s
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready data (``--json``)."""
+        return {**asdict(self), "lagging": self.lagging}
+
+
+async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> QueueStatus:
+    """The queue's figures at ``now_ms`` (UTC ms). Raises ``StoreUnavailable``/``StoreError``."""
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.pending)
+            pipe.zrange(keys.pending, 0, 0, withscores=True)
+            pipe.hlen(keys.dead_letters)
+            pipe.xlen(keys.rejected)
+            pipe.xrevrange(keys.rejected, count=REJECTED_SCAN)
+            backlog, oldest, dead, rejected, entries = await pipe.execute()
+    except redis_errors.RedisError as exc:
+        raise convert_error(exc) from exc
+    oldest_ms = int(oldest[0][1]) if oldest else None
+    return QueueStatus(
+        backlog=int(backlog),
+        oldest_pending_age_s=round(oldest_age_s(oldest_ms, now_ms), 1),
+        dead_letters=int(dead),
+        rejected=int(rejected),
+        rejected_by_reason=dict(count_rejections(fields for _, fields in entries).most_common()),
+    )
+
+
+def count_rejections(entries: Any) -> Counter[str]:
+    """Count rejected-stream entries (field dicts, bytes or str keys) by reason: one count
+    per problem ``field:reason`` when the entry lists problems, else its ``error``."""
+    counts: Counter[str] = Counter()
+    for raw in entries:
+        entry = {_text(k): _text(v) for k, v in raw.items()}
+        problems = _problems(entry.get("detail", ""))
+        if problems:
+            counts.update(f"{p.get('field')}:{p.get('reason')}" for p in problems)
+        else:
+            counts[entry.get("error", "unknown")] += 1
+    return counts
+
+
+async def read_last_sync(prefect: Any) -> LastSync | None:
+    """The latest finished run of the sync flow and its summary artifact, read through
+    ``prefect`` (a ``PrefectClient``); ``None`` when no run finished yet. Raises what the
+    client raises (``httpx.HTTPError``, ``prefect.exceptions.PrefectHTTPStatusError``)."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    finished = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
+    runs = await prefect.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=finished))
+        ),
+        sort=FlowRunSort.END_TIME_DESC,
+        limit=1,
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    artifacts = await prefect.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[SUMMARY_KEY]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
+        ),
+        limit=1,
+    )
+    summary = _summary(artifacts[0].data) if artifacts else {}
+    state = run.state
+    return LastSync(
+        name=run.name,
+        state=state.name if state is not None else "unknown",
+        ended=_iso(run.end_time),
+        message=state.message if state is not None else None,
+        summary=summary,
+    )
+
+
+def _summary(data: object) -> dict[str, Any]:
+    rows = json.loads(data) if isinstance(data, str) else data
+    if not isinstance(rows, list):
+        return {}
+    return {
+        str(row["metric"]): row["value"]
+        for row in rows
+        if isinstance(row, dict) and {"metric", "value"} <= row.keys()
+    }
+
+
+def _problems(detail: str) -> list[dict[str, Any]]:
+    try:
+        parsed = json.loads(detail)
+    except ValueError:
+        return []
+    if isinstance(parsed, list):
+        return [p for p in parsed if isinstance(p, dict)]
+    return []
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

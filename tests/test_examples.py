@@ -1,0 +1,203 @@
+"""The shipped example replay file (examples/events.jsonl) and its expected outcome.
+
+The generator and the file never drift (regenerating gives the same bytes); replaying the file
+through the real receiver in process gives exactly what the generator's own simulation of the
+rules says; and the file holds what it claims to (regions, written forms, retries, late and
+invalid lines).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import phonenumbers
+import pytest
+import redis.asyncio as aioredis
+
+from dnc.e164 import to_e164
+from tests.conftest import make_app, make_client, make_store
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+EVENTS = EXAMPLES / "events.jsonl"
+EXPECTED = EXAMPLES / "events.expected.json"
+RAW_LINES = EVENTS.read_text(encoding="utf-8").splitlines()
+BODIES: list[dict[str, Any]] = [json.loads(line) for line in RAW_LINES]
+SUMMARY: dict[str, Any] = json.loads(EXPECTED.read_text(encoding="utf-8"))
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WINDOW_MS = (
+    int(datetime(2026, 9, 1, tzinfo=UTC).timestamp() * 1000),
+    int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000),
+)
+EXTENSION = re.compile(r"(;ext=\d|\sext\.?\s?\d|\sx\d)", re.IGNORECASE)
+
+
+def load_generator() -> ModuleType:
+    """examples/generate_events.py as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "generate_events", EXAMPLES / "generate_events.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generator() -> ModuleType:
+    return load_generator()
+
+
+@pytest.fixture(scope="module")
+def generated(generator: ModuleType) -> list[Any]:
+    """The generator's own labelled lines for the shipped seed and count."""
+    lines: list[Any] = generator.generate(SUMMARY["seed"], SUMMARY["events"])
+    return lines
+
+
+def test_regenerating_gives_the_same_bytes(generator: ModuleType, tmp_path: Path) -> None:
+    assert SUMMARY["phonenumbers"] == phonenumbers.__version__, (
+        "phonenumbers metadata changed: regenerate with .venv/bin/python "
+        "examples/generate_events.py and review the diff"
+    )
+    out = tmp_path / "events.jsonl"
+    assert generator.main(["--out", str(out)]) == 0
+    assert out.read_bytes() == EVENTS.read_bytes()
+    assert (tmp_path / "events.expected.json").read_bytes() == EXPECTED.read_bytes()
+
+
+async def replay(client_redis: aioredis.Redis) -> tuple[list[str], Counter[str], Any]:
+    """POST every line in order; each line's status (``rejected`` for a 422), the refusal
+    reasons as ``"<field>:<reason>"``, and the store."""
+    store = make_store(client_redis)
+    statuses: list[str] = []
+    reasons: Counter[str] = Counter()
+    headers = {"Content-Type": "application/json"}
+    async with make_client(make_app(store)) as client:
+        for number, line in enumerate(RAW_LINES, 1):
+            response = await client.post("/v1/events", content=line.encode(), headers=headers)
+            payload = response.json()
+            if response.status_code == 202:
+                assert payload["warnings"] == [], (number, line, payload)
+                statuses.append(payload["status"])
+                continue
+            assert response.status_code == 422, (number, line, response.status_code, payload)
+            assert len(payload["problems"]) == 1, (number, line, payload)
+            problem = payload["problems"][0]
+            reasons[f"{problem['field']}:{problem['reason']}"] += 1
+            statuses.append("rejected")
+    return statuses, reasons, store
+
+
+async def test_replay_through_the_receiver_gives_the_expected_outcome(
+    fake_redis: aioredis.Redis, generated: list[Any]
+) -> None:
+    statuses, reasons, store = await replay(fake_redis)
+    differ = [
+        f"line {n}: receiver {got}, simulation {line.status}: {RAW_LINES[n - 1]}"
+        for n, (got, line) in enumerate(zip(statuses, generated, strict=True), 1)
+        if got != line.status
+    ]
+    assert differ[:10] == []
+    assert dict(Counter(statuses)) == {k: v for k, v in SUMMARY["statuses"].items() if v}
+    assert dict(reasons) == SUMMARY["rejected_by_reason"]
+    watermarks = await fake_redis.hgetall(store.keys.watermark)
+    final = {text(k): text(v).split(":", 1)[1] for k, v in watermarks.items()}
+    assert final == SUMMARY["final"]
+    latest = await fake_redis.hgetall(store.keys.latest)
+    assert {text(k): json.loads(v)["action"] for k, v in latest.items()} == SUMMARY["final"]
+    assert await fake_redis.xlen(store.keys.rejected) == SUMMARY["statuses"]["rejected"]
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def event_ms(value: object) -> int | None:
+    """A line's timestamp as UTC epoch ms (ISO 8601 with a zone, or ms), or None if unusable."""
+    if isinstance(value, int):
+        return value if value >= WINDOW_MS[0] else None
+    try:
+        delta = datetime.fromisoformat(str(value)) - EPOCH
+    except (TypeError, ValueError):
+        return None
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def valid_lines() -> list[tuple[dict[str, Any], str, int]]:
+    """(body, E.164, event ms) of every line with a usable number, action, time and region."""
+    found = []
+    for body in BODIES:
+        ms = event_ms(body["timestamp"])
+        region = body.get("region") or "US"
+        action_ok = body["eventName"].strip().lower() in ("optout", "optin")
+        if ms is None or not action_ok or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            continue
+        try:
+            found.append((body, to_e164(body["phoneNumber"], region).e164, ms))
+        except ValueError:
+            continue
+    assert len(found) == len(BODIES) - SUMMARY["statuses"]["rejected"]
+    return found
+
+
+def written_form(body: dict[str, Any], e164: str) -> set[str]:
+    """The ways a line's number is written, told from the text alone."""
+    raw = body["phoneNumber"]
+    digits = "".join(str(int(ch)) for ch in raw if ch.isdigit())
+    plus = "+" in raw or "\uff0b" in raw
+    forms = set()
+    if raw.lower().startswith("tel:"):
+        forms.add("tel")
+    if any(ch.isdigit() and not ch.isascii() for ch in raw):
+        forms.add("unicode_digits")
+    if EXTENSION.search(raw):
+        forms.add("extension")
+    if "\u00a0" in raw or "\u202f" in raw:
+        forms.add("nbsp")
+    if not plus and body.get("region") and digits == e164[1:]:
+        forms.add("missing_plus")
+    if not plus and body.get("region") and not digits.endswith(e164[1:]):
+        forms.add("national")
+    return forms
+
+
+def test_the_file_holds_what_it_claims() -> None:
+    lines = valid_lines()
+    total = len(BODIES)
+    assert len(RAW_LINES) == SUMMARY["events"] >= 2000
+    assert 0.05 <= SUMMARY["statuses"]["rejected"] / total <= 0.08
+    regions = {phonenumbers.region_code_for_number(phonenumbers.parse(n)) for _, n, _ in lines}
+    assert len(regions) >= 30 and SUMMARY["regions"] >= 30
+    forms = Counter(form for body, number, _ in lines for form in written_form(body, number))
+    for form in ("tel", "national", "unicode_digits", "extension", "missing_plus", "nbsp"):
+        assert forms[form] >= 10, forms
+    assert all(WINDOW_MS[0] <= ms < WINDOW_MS[1] for _, _, ms in lines)
+    # Studio retries: the very same body again.
+    repeats = sum(count - 1 for count in Counter(RAW_LINES).values())
+    assert repeats >= 50 and repeats == SUMMARY["line_kinds"]["studio_retry"]
+    # Late lines: a later line carrying an older time than one already seen for its number.
+    newest: dict[str, int] = {}
+    late = 0
+    for _, number, ms in lines:
+        late += ms < newest.get(number, ms)
+        newest[number] = max(ms, newest.get(number, ms))
+    assert late >= 20
+    # Same-time opt-in/opt-out pairs, and caller eventIds that come again.
+    actions: dict[tuple[str, int], set[str]] = {}
+    for body, number, ms in lines:
+        actions.setdefault((number, ms), set()).add(body["eventName"].strip().lower())
+    assert sum(len(a) > 1 for a in actions.values()) >= 5
+    ids = Counter(body["eventId"] for body, _, _ in lines if body.get("eventId"))
+    assert sum(count > 1 for count in ids.values()) >= 10
+    assert SUMMARY["statuses"]["superseded"] >= 20 and SUMMARY["statuses"]["duplicate"] >= 50

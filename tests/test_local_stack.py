@@ -1,0 +1,235 @@
+"""The main job end to end: ``scripts/run-local`` (what ``make run`` starts) on free ports in a
+folder of its own, real processes only: Redis, Prefect server, the CXone sandbox, the
+receiver and the served sync deployment; then the Prefect UI in headless Debian Chromium.
+
+One stack for the module (it takes ~20 s to start); tests read it in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = json.loads((ROOT / "examples" / "events.expected.json").read_text())
+INTERVAL_S = 10
+SCREENSHOTS = ROOT / "artifacts" / "browser"
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.socket, pytest.mark.redis]
+
+
+@dataclass
+class Stack:
+    """A running ``scripts/run-local``: its ports, data folder, process and output file."""
+
+    receiver: str
+    prefect: str
+    sandbox: str
+    data: Path
+    process: subprocess.Popen[bytes]
+    output: Path
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def secret(self) -> str:
+        return (self.data / "receiver.secret").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (scripts/ensure-redis installs it)")
+    data = tmp_path_factory.mktemp("stack") / "data"
+    ports = {name: free_port() for name in ("redis", "receiver", "sandbox", "prefect")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
+    env.update(
+        DNC_LOCAL_DATA_DIR=str(data),
+        DNC_LOCAL_REDIS_PORT=str(ports["redis"]),
+        DNC_RECEIVER_PORT=str(ports["receiver"]),
+        DNC_SANDBOX_PORT=str(ports["sandbox"]),
+        DNC_LOCAL_PREFECT_PORT=str(ports["prefect"]),
+        DNC_LOCAL_SYNC_INTERVAL_S=str(INTERVAL_S),
+    )
+    output = data.parent / "run-local.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(ROOT / "scripts" / "run-local")],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Stack(
+        receiver=f"http://127.0.0.1:{ports['receiver']}",
+        prefect=f"http://127.0.0.1:{ports['prefect']}",
+        sandbox=f"http://127.0.0.1:{ports['sandbox']}",
+        data=data,
+        process=process,
+        output=output,
+    )
+    try:
+        _wait_for_replay(running, timeout_s=240)
+        yield running
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+
+
+def _wait_for_replay(stack: Stack, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while "running; Ctrl-C stops everything." not in stack.text():
+        if stack.process.poll() is not None:
+            pytest.fail(f"run-local exited {stack.process.returncode}:\n{stack.text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"run-local did not finish starting in {timeout_s} s:\n{stack.text()}")
+        time.sleep(0.5)
+
+
+def _dnc_digits(stack: Stack) -> set[str]:
+    snapshot = httpx.get(f"{stack.sandbox}/_sandbox/state", timeout=10).json()
+    return {r["phoneNumber"] for r in snapshot["dncGroups"]["1001"]["active"]}
+
+
+def _group_digits(e164: str) -> str:
+    """How the DNC-groups adapter writes a number in the stack's phone_format e164-digits."""
+    return e164.removeprefix("+")
+
+
+def test_replay_matches_the_generator_and_the_sandbox_holds_the_latest_state(
+    stack: Stack,
+) -> None:
+    text = stack.text()
+    assert "intake matches examples/events.expected.json" in text, text
+    assert "differs" not in text and "still pending after" not in text, text
+    want = {_group_digits(n) for n, action in EXPECTED["final"].items() if action == "optOut"}
+    assert _dnc_digits(stack) == want
+    for name in ("redis", "prefect", "sandbox", "receiver", "sync"):
+        assert (stack.data / f"{name}.log").exists()
+
+
+def test_the_printed_curl_command_is_applied_within_one_interval(stack: Stack) -> None:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    body = json.dumps({"phoneNumber": "(202) 555-0187", "eventName": "optOut", "timestamp": stamp})
+    answer = subprocess.run(  # the command the stack prints, with its secret file
+        [
+            curl, "-sS", "-X", "POST", f"{stack.receiver}/v1/events",
+            "-H", f"Authorization: Bearer {stack.secret()}",
+            "-H", "Content-Type: application/json", "-d", body,
+        ],
+        capture_output=True, check=True, timeout=10,
+    )  # fmt: skip
+    assert json.loads(answer.stdout)["status"] == "queued"
+    deadline = time.monotonic() + INTERVAL_S + 15
+    while "12025550187" not in _dnc_digits(stack):
+        assert time.monotonic() < deadline, "not applied within one interval plus 15 s"
+        time.sleep(0.5)
+
+
+def test_status_reports_the_queue_and_the_last_sync(stack: Stack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
+    redis_port = stack.text().split("redis://127.0.0.1:")[1].split("/")[0]
+    env.update(
+        DNC_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", PREFECT_API_URL=f"{stack.prefect}/api"
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dnc-sync"), "status", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["queue"]["rejected"] == EXPECTED["statuses"]["rejected"]
+    assert report["lagging"] is False
+    assert report["last_sync"]["state"] == "Completed"
+
+
+def _summaries(stack: Stack) -> list[dict[str, Any]]:
+    response = httpx.post(
+        f"{stack.prefect}/api/artifacts/filter",
+        json={"artifacts": {"key": {"any_": ["dnc-sync-summary"]}}, "sort": "CREATED_DESC"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return list(response.json())
+
+
+def _metrics(artifact: dict[str, Any]) -> dict[str, Any]:
+    data = artifact["data"]
+    rows = json.loads(data) if isinstance(data, str) else data
+    return {row["metric"]: row["value"] for row in rows}
+
+
+@pytest.mark.browser
+def test_prefect_ui_shows_the_deployment_a_completed_run_and_its_summary(stack: Stack) -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("DNC_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    summaries = _summaries(stack)
+    # Every applied opt-out of the sample is in some run's summary: together they add up.
+    assert sum(_metrics(a)["applied_opt_outs"] for a in summaries) >= EXPECTED["opt_outs"]
+    busiest = max(summaries, key=lambda a: _metrics(a)["applied_opt_outs"])
+    metrics = _metrics(busiest)
+    assert metrics["applied_opt_outs"] > 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{stack.prefect}/deployments", wait_until="networkidle")
+            expect(page.get_by_text("sync-dnc").first).to_be_visible()
+            expect(page.get_by_text(f"Every {INTERVAL_S} seconds").first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "deployments.png", full_page=True)
+
+            page.goto(f"{stack.prefect}/runs/flow-run/{busiest['flow_run_id']}")
+            expect(page.get_by_text("Completed").first).to_be_visible()
+            page.get_by_text("Artifacts", exact=True).first.click()
+            expect(page.get_by_text("dnc-sync-summary").first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "flow-run.png", full_page=True)
+
+            page.goto(f"{stack.prefect}/artifacts/artifact/{busiest['id']}")
+            table = page.get_by_role("table")
+            for metric in ("applied_opt_outs", "applied_opt_ins", "dead_lettered"):
+                row = table.get_by_role("row").filter(has_text=metric)
+                expect(row).to_contain_text(str(metrics[metric]))
+            page.screenshot(path=SCREENSHOTS / "summary-artifact.png", full_page=True)
+        finally:
+            browser.close()
