@@ -20,12 +20,24 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import (
+    CountryCodeSource,
+    NumberParseException,
+    PhoneNumberFormat,
+    ValidationResult,
+)
 
 MAX_RAW_LENGTH = 100
 """Longest raw input accepted, in characters, before any parsing (longer is ``too_long``)."""
 
-REASONS = ("not_a_number", "invalid_country_code", "too_short", "too_long", "invalid_number")
+REASONS = (
+    "not_a_number",
+    "invalid_country_code",
+    "too_short",
+    "too_long",
+    "invalid_number",
+    "ambiguous_country_code",
+)
 """Every reason ``PhoneNumberProblem`` can carry."""
 
 _URI_SCHEME = re.compile(r"^\s*(?:tel|sips?|callto)\s*:\s*(?://)?", re.IGNORECASE)
@@ -53,6 +65,8 @@ _MESSAGES = {
     "too_short": "has too few digits for its country",
     "too_long": "has too many digits for its country",
     "invalid_number": "is not a valid number in its country's numbering plan",
+    "ambiguous_country_code": "is a valid number both as written in its region and with its "
+    "leading digits read as the country code: write it with + and the country code",
 }
 
 
@@ -130,16 +144,45 @@ def _to_e164_cached(raw: str, region: str | None) -> E164Number:
     if not any(ch.isdigit() for ch in text):
         raise PhoneNumberProblem("not_a_number")
     try:
-        parsed = phonenumbers.parse(text, region)
+        parsed = phonenumbers.parse(text, region, keep_raw_input=True)
     except NumberParseException as exc:
         raise PhoneNumberProblem(_PARSE_REASONS.get(exc.error_type, "not_a_number")) from None
-    if not phonenumbers.is_valid_number(parsed):
+    valid = phonenumbers.is_valid_number(parsed)
+    with_code = _country_code_reading(text, region, parsed)
+    if with_code is not None:
+        if valid and _e164(with_code) != _e164(parsed):
+            # Filing an opt-out under the other reading would leave the person callable.
+            raise PhoneNumberProblem("ambiguous_country_code")
+        parsed, valid = with_code, True
+    if not valid:
         possible = phonenumbers.is_possible_number_with_reason(parsed)
         raise PhoneNumberProblem(_POSSIBLE_REASONS.get(possible, "invalid_number"))
-    return E164Number(
-        e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
-        extension=parsed.extension or None,
-    )
+    return E164Number(e164=_e164(parsed), extension=parsed.extension or None)
+
+
+def _country_code_reading(
+    text: str, region: str | None, parsed: phonenumbers.PhoneNumber
+) -> phonenumbers.PhoneNumber | None:
+    """The valid number ``text`` names when its leading digits are ``region``'s country code
+    written without ``+`` (``4915123456784`` in DE), or ``None``. Only for text that
+    ``phonenumbers`` read as a national number: it prefers that reading whenever it is
+    valid, and does not try the other one when it is not."""
+    if region is None or parsed.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY:
+        return None
+    code = str(phonenumbers.country_code_for_region(region))
+    if code == "0" or not phonenumbers.normalize_digits_only(text).startswith(code):
+        return None
+    try:
+        candidate = phonenumbers.parse("+" + text, None)
+    except NumberParseException:
+        return None
+    if str(candidate.country_code) != code or not phonenumbers.is_valid_number(candidate):
+        return None
+    return candidate
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
 def is_supported_region(region: str) -> bool:

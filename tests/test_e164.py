@@ -58,6 +58,41 @@ def test_region_hint_decides_numbers_without_country_code() -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "region"),
+    [
+        # Valid as a national number of the region AND as country code + number: phonenumbers
+        # takes the national reading, which would file the opt-out under someone else.
+        ("4915123456784", "DE"),  # +49 151 23456784 (mobile) or +49 4915123456784
+        ("62812345653", "ID"),
+        ("318001233", "NL"),
+        ("468123196", "SE"),
+    ],
+)
+def test_country_code_without_plus_that_is_also_a_national_number_is_ambiguous(
+    raw: str, region: str
+) -> None:
+    with pytest.raises(PhoneNumberProblem) as info:
+        to_e164(raw, region)
+    assert info.value.reason == "ambiguous_country_code"
+    assert to_e164("+" + raw, None).e164 == "+" + raw  # written with + it is accepted
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("55800123864", "BR", "+55800123864"),  # only valid read with its country code
+        ("12025550123", "US", "+12025550123"),  # both readings name the same number
+        ("2025550123", "US", "+12025550123"),
+        ("015123456784", "DE", "+4915123456784"),  # national prefix, not a country code
+    ],
+)
+def test_country_code_without_plus_is_read_when_only_one_reading_is_valid(
+    raw: str, region: str, e164: str
+) -> None:
+    assert to_e164(raw, region).e164 == e164
+
+
+@pytest.mark.parametrize(
     ("raw", "reason"),
     [
         ("SUPPORT", "not_a_number"),
