@@ -40,8 +40,19 @@ class RedisSettings(BaseSettings):
 
     url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        description="Redis URL (redis://, rediss:// or unix://).",
+        description="Redis URL (redis://, rediss:// or unix://); with sentinels, only its "
+        "user, password and database number are used.",
         min_length=8,
+    )
+    sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Redis Sentinel addresses host:port (comma-separated); when set, the "
+        "primary is found through them and followed across failovers.",
+    )
+    sentinel_master: str = Field(
+        default="mymaster",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Name of the monitored primary in Sentinel (sentinel monitor <name> ...).",
     )
     namespace: str = Field(
         default="dnc",
@@ -75,6 +86,36 @@ class RedisSettings(BaseSettings):
         le=100_000_000,
         description="Approximate cap on the rejected stream, entries.",
     )
+
+    wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Replicas that must confirm each event (Redis WAIT) before the receiver "
+        "answers 2xx; otherwise 503 and the caller retries. 0: the primary alone.",
+    )
+    wait_timeout_ms: int = Field(
+        default=1_000, ge=1, le=60_000, description="How long to wait for them, ms."
+    )
+
+    @field_validator("sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65_536:
+                raise ValueError(f"{address!r} is not host:port")
+        return value
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``sentinels`` as (host, port) pairs."""
+        pairs = [address.rpartition(":") for address in self.sentinels]
+        return [(host.strip("[]"), int(port)) for host, _, port in pairs]
 
 
 class IntakeSettings(BaseSettings):

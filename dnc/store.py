@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.sentinel import Sentinel
 
 from dnc.coalescer import Coalescer
 from dnc.errors import StoreError, StoreUnavailable
@@ -60,6 +62,11 @@ class StoreLimits:
     rejected_max_len: int = 100_000
     max_batch: int = 128
     """Most events recorded by one script call (bounds how long one call holds Redis)."""
+    wait_replicas: int = 0
+    """Replicas that must confirm each write (Redis ``WAIT``) before it counts as recorded;
+    0: the primary's word is enough."""
+    wait_timeout_ms: int = 1_000
+    """How long to wait for those confirmations, ms."""
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> StoreLimits:
@@ -68,11 +75,20 @@ class StoreLimits:
             idempotency_ttl_ms=settings.idempotency_ttl_s * 1000,
             audit_max_len=settings.audit_stream_max_len,
             rejected_max_len=settings.rejected_stream_max_len,
+            wait_replicas=settings.wait_replicas,
+            wait_timeout_ms=settings.wait_timeout_ms,
         )
 
 
 def open_redis(settings: RedisSettings) -> aioredis.Redis:
-    """An asyncio Redis client with a bounded pool; the caller closes it (``aclose()``)."""
+    """An asyncio Redis client with a bounded pool; the caller closes it (``aclose()``).
+
+    With ``settings.sentinels``, the client asks Sentinel for the current primary of
+    ``settings.sentinel_master`` and follows it across failovers (a command in flight during
+    one fails as ``StoreUnavailable``, so the receiver answers 503 and the caller retries).
+    """
+    if settings.sentinels:
+        return _sentinel_client(settings)
     return aioredis.Redis.from_url(
         settings.url,
         socket_timeout=settings.socket_timeout_s,
@@ -80,6 +96,42 @@ def open_redis(settings: RedisSettings) -> aioredis.Redis:
         max_connections=settings.max_connections,
         health_check_interval=30,
     )
+
+
+def _sentinel_client(settings: RedisSettings) -> aioredis.Redis:
+    url = urlsplit(settings.url)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
+        settings.sentinel_addresses(),
+        sentinel_kwargs={
+            "socket_timeout": settings.socket_timeout_s,
+            "socket_connect_timeout": settings.connect_timeout_s,
+        },
+    )
+    client: _SentinelRedis = sentinel.master_for(
+        settings.sentinel_master,
+        redis_class=_SentinelRedis,
+        db=int(url.path.strip("/") or 0),
+        username=unquote(url.username) if url.username else None,
+        password=unquote(url.password) if url.password else None,
+        max_connections=settings.max_connections,
+        health_check_interval=30,
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+    )
+    client.sentinel_manager = sentinel
+    return client
+
+
+class _SentinelRedis(aioredis.Redis):
+    """A client of the Sentinel-found primary that also closes its Sentinel connections."""
+
+    sentinel_manager: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinel_manager is not None:
+            for sentinel in self.sentinel_manager.sentinels:
+                await sentinel.aclose()
 
 
 def load_lua(name: str) -> str:
@@ -131,10 +183,29 @@ class EventStore:
             )
             args.append(header + event.model_dump_json(exclude_none=True).encode())
         try:
-            results = await self._record_script(keys=key_names, args=args)
+            if self._limits.wait_replicas > 0:
+                results = await self._record_replicated(key_names, args)
+            else:
+                results = await self._record_script(keys=key_names, args=args)
         except redis_errors.RedisError as exc:
             raise convert_error(exc) from exc
         return [_status(result) for result in results]
+
+    async def _record_replicated(self, key_names: list[str], args: list[Any]) -> Any:
+        """Run the script and Redis ``WAIT`` on one connection (``WAIT`` counts the replicas
+        holding that connection's writes), or raise ``StoreUnavailable`` when fewer than
+        ``wait_replicas`` confirm in time: the caller is told to retry (the events stay
+        recorded on the primary; the retry is a harmless duplicate), so an answered event
+        survives a failover. Asynchronous replication alone can lose the last writes a
+        dying primary acknowledged."""
+        wanted = self._limits.wait_replicas
+        async with self._client.pipeline(transaction=False) as pipe:
+            await self._record_script(keys=key_names, args=args, client=pipe)
+            pipe.wait(wanted, self._limits.wait_timeout_ms)
+            results, confirmed = await pipe.execute()
+        if int(confirmed) < wanted:
+            raise StoreUnavailable(f"{confirmed} of {wanted} replicas confirmed the write")
+        return results
 
     async def record_rejection(self, fields: Mapping[str, str]) -> None:
         """Append one refused request (``reason``, ``status``, ... as strings) to the capped
