@@ -23,14 +23,21 @@ def run_once(
     batch_size: Annotated[int | None, typer.Option(help="Numbers per API call.")] = None,
     max_batches: Annotated[int | None, typer.Option(help="Stop after this many.")] = None,
 ) -> None:
-    """One sync run now; prints its counters."""
-    from flows.sync import sync_dnc  # Prefect loads only for the sync commands
+    """One sync run now; prints its counters (exit 1 when a batch failed after retries)."""
+    from flows.sync import SyncBatchesFailed, sync_dnc  # Prefect loads only for sync commands
 
-    counters = asyncio.run(sync_dnc(batch_size=batch_size, max_batches=max_batches))
+    failed = None
+    try:
+        counters = asyncio.run(sync_dnc(batch_size=batch_size, max_batches=max_batches))
+    except SyncBatchesFailed as exc:
+        counters, failed = exc.counters, exc
     table = Table("metric", "value")
     for name, value in counters.items():
         table.add_row(name, str(value))
     Console().print(table)
+    if failed is not None:
+        Console(stderr=True).print(f"sync run failed: {failed}")
+        raise typer.Exit(1)
 
 
 @app.command("serve")

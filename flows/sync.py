@@ -54,6 +54,19 @@ class SyncLagging(RuntimeError):
     """A pending opt-in/opt-out has waited (since receipt) longer than ``DNC_SYNC_LAG_LIMIT_S``."""
 
 
+class SyncBatchesFailed(RuntimeError):
+    """Some batches could not be pushed even after retries (CXone down, credentials or
+    permissions refused, a 4xx): their numbers stay pending and the run ends Failed, so the
+    Prefect UI and automations see it. ``counters``: the run's counters (as returned)."""
+
+    def __init__(self, counters: dict[str, object]) -> None:
+        self.counters = counters
+        super().__init__(
+            f"{counters['failed_batches']} batch(es) failed after retries; "
+            f"{counters['left_pending']} number(s) left pending"
+        )
+
+
 @dataclass
 class _Run:
     """What one run works with (built from settings inside the run; never a parameter)."""
@@ -77,7 +90,8 @@ async def sync_dnc(
     """Push pending DNC changes to CXone. ``batch_size``: numbers per API call (default and
     cap: the target's); ``max_batches``: stop after this many batches; ``time_budget_s``: stop
     claiming after this many seconds (default ``DNC_SYNC_TIME_BUDGET_S``). Returns the run's
-    counters. Fails (``SyncLagging``) when a pending change has waited longer than the limit."""
+    counters. Fails (``SyncLagging``) when a pending change has waited longer than the limit,
+    and (``SyncBatchesFailed``, after writing the summary) when a batch failed after retries."""
     redis_settings, cxone, sync = RedisSettings(), CxoneSettings(), SyncSettings()
     started = time.monotonic()
     counters = SyncCounters()
@@ -97,6 +111,8 @@ async def sync_dnc(
         await http.aclose()
         await client.aclose()
     await _report(counters, redis_settings.namespace, sync.lag_limit_s)
+    if counters.failed_batches:
+        raise SyncBatchesFailed(dict(vars(counters)))
     return dict(vars(counters))
 
 

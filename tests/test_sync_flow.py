@@ -184,7 +184,11 @@ async def test_a_run_that_dies_after_pushing_is_made_good_by_the_next(
 
     original = sync_module.ack_applied
     monkeypatch.setattr(sync_module, "ack_applied", crash_before_ack)
-    result = await sync_dnc()
+    from flows.sync import SyncBatchesFailed
+
+    with pytest.raises(SyncBatchesFailed, match="left pending") as failed:
+        await sync_dnc()  # the run ends Failed, its summary written
+    result = failed.value.counters
     assert result["failed_batches"] >= 1 and result["remaining_backlog"] == 16
     assert await active(world) == EXPECTED  # pushed, not acknowledged
     monkeypatch.setattr(sync_module, "ack_applied", original)
