@@ -80,13 +80,21 @@ class EventBody(BaseModel):
     metadata: Annotated[dict[str, JsonValue] | None, BeforeValidator(_metadata_from_form)] = Field(
         default=None, description="Free-form object kept with the event for audit (size-capped)."
     )
+    expiresAt: str | StrictInt | StrictFloat | None = Field(
+        default=None,
+        description="Opt-outs only: when the opt-out lapses, in the same forms as timestamp "
+        "(ISO 8601 with Z or an offset, or epoch milliseconds). Must be after the event time "
+        "and still in the future when received; absent: the opt-out never lapses.",
+    )
 
 
 class StoredEvent(BaseModel):
     """The latest-known event for a number, as kept in Redis (JSON, camelCase keys).
 
     ``eventMs`` and ``receivedMs`` are UTC epoch milliseconds. ``eventIdDerived`` is true when
-    the caller sent no ``eventId`` and the key was derived from number, action and time.
+    the caller sent no ``eventId`` and the key was derived from number, action and time (and
+    the expiry, when there is one). ``expiresMs`` (UTC epoch ms, opt-outs only, ``None``: never)
+    is when the opt-out lapses; it is left out of the JSON when absent.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -100,6 +108,7 @@ class StoredEvent(BaseModel):
     region: str | None = None
     extension: str | None = None
     metadata: dict[str, Any] | None = None
+    expiresMs: int | None = None
 
     @property
     def fingerprint(self) -> str:

@@ -42,8 +42,11 @@ class Claim:
     event: StoredEvent
 
     def change(self) -> DncChange:
-        """The state to push: the latest event's action at its event time."""
-        return DncChange(self.e164, self.event.action, self.event.eventMs)
+        """The state to push: the latest event's action at its event time (UTC ms), with its
+        expiry (UTC ms) for an opt-out that has one; an opt-in never carries an expiry."""
+        event = self.event
+        expires_ms = event.expiresMs if event.action is Action.OPT_OUT else None
+        return DncChange(self.e164, event.action, event.eventMs, expires_ms)
 
 
 class DeadLetter(BaseModel):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dnc.e164 import is_supported_region
@@ -111,6 +111,15 @@ class RedisSettings(BaseSettings):
             if not host or not port.isdigit() or not 0 < int(port) < 65_536:
                 raise ValueError(f"{address!r} is not host:port")
         return value
+
+    @model_validator(mode="after")
+    def _wait_shorter_than_socket_timeout(self) -> RedisSettings:
+        if self.wait_replicas and self.wait_timeout_ms >= self.socket_timeout_s * 1000:
+            raise ValueError(
+                "DNC_REDIS_WAIT_TIMEOUT_MS must be shorter than DNC_REDIS_SOCKET_TIMEOUT_S, "
+                "or the socket gives up before WAIT answers"
+            )
+        return self
 
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """``sentinels`` as (host, port) pairs."""

@@ -27,7 +27,7 @@ from pydantic_core import from_json
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 64
-FIELDS = ("phoneNumber", "eventName", "timestamp", "eventId", "region", "metadata")
+FIELDS = ("phoneNumber", "eventName", "timestamp", "eventId", "region", "metadata", "expiresAt")
 PLUS_WARNING = (
     "phoneNumber started with a raw '+', read as a plus sign (form encoding reads '+' as a "
     "space; send %2B)"

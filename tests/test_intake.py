@@ -113,3 +113,84 @@ def test_field_problems(overrides: dict[str, object], expected: dict[str, str]) 
 def test_form_metadata_string_is_read_as_json() -> None:
     event = build_event(fields(metadata='{"k": 1}'), POLICY, NOW_MS).event
     assert event.metadata == {"k": 1}
+
+
+# -- expiresAt (opt-outs only) -----------------------------------------------------------------
+
+EVENT_MS = 1_794_994_200_000  # 2026-11-18T09:30:00Z, the event time of fields()
+LATER_MS = NOW_MS + 86_400_000  # a day after intake
+
+
+def test_event_without_expiry_keeps_its_derived_id() -> None:
+    event = build_event(fields(), POLICY, NOW_MS).event
+    # Pinned: ids derived before expiries existed must not change (Redis remembers them).
+    assert event.eventId == "d-109553a9a37ba0938da02b9b0aed51fd"
+    assert event.expiresMs is None
+    assert "expiresMs" not in event.model_dump_json(exclude_none=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected_ms"),
+    [
+        (LATER_MS, LATER_MS),
+        (str(LATER_MS), LATER_MS),  # form bodies and CSV cells carry epoch ms as text
+        ("2026-11-19T11:06:40Z", LATER_MS),
+        ("2026-11-19T12:06:40+01:00", LATER_MS),
+    ],
+)
+def test_opt_out_expiry_is_stored_in_utc_ms(raw: object, expected_ms: int) -> None:
+    accepted = build_event(fields(expiresAt=raw), POLICY, NOW_MS)
+    assert accepted.event.expiresMs == expected_ms
+    assert accepted.warnings == ()
+
+
+def test_expiry_without_zone_is_utc_with_a_warning() -> None:
+    accepted = build_event(fields(expiresAt="2026-11-19T11:06:40"), POLICY, NOW_MS)
+    assert accepted.event.expiresMs == LATER_MS
+    assert accepted.warnings == ("expiresAt has no time zone; read as UTC",)
+
+
+def test_empty_expiry_is_no_expiry() -> None:
+    assert build_event(fields(expiresAt=""), POLICY, NOW_MS).event.expiresMs is None
+
+
+def test_expiry_changes_the_derived_id_only_when_given() -> None:
+    plain = build_event(fields(), POLICY, NOW_MS).event
+    one = build_event(fields(expiresAt=LATER_MS), POLICY, NOW_MS).event
+    other = build_event(fields(expiresAt=LATER_MS + 1), POLICY, NOW_MS).event
+    again = build_event(fields(expiresAt=str(LATER_MS)), POLICY, NOW_MS + 9).event
+    assert len({plain.eventId, one.eventId, other.eventId}) == 3
+    assert one.eventId == again.eventId
+    assert one.fingerprint == plain.fingerprint  # what the idempotency key stands for
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"eventName": "optIn", "expiresAt": LATER_MS}, "not_for_opt_in"),
+        ({"eventName": " OPTIN ", "expiresAt": "soon"}, "not_for_opt_in"),
+        ({"expiresAt": EVENT_MS}, "before_event_time"),
+        ({"expiresAt": EVENT_MS - 1}, "before_event_time"),
+        ({"expiresAt": "2026-11-18T09:29:59Z"}, "before_event_time"),
+        ({"expiresAt": EVENT_MS + 1}, "already_lapsed"),  # after the event, before intake
+        ({"expiresAt": NOW_MS}, "already_lapsed"),
+        ({"expiresAt": "tomorrow"}, "invalid"),
+        ({"expiresAt": 1_795_086_400}, "too_old"),  # epoch seconds sent by mistake
+        ({"expiresAt": 253_402_300_800_000}, "too_far"),  # after 9999-12-31T23:59:59.999Z
+        ({"expiresAt": True}, "wrong_type"),
+        ({"expiresAt": ["2027-01-01T00:00:00Z"]}, "wrong_type"),
+    ],
+)
+def test_expiry_problems(overrides: dict[str, object], reason: str) -> None:
+    assert problems_of(fields(**overrides)) == {"expiresAt": reason}
+
+
+def test_expiry_is_judged_beside_other_bad_fields() -> None:
+    # Shape failure elsewhere (eventId): the expiry is still checked, against the event time.
+    got = problems_of(fields(eventId="has space", expiresAt=EVENT_MS))
+    assert got == {"eventId": "bad_format", "expiresAt": "before_event_time"}
+    got = problems_of(fields(eventId="has space", eventName="optIn", expiresAt=LATER_MS))
+    assert got == {"eventId": "bad_format", "expiresAt": "not_for_opt_in"}
+    # Unusable event time: the expiry is only checked against the receive time.
+    got = problems_of(fields(timestamp="yesterday", expiresAt=NOW_MS - 1))
+    assert got == {"timestamp": "invalid", "expiresAt": "already_lapsed"}

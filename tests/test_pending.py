@@ -184,3 +184,22 @@ async def test_an_acknowledged_number_leaves_the_dead_letters(
     [again] = await queue.claim(TOKEN, 10)
     assert await queue.acknowledge([again]) == [True]
     assert await queue.dead_letters() == {}
+
+
+async def test_a_claimed_opt_out_carries_its_expiry(
+    stores: tuple[EventStore, PendingQueue],
+) -> None:
+    store, queue = stores
+    expiring = event("+12025550101", T0).model_copy(update={"expiresMs": T0 + 86_400_000})
+    # An opt-in never carries an expiry, even one stored by mistake.
+    opt_in = event("+12025550102", T0 + 1, Action.OPT_IN).model_copy(
+        update={"expiresMs": T0 + 86_400_000}
+    )
+    await fill(store, expiring, opt_in, event("+12025550103", T0 + 2))
+    await queue.acquire_lease(TOKEN, 10_000)
+    changes = [claim.change() for claim in await queue.claim(TOKEN, 10)]
+    assert [(c.e164, c.expires_at_ms) for c in changes] == [
+        ("+12025550101", T0 + 86_400_000),
+        ("+12025550102", None),
+        ("+12025550103", None),
+    ]

@@ -711,3 +711,37 @@ async def test_duplicate_screen_falls_back_to_the_exact_check(
         "/v1/events", content=content, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == status, response.text
+
+
+async def test_expiry_is_stored_for_an_opt_out_and_refused_for_an_opt_in(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert "expiresAt" in doc["components"]["schemas"]["EventBody"]["properties"]
+    expires_ms = int(NOW_S * 1000) + 86_400_000
+    response = await client.post("/v1/events", json=body(expiresAt=expires_ms))
+    assert (response.status_code, response.json()["status"]) == (202, "queued")
+    latest = await store._client.hget(store.keys.latest, "+12025550123")
+    assert json.loads(latest)["expiresMs"] == expires_ms
+    refused = await client.post("/v1/events", json=body(eventName="optIn", expiresAt=expires_ms))
+    assert refused.status_code == 422
+    assert refused.json()["problems"] == [
+        {
+            "field": "expiresAt",
+            "reason": "not_for_opt_in",
+            "message": "expiresAt is for opt-outs only: an opt-in does not lapse",
+        }
+    ]
+    [entry] = await rejected(store)
+    assert b"not_for_opt_in" in entry[b"detail"]
+    twice = f"phoneNumber=2025550123&eventName=optOut&timestamp={expires_ms - 86_400_000}"
+    twice += f"&expiresAt={expires_ms}&expiresAt={expires_ms + 1}"
+    response = await client.post(
+        "/v1/events", content=twice, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0] | {"message": ""} == {
+        "field": "expiresAt",
+        "reason": "duplicate",
+        "message": "",
+    }

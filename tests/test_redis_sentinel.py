@@ -59,7 +59,11 @@ def ha(tmp_path: Path) -> Iterator[dict[str, subprocess.Popen[bytes] | int]]:
         ),
     ]  # fmt: skip
     ping(ports["primary"])
-    ping(ports["replica"])
+    replica = ping(ports["replica"])
+    deadline = time.monotonic() + 10
+    while replica.info("replication").get("master_link_status") != "up":
+        assert time.monotonic() < deadline, "the replica never synced"
+        time.sleep(0.05)
     conf = tmp_path / "sentinel.conf"  # Sentinel rewrites its config: a file of its own
     conf.write_text(
         f"port {ports['sentinel']}\nbind 127.0.0.1\ndir {tmp_path}\n"
@@ -155,3 +159,9 @@ async def test_an_event_counts_as_recorded_only_once_replicas_confirm_it(
             await two.record(opt_out("+12025550102"))  # there is only one replica
     finally:
         await client.aclose()
+
+
+def test_wait_timeout_must_be_shorter_than_the_socket_timeout() -> None:
+    with pytest.raises(ValueError, match="WAIT_TIMEOUT_MS must be shorter"):
+        RedisSettings(wait_replicas=1, wait_timeout_ms=2_000, socket_timeout_s=2)
+    RedisSettings(wait_replicas=0, wait_timeout_ms=2_000, socket_timeout_s=2)  # unused: fine
