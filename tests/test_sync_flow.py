@@ -221,7 +221,8 @@ async def test_a_change_waiting_too_long_fails_the_run_as_lagging(
     monkeypatch.setenv("DNC_SYNC_LAG_LIMIT_S", "60")
     await post(world, "+12025550101", "optOut", 0)
     # As if it had arrived ten minutes ago and never been applied.
-    await world["redis"].zadd(world["keys"].pending, {"+12025550101": NOW_MS - 600_000}, xx=True)
+    ten_minutes_ago = int(time.time() * 1000) - 600_000
+    await world["redis"].zadd(world["keys"].pending, {"+12025550101": ten_minutes_ago}, xx=True)
     with pytest.raises(SyncLagging, match="oldest pending change has waited 6"):
         await sync_dnc(max_batches=0)  # push nothing: the backlog stays, and so does the lag
     assert (await world["queue"].backlog())[0] == 1
