@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install deploy-check
+.PHONY: run test lint bench install deploy-check reliability reliability-short
 
 run: install
 	@scripts/ensure-redis
@@ -24,6 +24,15 @@ deploy-check: install
 bench: install
 	@scripts/ensure-redis
 	$(VENV)/bin/python bench/receiver.py
+
+# The fault, fuzz and secret-scan suite; writes docs/reliability.md (long: tens of minutes).
+reliability: install
+	@scripts/ensure-redis
+	$(VENV)/bin/python bench/reliability.py
+
+reliability-short: install
+	@scripts/ensure-redis
+	$(VENV)/bin/python bench/reliability.py --short
 
 install: $(STAMP)
 

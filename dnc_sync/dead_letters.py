@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -10,10 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dnc.e164 import PhoneNumberProblem, to_e164
 from dnc.keys import RedisKeys
 from dnc.masking import mask_number
 from dnc.pending import PendingQueue
-from dnc.settings import RedisSettings
+from dnc.settings import IntakeSettings, RedisSettings
 from dnc.store import open_redis
 from dnc.timestamps import iso_utc
 
@@ -36,6 +38,15 @@ def _with_queue(action: Callable[[PendingQueue], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def _e164(raw: str) -> str:
+    """``raw`` as the E.164 key the dead letters use, read like an incoming event."""
+    region = IntakeSettings().policy().default_region
+    try:
+        return to_e164(raw, region).e164
+    except PhoneNumberProblem as exc:
+        raise typer.BadParameter(f"{mask_number(raw)} {exc}") from None
+
+
 @app.command("list")
 def list_letters(
     show_numbers: Annotated[
@@ -53,17 +64,26 @@ def list_letters(
             iso_utc(letter.deadAtMs),
             letter.reason,
         )
-    Console().print(table)
-    Console().print(f"{len(letters)} dead letter(s)")
+    # Piped output keeps one line per row (a terminal uses its own width).
+    console = Console(width=None if sys.stdout.isatty() else 240)
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
 
 
 @app.command("requeue")
 def requeue(
-    numbers: Annotated[list[str] | None, typer.Argument(help="E.164 numbers to requeue.")] = None,
+    numbers: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Numbers to requeue, in any form intake accepts ('(202) 555-0123' "
+            "is read in DNC_INTAKE_DEFAULT_REGION)."
+        ),
+    ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
 ) -> None:
     """Put dead letters back in the pending set, for the next sync to push again."""
     if bool(numbers) == all_letters:
         raise typer.BadParameter("name numbers to requeue, or pass --all (not both)")
-    count = _with_queue(lambda queue: queue.requeue(numbers or ()))
+    keys = [_e164(raw) for raw in numbers or ()]
+    count = _with_queue(lambda queue: queue.requeue(keys))
     Console().print(f"requeued {count} number(s)")

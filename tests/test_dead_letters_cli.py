@@ -46,7 +46,7 @@ def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
 
 
 def test_list_masks_numbers_unless_asked(env: tuple[str, str]) -> None:
-    runner = CliRunner(env={"COLUMNS": "200"})  # one line per row
+    runner = CliRunner()  # not a terminal: one line per row whatever COLUMNS says
     masked = runner.invoke(app, ["dead-letters", "list"])
     assert masked.exit_code == 0, masked.output
     assert "***0101" in masked.output and "2025550101" not in masked.output
@@ -57,12 +57,17 @@ def test_list_masks_numbers_unless_asked(env: tuple[str, str]) -> None:
 
 def test_requeue_one_then_all(env: tuple[str, str]) -> None:
     runner = CliRunner()
-    one = runner.invoke(app, ["dead-letters", "requeue", "+12025550102"])
+    one = runner.invoke(app, ["dead-letters", "requeue", "(202) 555-0102"])  # any written form
     assert (one.exit_code, one.output.strip()) == (0, "requeued 1 number(s)")
     assert asyncio.run(_backlog(*env)) == 1
     rest = runner.invoke(app, ["dead-letters", "requeue", "--all"])
     assert rest.output.strip() == "requeued 1 number(s)"
     assert asyncio.run(_backlog(*env)) == 2
+
+
+def test_requeue_refuses_what_is_not_a_number(env: tuple[str, str]) -> None:
+    result = CliRunner().invoke(app, ["dead-letters", "requeue", "12345"])
+    assert result.exit_code == 2 and "too few digits" in result.output
 
 
 @pytest.mark.parametrize("args", [[], ["+12025550101", "--all"]])
