@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dnc_sync import dead_letters, sync_cli
+from dnc_sync.check_cli import check
 from dnc_sync.import_cli import import_command
 from dnc_sync.replay_cli import replay_command
 from dnc_sync.status_cli import status
@@ -29,4 +30,5 @@ app.add_typer(dead_letters.app, name="dead-letters")
 app.add_typer(sync_cli.app, name="sync")
 app.command("replay")(replay_command)
 app.command("status")(status)
+app.command("check")(check)
 app.command("import")(import_command)

@@ -1,9 +1,10 @@
 """``dnc-sync status``: backlog, lag, dead letters, rejections and the last sync run.
 
 Exit codes (for cron or a probe): 0 healthy, 1 a pending change has waited longer than
-``DNC_SYNC_LAG_LIMIT_S``, 3 Redis cannot be read. The last sync run comes from the Prefect
-API at ``PREFECT_API_URL``; without it (or when it does not answer) that part is reported as
-unknown and does not change the exit code.
+``DNC_SYNC_LAG_LIMIT_S``, 3 Redis cannot be read, 4 dead letters wait for someone (CXone
+refused those numbers for good: an opt-out among them is a person still callable). The last
+sync run comes from the Prefect API at ``PREFECT_API_URL``; without it (or when it does not
+answer) that part is reported as unknown and does not change the exit code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -26,19 +28,26 @@ from dnc_sync.status import LastSync, QueueStatus, Status, read_last_sync, read_
 
 EXIT_LAGGING = 1
 EXIT_REDIS_DOWN = 3
+EXIT_DEAD_LETTERS = 4
 PREFECT_TIMEOUT_S = 10.0
 
 
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Print the queue (backlog, oldest pending age, dead letters, rejections by reason) and
-    the last sync run; exit 1 when lagging, 3 when Redis cannot be read."""
+    """Print backlog, lag, dead letters, rejections and the last sync run. Exit 1 lagging,
+    3 Redis unreadable, 4 dead letters waiting."""
     console = Console()
     try:
         report = asyncio.run(gather_status())
     except StoreError as exc:
-        console.print(f"[red]error:[/red] cannot read Redis: {exc}")
+        where = redis_address(RedisSettings())
+        if json_output:
+            typer.echo(
+                json.dumps({"error": "redis_unavailable", "redis": where, "detail": str(exc)})
+            )
+        else:
+            console.print(f"[red]error:[/red] cannot read Redis at {where}: {exc}")
         raise typer.Exit(EXIT_REDIS_DOWN) from None
     if json_output:
         typer.echo(json.dumps(report.as_json(), indent=2))
@@ -46,6 +55,16 @@ def status(
         render(report, console)
     if report.lagging:
         raise typer.Exit(EXIT_LAGGING)
+    if report.queue.dead_letters:
+        raise typer.Exit(EXIT_DEAD_LETTERS)
+
+
+def redis_address(settings: RedisSettings) -> str:
+    """Where the settings point, without credentials: ``host:port/db`` or the sentinels."""
+    if settings.sentinels:
+        return f"sentinel {settings.sentinel_master} via {', '.join(settings.sentinels)}"
+    url = urlsplit(settings.url)
+    return f"{url.hostname or url.path}:{url.port or 6379}{url.path if url.hostname else ''}"
 
 
 async def gather_status() -> Status:
@@ -81,7 +100,11 @@ def render(report: Status, console: Console) -> None:
     table.add_row("backlog (numbers pending)", str(queue.backlog))
     lag = f"{queue.oldest_pending_age_s:.0f} s (limit {report.lag_limit_s} s)"
     table.add_row("oldest pending change waited", f"[red]{lag}[/red]" if report.lagging else lag)
-    table.add_row("dead letters", str(queue.dead_letters))
+    dead = str(queue.dead_letters)
+    table.add_row(
+        "dead letters",
+        f"[red]{dead}[/red] (dnc-sync dead-letters list)" if queue.dead_letters else dead,
+    )
     table.add_row("rejected (kept for audit)", str(queue.rejected))
     for reason, count in queue.rejected_by_reason.items():
         table.add_row(f"  {reason}", str(count))

@@ -149,6 +149,24 @@ def test_the_printed_curl_command_is_applied_within_one_interval(stack: Stack) -
         time.sleep(0.5)
 
 
+def test_a_second_stack_on_the_same_data_folder_is_refused(stack: Stack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
+    env.update(
+        DNC_LOCAL_DATA_DIR=str(stack.data),  # same folder, other (free) ports
+        DNC_LOCAL_REDIS_PORT=str(free_port()),
+        DNC_RECEIVER_PORT=str(free_port()),
+        DNC_SANDBOX_PORT=str(free_port()),
+        DNC_LOCAL_PREFECT_PORT=str(free_port()),
+    )
+    second = subprocess.run(
+        [str(ROOT / "scripts" / "run-local"), "--no-replay"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "another 'make run' is using" in second.stderr
+    assert stack.process.poll() is None  # the first stack is untouched
+
+
 def test_status_reports_the_queue_and_the_last_sync(stack: Stack) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
     redis_port = stack.text().split("redis://127.0.0.1:")[1].split("/")[0]

@@ -1,0 +1,91 @@
+"""``dnc-sync status``: the queue's figures from Redis, exit codes for probes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from typer.testing import CliRunner
+
+from dnc.keys import RedisKeys
+from dnc.settings import RedisSettings
+from dnc_sync.cli import app
+from dnc_sync.status import count_rejections, read_queue
+from dnc_sync.status_cli import redis_address
+
+NOW_MS = 1_800_000_000_000
+
+
+async def fill(client: aioredis.Redis, keys: RedisKeys, *, waited_ms: int, dead: int) -> None:
+    await client.zadd(keys.pending, {"+12025550101": NOW_MS - waited_ms, "+12025550102": NOW_MS})
+    for i in range(dead):
+        await client.hset(keys.dead_letters, f"+1202555090{i}", "{}")
+    problems = [{"field": "phoneNumber", "reason": "too_short", "message": "m"}]
+    for _ in range(2):
+        await client.xadd(keys.rejected, {"status": "422", "detail": json.dumps(problems)})
+    await client.xadd(keys.rejected, {"status": "401", "error": "unauthorized", "detail": '"m"'})
+
+
+async def test_read_queue_counts_everything(fake_redis: aioredis.Redis) -> None:
+    keys = RedisKeys("st")
+    await fill(fake_redis, keys, waited_ms=90_000, dead=2)
+    queue = await read_queue(fake_redis, keys, NOW_MS)
+    assert (queue.backlog, queue.oldest_pending_age_s, queue.dead_letters) == (2, 90.0, 2)
+    assert queue.rejected == 3
+    assert queue.rejected_by_reason == {"phoneNumber:too_short": 2, "unauthorized": 1}
+
+
+def test_rejections_without_detail_count_by_error() -> None:
+    counts = count_rejections([{b"error": b"payload_too_large"}, {"status": "400"}])
+    assert counts == {"payload_too_large": 1, "unknown": 1}
+
+
+def test_redis_address_never_shows_credentials() -> None:
+    shown = redis_address(RedisSettings(url="redis://user:s3cret@db.internal:6390/3"))
+    assert shown == "db.internal:6390/3"
+    assert redis_address(RedisSettings(sentinels="a:1")) == "sentinel mymaster via a:1"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("waited_ms", "dead", "code"),
+    [(1_000, 0, 0), (7_200_000, 0, 1), (1_000, 1, 4), (7_200_000, 1, 1)],
+)
+def test_exit_codes_for_probes(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, waited_ms: int, dead: int, code: int
+) -> None:
+    namespace = "st" + uuid.uuid4().hex[:8]
+    keys = RedisKeys(namespace)
+
+    async def setup() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        await fill(client, keys, waited_ms=waited_ms, dead=dead)
+        # fill() scores relative to NOW_MS; the command measures from the real clock
+        real_now = int(time.time() * 1000)
+        await client.zadd(keys.pending, {"+12025550101": real_now - waited_ms})
+        await client.zadd(keys.pending, {"+12025550102": real_now})
+        await client.aclose()
+
+    asyncio.run(setup())
+    monkeypatch.setenv("DNC_REDIS_URL", redis_url)
+    monkeypatch.setenv("DNC_REDIS_NAMESPACE", namespace)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert result.exit_code == code, result.output
+    report = json.loads(result.output)
+    assert report["lagging"] is (code == 1)
+    assert report["prefect_error"] == "PREFECT_API_URL is not set"
+
+
+def test_redis_down_is_exit_3_with_a_json_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("DNC_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("DNC_REDIS_CONNECT_TIMEOUT_S", "0.2")
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert result.exit_code == 3
+    assert json.loads(result.output)["error"] == "redis_unavailable"
