@@ -63,7 +63,8 @@ _MESSAGES = {
     "invalid_country_code": "has no valid country code (write it with + and the country code, "
     "or send a region)",
     "too_short": "has too few digits for its country",
-    "too_long": "has too many digits for its country",
+    "too_long": "has too many digits for its country (a number with its country code needs "
+    "a + in front)",
     "invalid_number": "is not a valid number in its country's numbering plan",
     "ambiguous_country_code": "is a valid number both as written in its region and with its "
     "leading digits read as the country code: write it with + and the country code",

@@ -52,7 +52,8 @@ def parse_event_time(value: object, now_ms: int, max_future_skew_s: int) -> Even
         )
     if time.epoch_ms < EARLIEST_MS:
         raise TimestampProblem(
-            "too_old", "timestamp is before 2000-01-01 (epoch seconds sent as milliseconds?)"
+            "too_old",
+            "timestamp is before 2000-01-01 (epoch seconds where milliseconds are expected?)",
         )
     return time
 
