@@ -17,6 +17,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -q -ll -r dnc dnc_sync receiver sandbox flows tasks
 
 deploy-check: install
 	scripts/check-deploy

@@ -198,6 +198,26 @@ class ReceiverSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=65_536, ge=1_024, le=1_048_576, description="Request body cap, bytes."
     )
+    body_timeout_s: float = Field(
+        default=10.0,
+        ge=0.05,
+        le=300,
+        description="Time a request body may take to arrive in full once the headers are in, "
+        "seconds; a slower body is answered 408 and its connection closed.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        ge=0.05,
+        le=300,
+        description="Time a connection may take to send a request line and headers (from "
+        "connecting, or from the first byte of a next request), seconds; then 408 and close.",
+    )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        le=1_048_576,
+        description="Cap on a request's line and headers together, bytes; over it: 431 and close.",
+    )
     retry_after_s: int = Field(
         default=5, ge=1, le=3_600, description="Retry-After sent with 503, seconds."
     )

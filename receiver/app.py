@@ -1,10 +1,12 @@
 """The receiver as a plain ASGI callable: routing, lifespan, and the event request pipeline.
 
-``POST /v1/events`` (alias ``/webhook``): authenticate, check content type, read the body
-under a cap, decode, validate and normalise (``dnc.intake``), record atomically in Redis
-(``dnc.store``), and only then answer 202. Every refusal has its own status and a JSON body
-naming the reason, and is appended to the rejected stream. Redis trouble is a 503 with
-Retry-After, so CXone's automatic retry delivers the event again.
+``POST /v1/events`` (alias ``/webhook``): authenticate (a signature once the body is read),
+read the body under a cap and a deadline, check content type, decode, validate and normalise
+(``dnc.intake``), record atomically in Redis (``dnc.store``), and only then answer 202. Every
+refusal has its own status and a JSON body naming the reason, and is appended to the rejected
+stream. Redis trouble is a 503 with Retry-After, so CXone's automatic retry delivers the event
+again. What is refused before the app (bad HTTP, slow or oversize heads) is
+``receiver.protocol``'s.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dnc.masking import mask_number, redact
 from dnc.settings import ReceiverSettings, RedisSettings
 from dnc.store import EventStore, RecordStatus, StoreLimits, open_redis
 from receiver.asgi import (
+    BodyTimeout,
     BodyTooLarge,
     ClientGone,
     Receive,
@@ -60,6 +63,17 @@ class Outcome:
     reason: str = ""
     headers: tuple[tuple[bytes, bytes], ...] = ()
     log_fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What ``receiver.protocol`` enforces on a connection: ``header_timeout_s`` seconds to
+    send a request line and headers, ``max_header_bytes`` bytes for them, and
+    ``body_timeout_s`` seconds for the rest of a body this app answered before reading it."""
+
+    header_timeout_s: float
+    max_header_bytes: int
+    body_timeout_s: float
 
 
 class ConfigurationError(ValueError):
@@ -106,6 +120,23 @@ class ReceiverApp:
             await self._lifespan(receive, send)
         elif scope["type"] == "websocket":  # refused before the handshake: HTTP 403
             await send({"type": "websocket.close", "code": 1008})
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """What ``receiver.protocol`` enforces before a request reaches this app."""
+        settings = self._settings
+        return ConnectionLimits(
+            settings.header_timeout_s, settings.max_header_bytes, settings.body_timeout_s
+        )
+
+    def connection_refused(self, status: int, error: str) -> None:
+        """Count and log a request that ``receiver.protocol`` refused before it reached this
+        app (not valid HTTP, headers over the cap or too slow). It is not recorded in the
+        rejected stream: nothing of it was authenticated or even parsed."""
+        self.metrics.requests.labels("rejected", error).inc()
+        log.warning(
+            "request refused before the app", extra={"fields": {"status": status, "reason": error}}
+        )
 
     # -- lifespan ---------------------------------------------------------------------------
 
@@ -161,9 +192,10 @@ class ReceiverApp:
         if path in EVENT_PATHS:
             await self._events(scope, receive, send)
         elif scope["method"] not in ("GET", "HEAD") and path in _READ_PATHS:
-            await send_json(
-                send, 405, _error("method_not_allowed", "use GET"), ((b"allow", b"GET"),)
+            outcome = await self._reject(
+                scope, 405, "method_not_allowed", "use GET", headers=((b"allow", b"GET"),)
             )
+            await self._finish(send, outcome, time.perf_counter())
         elif path == "/healthz":
             await send_json(send, 200, {"status": "alive"})
         elif path == "/readyz":
@@ -214,21 +246,37 @@ class ReceiverApp:
             bearer_ok = False  # two Authorization headers: which one counts is ambiguous
         if not bearer_ok and SIGNATURE_HEADER not in found:
             return await self._unauthorized(scope)
-        try:
-            kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
-        except UnsupportedMediaType as exc:
-            return await self._reject(scope, 415, "unsupported_media_type", str(exc))
-        try:
-            body = await read_body(scope, receive, self._settings.max_body_bytes)
-        except BodyTooLarge:
-            return await self._reject(
-                scope, 413, "body_too_large", f"body is over {self._settings.max_body_bytes} bytes"
-            )
+        body = await self._read(scope, receive)
+        if isinstance(body, Outcome):
+            return body
         if not bearer_ok and not self._auth.signature_ok(
             found.get(SIGNATURE_HEADER), found.get(SIGNATURE_TIMESTAMP_HEADER), body, time.time()
         ):
             return await self._unauthorized(scope)
+        # Only an authenticated caller learns what the body should look like.
+        try:
+            kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
+        except UnsupportedMediaType as exc:
+            return await self._reject(scope, 415, "unsupported_media_type", str(exc))
         return await self._accept(scope, kind, charset, body)
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes | Outcome:
+        """The body, or the refusal of one over the cap (413) or too slow (408)."""
+        settings = self._settings
+        try:
+            return await read_body(scope, receive, settings.max_body_bytes, settings.body_timeout_s)
+        except BodyTooLarge:
+            return await self._reject(
+                scope, 413, "body_too_large", f"body is over {settings.max_body_bytes} bytes"
+            )
+        except BodyTimeout:
+            return await self._reject(
+                scope,
+                408,
+                "body_timeout",
+                f"the body did not arrive within {settings.body_timeout_s:g} s",
+                headers=_CLOSE,  # the rest of a trickled body is not worth reading
+            )
 
     async def _unauthorized(self, scope: Scope) -> Outcome:
         return await self._reject(
@@ -398,6 +446,7 @@ _EVENT_HEADERS = frozenset(
     }
 )
 _READ_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+_CLOSE = ((b"connection", b"close"),)
 
 
 def _error(error: str, message: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Contract: ASGI 3.0 HTTP and lifespan scopes (asgi.readthedocs.io, "HTTP & WebSoc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -22,6 +23,10 @@ class BodyTooLarge(Exception):
 
 class ClientGone(Exception):
     """The client disconnected before the whole body arrived."""
+
+
+class BodyTimeout(Exception):
+    """The whole body did not arrive within the body timeout (a slow or stalled client)."""
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -46,15 +51,27 @@ def collect_headers(scope: Scope, names: frozenset[bytes]) -> tuple[dict[bytes, 
     return found, repeated
 
 
-async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
-    """Read the whole request body, refusing more than ``max_bytes`` bytes.
+async def read_body(
+    scope: Scope, receive: Receive, max_bytes: int, timeout_s: float | None = None
+) -> bytes:
+    """Read the whole request body, refusing more than ``max_bytes`` bytes or a body that has
+    not arrived in full ``timeout_s`` seconds after this call (one deadline for the whole body,
+    so a client trickling a byte at a time is cut off too; ``None``: no deadline).
 
     A ``Content-Length`` over the cap is refused before reading; a chunked body is counted
-    while it streams. Raises ``BodyTooLarge`` or ``ClientGone``.
+    while it streams. Raises ``BodyTooLarge``, ``BodyTimeout`` or ``ClientGone``.
     """
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_chunks(receive, max_bytes)
+    except TimeoutError:
+        raise BodyTimeout from None
+
+
+async def _read_chunks(receive: Receive, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -1,4 +1,5 @@
-"""``dnc-sync serve``: run the receiver under uvicorn (uvloop + httptools when installed)."""
+"""``dnc-sync serve``: run the receiver under uvicorn (uvloop when installed, httptools with
+the limits of ``receiver.protocol``)."""
 
 from __future__ import annotations
 
@@ -47,4 +48,8 @@ def serve(
         log_config=logs.uvicorn_log_config(settings.log_level),
         timeout_graceful_shutdown=10,
         timeout_keep_alive=30,
+        # httptools plus a head timeout and cap, and a deadline on bodies answered early.
+        http="receiver.protocol:GuardedHttpToolsProtocol",
+        # No limit_concurrency: it counts idle connections too and answers plain-text 503s;
+        # the timeouts above bound how long any connection lives instead.
     )

@@ -44,10 +44,12 @@ _ACCEPTED = {
 _ERROR_CODES = {
     "400": "Body is not valid JSON or form data.",
     "401": "Missing or wrong credentials.",
+    "408": "The body (or the request head) did not arrive in time; the connection is closed.",
     "409": "eventId was already used for a different event.",
     "413": "Body over the size cap.",
     "415": "Content type is not JSON or form.",
     "422": "A field is missing or invalid; each is named with its reason.",
+    "431": "Request line and headers over the cap; the connection is closed.",
     "503": "Redis unavailable; retry after Retry-After seconds.",
 }
 
@@ -96,6 +98,7 @@ def _plain_get(summary: str, media: str) -> dict[str, Any]:
 def build_document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document as a JSON-ready dict."""
     body_schema = EventBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    nested = body_schema.pop("$defs", {})  # Action, JsonValue: where the $refs point
     paths: dict[str, Any] = {path: {"post": _event_operation()} for path in EVENT_PATHS}
     paths["/healthz"] = _plain_get("Process is alive", "application/json")
     paths["/readyz"] = _plain_get("Redis is reachable (503 when not)", "application/json")
@@ -105,7 +108,12 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "cxone-dnc-sync receiver", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": {"EventBody": body_schema, "Accepted": _ACCEPTED, "Error": _ERROR},
+            "schemas": {
+                **nested,
+                "EventBody": body_schema,
+                "Accepted": _ACCEPTED,
+                "Error": _ERROR,
+            },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "signature": {"type": "apiKey", "in": "header", "name": "X-Signature"},

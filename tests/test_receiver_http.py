@@ -389,7 +389,9 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/openapi.json")).json()
     assert doc["openapi"] == "3.1.0"
     operation = doc["paths"]["/v1/events"]["post"]
-    assert set(operation["responses"]) == {"202", "400", "401", "409", "413", "415", "422", "503"}
+    assert set(operation["responses"]) == {
+        *("202", "400", "401", "408", "409", "413", "415", "422", "431", "503")
+    }
     schema = doc["components"]["schemas"]["EventBody"]
     assert set(schema["required"]) == {"phoneNumber", "eventName", "timestamp"}
 
