@@ -98,13 +98,16 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
 
 def count_rejections(entries: Any) -> Counter[str]:
     """Count rejected-stream entries (field dicts, bytes or str keys) by reason: one count
-    per problem ``field:reason`` when the entry lists problems, else its ``error``."""
+    per problem ``field:reason`` when the entry lists problems, ``unauthorized:<check that
+    failed>`` for a 401, else its ``error``."""
     counts: Counter[str] = Counter()
     for raw in entries:
         entry = {_text(k): _text(v) for k, v in raw.items()}
         problems = _problems(entry.get("detail", ""))
         if problems:
             counts.update(f"{p.get('field')}:{p.get('reason')}" for p in problems)
+        elif "authReason" in entry:
+            counts[f"{entry.get('error', 'unauthorized')}:{entry['authReason']}"] += 1
         else:
             counts[entry.get("error", "unknown")] += 1
     return counts

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,12 @@ from receiver.asgi import (
     send_bytes,
     send_json,
 )
-from receiver.auth import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER, Authenticator
+from receiver.auth import (
+    SIGNATURE_HEADER,
+    SIGNATURE_TIMESTAMP_HEADER,
+    Authenticator,
+    refusal_reason,
+)
 from receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from receiver.metrics import ReceiverMetrics
 from receiver.openapi import EVENT_PATHS, build_document
@@ -242,17 +248,18 @@ class ReceiverApp:
             )
         found, repeated = collect_headers(scope, _EVENT_HEADERS)
         bearer_ok = self._auth.bearer_ok(found.get(b"authorization"))
-        if bearer_ok and not self._auth.disabled and b"authorization" in repeated:
+        doubled = bearer_ok and not self._auth.disabled and b"authorization" in repeated
+        if doubled:
             bearer_ok = False  # two Authorization headers: which one counts is ambiguous
         if not bearer_ok and SIGNATURE_HEADER not in found:
-            return await self._unauthorized(scope)
+            return await self._unauthorized(scope, found, doubled)
         body = await self._read(scope, receive)
         if isinstance(body, Outcome):
             return body
         if not bearer_ok and not self._auth.signature_ok(
             found.get(SIGNATURE_HEADER), found.get(SIGNATURE_TIMESTAMP_HEADER), body, time.time()
         ):
-            return await self._unauthorized(scope)
+            return await self._unauthorized(scope, found, doubled)
         # Only an authenticated caller learns what the body should look like.
         try:
             kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
@@ -278,13 +285,25 @@ class ReceiverApp:
                 headers=_CLOSE,  # the rest of a trickled body is not worth reading
             )
 
-    async def _unauthorized(self, scope: Scope) -> Outcome:
+    async def _unauthorized(
+        self, scope: Scope, found: Mapping[bytes, bytes], doubled: bool
+    ) -> Outcome:
+        """401 saying nothing more; the rejected stream and the log get which check failed."""
+        why = refusal_reason(
+            found.get(b"authorization"),
+            found.get(SIGNATURE_HEADER),
+            found.get(SIGNATURE_TIMESTAMP_HEADER),
+            time.time(),
+            self._settings.signature_window_s,
+            repeated_authorization=doubled,
+        )
         return await self._reject(
             scope,
             401,
             "unauthorized",
             "missing or wrong credentials",
             headers=((b"www-authenticate", b"Bearer"),),
+            audit={"authReason": why},
         )
 
     async def _accept(self, scope: Scope, kind: str, charset: str, body: bytes) -> Outcome:
@@ -366,13 +385,16 @@ class ReceiverApp:
         body: bytes | None = None,
         raw_number: object = None,
         headers: tuple[tuple[bytes, bytes], ...] = (),
+        audit: Mapping[str, str] | None = None,
     ) -> Outcome:
+        """Refuse with ``status``/``error``/``message`` (and ``problems``), keeping the refusal
+        in the rejected stream with ``audit`` fields beside it (never sent to the caller)."""
         payload = _error(error, message)
         if problems:
             payload["problems"] = [p.as_dict() for p in problems]
         reason = ",".join(sorted({p.reason for p in problems})) if problems else error
         number = mask_number(raw_number if isinstance(raw_number, str) else None)
-        kept = await self._keep_rejection(scope, status, payload, body)
+        kept = await self._keep_rejection(scope, status, payload, body, audit)
         if not kept and body is not None:
             # An authenticated refusal that cannot be kept for audit: ask the sender to retry
             # (Studio does) rather than let the event vanish with a 4xx.
@@ -385,11 +407,16 @@ class ReceiverApp:
             "rejected",
             f"{error}:{reason}" if problems else reason,
             headers,
-            {"number": number},
+            {"number": number, **(audit or {})},
         )
 
     async def _keep_rejection(
-        self, scope: Scope, status: int, payload: dict[str, Any], body: bytes | None
+        self,
+        scope: Scope,
+        status: int,
+        payload: dict[str, Any],
+        body: bytes | None,
+        audit: Mapping[str, str] | None = None,
     ) -> bool:
         """Append the refusal to the rejected stream; the body excerpt only when the caller
         authenticated (an unauthenticated body is not trusted enough to keep). Returns
@@ -401,6 +428,7 @@ class ReceiverApp:
             "method": str(scope["method"]),
             "path": str(scope["path"])[:256],
             "receivedMs": str(int(time.time() * 1000)),
+            **(audit or {}),
         }
         if body is not None:
             cap = self._settings.rejected_excerpt_bytes

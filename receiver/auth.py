@@ -77,6 +77,33 @@ class Authenticator:
         return matched
 
 
+def refusal_reason(
+    authorization: bytes | None,
+    signature: bytes | None,
+    timestamp: bytes | None,
+    now_s: float,
+    window_s: int,
+    repeated_authorization: bool = False,
+) -> str:
+    """Which check a refused request failed, for the audit trail only (the caller is told
+    nothing more than 401): ``repeated_authorization``, ``wrong_bearer_secret``,
+    ``not_bearer_scheme``, ``signature_timestamp_invalid``, ``signature_outside_window``
+    (check the sender's clock), ``wrong_signature`` or ``no_credentials``. Looks only at the
+    shape of what was sent, never at a secret."""
+    if repeated_authorization:
+        return "repeated_authorization"
+    if signature:
+        if not timestamp or not (timestamp.isdigit() and len(timestamp) <= 12):
+            return "signature_timestamp_invalid"
+        if abs(now_s - int(timestamp)) > window_s:
+            return "signature_outside_window"
+        return "wrong_signature"
+    if authorization:
+        scheme = authorization.strip().partition(b" ")[0]
+        return "wrong_bearer_secret" if scheme.lower() == b"bearer" else "not_bearer_scheme"
+    return "no_credentials"
+
+
 def sign(secret: bytes, timestamp_s: int, body: bytes) -> bytes:
     """The ``X-Signature`` value a sender computes: ``sha256=<hex>`` of ``ts.body``."""
     digest = hmac.new(secret, str(timestamp_s).encode() + b"." + body, hashlib.sha256)

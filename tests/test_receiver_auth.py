@@ -144,3 +144,51 @@ def test_settings_errors_never_echo_secrets() -> None:
         ReceiverSettings(bearer_secrets=f"short,{good}")  # type: ignore[arg-type]
     assert good not in str(info.value) and "short" not in str(info.value)
     assert "at least 16 characters" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({}, "no_credentials"),
+        ({"Authorization": "Bearer not-the-secret-000000"}, "wrong_bearer_secret"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "not_bearer_scheme"),
+        ({"X-Signature": "sha256=00", "X-Signature-Timestamp": "12"}, "signature_outside_window"),
+        (
+            {"X-Signature": "sha256=00", "X-Signature-Timestamp": "soon"},
+            "signature_timestamp_invalid",
+        ),
+        ({"X-Signature": "sha256=00", "X-Signature-Timestamp": "NOW"}, "wrong_signature"),
+    ],
+)
+async def test_the_audit_trail_says_which_check_failed(
+    store: EventStore, headers: dict[str, str], why: str
+) -> None:
+    headers = {k: v.replace("NOW", str(int(time.time()))) for k, v in headers.items()}
+    async with make_client(make_app(store), auth=False) as http:
+        response = await http.post(
+            "/v1/events",
+            content=event_bytes(),
+            headers={"Content-Type": "application/json", **headers},
+        )
+    assert response.status_code == 401
+    assert why not in response.text  # the caller learns nothing more
+    entries = await store._client.xrange(store.keys.rejected)
+    assert entries[-1][1][b"authReason"] == why.encode()
+
+
+async def test_two_authorization_headers_are_recorded_as_such(store: EventStore) -> None:
+    from tests.conftest import BEARER
+
+    async with make_client(make_app(store), auth=False) as http:
+        response = await http.post(
+            "/v1/events",
+            content=event_bytes(),
+            headers=[
+                ("Content-Type", "application/json"),
+                ("Authorization", f"Bearer {BEARER}"),
+                ("Authorization", f"Bearer {BEARER}"),
+            ],
+        )
+    assert response.status_code == 401
+    entries = await store._client.xrange(store.keys.rejected)
+    assert entries[-1][1][b"authReason"] == b"repeated_authorization"

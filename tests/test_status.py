@@ -40,8 +40,18 @@ async def test_read_queue_counts_everything(fake_redis: aioredis.Redis) -> None:
 
 
 def test_rejections_without_detail_count_by_error() -> None:
-    counts = count_rejections([{b"error": b"payload_too_large"}, {"status": "400"}])
-    assert counts == {"payload_too_large": 1, "unknown": 1}
+    counts = count_rejections(
+        [
+            {b"error": b"payload_too_large"},
+            {"status": "400"},
+            {b"error": b"unauthorized", b"authReason": b"signature_outside_window"},
+        ]
+    )
+    assert counts == {
+        "payload_too_large": 1,
+        "unknown": 1,
+        "unauthorized:signature_outside_window": 1,
+    }
 
 
 def test_redis_address_never_shows_credentials() -> None:
