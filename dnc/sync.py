@@ -40,7 +40,11 @@ def settle(claims: Sequence[Claim], outcomes: Sequence[ChangeOutcome]) -> Settle
 
 @dataclass
 class SyncCounters:
-    """What one run did; ``as_rows`` renders the summary table artifact."""
+    """What one run did; ``as_rows`` renders the summary table artifact. ``retried``: numbers
+    CXone answered with a temporary per-record failure (left pending); ``http_retries``: CXone
+    calls the client repeated after a transient failure of the whole call (429, 5xx, timeout,
+    connection); ``failed_batches``: batches that failed even after Prefect's retries;
+    ``api_calls``: HTTP requests sent, every retry included."""
 
     claimed: int = 0
     applied_opt_outs: int = 0
@@ -48,6 +52,7 @@ class SyncCounters:
     already_applied: int = 0
     conflicts_resolved: int = 0
     retried: int = 0
+    http_retries: int = 0
     dead_lettered: int = 0
     failed_batches: int = 0
     left_pending: int = 0

@@ -106,6 +106,7 @@ async def sync_dnc(
         counters.remaining_backlog = pending
         counters.oldest_pending_age_s = oldest_age_s(oldest_ms, int(time.time() * 1000))
         counters.api_calls = target.transport.calls
+        counters.http_retries = target.transport.retries
     finally:
         counters.wall_time_s = round(time.monotonic() - started, 3)
         await http.aclose()
@@ -180,7 +181,7 @@ async def _drain(run: _Run, max_batches: int | None, deadline: float, rate_per_s
         batches = await chunk_claims(quote(claims), run.batch_size)
         if max_batches is not None:  # a claim split by action can make one batch too many
             batches = batches[: max_batches - pushed]
-        settled = await _push_all(run, batches)
+        settled = await _push_all(run, batches, deadline)
         pushed += len(batches)
         done = 100.0 if not initial else min(100.0, 100.0 * run.counters.claimed / initial)
         await aupdate_progress_artifact(progress, done)
@@ -188,13 +189,19 @@ async def _drain(run: _Run, max_batches: int | None, deadline: float, rate_per_s
             break
 
 
-async def _push_all(run: _Run, batches: Sequence[list[Claim]]) -> int:
+async def _push_all(run: _Run, batches: Sequence[list[Claim]], deadline: float) -> int:
     """Push every batch concurrently (the target paces them); every result is awaited and
-    every failure reported. Returns how many claims were settled."""
+    every failure reported. A batch whose turn comes after ``deadline`` (monotonic seconds:
+    the time budget) is not pushed and stays pending, so a slow or failing CXone cannot make
+    a run outlast its budget by more than the batches already under way. Returns how many
+    claims were settled."""
     slots = asyncio.Semaphore(run.max_concurrency)  # a batch starts only when it can be sent
 
     async def push_when_free(batch: list[Claim]) -> int:
         async with slots:
+            if time.monotonic() >= deadline:
+                run.counters.left_pending += len(batch)
+                return 0
             return await _push(run, batch)
 
     results = await asyncio.gather(
