@@ -169,6 +169,8 @@ async def _drain(run: _Run, max_batches: int | None, deadline: float, rate_per_s
     )
     pushed = 0
     initial, _ = await run.queue.backlog()
+    if not initial:  # nothing to do is all done, not 0 %
+        await aupdate_progress_artifact(progress, 100.0)
     while time.monotonic() < deadline and (max_batches is None or pushed < max_batches):
         if run.lease_lost:
             raise LeaseLost("the sync lease expired during the run")

@@ -262,3 +262,18 @@ async def test_no_batch_is_pushed_once_the_lease_is_lost(
     pushed = await active(world)
     assert 1 <= len(pushed) < len(numbers)  # batches after the loss were not pushed
     assert (await world["queue"].backlog())[0] >= len(numbers) - len(pushed)
+
+
+async def test_a_run_with_nothing_to_do_shows_full_progress(world: dict[str, Any]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    await sync_dnc()  # empty queue
+    async with get_client() as prefect:
+        artifacts = await prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["dnc-sync-progress"])),
+            sort=ArtifactSort.UPDATED_DESC,
+            limit=1,
+        )
+    assert float(artifacts[0].data) == 100.0  # type: ignore[arg-type]
