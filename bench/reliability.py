@@ -60,13 +60,25 @@ def run_suite(suite: Suite, short: bool) -> dict[str, Any]:
     started = time.monotonic()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     wall_s = round(time.monotonic() - started, 1)
-    lines = [line for line in result.stdout.splitlines() if line.strip().startswith("{")]
-    try:
-        figures: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
+    figures = last_json_object(result.stdout)
+    if figures is None:
         figures = {"error": (result.stderr or result.stdout)[-2000:]}
     figures.update(suite=suite.name, passed=result.returncode == 0, wall_s=wall_s)
     return figures
+
+
+def last_json_object(stdout: str) -> dict[str, Any] | None:
+    """The last JSON object a script printed, on one line or pretty-printed over several
+    (from the last line that starts with ``{``, to the end); ``None`` when there is none."""
+    lines = stdout.rstrip().splitlines()
+    for start in range(len(lines) - 1, -1, -1):
+        if lines[start].startswith("{"):
+            try:
+                parsed = json.loads("\n".join(lines[start:]))
+            except ValueError:
+                continue
+            return parsed if isinstance(parsed, dict) else None
+    return None
 
 
 def render(data: dict[str, Any]) -> str:
