@@ -264,7 +264,8 @@ class ReceiverApp:
         try:
             kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
         except UnsupportedMediaType as exc:
-            return await self._reject(scope, 415, "unsupported_media_type", str(exc))
+            # Authenticated: keep the body for audit (and answer 503 if it cannot be kept).
+            return await self._reject(scope, 415, "unsupported_media_type", str(exc), body=body)
         return await self._accept(scope, kind, charset, body)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes | Outcome:

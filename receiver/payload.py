@@ -84,7 +84,8 @@ def media_type(
     try:
         codecs.lookup(charset)
         "x".encode(charset, "ignore")  # refuses codecs that are not text encodings (base64...)
-    except LookupError:
+        b"x".decode(charset)  # and those that cannot decode at all (idna, undefined)
+    except (LookupError, ValueError):  # UnicodeError is a ValueError
         raise UnsupportedMediaType("unknown charset") from None
     return kind, charset
 
@@ -106,12 +107,15 @@ def _decode_json(body: bytes, charset: str) -> dict[str, object]:
         ) from None
     if not isinstance(value, dict):
         raise MalformedBody("body must be a JSON object")
-    # Cheap screen first: when every '":' in the body is a key of the parsed value, no key
-    # was given twice. Otherwise (a duplicate, an escaped key, '":' inside a string) run the
-    # exact, slower check.
-    if raw.count(b'":') != _key_count(value):
+    # Cheap screen first: when every '"' + JSON white space + ':' in the body is a key of the
+    # parsed value, no key was given twice. Otherwise (a duplicate, an escaped key, '":'
+    # inside a string) run the exact, slower check. White space counts: '"k" :' is a key too.
+    if len(_KEY_END.findall(raw)) != _key_count(value):
         _refuse_duplicate_fields(raw)
     return value
+
+
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
 
 
 def _key_count(value: object) -> int:

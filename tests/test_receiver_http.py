@@ -636,6 +636,8 @@ async def test_form_raw_plus_after_a_digit_is_a_space(
         "application/json; charset=base64",
         "application/json; charset=hex",
         "application/x-www-form-urlencoded; charset=rot13",
+        "application/json; charset=idna",  # lookup works, decoding raises UnicodeError: was a 500
+        "application/x-www-form-urlencoded; charset=undefined",
     ],
 )
 async def test_non_text_charsets_are_415(client: httpx.AsyncClient, content_type: str) -> None:
@@ -670,6 +672,37 @@ async def test_escaped_duplicate_key_is_refused(
     assert response.status_code == 422
     assert response.json()["problems"][0]["reason"] == "duplicate"
     assert await latest_e164s(store) == set()
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "\n ", "\r\n"])
+async def test_duplicate_key_with_white_space_before_its_colon_is_refused(
+    client: httpx.AsyncClient, store: EventStore, space: str
+) -> None:
+    # '"phoneNumber" :' escaped the cheap screen and the last value won (a break-it pass).
+    content = (
+        '{"phoneNumber":"+12025550303","phoneNumber"' + space + ':"+12025550304",'
+        '"eventName":"optOut","timestamp":1790000000000}'
+    )
+    response = await client.post(
+        "/v1/events", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["reason"] == "duplicate"
+    assert await latest_e164s(store) == set()
+
+
+async def test_a_415_keeps_the_authenticated_body_and_is_503_when_it_cannot(
+    client: httpx.AsyncClient, store: EventStore, fake_server: fakeredis.FakeServer
+) -> None:
+    sent = b'{"phoneNumber": "+12025550123", "eventName": "optOut"}'
+    plain = {"Content-Type": "text/plain"}
+    response = await client.post("/v1/events", content=sent, headers=plain)
+    assert response.status_code == 415
+    entries = await store._client.xrange(store.keys.rejected)
+    assert entries[-1][1][b"body"] == sent
+    fake_server.connected = False  # the opt-out could not be kept: the sender must retry
+    response = await client.post("/v1/events", content=sent, headers=plain)
+    assert (response.status_code, response.headers["retry-after"]) == (503, "5")
 
 
 async def test_duplicate_key_inside_metadata_is_fine(client: httpx.AsyncClient) -> None:
