@@ -341,16 +341,20 @@ def rss_mb(pid: int) -> float:
 
 
 def recorded_statuses(client: redis.Redis) -> Counter[str]:
-    """The ``status`` of every entry of ``{fuzz}:rejected``."""
+    """The ``status`` of every entry of ``{fuzz}:rejected`` and
+    ``{fuzz}:rejected-unauthenticated`` (refusals of callers without a valid secret)."""
     counts: Counter[str] = Counter()
-    start = "-"
-    while True:
-        batch: Any = client.xrange("{" + NAMESPACE + "}:rejected", start, "+", count=10_000)
-        for entry_id, fields in batch:
-            counts[fields[b"status"].decode()] += 1
-            start = "(" + entry_id.decode()
-        if len(batch) < 10_000:
-            return counts
+    for stream in ("rejected", "rejected-unauthenticated"):
+        start = "-"
+        while True:
+            key = "{" + NAMESPACE + "}:" + stream
+            batch: Any = client.xrange(key, start, "+", count=10_000)
+            for entry_id, fields in batch:
+                counts[fields[b"status"].decode()] += 1
+                start = "(" + entry_id.decode()
+            if len(batch) < 10_000:
+                break
+    return counts
 
 
 def rejections_match(recorded: Counter[str], tally: Tally) -> bool:

@@ -46,8 +46,17 @@ class RedisKeys:
 
     @property
     def rejected(self) -> str:
-        """STREAM: every refused request with its reason; capped (``~`` MAXLEN) by settings."""
+        """STREAM: refused requests of authenticated callers (their body kept) and refused
+        import rows, with the reason; capped (``~`` MAXLEN) by settings. Only secret holders
+        can add to it, so nobody else can push its entries out."""
         return f"{self.tag}:rejected"
+
+    @property
+    def rejected_unauthenticated(self) -> str:
+        """STREAM: refusals of callers not (yet) authenticated (401, 404, 405, and 408/413
+        before the body was read), without any body; capped like ``rejected``, on its own so
+        that a flood of them cannot evict the authenticated record."""
+        return f"{self.tag}:rejected-unauthenticated"
 
     @property
     def sync_lease(self) -> str:

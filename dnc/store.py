@@ -207,12 +207,16 @@ class EventStore:
             raise StoreUnavailable(f"{confirmed} of {wanted} replicas confirmed the write")
         return results
 
-    async def record_rejection(self, fields: Mapping[str, str]) -> None:
+    async def record_rejection(
+        self, fields: Mapping[str, str], *, authenticated: bool = True
+    ) -> None:
         """Append one refused request (``reason``, ``status``, ... as strings) to the capped
-        rejected stream."""
+        rejected stream, or to the unauthenticated one (``RedisKeys.rejected_unauthenticated``)
+        when the caller did not authenticate."""
+        stream = self._keys.rejected if authenticated else self._keys.rejected_unauthenticated
         try:
             await self._client.xadd(
-                self._keys.rejected,
+                stream,
                 dict(fields),  # type: ignore[arg-type]
                 maxlen=self._limits.rejected_max_len,
                 approximate=True,

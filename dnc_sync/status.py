@@ -31,14 +31,16 @@ REJECTED_SCAN = 10_000
 class QueueStatus:
     """The queue in Redis: ``backlog`` numbers pending, ``oldest_pending_age_s`` (seconds the
     longest-waiting change has waited since receipt), ``dead_letters``, ``rejected`` (entries
-    in the capped rejected stream) and ``rejected_by_reason`` among the latest
-    ``REJECTED_SCAN`` of them (``field:reason`` for invalid fields, else the error name)."""
+    in the capped stream of authenticated refusals), ``rejected_unauthenticated`` (refusals of
+    callers without a valid secret) and ``rejected_by_reason`` among the latest
+    ``REJECTED_SCAN`` of each (``field:reason`` for invalid fields, else the error name)."""
 
     backlog: int
     oldest_pending_age_s: float
     dead_letters: int
     rejected: int
     rejected_by_reason: dict[str, int]
+    rejected_unauthenticated: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,9 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
             pipe.hlen(keys.dead_letters)
             pipe.xlen(keys.rejected)
             pipe.xrevrange(keys.rejected, count=REJECTED_SCAN)
-            backlog, oldest, dead, rejected, entries = await pipe.execute()
+            pipe.xlen(keys.rejected_unauthenticated)
+            pipe.xrevrange(keys.rejected_unauthenticated, count=REJECTED_SCAN)
+            backlog, oldest, dead, rejected, entries, refused, others = await pipe.execute()
     except redis_errors.RedisError as exc:
         raise convert_error(exc) from exc
     oldest_ms = int(oldest[0][1]) if oldest else None
@@ -92,7 +96,10 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
         oldest_pending_age_s=round(oldest_age_s(oldest_ms, now_ms), 1),
         dead_letters=int(dead),
         rejected=int(rejected),
-        rejected_by_reason=dict(count_rejections(fields for _, fields in entries).most_common()),
+        rejected_by_reason=dict(
+            count_rejections(fields for _, fields in [*entries, *others]).most_common()
+        ),
+        rejected_unauthenticated=int(refused),
     )
 
 

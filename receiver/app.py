@@ -436,7 +436,8 @@ class ReceiverApp:
             entry["body"] = body[:cap].decode("utf-8", "replace")
             entry["bodyTruncated"] = str(len(body) > cap).lower()
         try:
-            await self._get_store().record_rejection(entry)
+            # A kept body means an authenticated caller; the rest go to a stream of their own.
+            await self._get_store().record_rejection(entry, authenticated=body is not None)
         except StoreError:
             self.metrics.redis_errors.labels("unavailable").inc()
             log.error(

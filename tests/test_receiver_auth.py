@@ -172,7 +172,7 @@ async def test_the_audit_trail_says_which_check_failed(
         )
     assert response.status_code == 401
     assert why not in response.text  # the caller learns nothing more
-    entries = await store._client.xrange(store.keys.rejected)
+    entries = await store._client.xrange(store.keys.rejected_unauthenticated)
     assert entries[-1][1][b"authReason"] == why.encode()
 
 
@@ -190,5 +190,5 @@ async def test_two_authorization_headers_are_recorded_as_such(store: EventStore)
             ],
         )
     assert response.status_code == 401
-    entries = await store._client.xrange(store.keys.rejected)
+    entries = await store._client.xrange(store.keys.rejected_unauthenticated)
     assert entries[-1][1][b"authReason"] == b"repeated_authorization"

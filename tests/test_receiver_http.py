@@ -12,7 +12,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from dnc.store import EventStore
+from dnc.keys import RedisKeys
+from dnc.store import EventStore, StoreLimits
 from receiver.app import ReceiverApp
 from tests.conftest import make_app, make_client, make_store
 
@@ -48,6 +49,11 @@ async def client(app: ReceiverApp) -> httpx.AsyncClient:
 
 async def rejected(store: EventStore) -> list[dict[bytes, bytes]]:
     rows = await store._client.xrange(store.keys.rejected)
+    return [row[1] for row in rows]
+
+
+async def refused_unauthenticated(store: EventStore) -> list[dict[bytes, bytes]]:
+    rows = await store._client.xrange(store.keys.rejected_unauthenticated)
     return [row[1] for row in rows]
 
 
@@ -179,7 +185,8 @@ async def test_401_without_credentials(app: ReceiverApp, store: EventStore) -> N
     assert response.json() == {"error": "unauthorized", "message": "missing or wrong credentials"}
     assert response.headers["www-authenticate"] == "Bearer"
     assert await pending(store) == []
-    entry = (await rejected(store))[-1]
+    assert await rejected(store) == []  # a caller without the secret cannot fill this one
+    entry = (await refused_unauthenticated(store))[-1]
     assert entry[b"status"] == b"401" and b"body" not in entry
 
 
@@ -218,7 +225,7 @@ async def test_405_on_health_path(client: httpx.AsyncClient) -> None:
 async def test_404_unknown_path(client: httpx.AsyncClient, store: EventStore) -> None:
     response = await client.post("/v2/events", json=body())
     assert (response.status_code, response.json()["error"]) == (404, "not_found")
-    assert (await rejected(store))[-1][b"status"] == b"404"
+    assert (await refused_unauthenticated(store))[-1][b"status"] == b"404"
 
 
 async def test_413_declared_length(client: httpx.AsyncClient, store: EventStore) -> None:
@@ -780,3 +787,19 @@ async def test_expiry_is_stored_for_an_opt_out_and_refused_for_an_opt_in(
         "reason": "duplicate",
         "message": "",
     }
+
+
+async def test_callers_without_the_secret_cannot_evict_the_authenticated_record(
+    fake_redis: aioredis.Redis,
+) -> None:
+    # Both streams are capped; a flood of unauthenticated refusals used to share one with
+    # (and push out) the refusals of real senders (a break-it pass).
+    store = EventStore(fake_redis, RedisKeys("evict"), StoreLimits(rejected_max_len=10))
+    app = make_app(store)
+    async with make_client(app) as sender, make_client(app, auth=False) as stranger:
+        assert (await sender.post("/v1/events", json=body(eventName="maybe"))).status_code == 422
+        for _ in range(50):
+            assert (await stranger.post("/v1/events", json=body())).status_code == 401
+    kept = await rejected(store)
+    assert [entry[b"status"] for entry in kept] == [b"422"]
+    assert len(await refused_unauthenticated(store)) <= 50

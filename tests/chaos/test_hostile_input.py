@@ -89,7 +89,9 @@ def as_httpx(request: fc.FuzzRequest) -> dict[str, object]:
 
 
 async def rejected_statuses(client: aioredis.Redis) -> Counter[str]:
+    """Statuses in both refusal streams (authenticated, and callers without a secret)."""
     entries = await client.xrange("{fuzz}:rejected", "-", "+")
+    entries += await client.xrange("{fuzz}:rejected-unauthenticated", "-", "+")
     return Counter(fields[b"status"].decode() for _, fields in entries)
 
 

@@ -221,7 +221,9 @@ def test_every_writing_operation_refuses_every_request_without_a_secret(
     try:
         refuse()
         keys = loop.run_until_complete(fake_redis.keys("*"))
-        rejected = loop.run_until_complete(fake_redis.xrange("{sec}:rejected", "-", "+"))
+        rejected = loop.run_until_complete(
+            fake_redis.xrange("{sec}:rejected-unauthenticated", "-", "+")
+        )
         # Control: the same kind of body with the secret is written, on this very operation.
         loop.run_until_complete(
             send(event_body(1), [(b"authorization", b"Bearer " + SECRET)], "application/json", "")
@@ -232,7 +234,9 @@ def test_every_writing_operation_refuses_every_request_without_a_secret(
     refused, control = answers[:-1], answers[-1]
     assert len(refused) == GENERATED
     assert [a for a in refused if a[:2] != (401, "unauthorized")] == []
-    assert keys == [b"{sec}:rejected"]  # no pending, latest, watermark, audit, idempotency key
+    # Only the stream of unauthenticated refusals: no pending, latest, watermark, audit,
+    # idempotency key, and not the authenticated refusals' stream either.
+    assert keys == [b"{sec}:rejected-unauthenticated"]
     assert len(rejected) == GENERATED
     assert not [fields for _, fields in rejected if b"body" in fields]  # untrusted: not kept
     assert control[0] == 202
@@ -284,7 +288,7 @@ async def test_replayed_signed_request_outside_the_window_is_refused_and_writes_
         headers["Content-Type"] = "application/json"
         response = await http.post("/v1/events", content=body, headers=headers)
     assert response.status_code == 401
-    assert await fake_redis.keys("*") == [b"{sec}:rejected"]
+    assert await fake_redis.keys("*") == [b"{sec}:rejected-unauthenticated"]
 
 
 # -- the comparison -------------------------------------------------------------------------------
