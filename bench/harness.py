@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,3 +91,28 @@ def run_main(
             stop_all(services)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def start_redis_server(port: int, folder: Path) -> tuple[subprocess.Popen[bytes], redis.Redis]:
+    """A throwaway ``redis-server`` on 127.0.0.1:``port`` (no persistence, data and log in
+    ``folder``) and a client that has had its PING answered. Raises ``BenchError`` when it
+    exits or does not answer within 10 s (the caller stops the process either way)."""
+    command = [
+        "redis-server", "--port", str(port), "--bind", HOST, "--save", "",
+        "--appendonly", "no", "--dir", str(folder), "--daemonize", "no",
+        "--loglevel", "warning",
+    ]  # fmt: skip
+    with (folder / "redis.log").open("wb") as log:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    client = redis.Redis(host=HOST, port=port, socket_timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"redis-server exited with {proc.returncode}")
+        with contextlib.suppress(redis.ConnectionError):
+            client.ping()
+            return proc, client
+        time.sleep(0.05)
+    raise BenchError("redis-server did not answer PING within 10 s")

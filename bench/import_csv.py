@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import os
 import platform
@@ -41,7 +40,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from harness import HOST, BenchError, free_ports, run_main, stop_popen
+from harness import HOST, free_ports, run_main, start_redis_server, stop_popen
 
 from dnc.intake import IntakePolicy
 from dnc.keys import RedisKeys
@@ -118,25 +117,10 @@ def generate(path: Path, rows: int, invalid_share: float, seed: int) -> None:
 
 
 def start_redis(services: Services) -> redis.Redis:
-    command = [
-        "redis-server", "--port", str(services.redis_port), "--bind", HOST, "--save", "",
-        "--appendonly", "no", "--dir", str(services.tmp), "--daemonize", "no",
-        "--loglevel", "warning",
-    ]  # fmt: skip
-    with (services.tmp / "redis.log").open("wb") as log:
-        services.redis_proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    client = redis.Redis(host=HOST, port=services.redis_port, socket_timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if services.redis_proc.poll() is not None:
-            raise BenchError(f"redis-server exited with {services.redis_proc.returncode}")
-        with contextlib.suppress(redis.ConnectionError):
-            client.ping()
-            return client
-        time.sleep(0.05)
-    raise BenchError("redis-server did not answer PING within 10 s")
+    """Start this run's Redis (``harness.start_redis_server``) and keep its process."""
+    proc, client = start_redis_server(services.redis_port, services.tmp)
+    services.redis_proc = proc
+    return client
 
 
 def redis_cpu_s(client: redis.Redis) -> float:

@@ -80,7 +80,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from harness import BenchError, free_ports, run_main, stop_popen
+from harness import BenchError, free_ports, run_main, start_redis_server, stop_popen
 
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
@@ -118,25 +118,10 @@ class Services:
 
 
 def start_redis(services: Services) -> redis.Redis:
-    command = [
-        "redis-server", "--port", str(services.redis_port), "--bind", HOST, "--save", "",
-        "--appendonly", "no", "--dir", str(services.tmp), "--daemonize", "no",
-        "--loglevel", "warning",
-    ]  # fmt: skip
-    with (services.tmp / "redis.log").open("wb") as log:
-        services.redis_proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    client = redis.Redis(host=HOST, port=services.redis_port, socket_timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if services.redis_proc.poll() is not None:
-            raise BenchError(f"redis-server exited with {services.redis_proc.returncode}")
-        with contextlib.suppress(redis.ConnectionError):
-            client.ping()
-            return client
-        time.sleep(0.05)
-    raise BenchError("redis-server did not answer PING within 10 s")
+    """Start this run's Redis (``harness.start_redis_server``) and keep its process."""
+    proc, client = start_redis_server(services.redis_port, services.tmp)
+    services.redis_proc = proc
+    return client
 
 
 def start_sandbox(services: Services) -> None:
