@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from typing import Any
 
@@ -17,15 +18,29 @@ from dnc.store import EventStore, StoreLimits
 from receiver.app import ReceiverApp
 from tests.conftest import make_app, make_client, make_store
 
-NOW_S = time.time()
 NOT_JSON = "body is not valid JSON (or nests deeper or holds longer numbers than accepted)"
+
+
+_test_start_ms = 0  # set for each test by the autouse fixture below
+
+
+@pytest.fixture(autouse=True)
+def _read_clock_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "_test_start_ms", int(time.time() * 1000))
+
+
+def now_ms() -> int:
+    """Epoch ms when the running test started: the same value for every call in one test (so
+    repeated bodies are identical), read per test, never at import (a long suite reaches a
+    module's tests minutes after importing it)."""
+    return _test_start_ms
 
 
 def body(**overrides: object) -> dict[str, Any]:
     base: dict[str, Any] = {
         "phoneNumber": "(202) 555-0123",
         "eventName": "optOut",
-        "timestamp": int(NOW_S * 1000) - 60_000,
+        "timestamp": now_ms() - 60_000,
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
@@ -94,7 +109,7 @@ async def test_studio_retry_without_event_id_is_duplicate(client: httpx.AsyncCli
 
 
 async def test_superseded(client: httpx.AsyncClient, store: EventStore) -> None:
-    newer = body(eventName="optIn", timestamp=int(NOW_S * 1000) - 1_000)
+    newer = body(eventName="optIn", timestamp=now_ms() - 1_000)
     await client.post("/v1/events", json=newer)
     response = await client.post("/v1/events", json=body())
     assert (response.status_code, response.json()["status"]) == (202, "superseded")
@@ -128,7 +143,7 @@ async def test_form_body_as_studio_sends_it(client: httpx.AsyncClient, store: Ev
     form = {
         "phoneNumber": "202-555-0123",
         "eventName": "OPTIN",
-        "timestamp": str(int(NOW_S * 1000) - 5_000),
+        "timestamp": str(now_ms() - 5_000),
         "eventId": "",
         "region": "",
         "metadata": '{"contactId": "42"}',
@@ -142,7 +157,7 @@ async def test_form_body_as_studio_sends_it(client: httpx.AsyncClient, store: Ev
 async def test_form_with_latin1_charset(client: httpx.AsyncClient) -> None:
     content = (
         "phoneNumber=%2B1+202+555+0123&eventName=optOut&timestamp="
-        + str(int(NOW_S * 1000) - 5_000)
+        + str(now_ms() - 5_000)
         + "&metadata=%7B%22n%22%3A%22caf%E9%22%7D"
     )
     response = await client.post(
@@ -314,7 +329,7 @@ async def test_422_phone_reasons(client: httpx.AsyncClient, raw: str, reason: st
 
 
 async def test_422_future_timestamp(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/events", json=body(timestamp=int(NOW_S * 1000) + 600_000))
+    response = await client.post("/v1/events", json=body(timestamp=now_ms() + 600_000))
     assert response.status_code == 422
     assert response.json()["problems"][0]["reason"] == "in_future"
 
@@ -508,7 +523,7 @@ async def test_form_leading_raw_plus_is_a_plus_sign(
     client: httpx.AsyncClient, store: EventStore, raw_number: str, e164: str
 ) -> None:
     # A template that pastes "+36..." unencoded must not opt out the US number +1 361...
-    content = f"phoneNumber={raw_number}&eventName=optOut&timestamp={int(NOW_S * 1000) - 9_000}"
+    content = f"phoneNumber={raw_number}&eventName=optOut&timestamp={now_ms() - 9_000}"
     response = await client.post(
         "/v1/events", content=content, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
@@ -616,7 +631,7 @@ async def test_identity_content_encoding_is_fine(client: httpx.AsyncClient) -> N
 async def test_form_raw_plus_before_the_first_digit_is_a_plus_sign(
     client: httpx.AsyncClient, store: EventStore, raw_number: str, e164: str
 ) -> None:
-    content = f"phoneNumber={raw_number}&eventName=optOut&timestamp={int(NOW_S * 1000) - 9_000}"
+    content = f"phoneNumber={raw_number}&eventName=optOut&timestamp={now_ms() - 9_000}"
     response = await client.post(
         "/v1/events", content=content, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
@@ -629,7 +644,7 @@ async def test_form_raw_plus_before_the_first_digit_is_a_plus_sign(
 async def test_form_raw_plus_after_a_digit_is_a_space(
     client: httpx.AsyncClient, store: EventStore
 ) -> None:
-    content = f"phoneNumber=1+202+555+0123&eventName=optOut&timestamp={int(NOW_S * 1000)}"
+    content = f"phoneNumber=1+202+555+0123&eventName=optOut&timestamp={now_ms()}"
     response = await client.post(
         "/v1/events", content=content, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
@@ -760,7 +775,7 @@ async def test_expiry_is_stored_for_an_opt_out_and_refused_for_an_opt_in(
 ) -> None:
     doc = (await client.get("/openapi.json")).json()
     assert "expiresAt" in doc["components"]["schemas"]["EventBody"]["properties"]
-    expires_ms = int(NOW_S * 1000) + 86_400_000
+    expires_ms = now_ms() + 86_400_000
     response = await client.post("/v1/events", json=body(expiresAt=expires_ms))
     assert (response.status_code, response.json()["status"]) == (202, "queued")
     latest = await store._client.hget(store.keys.latest, "+12025550123")

@@ -31,7 +31,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
-NOW_MS = int(time.time() * 1000)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +85,7 @@ async def world(
             "queue": PendingQueue(client, keys),
             "redis": client,
             "keys": keys,
+            "base_ms": int(time.time() * 1000),  # this test's clock, not import time
         }
     leftovers = [k async for k in client.scan_iter(match=keys.tag + ":*")]
     if leftovers:
@@ -99,7 +99,7 @@ async def post(world: dict[str, Any], number: str, action: str, offset_ms: int) 
         json={
             "phoneNumber": number,
             "eventName": action,
-            "timestamp": NOW_MS - 600_000 + offset_ms,
+            "timestamp": world["base_ms"] - 600_000 + offset_ms,
         },
     )
     assert response.status_code == 202, response.text
