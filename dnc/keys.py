@@ -35,9 +35,22 @@ class RedisKeys:
 
     @property
     def watermark(self) -> str:
-        """HASH: E.164 -> ``"<event ms>:<action>"`` of the latest known event. No TTL: it
-        outlives the pending entry so that a late, older event stays superseded."""
+        """HASH: E.164 -> ``"<event ms>:<action>"`` of the latest known event, or
+        ``"<event ms>:optOut:<expiry ms>"`` when it is an opt-out that lapses (times: UTC epoch
+        ms). The expiry is part of it so that two opt-outs of the same millisecond with
+        different protection differ: the sync's compare-and-delete compares the whole string.
+        (Before expiries were part of it, an expiring opt-out was ``"<event ms>:optOut"``;
+        readers accept both.) No TTL: it outlives the pending entry so that a late, older
+        event stays superseded."""
         return f"{self.tag}:watermark"
+
+    @property
+    def replication_touch(self) -> str:
+        """STRING: a counter the record script increments when the receiver waits for replica
+        confirmation (``WAIT``) after a call that wrote nothing else (every event a duplicate),
+        so that ``WAIT`` has a write of this connection to wait for. No TTL (one small
+        counter); its value means nothing."""
+        return f"{self.tag}:replication-touch"
 
     @property
     def audit(self) -> str:
@@ -65,10 +78,31 @@ class RedisKeys:
         return f"{self.tag}:sync-lease"
 
     @property
+    def sync_lease_history(self) -> str:
+        """HASH: how the last lease ended: ``holder``, ``expiresMs`` (Redis clock, UTC ms),
+        ``released`` ("1" when released, "0" while held or once expired), ``fenceUntilMs`` (no
+        write before it: the takeover grace, ``dnc.fence``). No TTL (one small hash)."""
+        return f"{self.tag}:sync-lease-history"
+
+    @property
     def dead_letters(self) -> str:
         """HASH: E.164 -> JSON {reason, event, deadAtMs} of numbers CXone refused for good. No
         TTL: they stay until requeued."""
         return f"{self.tag}:dead-letters"
+
+    @property
+    def deferred(self) -> str:
+        """ZSET: member = E.164 waiting out a retry backoff after a temporary failure, score =
+        when it may be claimed again (UTC ms); the claim puts due ones back in ``pending``. No
+        TTL: a member leaves when claimed again, applied or dead-lettered."""
+        return f"{self.tag}:deferred"
+
+    @property
+    def retry_state(self) -> str:
+        """HASH: E.164 -> ``"<attempts>:<waiting since ms>:<first counted failure ms, 0 before
+        one>"`` of a number that failed temporarily (UTC ms); deleted when it is applied or
+        dead-lettered."""
+        return f"{self.tag}:retry-state"
 
     def event_id(self, event_id: str) -> str:
         """STRING per idempotency key -> the event fingerprint; TTL = idempotency TTL

@@ -10,6 +10,7 @@ Everything here is a plain async function of an injected Redis client, tested wi
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +26,26 @@ from dnc.keys import RedisKeys
 from dnc.store import convert_error, load_lua
 from dnc.target import DncChange
 
+REQUEUE_CHUNK = 500
+"""Numbers per requeue script call: bounds how long one call holds Redis (and stays far below
+Lua's limit on unpacked arguments)."""
+
 
 class LeaseLost(StoreError):
     """Another sync run holds the lease (or ours expired): this run must not claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    """The answer to ``acquire_lease``: ``held`` (truthiness too) and ``wait_ms``, how long
+    the new holder must wait before writing to CXone (the takeover grace of a previous holder
+    whose lease expired unreleased; ``dnc.fence``)."""
+
+    held: bool
+    wait_ms: int = 0
+
+    def __bool__(self) -> bool:
+        return self.held
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,38 +78,89 @@ class DeadLetter(BaseModel):
     deadAtMs: int
 
 
+@dataclass(frozen=True, slots=True)
+class RetryLimits:
+    """How numbers that fail temporarily are retried: at most ``max_attempts`` pushes and
+    ``max_age_ms`` since the first failure before they are dead-lettered; between pushes a
+    backoff of ``base_ms`` doubling per attempt up to ``cap_ms`` (equal jitter)."""
+
+    max_attempts: int = 8
+    max_age_ms: int = 21_600_000
+    base_ms: int = 30_000
+    cap_ms: int = 1_800_000
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A claim to push again later: CXone's ``reason``, its ``retry_after_s`` (seconds) when it
+    gave one, and whether this failure ``counts`` toward the dead-letter limits (a number's own
+    temporary failure does; a whole batch failing, CXone down, does not)."""
+
+    claim: Claim
+    reason: str
+    retry_after_s: float | None = None
+    counts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Deferral:
+    """What ``defer`` did: numbers ``deferred`` (waiting out a backoff), ``dead_lettered`` at the
+    retry limits, and ``changed`` (a newer event arrived: left pending)."""
+
+    deferred: int = 0
+    dead_lettered: int = 0
+    changed: int = 0
+
+
 class PendingQueue:
     """Lease, claim, settle and dead-letter operations on one namespace. Methods raise
-    ``StoreUnavailable``/``StoreError`` when Redis fails and ``LeaseLost`` as documented."""
+    ``StoreUnavailable``/``StoreError`` when Redis fails and ``LeaseLost`` as documented.
+    ``retry``: the limits of ``defer``."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: RedisKeys, retry: RetryLimits | None = None
+    ) -> None:
         self._client = client
         self._keys = keys
+        self._retry = retry or RetryLimits()
+        self._backlog = client.register_script(load_lua("backlog.lua"))
         self._lease = client.register_script(load_lua("lease.lua"))
         self._claim = client.register_script(load_lua("claim.lua"))
         self._settle = client.register_script(load_lua("settle.lua"))
         self._requeue = client.register_script(load_lua("requeue.lua"))
 
-    async def acquire_lease(self, token: str, ttl_ms: int) -> bool:
-        """Take the lease for ``ttl_ms`` ms if it is free (or already ours)."""
-        return await self._lease_call("acquire", token, ttl_ms)
+    async def acquire_lease(self, token: str, ttl_ms: int, grace_ms: int = 0) -> LeaseGrant:
+        """Take the lease for ``ttl_ms`` ms if it is free (or already ours). ``grace_ms``: how
+        long after an unreleased lease's expiry its successor may not write (the answer's
+        ``wait_ms`` is what is left of that, on Redis's clock)."""
+        held, wait_ms = await self._lease_call("acquire", token, ttl_ms, grace_ms)
+        return LeaseGrant(held, wait_ms)
 
     async def renew_lease(self, token: str, ttl_ms: int) -> bool:
         """Extend our lease to ``ttl_ms`` ms from now; false when it is not ours any more."""
-        return await self._lease_call("renew", token, ttl_ms)
+        held, _ = await self._lease_call("renew", token, ttl_ms)
+        return held
 
     async def release_lease(self, token: str) -> None:
         """Drop the lease if it is ours."""
         await self._lease_call("release", token, 0)
 
-    async def claim(self, token: str, limit: int) -> list[Claim]:
-        """The ``limit`` oldest pending numbers with their latest state, oldest first. Raises
-        ``LeaseLost`` when ``token`` does not hold the lease."""
+    async def claim(self, token: str, limit: int, now_ms: int | None = None) -> list[Claim]:
+        """The ``limit`` oldest pending numbers with their latest state, oldest first, after
+        putting back those whose retry backoff ended by ``now_ms`` (UTC ms, default now).
+        Raises ``LeaseLost`` when ``token`` does not hold the lease."""
         keys = self._keys
         rows = await self._run(
             self._claim,
-            [keys.sync_lease, keys.pending, keys.watermark, keys.latest],
-            [token, limit],
+            [
+                keys.sync_lease,
+                keys.pending,
+                keys.watermark,
+                keys.latest,
+                keys.deferred,
+                keys.retry_state,
+            ],
+            [token, limit, _now_ms(now_ms)],
         )
         if rows is None:
             raise LeaseLost("another sync run holds the lease")
@@ -112,23 +181,37 @@ class PendingQueue:
     async def acknowledge(self, claims: Sequence[Claim]) -> list[bool]:
         """Remove each claim from the pending set if its watermark is unchanged; per claim,
         whether it left (false: a newer event arrived, it stays pending)."""
-        return await self._settle_all([(claim, "") for claim in claims])
+        return [bool(flag) for flag in await self._settle_all([(c, "ack", "") for c in claims])]
 
     async def dead_letter(
         self, refused: Sequence[tuple[Claim, str]], now_ms: int | None = None
     ) -> list[bool]:
         """Move refused claims (with CXone's reason) to the dead letters, under the same
         compare-and-delete as ``acknowledge``."""
-        at_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-        return await self._settle_all(
-            [
-                (
-                    claim,
-                    DeadLetter(reason=reason, event=claim.event, deadAtMs=at_ms).model_dump_json(),
-                )
-                for claim, reason in refused
-            ]
+        at_ms = _now_ms(now_ms)
+        flags = await self._settle_all(
+            [(claim, "dead", _dead_json(claim, reason, at_ms)) for claim, reason in refused],
+            at_ms,
         )
+        return [bool(flag) for flag in flags]
+
+    async def defer(
+        self, retries: Sequence[Retry], now_ms: int | None = None, rng: random.Random | None = None
+    ) -> Deferral:
+        """Take numbers that failed for now out of the pending set until their backoff ends
+        (``RetryLimits``; at least CXone's retry-after), or dead-letter those at the limits,
+        under the same compare-and-delete as ``acknowledge`` (a number with a newer event
+        stays pending). ``rng`` draws the jitter (tests fix it)."""
+        at_ms = _now_ms(now_ms)
+        draw = rng or random.SystemRandom()
+        items = []
+        for retry in retries:
+            reason = f"gave up after {{attempts}} temporary failures: {retry.reason}"
+            wait_ms = round((retry.retry_after_s or 0) * 1000)
+            payload = f"{draw.random():.6f} {wait_ms} {int(retry.counts)} "
+            items.append((retry.claim, "retry", payload + _dead_json(retry.claim, reason, at_ms)))
+        flags = await self._settle_all(items, at_ms)
+        return Deferral(flags.count(3), flags.count(2), flags.count(0))
 
     async def dead_letters(self) -> dict[str, DeadLetter]:
         """Every dead letter by E.164."""
@@ -139,36 +222,78 @@ class PendingQueue:
         """Put dead letters (all when ``numbers`` is empty) back in the pending set; returns
         how many were requeued. Their wait (the sync lag) restarts at ``now_ms`` (UTC ms,
         default: now)."""
+        at_ms = _now_ms(now_ms)
+        if numbers:
+            chunks = [
+                list(numbers[i : i + REQUEUE_CHUNK]) for i in range(0, len(numbers), REQUEUE_CHUNK)
+            ]
+            return sum([await self._requeue_chunk(at_ms, chunk) for chunk in chunks])
+        count = 0
+        cursor = 0
+        while True:  # every dead letter, a bounded script call per HSCAN page
+            cursor, page = await self._run_command(
+                "hscan", self._keys.dead_letters, cursor, count=REQUEUE_CHUNK
+            )
+            if page:
+                count += await self._requeue_chunk(at_ms, [_text(k) for k in page])
+            if int(cursor) == 0:
+                return count
+
+    async def _requeue_chunk(self, now_ms: int, numbers: Sequence[str]) -> int:
         keys = self._keys
-        if now_ms is None:
-            now_ms = int(time.time() * 1000)
         count = await self._run(
             self._requeue, [keys.dead_letters, keys.pending, keys.watermark], [now_ms, *numbers]
         )
         return int(count)
 
     async def backlog(self) -> tuple[int, int | None]:
-        """(pending count, receive time in UTC ms of the longest-waiting pending number, or
-        ``None`` when nothing is pending)."""
-        size = await self._run_command("zcard", self._keys.pending)
-        oldest = await self._run_command("zrange", self._keys.pending, 0, 0, withscores=True)
-        return int(size), (int(oldest[0][1]) if oldest else None)
+        """(numbers waiting: pending or waiting out a retry backoff, the receive time in UTC ms
+        of the longest-waiting one, or ``None`` when nothing waits)."""
+        count, oldest, _ = await self.backlog_counts()
+        return count, oldest
 
-    async def _settle_all(self, items: Sequence[tuple[Claim, str]]) -> list[bool]:
+    async def deferred_count(self) -> int:
+        """How many numbers wait out a retry backoff (they are part of ``backlog``)."""
+        return (await self.backlog_counts())[2]
+
+    async def backlog_counts(self) -> tuple[int, int | None, int]:
+        """``backlog`` plus the count of numbers waiting out a retry backoff."""
+        keys = self._keys
+        count, oldest, deferred = await self._run(
+            self._backlog, [keys.pending, keys.deferred, keys.retry_state], []
+        )
+        return int(count), (int(oldest) if oldest else None), int(deferred)
+
+    async def _settle_all(
+        self, items: Sequence[tuple[Claim, str, str]], now_ms: int | None = None
+    ) -> list[int]:
         if not items:
             return []
-        keys = self._keys
-        args: list[Any] = []
-        for claim, dead in items:
-            args += [claim.e164, claim.watermark, dead]
-        settled = await self._run(
-            self._settle, [keys.pending, keys.watermark, keys.dead_letters], args
-        )
-        return [bool(flag) for flag in settled]
+        keys, limits = self._keys, self._retry
+        args: list[Any] = [
+            _now_ms(now_ms),
+            limits.max_attempts,
+            limits.max_age_ms,
+            limits.base_ms,
+            limits.cap_ms,
+        ]
+        for claim, kind, payload in items:
+            args += [claim.e164, claim.watermark, kind, payload]
+        key_names = [
+            keys.pending,
+            keys.watermark,
+            keys.dead_letters,
+            keys.deferred,
+            keys.retry_state,
+        ]
+        return [int(flag) for flag in await self._run(self._settle, key_names, args)]
 
-    async def _lease_call(self, mode: str, token: str, ttl_ms: int) -> bool:
-        held = await self._run(self._lease, [self._keys.sync_lease], [mode, token, ttl_ms])
-        return bool(held)
+    async def _lease_call(
+        self, mode: str, token: str, ttl_ms: int, grace_ms: int = 0
+    ) -> tuple[bool, int]:
+        keys = [self._keys.sync_lease, self._keys.sync_lease_history]
+        held, wait_ms = await self._run(self._lease, keys, [mode, token, ttl_ms, grace_ms])
+        return bool(held), int(wait_ms)
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -191,6 +316,14 @@ def chunk(claims: Sequence[Claim], batch_size: int) -> list[list[Claim]]:
         same = [claim for claim in claims if claim.event.action is action]
         batches += [same[i : i + batch_size] for i in range(0, len(same), batch_size)]
     return batches
+
+
+def _now_ms(now_ms: int | None) -> int:
+    return now_ms if now_ms is not None else int(time.time() * 1000)
+
+
+def _dead_json(claim: Claim, reason: str, at_ms: int) -> str:
+    return DeadLetter(reason=reason, event=claim.event, deadAtMs=at_ms).model_dump_json()
 
 
 def _text(value: object) -> str:

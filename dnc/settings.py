@@ -40,8 +40,10 @@ class RedisSettings(BaseSettings):
 
     url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        description="Redis URL (redis://, rediss:// or unix://); with sentinels, only its "
-        "user, password and database number are used.",
+        description="Redis URL (redis://, rediss:// or unix://); with sentinels, its host "
+        "and port are ignored: its user, password, database number, TLS (rediss://) and "
+        "ssl_* query options (ssl_ca_certs, ssl_cert_reqs, ...) apply to the primary "
+        "Sentinel names.",
         min_length=8,
     )
     sentinels: Annotated[list[str], NoDecode] = Field(
@@ -53,6 +55,21 @@ class RedisSettings(BaseSettings):
         default="mymaster",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="Name of the monitored primary in Sentinel (sentinel monitor <name> ...).",
+    )
+    sentinel_tls: bool | None = Field(
+        default=None,
+        description="Talk TLS to the sentinels (with the URL's ssl_* options); unset: as "
+        "the URL (rediss:// yes, redis:// no).",
+    )
+    sentinel_username: str = Field(
+        default="",
+        max_length=256,
+        description="Username (Redis ACL) for the sentinels; empty: none.",
+    )
+    sentinel_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="Password for the sentinels (their requirepass or ACL user); empty: "
+        "none. The URL's password is for the primary only.",
     )
     namespace: str = Field(
         default="dnc",
@@ -97,6 +114,12 @@ class RedisSettings(BaseSettings):
     wait_timeout_ms: int = Field(
         default=1_000, ge=1, le=60_000, description="How long to wait for them, ms."
     )
+    allow_eviction: bool = Field(
+        default=False,
+        description="Run even when Redis's maxmemory-policy is not noeviction (a WARNING at "
+        "each check instead of a refusal). Evicted keys are lost opt-outs, leases and "
+        "duplicate detection: leave false.",
+    )
 
     @field_validator("sentinels", mode="before")
     @classmethod
@@ -121,10 +144,29 @@ class RedisSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _sentinels_need_tcp(self) -> RedisSettings:
+        if self.sentinels and self._scheme() not in ("redis", "rediss"):
+            raise ValueError(
+                "DNC_REDIS_URL must be redis:// or rediss:// with DNC_REDIS_SENTINELS "
+                "(Sentinel names a TCP primary; unix:// cannot reach it)"
+            )
+        return self
+
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """``sentinels`` as (host, port) pairs."""
         pairs = [address.rpartition(":") for address in self.sentinels]
         return [(host.strip("[]"), int(port)) for host, _, port in pairs]
+
+    def sentinel_uses_tls(self) -> bool:
+        """Whether connections to the sentinels use TLS: ``sentinel_tls``, or when unset,
+        whether the URL is ``rediss://``."""
+        if self.sentinel_tls is not None:
+            return self.sentinel_tls
+        return self._scheme() == "rediss"
+
+    def _scheme(self) -> str:
+        return self.url.partition("://")[0].lower()
 
 
 class IntakeSettings(BaseSettings):
@@ -315,6 +357,11 @@ class CxoneSettings(BaseSettings):
     token_skew_s: float = Field(
         default=30.0, ge=0, le=600, description="Replace a token this long before expiry, s."
     )
+    send_trace: bool = Field(
+        default=False,
+        description="Test stacks only: send the X-Dnc-Sync-Trace header (each record's number "
+        "and event time, UTC ms) with every write, for the sandbox's write journal.",
+    )
 
     @field_validator("custom_list_ids", mode="before")
     @classmethod
@@ -346,7 +393,8 @@ class SyncSettings(BaseSettings):
         default=120,
         ge=5,
         le=3_600,
-        description="Sync lease lifetime, seconds; renewed every loop, freed if a run dies.",
+        description="Sync lease lifetime, seconds; renewed every third of it, freed if a run "
+        "dies; at least the CXone attempt bound + fence margin + 1 (dnc.fence).",
     )
     lag_limit_s: int = Field(
         default=3_600,
@@ -360,4 +408,38 @@ class SyncSettings(BaseSettings):
     )
     push_retry_delay_s: float = Field(
         default=2.0, ge=0, le=600, description="First Prefect retry delay of a batch, seconds."
+    )
+    fence_margin_s: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=600,
+        description="Safety margin of the lease fence, seconds: an HTTP attempt to CXone "
+        "starts only while the lease outlives the attempt's bound plus this margin.",
+    )
+    retry_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Pushes of one number that CXone answers 'try again later' before it "
+        "is dead-lettered with the last reason.",
+    )
+    retry_max_age_s: int = Field(
+        default=21_600,
+        ge=1,
+        le=30 * 86_400,
+        description="A number retried for longer than this since its first temporary "
+        "failure is dead-lettered with the last reason, seconds.",
+    )
+    retry_backoff_base_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3_600,
+        description="Wait before a number that failed temporarily is claimed again, "
+        "seconds; doubles per attempt (full jitter), at most retry_backoff_cap_s.",
+    )
+    retry_backoff_cap_s: float = Field(
+        default=1_800.0,
+        ge=0,
+        le=86_400,
+        description="Longest wait between two pushes of a failing number, seconds.",
     )

@@ -3,7 +3,9 @@
 Layout and rules (see ``dnc.keys`` and ``dnc/lua/record_events.lua``): per number the latest
 event and its watermark; a pending ZSET of numbers whose latest state is not yet applied to
 CXone; an audit stream of every queued or superseded event; a rejected stream of every refused
-request. Latest event time wins; on a tie opt-out wins; a repeated eventId changes nothing.
+request. Latest event time wins; on a tie opt-out wins, and between two opt-outs the longer
+protection (no expiry, else the later expiry); otherwise the first one stands. A repeated eventId
+changes nothing.
 
 One script call records a batch of events, each under those rules, in order; concurrent
 ``record`` calls are grouped into one call per event-loop turn (``dnc.coalescer``), so the
@@ -17,15 +19,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 from dnc.coalescer import Coalescer
 from dnc.errors import StoreError, StoreUnavailable
-from dnc.events import StoredEvent
+from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.settings import RedisSettings
 
@@ -46,7 +52,8 @@ class RecordStatus(StrEnum):
     QUEUED = "queued"
     """The event is now the latest for its number and the number is pending."""
     SUPERSEDED = "superseded"
-    """A newer (or equal-time, compliance-safer) event is already known; kept for audit only."""
+    """A newer (or equal-time, at least as compliance-safe) event is already known; kept for
+    audit only."""
     DUPLICATE = "duplicate"
     """This eventId was already recorded for the same event; nothing changed."""
     ID_CONFLICT = "id_conflict"
@@ -99,24 +106,41 @@ def open_redis(settings: RedisSettings) -> aioredis.Redis:
 
 
 def _sentinel_client(settings: RedisSettings) -> aioredis.Redis:
-    url = urlsplit(settings.url)
+    """A client of the primary Sentinel names for ``settings.sentinel_master``.
+
+    The URL is read as redis-py's ``from_url`` reads it (user, password, database, query
+    options such as ``ssl_ca_certs``/``ssl_cert_reqs``) except for its host and port, which
+    Sentinel supplies; ``rediss://`` makes every connection to the primary TLS. The sentinels
+    get ``sentinel_username``/``sentinel_password`` and TLS as ``sentinel_uses_tls()`` says,
+    with the URL's ``ssl_*`` options."""
+    options: dict[str, Any] = dict(parse_url(settings.url))
+    primary_tls = options.pop("connection_class", None) is SSLConnection
+    for address_part in ("host", "port", "path"):
+        options.pop(address_part, None)
+    tls_options = {name: value for name, value in options.items() if name.startswith("ssl_")}
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "username": settings.sentinel_username or None,
+        "password": settings.sentinel_password.get_secret_value() or None,
+    }
+    if settings.sentinel_uses_tls():
+        sentinel_kwargs |= {"ssl": True, **tls_options}
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
-        settings.sentinel_addresses(),
-        sentinel_kwargs={
-            "socket_timeout": settings.socket_timeout_s,
-            "socket_connect_timeout": settings.connect_timeout_s,
-        },
+        settings.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs
+    )
+    primary_kwargs: dict[str, Any] = {
+        "max_connections": settings.max_connections,
+        "health_check_interval": 30,
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_connect_timeout": settings.connect_timeout_s,
+    }
+    primary_kwargs |= options  # the URL's query wins, as with from_url
+    primary_kwargs["connection_class"] = (
+        SentinelManagedSSLConnection if primary_tls else SentinelManagedConnection
     )
     client: _SentinelRedis = sentinel.master_for(
-        settings.sentinel_master,
-        redis_class=_SentinelRedis,
-        db=int(url.path.strip("/") or 0),
-        username=unquote(url.username) if url.username else None,
-        password=unquote(url.password) if url.password else None,
-        max_connections=settings.max_connections,
-        health_check_interval=30,
-        socket_timeout=settings.socket_timeout_s,
-        socket_connect_timeout=settings.connect_timeout_s,
+        settings.sentinel_master, redis_class=_SentinelRedis, **primary_kwargs
     )
     client.sentinel_manager = sentinel
     return client
@@ -172,16 +196,28 @@ class EventStore:
             )
         return statuses
 
-    async def _record_batch(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
+    def _script_input(self, events: Sequence[StoredEvent]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one ``record_events.lua`` call for ``events``."""
         keys = self._keys
-        key_names = [keys.watermark, keys.latest, keys.pending, keys.audit]
-        args: list[Any] = [self._limits.idempotency_ttl_ms, self._limits.audit_max_len]
+        confirm = self._limits.wait_replicas > 0
+        key_names = [keys.watermark, keys.latest, keys.pending, keys.audit, keys.replication_touch]
+        args: list[Any] = [
+            self._limits.idempotency_ttl_ms,
+            self._limits.audit_max_len,
+            "1" if confirm else "0",
+        ]
         for event in events:
             key_names.append(keys.event_id(event.eventId))
+            expires = event.expiresMs if event.action is Action.OPT_OUT else None
             header = (
-                f"{event.e164} {event.eventMs} {event.receivedMs} {event.action.value} ".encode()
-            )
+                f"{event.e164} {event.eventMs} {event.receivedMs} {event.action.value} "
+                f"{'-' if expires is None else expires} "
+            ).encode()
             args.append(header + event.model_dump_json(exclude_none=True).encode())
+        return key_names, args
+
+    async def _record_batch(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
+        key_names, args = self._script_input(events)
         try:
             if self._limits.wait_replicas > 0:
                 results = await self._record_replicated(key_names, args)
@@ -195,9 +231,11 @@ class EventStore:
         """Run the script and Redis ``WAIT`` on one connection (``WAIT`` counts the replicas
         holding that connection's writes), or raise ``StoreUnavailable`` when fewer than
         ``wait_replicas`` confirm in time: the caller is told to retry (the events stay
-        recorded on the primary; the retry is a harmless duplicate), so an answered event
-        survives a failover. Asynchronous replication alone can lose the last writes a
-        dying primary acknowledged."""
+        recorded on the primary; the retry is a duplicate, confirmed only once a replica
+        holds the original), so an answered event survives a failover, whatever its status.
+        Asynchronous replication alone can lose the last writes a dying primary
+        acknowledged. A call that wrote nothing else increments ``replication_touch`` so
+        that ``WAIT`` has a write to wait for on Redis >= 7.2 and Valkey (see the script)."""
         wanted = self._limits.wait_replicas
         async with self._client.pipeline(transaction=False) as pipe:
             await self._record_script(keys=key_names, args=args, client=pipe)

@@ -8,18 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dnc.events import Action
-from dnc.pending import Claim
+from dnc.pending import Claim, Retry
 from dnc.target import ChangeOutcome, OutcomeKind
 
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """The fate of a pushed batch: claims to ``acknowledge``, claims to ``dead_letter`` with
-    CXone's reason, and claims left pending to ``retry`` (next loop or run)."""
+    CXone's reason, and claims to ``retry`` after a backoff (CXone's reason and retry-after;
+    ``PendingQueue.defer``)."""
 
     acknowledge: list[Claim] = field(default_factory=list)
     dead_letter: list[tuple[Claim, str]] = field(default_factory=list)
-    retry: list[Claim] = field(default_factory=list)
+    retry: list[Retry] = field(default_factory=list)
 
 
 def settle(claims: Sequence[Claim], outcomes: Sequence[ChangeOutcome]) -> Settlement:
@@ -34,14 +35,16 @@ def settle(claims: Sequence[Claim], outcomes: Sequence[ChangeOutcome]) -> Settle
         elif outcome.kind is OutcomeKind.REJECTED:
             result.dead_letter.append((claim, outcome.reason or "rejected"))
         else:
-            result.retry.append(claim)
+            reason = outcome.reason or "temporary failure"
+            result.retry.append(Retry(claim, reason, outcome.retry_after_s))
     return result
 
 
 @dataclass
 class SyncCounters:
     """What one run did; ``as_rows`` renders the summary table artifact. ``retried``: numbers
-    CXone answered with a temporary per-record failure (left pending); ``http_retries``: CXone
+    CXone answered with a temporary per-record failure; ``deferred``: numbers set to wait out
+    a retry backoff (their own failure or their batch's); ``http_retries``: CXone
     calls the client repeated after a transient failure of the whole call (429, 5xx, timeout,
     connection); ``failed_batches``: batches that failed even after Prefect's retries;
     ``api_calls``: HTTP requests sent, every retry included."""
@@ -52,6 +55,7 @@ class SyncCounters:
     already_applied: int = 0
     conflicts_resolved: int = 0
     retried: int = 0
+    deferred: int = 0
     http_retries: int = 0
     dead_lettered: int = 0
     failed_batches: int = 0

@@ -1,20 +1,30 @@
 """``dnc-sync check``: read every setting and the CXone target's requirements now, before any
 process starts, and name each problem (``scripts/run-local`` runs it first).
 
-Exit codes: 0 fine, 2 a setting is invalid or missing.
+Unless ``--no-redis``, it also connects to Redis and refuses one that may evict keys
+(``maxmemory-policy`` other than ``noeviction``, see ``dnc.redis_policy``).
+
+Exit codes: 0 fine, 2 a setting is invalid or missing (or Redis may evict keys), 3 Redis is
+not reachable (its policy was not checked).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 
 import httpx
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from dnc.cxone.factory import build_target
+from dnc.errors import StoreUnavailable
+from dnc.fence import check_lease_timing
+from dnc.redis_policy import EvictionPolicyError, require_noeviction
 from dnc.settings import (
     CxoneSettings,
     IntakeSettings,
@@ -22,23 +32,84 @@ from dnc.settings import (
     RedisSettings,
     SyncSettings,
 )
+from dnc.store import open_redis
 
 EXIT_INVALID = 2
+EXIT_REDIS_UNREACHABLE = 3
 
 
 def check(
     receiver: bool = typer.Option(True, help="Also check the receiver's settings."),
     cxone: bool = typer.Option(True, help="Also check the CXone target's settings."),
+    redis: bool = typer.Option(
+        True, help="Also connect to Redis and check it never evicts keys (noeviction)."
+    ),
 ) -> None:
-    """Check every DNC_* setting and what the CXone adapter needs; exit 2 naming each
-    problem."""
+    """Check every DNC_* setting, what the CXone adapter needs and Redis's eviction policy;
+    exit 2 naming each problem, 3 when Redis cannot be reached."""
     problems = find_problems(receiver=receiver, cxone=cxone)
-    console = Console(stderr=True)
-    for problem in problems:
-        console.print(f"[red]error:[/red] {problem}")
+    warnings: list[str] = []
+    unreachable = ""
+    redis_settings = _redis_settings() if redis else None
+    if redis_settings is not None:
+        try:
+            found, warnings = redis_problems(redis_settings)
+            problems.extend(found)
+        except StoreUnavailable as exc:
+            unreachable = (
+                f"Redis is not reachable ({exc}), so its maxmemory-policy was not checked: "
+                "start it and check again (--no-redis skips this)"
+            )
+    console = Console(stderr=True, soft_wrap=True)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    for problem in [*problems, unreachable] if unreachable else problems:
+        console.print(f"[red]error:[/red] {escape(problem)}")
     if problems:
         raise typer.Exit(EXIT_INVALID)
+    if unreachable:
+        raise typer.Exit(EXIT_REDIS_UNREACHABLE)
     Console().print("configuration OK")
+
+
+def redis_problems(settings: RedisSettings) -> tuple[list[str], list[str]]:
+    """``(problems, warnings)`` of the Redis ``settings`` name: a problem when its
+    ``maxmemory-policy`` is not ``noeviction`` (or cannot be read), a warning instead with
+    ``DNC_REDIS_ALLOW_EVICTION=true``. Raises ``StoreUnavailable`` when it cannot be reached."""
+    collected = _Collected()
+    logger = logging.Logger("dnc.check")  # not registered: its lines go to this check only
+    logger.addHandler(collected)
+
+    async def probe() -> None:
+        client = open_redis(settings)
+        try:
+            await require_noeviction(client, allow_eviction=settings.allow_eviction, logger=logger)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(probe())
+    except EvictionPolicyError as exc:
+        return [str(exc)], collected.lines
+    return [], collected.lines
+
+
+class _Collected(logging.Handler):
+    """Keeps the messages logged to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _redis_settings() -> RedisSettings | None:
+    try:
+        return RedisSettings()
+    except ValidationError:
+        return None  # named by find_problems
 
 
 def find_problems(*, receiver: bool = True, cxone: bool = True) -> list[str]:
@@ -90,6 +161,8 @@ def _cxone_problems() -> list[str]:
     )
     problems = [f"{name} is required for the {settings.adapter} adapter" for name, value in
                 needed.items() if not value]  # fmt: skip
+    with contextlib.suppress(ValidationError):  # a bad DNC_SYNC_ value is named already
+        problems.extend(check_lease_timing(SyncSettings(), settings))
     try:
         asyncio.run(_build(settings))
     except ValueError as exc:

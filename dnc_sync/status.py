@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from dnc.keys import RedisKeys
+from dnc.pending import PendingQueue
 from dnc.store import convert_error
 from dnc.sync import oldest_age_s
 
@@ -29,11 +30,13 @@ REJECTED_SCAN = 10_000
 
 @dataclass(frozen=True, slots=True)
 class QueueStatus:
-    """The queue in Redis: ``backlog`` numbers pending, ``oldest_pending_age_s`` (seconds the
-    longest-waiting change has waited since receipt), ``dead_letters``, ``rejected`` (entries
-    in the capped stream of authenticated refusals), ``rejected_unauthenticated`` (refusals of
-    callers without a valid secret) and ``rejected_by_reason`` among the latest
-    ``REJECTED_SCAN`` of each (``field:reason`` for invalid fields, else the error name)."""
+    """The queue in Redis: ``backlog`` numbers waiting to be applied (``retrying`` of them wait
+    out a retry backoff after a temporary failure), ``oldest_pending_age_s`` (seconds the
+    longest-waiting change has waited since receipt, retrying ones included),
+    ``dead_letters``, ``rejected`` (entries in the capped stream of authenticated refusals),
+    ``rejected_unauthenticated`` (refusals of callers without a valid secret) and
+    ``rejected_by_reason`` among the latest ``REJECTED_SCAN`` of each (``field:reason`` for
+    invalid fields, else the error name)."""
 
     backlog: int
     oldest_pending_age_s: float
@@ -41,6 +44,7 @@ class QueueStatus:
     rejected: int
     rejected_by_reason: dict[str, int]
     rejected_unauthenticated: int = 0
+    retrying: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +84,18 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
     """The queue's figures at ``now_ms`` (UTC ms). Raises ``StoreUnavailable``/``StoreError``."""
     try:
         async with client.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.pending)
-            pipe.zrange(keys.pending, 0, 0, withscores=True)
             pipe.hlen(keys.dead_letters)
             pipe.xlen(keys.rejected)
             pipe.xrevrange(keys.rejected, count=REJECTED_SCAN)
             pipe.xlen(keys.rejected_unauthenticated)
             pipe.xrevrange(keys.rejected_unauthenticated, count=REJECTED_SCAN)
-            backlog, oldest, dead, rejected, entries, refused, others = await pipe.execute()
+            dead, rejected, entries, refused, others = await pipe.execute()
     except redis_errors.RedisError as exc:
         raise convert_error(exc) from exc
-    oldest_ms = int(oldest[0][1]) if oldest else None
+    backlog, oldest_ms, retrying = await PendingQueue(client, keys).backlog_counts()
     return QueueStatus(
-        backlog=int(backlog),
+        backlog=backlog,
+        retrying=retrying,
         oldest_pending_age_s=round(oldest_age_s(oldest_ms, now_ms), 1),
         dead_letters=int(dead),
         rejected=int(rejected),

@@ -98,6 +98,7 @@ def render(report: Status, console: Console) -> None:
     queue: QueueStatus = report.queue
     table = Table("queue", "value", title="cxone-dnc-sync status")
     table.add_row("backlog (numbers pending)", str(queue.backlog))
+    table.add_row("  of them retrying after a temporary failure", str(queue.retrying))
     lag = f"{queue.oldest_pending_age_s:.0f} s (limit {report.lag_limit_s} s)"
     table.add_row("oldest pending change waited", f"[red]{lag}[/red]" if report.lagging else lag)
     dead = str(queue.dead_letters)

@@ -45,7 +45,8 @@ def serve(
     interval_s: Annotated[int, typer.Option(min=5, help="Seconds between runs.")] = 30,
 ) -> None:
     """Serve the sync on an interval (one run at a time; a run that would overlap is
-    cancelled, and the lease makes overlapping pushes impossible anyway)."""
+    cancelled, and only the holder of the Redis lease writes, fenced in time: see README,
+    "The lease and its fence")."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
     from flows.sync import sync_dnc

@@ -1,15 +1,15 @@
 """The sync flow: drain the pending set into CXone, batch by batch, until empty or out of time.
 
 Deployed on an interval from ``prefect.yaml`` (concurrency limit 1) and flushed ad hoc with
-``prefect deployment run 'sync-dnc/sync-dnc'``; two runs never push the same numbers because a
-run must hold the Redis lease to claim. Parameters hold no secrets: credentials come from the
-``DNC_*`` environment of the worker.
+``prefect deployment run 'sync-dnc/sync-dnc'``. Only the holder of the Redis lease claims and
+writes, and the lease fence (``dnc.fence``) keeps a run that lost its lease, or its requests
+still under way, from writing after another run took over. Parameters hold no secrets:
+credentials come from the ``DNC_*`` environment of the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -28,9 +28,10 @@ from prefect.utilities.annotations import quote
 
 from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import Target, build_http_client, build_target
-from dnc.errors import StoreError
+from dnc.fence import LeaseFence, attempt_bound_s, check_lease_timing, stop, takeover_grace_s
 from dnc.keys import RedisKeys
-from dnc.pending import Claim, LeaseLost, PendingQueue
+from dnc.pending import Claim, LeaseLost, PendingQueue, Retry, RetryLimits
+from dnc.redis_policy import require_noeviction
 from dnc.settings import CxoneSettings, RedisSettings, SyncSettings
 from dnc.store import open_redis
 from dnc.sync import SyncCounters, oldest_age_s
@@ -40,6 +41,7 @@ from tasks.sync_tasks import (
     chunk_claims,
     claim_pending,
     dead_letter,
+    defer_retries,
     discover_endpoints,
     fetch_token,
     push_batch,
@@ -52,6 +54,11 @@ PROGRESS_KEY = "dnc-sync-progress"
 
 class SyncLagging(RuntimeError):
     """A pending opt-in/opt-out has waited (since receipt) longer than ``DNC_SYNC_LAG_LIMIT_S``."""
+
+
+class SyncMisconfigured(RuntimeError):
+    """The settings break a rule the sync's guarantees rest on (e.g. the lease timing rule of
+    ``dnc.fence``); the run refuses to start."""
 
 
 class SyncBatchesFailed(RuntimeError):
@@ -77,8 +84,8 @@ class _Run:
     sync: SyncSettings
     batch_size: int
     counters: SyncCounters
+    fence: LeaseFence
     max_concurrency: int = 4
-    lease_lost: bool = False
 
 
 @flow(name="sync-dnc")
@@ -91,16 +98,34 @@ async def sync_dnc(
     cap: the target's); ``max_batches``: stop after this many batches; ``time_budget_s``: stop
     claiming after this many seconds (default ``DNC_SYNC_TIME_BUDGET_S``). Returns the run's
     counters. Fails (``SyncLagging``) when a pending change has waited longer than the limit,
-    and (``SyncBatchesFailed``, after writing the summary) when a batch failed after retries."""
+    and, after writing the summary, with ``LeaseLost`` when the run lost its lease (it wrote
+    nothing after that) and ``SyncBatchesFailed`` when a batch failed after retries. Refuses
+    to start (``SyncMisconfigured``) when the lease timing rule does not hold, and
+    (``EvictionPolicyError``) when Redis's maxmemory-policy is not noeviction."""
     redis_settings, cxone, sync = RedisSettings(), CxoneSettings(), SyncSettings()
+    problems = check_lease_timing(sync, cxone)
+    if problems:
+        raise SyncMisconfigured("; ".join(problems))
     started = time.monotonic()
     counters = SyncCounters()
     client, http = open_redis(redis_settings), build_http_client(cxone)
     try:
+        # before the lease: a Redis that may evict keys loses opt-outs (dnc.redis_policy)
+        await require_noeviction(
+            client, allow_eviction=redis_settings.allow_eviction, logger=get_run_logger()
+        )
         target = build_target(cxone, http)
-        queue = PendingQueue(client, RedisKeys(redis_settings.namespace))
+        queue = PendingQueue(client, RedisKeys(redis_settings.namespace), _retry_limits(sync))
         size = min(batch_size or target.batch_size, target.batch_size)
-        run = _Run(queue, target, _lease_token(), sync, size, counters, cxone.max_concurrency)
+        token = _lease_token()
+        fence = LeaseFence(
+            lambda: queue.renew_lease(token, sync.lease_ttl_s * 1000),
+            ttl_s=sync.lease_ttl_s,
+            bound_s=attempt_bound_s(cxone),
+            margin_s=sync.fence_margin_s,
+        )
+        target.transport.fence = fence
+        run = _Run(queue, target, token, sync, size, counters, fence, cxone.max_concurrency)
         await _with_lease(run, cxone, max_batches, time_budget_s or sync.time_budget_s)
         pending, oldest_ms = await queue.backlog()
         counters.remaining_backlog = pending
@@ -112,6 +137,11 @@ async def sync_dnc(
         await http.aclose()
         await client.aclose()
     await _report(counters, redis_settings.namespace, sync.lag_limit_s)
+    if fence.lost:
+        raise LeaseLost(
+            "the sync lease was lost during the run: nothing was written after that; the "
+            "numbers it held stay pending for the next run"
+        )
     if counters.failed_batches:
         raise SyncBatchesFailed(dict(vars(counters)))
     return dict(vars(counters))
@@ -121,37 +151,53 @@ async def _with_lease(
     run: _Run, cxone: CxoneSettings, max_batches: int | None, budget_s: float
 ) -> None:
     logger = get_run_logger()
-    ttl_ms = run.sync.lease_ttl_s * 1000
-    if not await run.queue.acquire_lease(run.lease, ttl_ms):
+    deadline = time.monotonic() + budget_s
+    sent_at = run.fence.now()
+    grant = await run.queue.acquire_lease(
+        run.lease,
+        run.sync.lease_ttl_s * 1000,
+        int(takeover_grace_s(run.sync, cxone) * 1000),
+    )
+    if not grant:
         logger.info("another sync run holds the lease: nothing to do in this one")
         return
-    heartbeat = asyncio.create_task(_keep_lease(run))
+    run.fence.acquired(sent_at, grant.wait_ms / 1000)
+    heartbeat = asyncio.create_task(run.fence.keep())
     try:
+        if not await _wait_out_takeover(grant.wait_ms / 1000, deadline):
+            return
         if isinstance(run.target, DncGroupsTarget):
             endpoints = await discover_endpoints(run.target, cxone.issuer_url, cxone.access_key_id)
             run.target.adopt_endpoints(endpoints)
         await fetch_token(run.target)
-        await _drain(run, max_batches, time.monotonic() + budget_s, cxone.rate_limit_rps)
+        await _drain(run, max_batches, deadline, cxone.rate_limit_rps)
+    except LeaseLost:
+        run.fence.lost = True
     finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
-        await run.queue.release_lease(run.lease)
+        await stop(heartbeat)
+        if not run.fence.lost:
+            await run.queue.release_lease(run.lease)
 
 
-async def _keep_lease(run: _Run) -> None:
-    """Renew the lease every third of its lifetime while the run works, however long one loop
-    takes; when a renewal fails, mark the lease lost so no further batch is pushed."""
-    ttl_ms = run.sync.lease_ttl_s * 1000
-    while True:
-        await asyncio.sleep(run.sync.lease_ttl_s / 3)
-        try:
-            held = await run.queue.renew_lease(run.lease, ttl_ms)
-        except StoreError:
-            held = False
-        if not held:
-            run.lease_lost = True
-            return
+async def _wait_out_takeover(wait_s: float, deadline: float) -> bool:
+    """Wait ``wait_s`` seconds when the previous holder's lease expired unreleased (its
+    requests may still land); false, without waiting, when that outlasts the time budget."""
+    if wait_s <= 0:
+        return True
+    logger = get_run_logger()
+    if time.monotonic() + wait_s >= deadline:
+        logger.warning(
+            "the previous sync run's lease expired unreleased: its requests may land for "
+            "another %.0f s, longer than this run's budget; nothing pushed",
+            wait_s,
+        )
+        return False
+    logger.warning(
+        "the previous sync run's lease expired unreleased: waiting %.1f s before writing",
+        wait_s,
+    )
+    await asyncio.sleep(wait_s)
+    return True
 
 
 def _claim_limit(run: _Run, room: int | None, remaining_s: float, rate_per_s: float) -> int:
@@ -172,8 +218,8 @@ async def _drain(run: _Run, max_batches: int | None, deadline: float, rate_per_s
     if not initial:  # nothing to do is all done, not 0 %
         await aupdate_progress_artifact(progress, 100.0)
     while time.monotonic() < deadline and (max_batches is None or pushed < max_batches):
-        if run.lease_lost:
-            raise LeaseLost("the sync lease expired during the run")
+        if run.fence.lost:
+            raise LeaseLost("the sync lease was lost during the run")
         room = None if max_batches is None else (max_batches - pushed) * run.batch_size
         limit = _claim_limit(run, room, deadline - time.monotonic(), rate_per_s)
         claims = await claim_pending(run.queue, run.lease, limit)
@@ -210,22 +256,29 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]], deadline: float) 
         *(push_when_free(batch) for batch in batches), return_exceptions=True
     )
     settled = 0
+    failed: list[Retry] = []
     for batch, result in zip(batches, results, strict=True):
         if isinstance(result, BaseException):
             run.counters.failed_batches += 1
             run.counters.left_pending += len(batch)
             get_run_logger().warning(
-                "batch of %d failed after retries (%s); it stays pending",
+                "batch of %d failed after retries (%s); it waits out a backoff",
                 len(batch),
                 type(result).__name__,
             )
+            if not run.fence.lost:  # a batch's failure delays its numbers, never dead-letters
+                after = getattr(result, "retry_after_s", None)
+                reason = f"batch failed: {type(result).__name__}"
+                failed += [Retry(claim, reason, after, counts=False) for claim in batch]
         else:
             settled += result
+    if failed:
+        run.counters.deferred += (await defer_retries(run.queue, quote(failed))).deferred
     return settled
 
 
 async def _push(run: _Run, batch: list[Claim]) -> int:
-    if run.lease_lost:  # the heartbeat could not renew: another run may own these numbers
+    if run.fence.lost:  # the heartbeat could not renew: another run may own these numbers
         raise LeaseLost("the sync lease was lost during the run")
     outcomes: list[ChangeOutcome] = await push_batch.with_options(
         retries=run.sync.push_retries,
@@ -235,17 +288,23 @@ async def _push(run: _Run, batch: list[Claim]) -> int:
     settlement = await resolve_conflicts(quote(batch), quote(outcomes))
     acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge))
     dead = await dead_letter(run.queue, quote(settlement.dead_letter))
+    deferral = await defer_retries(run.queue, quote(settlement.retry))
+    dead += deferral.dead_lettered
     run.counters.dead_lettered += dead
     run.counters.retried += len(settlement.retry)
-    run.counters.left_pending += len(batch) - acknowledged - dead
+    run.counters.deferred += deferral.deferred
+    left = len(batch) - acknowledged - dead - deferral.deferred
+    run.counters.left_pending += left
     get_run_logger().info(
-        "batch of %d: %d acknowledged, %d dead-lettered, %d left pending",
+        "batch of %d: %d acknowledged, %d dead-lettered, %d waiting out a retry backoff, "
+        "%d left pending (a newer event arrived)",
         len(batch),
         acknowledged,
         dead,
-        len(batch) - acknowledged - dead,
+        deferral.deferred,
+        left,
     )
-    return acknowledged + dead
+    return acknowledged + dead + deferral.deferred
 
 
 async def _report(counters: SyncCounters, namespace: str, lag_limit_s: int) -> None:
@@ -267,6 +326,15 @@ async def _report(counters: SyncCounters, namespace: str, lag_limit_s: int) -> N
             f"oldest pending change has waited {counters.oldest_pending_age_s:.0f} s "
             f"(limit {lag_limit_s} s)"
         )
+
+
+def _retry_limits(sync: SyncSettings) -> RetryLimits:
+    return RetryLimits(
+        max_attempts=sync.retry_max_attempts,
+        max_age_ms=sync.retry_max_age_s * 1000,
+        base_ms=round(sync.retry_backoff_base_s * 1000),
+        cap_ms=round(sync.retry_backoff_cap_s * 1000),
+    )
 
 
 def _lease_token() -> str:

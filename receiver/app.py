@@ -24,6 +24,7 @@ from dnc.events import StoredEvent
 from dnc.intake import IntakePolicy, build_event
 from dnc.keys import RedisKeys
 from dnc.masking import mask_number, redact
+from dnc.redis_policy import EvictionPolicyError, require_noeviction
 from dnc.settings import ReceiverSettings, RedisSettings
 from dnc.store import EventStore, RecordStatus, StoreLimits, open_redis
 from receiver.asgi import (
@@ -215,8 +216,17 @@ class ReceiverApp:
             await self._finish(send, outcome, time.perf_counter())
 
     async def _ready(self, send: Send) -> None:
+        """Ready when Redis answers and will not evict keys (``dnc.redis_policy``)."""
+        store = self._get_store()
         try:
-            await self._get_store().ping()
+            await store.ping()
+            await require_noeviction(
+                store._client, allow_eviction=self._redis_settings.allow_eviction, logger=log
+            )
+        except EvictionPolicyError as exc:
+            log.error("not ready: %s", exc)
+            await send_json(send, 503, _error("redis_eviction_policy", str(exc)))
+            return
         except StoreError:
             self.metrics.redis_errors.labels("unavailable").inc()
             await send_json(

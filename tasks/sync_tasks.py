@@ -22,7 +22,7 @@ from prefect.tasks import exponential_backoff
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
 from dnc.cxone.errors import is_transient
 from dnc.cxone.factory import Target
-from dnc.pending import Claim, PendingQueue, chunk
+from dnc.pending import Claim, Deferral, PendingQueue, Retry, chunk
 from dnc.sync import Settlement, settle
 from dnc.target import ChangeOutcome
 
@@ -105,3 +105,10 @@ async def ack_applied(queue: PendingQueue, claims: Sequence[Claim]) -> int:
 async def dead_letter(queue: PendingQueue, refused: Sequence[tuple[Claim, str]]) -> int:
     """Move refused numbers to the dead letters; returns how many moved."""
     return sum(await queue.dead_letter(refused))
+
+
+@task(**EPHEMERAL)
+async def defer_retries(queue: PendingQueue, retries: Sequence[Retry]) -> Deferral:
+    """Set numbers that failed for now to wait out their retry backoff, or dead-letter those
+    at the retry limits (``PendingQueue.defer``)."""
+    return await queue.defer(retries)

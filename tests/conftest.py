@@ -102,6 +102,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "no",
             "--dir",
             str(workdir),
+            "--maxmemory-policy",
+            "noeviction",  # what the receiver, the sync and `dnc-sync check` require
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -159,11 +161,14 @@ def make_store(client: aioredis.Redis, namespace: str = "dnc") -> EventStore:
 
 def make_app(store: EventStore, **settings: object) -> ReceiverApp:
     """A receiver on ``store``, authenticating with ``BEARER`` and ``HMAC_KEY`` unless
-    ``settings`` say otherwise (keyword arguments of ``ReceiverSettings``)."""
+    ``settings`` say otherwise (keyword arguments of ``ReceiverSettings``). ``/readyz``
+    accepts any eviction policy with a warning: fakeredis reports none (the refusal is
+    ``tests/test_redis_policy.py``'s, on a real redis-server)."""
     values: dict[str, object] = {"bearer_secrets": [BEARER], "hmac_secrets": [HMAC_KEY]}
     values.update(settings)
     policy = IntakePolicy(default_region="US")
-    return ReceiverApp(ReceiverSettings(**values), policy, RedisSettings(), store=store)
+    redis_settings = RedisSettings(allow_eviction=True)
+    return ReceiverApp(ReceiverSettings(**values), policy, redis_settings, store=store)
 
 
 def make_client(app: ReceiverApp, *, auth: bool = True) -> httpx.AsyncClient:

@@ -19,9 +19,10 @@ GOOD = {
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+def env(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> pytest.MonkeyPatch:
     for key, value in GOOD.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DNC_REDIS_URL", redis_url)  # `check` also reads Redis's eviction policy
     return monkeypatch
 
 

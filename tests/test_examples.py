@@ -111,7 +111,8 @@ async def test_replay_through_the_receiver_gives_the_expected_outcome(
     assert dict(Counter(statuses)) == {k: v for k, v in SUMMARY["statuses"].items() if v}
     assert dict(reasons) == SUMMARY["rejected_by_reason"]
     watermarks = await fake_redis.hgetall(store.keys.watermark)
-    final = {text(k): text(v).split(":", 1)[1] for k, v in watermarks.items()}
+    # "<ms>:<action>" or "<ms>:optOut:<expiry ms>": the action is the second field
+    final = {text(k): text(v).split(":")[1] for k, v in watermarks.items()}
     assert final == SUMMARY["final"]
     latest = await fake_redis.hgetall(store.keys.latest)
     assert {text(k): json.loads(v)["action"] for k, v in latest.items()} == SUMMARY["final"]

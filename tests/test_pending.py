@@ -203,3 +203,33 @@ async def test_a_claimed_opt_out_carries_its_expiry(
         ("+12025550102", None),
         ("+12025550103", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("first_expiry", "second_expiry"),
+    [(T0 + 86_400_000, None), (T0 + 86_400_000, T0 + 2 * 86_400_000)],
+    ids=["expiring-then-permanent", "soon-then-later"],
+)
+async def test_a_same_ms_longer_opt_out_during_the_push_stays_pending(
+    stores: tuple[EventStore, PendingQueue], first_expiry: int, second_expiry: int | None
+) -> None:
+    """The claimed opt-out was pushed with its expiry; a same-ms opt-out asking for longer
+    protection arrives during the push: acknowledging the first must not drop the second."""
+    store, queue = stores
+    first = event("+12025550101", T0).model_copy(
+        update={"eventId": "first", "expiresMs": first_expiry}
+    )
+    second = event("+12025550101", T0).model_copy(
+        update={"eventId": "second", "expiresMs": second_expiry}
+    )
+    await fill(store, first)
+    await queue.acquire_lease(TOKEN, 10_000)
+    [claim] = await queue.claim(TOKEN, 10)
+    assert claim.change().expires_at_ms == first_expiry
+    await fill(store, second)
+    assert await queue.acknowledge([claim]) == [False]
+    assert (await queue.backlog())[0] == 1
+    [again] = await queue.claim(TOKEN, 10)
+    assert (again.event.eventId, again.change().expires_at_ms) == ("second", second_expiry)
+    assert await queue.acknowledge([again]) == [True]
+    assert await queue.backlog() == (0, None)

@@ -49,7 +49,8 @@ def ha(tmp_path: Path) -> Iterator[dict[str, subprocess.Popen[bytes] | int]]:
     assert server, "redis-server is not installed (scripts/ensure-redis)"
     ports = {"primary": free_port(), "replica": free_port(), "sentinel": free_port()}
     # --dir: a replica's full sync writes dump.rdb there, not into the checkout
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+              "--maxmemory-policy", "noeviction"]  # fmt: skip
     procs = [
         start([server, "--port", str(ports["primary"]), *common], tmp_path / "primary.log"),
         start(

@@ -99,3 +99,17 @@ def test_redis_down_is_exit_3_with_a_json_error(monkeypatch: pytest.MonkeyPatch)
     result = CliRunner().invoke(app, ["status", "--json"])
     assert result.exit_code == 3
     assert json.loads(result.output)["error"] == "redis_unavailable"
+
+
+async def test_a_number_retrying_after_a_failure_still_counts_and_lags(
+    fake_redis: aioredis.Redis,
+) -> None:
+    keys = RedisKeys("st")
+    await fill(fake_redis, keys, waited_ms=90_000, dead=0)
+    oldest = (await fake_redis.zrange(keys.pending, 0, 0))[0].decode()
+    # the oldest failed temporarily: out of the pending set, waiting out its backoff
+    await fake_redis.zrem(keys.pending, oldest)
+    await fake_redis.zadd(keys.deferred, {oldest: NOW_MS + 60_000})
+    await fake_redis.hset(keys.retry_state, oldest, f"1:{NOW_MS - 90_000}:{NOW_MS - 1_000}")
+    queue = await read_queue(fake_redis, keys, NOW_MS)
+    assert (queue.backlog, queue.retrying, queue.oldest_pending_age_s) == (2, 1, 90.0)

@@ -26,8 +26,11 @@ def event(
     number: str = NUMBER,
     event_id: str | None = None,
     received: int = RECEIVED,
+    expires: int | None = None,
 ) -> StoredEvent:
     fingerprint = f"{number}|{action.value}|{ms}"
+    if expires is not None:  # as intake derives it: the expiry is part of the derived id
+        fingerprint += f"|{expires}"
     return StoredEvent(
         eventId=event_id or derive_event_id(fingerprint),
         eventIdDerived=event_id is None,
@@ -36,6 +39,7 @@ def event(
         eventMs=ms,
         receivedMs=received,
         region="US",
+        expiresMs=expires,
     )
 
 
@@ -91,6 +95,111 @@ async def test_tie_goes_to_opt_out(store: EventStore) -> None:
         RecordStatus.SUPERSEDED
     )
     assert (await latest(store)).action is Action.OPT_OUT
+
+
+DAY = 86_400_000
+SOON, LATER = T0 + DAY, T0 + 30 * DAY
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "status"),
+    [
+        (SOON, None, RecordStatus.QUEUED),  # permanent beats expiring
+        (None, SOON, RecordStatus.SUPERSEDED),
+        (SOON, LATER, RecordStatus.QUEUED),  # the later expiry wins
+        (LATER, SOON, RecordStatus.SUPERSEDED),
+        (SOON, SOON, RecordStatus.SUPERSEDED),  # equal protection: the first stands
+        (None, None, RecordStatus.SUPERSEDED),
+    ],
+    ids=[
+        "expiring-then-permanent",
+        "permanent-then-expiring",
+        "soon-then-later",
+        "later-then-soon",
+        "equal-expiry",
+        "both-permanent",
+    ],
+)
+async def test_same_ms_opt_outs_keep_the_longest_protection(
+    store: EventStore, first: int | None, second: int | None, status: RecordStatus
+) -> None:
+    assert await store.record(event(T0, expires=first, event_id="first")) is RecordStatus.QUEUED
+    assert await store.record(event(T0, expires=second, event_id="second")) is status
+    winner = "second" if status is RecordStatus.QUEUED else "first"
+    held = await latest(store)
+    assert (held.eventId, held.expiresMs) == (winner, second if winner == "second" else first)
+    mark = await store._client.hget(store.keys.watermark, NUMBER)
+    expected_expiry = held.expiresMs
+    assert mark.decode() == (
+        f"{T0}:optOut" if expected_expiry is None else f"{T0}:optOut:{expected_expiry}"
+    )
+    assert await pending(store) == {NUMBER: float(RECEIVED)}
+
+
+async def test_watermarks_of_same_ms_opt_outs_differ(store: EventStore) -> None:
+    """The sync compares whole watermark strings: two same-ms opt-outs of different protection
+    must leave different watermarks, or acknowledging the first would drop the second."""
+    marks = []
+    for expires in (SOON, LATER, None):
+        assert await store.record(event(T0, expires=expires)) is RecordStatus.QUEUED
+        marks.append((await store._client.hget(store.keys.watermark, NUMBER)).decode())
+    assert marks == [f"{T0}:optOut:{SOON}", f"{T0}:optOut:{LATER}", f"{T0}:optOut"]
+
+
+async def test_ties_with_expiring_opt_outs_keep_the_other_rules(store: EventStore) -> None:
+    assert await store.record(event(T0, Action.OPT_IN)) is RecordStatus.QUEUED
+    assert await store.record(event(T0, expires=SOON)) is RecordStatus.QUEUED  # out beats in
+    assert await store.record(event(T0, Action.OPT_IN, event_id="in-2")) is (
+        RecordStatus.SUPERSEDED
+    )
+    assert await store.record(event(T0 - 1)) is RecordStatus.SUPERSEDED  # older, permanent
+    assert await store.record(event(T0 + 1, Action.OPT_IN)) is RecordStatus.QUEUED  # newer
+    assert (await latest(store)).action is Action.OPT_IN
+
+
+async def test_legacy_two_part_watermark_of_an_expiring_opt_out(store: EventStore) -> None:
+    """Data written before expiries were part of the watermark: ``"<ms>:optOut"`` beside a
+    latest event that has an expiry. The tie is judged on that event's real expiry."""
+    legacy = event(T0, expires=SOON, event_id="legacy")
+    await store._client.hset(store.keys.watermark, NUMBER, f"{T0}:optOut")
+    await store._client.hset(store.keys.latest, NUMBER, legacy.model_dump_json(exclude_none=True))
+    assert await store.record(event(T0, expires=SOON, event_id="same")) is (RecordStatus.SUPERSEDED)
+    assert await store.record(event(T0, expires=LATER)) is RecordStatus.QUEUED
+    await store._client.hset(store.keys.watermark, NUMBER, f"{T0}:optOut")  # a permanent one
+    await store._client.hset(
+        store.keys.latest, NUMBER, event(T0, event_id="old").model_dump_json(exclude_none=True)
+    )
+    assert await store.record(event(T0, expires=LATER * 2)) is RecordStatus.SUPERSEDED
+
+
+async def test_with_replica_confirmation_a_call_that_wrote_nothing_writes_the_touch_key(
+    any_redis: aioredis.Redis, namespace: str
+) -> None:
+    """``WAIT`` (Redis >= 7.2, Valkey) waits only for the connection's own last write: a call
+    of only duplicates must still write, so that the confirmation covers the original write
+    (``tests/test_store_replicas.py`` runs this against real replicas)."""
+    confirming = EventStore(any_redis, RedisKeys(namespace), StoreLimits(wait_replicas=1))
+    touch = confirming.keys.replication_touch
+
+    async def run(store: EventStore, *events: StoredEvent) -> list[bytes]:
+        keys, args = store._script_input(events)  # the script alone: fakeredis has no WAIT
+        result: list[bytes] = await store._record_script(keys=keys, args=args)
+        return result
+
+    first = event(T0)
+    assert await run(confirming, first) == [b"queued"]
+    assert await any_redis.get(touch) is None  # the event itself is the write to wait for
+    assert await run(confirming, first) == [b"duplicate"]
+    assert await any_redis.get(touch) == b"1"
+    assert await run(confirming, first, event(T0 - 1)) == [b"duplicate", b"superseded"]
+    assert await any_redis.get(touch) == b"1"  # the audit entry is a write
+    assert await run(confirming, event(T0, event_id=first.eventId), first) == [
+        b"duplicate",
+        b"duplicate",
+    ]
+    assert await any_redis.get(touch) == b"2"
+    assert await run(make_store(any_redis, namespace), first) == [b"duplicate"]
+    assert await any_redis.get(touch) == b"2"  # no WAIT follows: nothing to write
 
 
 async def test_same_event_id_is_duplicate_and_changes_nothing(store: EventStore) -> None:

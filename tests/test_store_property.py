@@ -1,8 +1,9 @@
 """Property: whatever the delivery order and duplicates, Redis ends at the oracle's state.
 
 Oracle: the latest state of a number is its event with the greatest (event time, opt-out over
-opt-in); a number is pending exactly when its latest state changed after its last
-acknowledgement. Runs on the real redis-server.
+opt-in, longest protection: a permanent opt-out over an expiring one, a later expiry over an
+earlier one); on an equal key the first one stands. A number is pending exactly when its latest
+state changed after its last acknowledgement. Runs on the real redis-server.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import uuid
 
 import redis.asyncio as aioredis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dnc.events import Action, StoredEvent
@@ -22,8 +23,16 @@ from dnc.store import EventStore, StoreLimits
 NUMBERS = ("+12025550123", "+442079460123", "+4930123456")
 T0 = 1_794_994_200_000
 
-Event = tuple[int, int, Action]  # (number index, ms offset, action)
-events_st = st.tuples(st.integers(0, 2), st.integers(0, 2), st.sampled_from(list(Action)))
+# (number index, ms offset, action, expiry: None or an offset in s; opt-outs only)
+Event = tuple[int, int, Action, int | None]
+events_st = st.tuples(
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.sampled_from(list(Action)),
+    st.sampled_from([None, 1, 2]),
+)
+Rank = tuple[int, int, int]
+PERMANENT = 2**63  # ranks above every expiry
 # An operation: deliver event i of the generated list, or acknowledge number n.
 ops_st = st.lists(
     st.one_of(
@@ -35,35 +44,48 @@ ops_st = st.lists(
 )
 
 
-def rank(ms: int, action: Action) -> tuple[int, int]:
-    return (ms, 1 if action is Action.OPT_OUT else 0)
+def rank(ms: int, action: Action, expires_ms: int | None) -> Rank:
+    if action is Action.OPT_IN:
+        return (ms, 0, 0)
+    return (ms, 1, PERMANENT if expires_ms is None else expires_ms)
+
+
+def expiry(spec: Event) -> int | None:
+    _, _, action, expires_s = spec
+    if action is Action.OPT_IN or expires_s is None:
+        return None
+    return T0 + 60_000 + 1000 * expires_s
 
 
 def to_event(spec: Event) -> StoredEvent:
-    index, offset, action = spec
+    index, offset, action, _ = spec
     ms = T0 + offset
     number = NUMBERS[index]
+    expires_ms = expiry(spec)
+    fingerprint = f"{number}|{action.value}|{ms}"  # derived as intake derives it
+    if expires_ms is not None:
+        fingerprint += f"|{expires_ms}"
     return StoredEvent(
-        eventId=derive_event_id(f"{number}|{action.value}|{ms}"),
+        eventId=derive_event_id(fingerprint),
         eventIdDerived=True,
         e164=number,
         action=action,
         eventMs=ms,
         receivedMs=T0,
+        expiresMs=expires_ms,
     )
 
 
-def oracle(
-    specs: list[Event], ops: list[tuple[str, int]]
-) -> tuple[dict[str, tuple[int, int]], set[str]]:
-    latest: dict[str, tuple[int, int]] = {}
+def oracle(specs: list[Event], ops: list[tuple[str, int]]) -> tuple[dict[str, Rank], set[str]]:
+    latest: dict[str, Rank] = {}
     pending: set[str] = set()
     for op, arg in ops:
         if op == "ack":
             pending.discard(NUMBERS[arg])
             continue
-        index, offset, action = specs[arg % len(specs)]
-        key = rank(T0 + offset, action)
+        spec = specs[arg % len(specs)]
+        index, offset, action, _ = spec
+        key = rank(T0 + offset, action, expiry(spec))
         if NUMBERS[index] not in latest or key > latest[NUMBERS[index]]:
             latest[NUMBERS[index]] = key
             pending.add(NUMBERS[index])
@@ -72,7 +94,7 @@ def oracle(
 
 async def replay(
     url: str, specs: list[Event], ops: list[tuple[str, int]]
-) -> tuple[dict[str, tuple[int, int]], set[str]]:
+) -> tuple[dict[str, Rank], set[str]]:
     client = aioredis.Redis.from_url(url)
     keys = RedisKeys("p" + uuid.uuid4().hex[:12])
     store = EventStore(client, keys, StoreLimits(max_batch=4))
@@ -95,7 +117,7 @@ async def replay(
         for number, event in stored.items():
             score = await client.zscore(keys.pending, number)
             assert score is None or score == event.receivedMs
-        return {n: rank(e.eventMs, e.action) for n, e in stored.items()}, pending
+        return {n: rank(e.eventMs, e.action, e.expiresMs) for n, e in stored.items()}, pending
     finally:
         leftovers = [k async for k in client.scan_iter(match=keys.tag + ":*")]
         if leftovers:
@@ -107,6 +129,15 @@ async def replay(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(specs=st.lists(events_st, min_size=1, max_size=12), ops=ops_st)
+# Same-ms opt-outs, the second protecting longer (no expiry; a later one), after an ack.
+@example(
+    specs=[(0, 0, Action.OPT_OUT, 1), (0, 0, Action.OPT_OUT, None)],
+    ops=[("deliver", 0), ("ack", 0), ("deliver", 1), ("deliver", 0)],
+)
+@example(
+    specs=[(1, 2, Action.OPT_OUT, 1), (1, 2, Action.OPT_OUT, 2), (1, 2, Action.OPT_IN, None)],
+    ops=[("deliver", 2), ("deliver", 0), ("ack", 1), ("deliver", 1), ("deliver", 0)],
+)
 def test_store_matches_oracle(
     redis_url: str, specs: list[Event], ops: list[tuple[str, int]]
 ) -> None:
@@ -116,5 +147,7 @@ def test_store_matches_oracle(
     assert got_pending == want_pending
     delivered = [specs[arg % len(specs)] for op, arg in ops if op == "deliver"]
     for number in got_latest:
-        candidates = [rank(T0 + o, a) for i, o, a in delivered if NUMBERS[i] == number]
+        candidates = [
+            rank(T0 + s[1], s[2], expiry(s)) for s in delivered if NUMBERS[s[0]] == number
+        ]
         assert got_latest[number] == max(candidates)

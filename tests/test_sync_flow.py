@@ -61,6 +61,7 @@ async def world(
         "DNC_CXONE_BACKOFF_CAP_S": "0.2",
         "DNC_SYNC_PUSH_RETRY_DELAY_S": "0",
         "DNC_SYNC_TIME_BUDGET_S": "20",
+        "DNC_SYNC_RETRY_BACKOFF_BASE_S": "0",  # a failed number may be retried at once
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -241,9 +242,15 @@ async def test_an_old_backfill_received_now_is_not_lagging(
 async def test_no_batch_is_pushed_once_the_lease_is_lost(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One batch at a time, each taking 1 s; the heartbeat (every 5/3 s) finds the lease gone.
+    # One batch at a time, each taking 1 s; the heartbeat (every 6/3 s) or the fence (an
+    # attempt needs 4.5 + 0.5 s of lease) finds the lease gone.
     for name, value in {
-        "DNC_SYNC_LEASE_TTL_S": "5",
+        "DNC_SYNC_LEASE_TTL_S": "6",
+        "DNC_SYNC_FENCE_MARGIN_S": "0.5",
+        "DNC_CXONE_CONNECT_TIMEOUT_S": "0.5",
+        "DNC_CXONE_POOL_TIMEOUT_S": "0.5",
+        "DNC_CXONE_WRITE_TIMEOUT_S": "1",
+        "DNC_CXONE_READ_TIMEOUT_S": "2.5",
         "DNC_CXONE_BATCH_SIZE": "1",
         "DNC_CXONE_MAX_CONCURRENCY": "1",
     }.items():
@@ -253,8 +260,11 @@ async def test_no_batch_is_pushed_once_the_lease_is_lost(
         await post(world, number, "optOut", 0)
     await world["control"].post("/_sandbox/faults", json={"latency_ms": 1000})
 
+    renewals: list[str] = []
+
     async def renew(self: PendingQueue, token: str, ttl_ms: int) -> bool:
-        return False
+        renewals.append(token)
+        return len(renewals) == 1  # the first renewal holds, then another run took it
 
     monkeypatch.setattr(PendingQueue, "renew_lease", renew)
     with pytest.raises(LeaseLost):  # the run fails: an operator sees it lost its lease
@@ -277,3 +287,24 @@ async def test_a_run_with_nothing_to_do_shows_full_progress(world: dict[str, Any
             limit=1,
         )
     assert float(artifacts[0].data) == 100.0  # type: ignore[arg-type]
+
+
+async def test_stuck_numbers_do_not_starve_a_newer_opt_out(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ten numbers CXone keeps answering "temporary failure" are the oldest; each claim takes
+    # five. They wait out a backoff instead of blocking the claim, so the newer one goes out.
+    monkeypatch.setenv("DNC_SYNC_CLAIM_SIZE", "5")
+    monkeypatch.setenv("DNC_SYNC_RETRY_BACKOFF_BASE_S", "30")
+    stuck = [f"+1202555{n:04d}" for n in range(400, 410)]
+    for number in stuck:
+        await post(world, number, "optOut", 0)
+    await post(world, "+12025550499", "optOut", 1_000)
+    await world["control"].post("/_sandbox/faults", json={"failing_numbers": stuck})
+    counters = await sync_dnc()
+    assert await active(world) == {"2025550499"}
+    assert counters["deferred"] == len(stuck)
+    queue: PendingQueue = world["queue"]
+    assert await queue.deferred_count() == len(stuck)
+    assert (await queue.backlog())[0] == len(stuck)  # still waiting, still counted
+    assert await queue.dead_letters() == {}

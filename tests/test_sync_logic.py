@@ -30,7 +30,7 @@ def test_settle_sorts_claims_by_outcome() -> None:
     result = settle(claims, outcomes)
     assert result.acknowledge == claims[:3]
     assert result.dead_letter == [(claims[3], "why")]
-    assert result.retry == [claims[4]]
+    assert [(r.claim, r.reason, r.counts) for r in result.retry] == [(claims[4], "why", True)]
 
 
 def test_settle_refuses_outcomes_for_other_numbers() -> None:
@@ -87,6 +87,7 @@ def test_claims_are_sized_by_batches_left_and_by_the_pace_within_the_budget() ->
         sync=SyncSettings(claim_size=10_000),  # type: ignore[arg-type]
         batch_size=100,
         counters=SyncCounters(),
+        fence=None,  # type: ignore[arg-type]
     )
     assert _claim_limit(run, None, 25.0, 0) == 10_000  # no pace known: the claim size
     assert _claim_limit(run, None, 25.0, 2.0) == 5_000  # 2 calls/s x 100 x 25 s

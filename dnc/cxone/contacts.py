@@ -13,6 +13,9 @@ belongs to: the one the body names, the only one in a batch of one, or, when a m
 body names no number, the one found by splitting the batch in halves. Resolution is bounded by
 a request budget. A 409 after an attempt that timed out means the first attempt landed:
 those contacts are ``already_applied`` (the upsert that follows is harmless).
+
+With ``DNC_CXONE_SEND_TRACE`` (test stacks only) every POST carries ``X-Dnc-Sync-Trace``
+(``dnc.cxone.dnc_groups.trace_headers``: ``<E.164>=<event time, UTC ms>`` per contact).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from dnc.cxone.dnc_groups import trace_headers
 from dnc.cxone.errors import CxoneTransientError
 from dnc.cxone.transport import (
     Sleep,
@@ -121,6 +125,7 @@ class OutboundContactsTarget:
                 f"{self._base}/api/v2/outbound/contacts",
                 json_body={"contacts": [self._contact(c, state) for c in changes]},
                 accept=(409,),
+                headers=trace_headers([(c.e164, c) for c in changes], self._settings.send_trace),
             )
             if reply.response.status_code != 409:
                 return

@@ -15,6 +15,10 @@ against live tenants):
   is ``already_applied``.
 
 CXone stores digits without ``+``; +1 numbers go as the national 10 digits by default.
+
+With ``DNC_CXONE_SEND_TRACE`` (test stacks only) every write also carries ``X-Dnc-Sync-Trace``:
+``<phoneNumber as sent>=<event time, UTC ms>`` per record, in record order, comma-separated,
+so the sandbox's write journal knows which event each write stood for. CXone ignores it.
 """
 
 from __future__ import annotations
@@ -55,6 +59,16 @@ AMBIGUOUS = (
     "ambiguous in CXone's 10-digit format (it would name a +1 number): set "
     "DNC_CXONE_PHONE_FORMAT=e164-digits"
 )
+TRACE_HEADER = "X-Dnc-Sync-Trace"
+
+
+def trace_headers(sent: Sequence[tuple[str, DncChange]], enabled: bool) -> dict[str, str] | None:
+    """``{TRACE_HEADER: "<number as sent>=<event ms>,..."}`` for the records of one write
+    (``sent``: each record's number as sent beside its change, in record order), or ``None``
+    when tracing is off (``DNC_CXONE_SEND_TRACE``). Event times are UTC epoch ms."""
+    if not enabled:
+        return None
+    return {TRACE_HEADER: ",".join(f"{phone}={change.event_ms}" for phone, change in sent)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +185,13 @@ class DncGroupsTarget:
     async def _send(self, method: str, changes: list[DncChange]) -> list[ChangeOutcome]:
         records = [self._record(change) for change in changes]
         url = await self.transport.retrying(self._records_url)  # discovery and first mint
-        reply = await self.transport.request(method, url, json_body={"dncGroupRecords": records})
+        trace = trace_headers(
+            [(r["phoneNumber"], c) for r, c in zip(records, changes, strict=True)],
+            self._settings.send_trace,
+        )
+        reply = await self.transport.request(
+            method, url, json_body={"dncGroupRecords": records}, headers=trace
+        )
         results = _record_results(reply.response)
         by_phone = {str(r.get("phoneNumber")): r for r in results if isinstance(r, dict)}
         outcomes = []

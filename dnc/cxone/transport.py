@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +38,15 @@ from dnc.settings import CxoneSettings
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
+
+
+class Fence(Protocol):
+    """Admits one HTTP attempt (``dnc.fence.LeaseFence`` for the sync's lease holder)."""
+
+    async def admit(self) -> float:
+        """Return the ``loop.time()`` deadline by which the attempt must be over, or raise
+        (``LeaseLost`` when the caller may not write any more; a transient error to wait)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,8 @@ class CxoneTransport:
         self._rng = rng
         self.calls = 0
         self.retries = 0
+        self.fence: Fence | None = None
+        """When set, every attempt is admitted by it first and cut off at its deadline."""
 
     async def request(
         self,
@@ -153,16 +164,18 @@ class CxoneTransport:
         json_body: object = None,
         params: dict[str, str] | None = None,
         accept: Collection[int] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """Send until an accepted answer or ``max_attempts`` transient failures (the last one
-        is raised). Raises ``CxoneAuthError``, ``CxonePermanentError``,
-        ``CxoneTransientError``."""
+        is raised). ``headers`` are sent beside Authorization and Accept. Raises
+        ``CxoneAuthError``, ``CxonePermanentError``, ``CxoneTransientError``, and what the
+        ``fence`` raises (``LeaseLost``)."""
         timed_out = False
 
         async def attempt() -> Reply:
             nonlocal timed_out
             try:
-                response = await self._authorized(method, url, json_body, params)
+                response = await self._authorized(method, url, json_body, params, headers)
                 check_status(response, accept)
             except CxoneTimeout as exc:
                 timed_out = timed_out or exc.maybe_sent
@@ -193,13 +206,18 @@ class CxoneTransport:
         )
 
     async def _authorized(
-        self, method: str, url: str, json_body: object, params: dict[str, str] | None
+        self,
+        method: str,
+        url: str,
+        json_body: object,
+        params: dict[str, str] | None,
+        headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        response, token = await self._send(method, url, json_body, params)
+        response, token = await self._send(method, url, json_body, params, headers)
         if response.status_code != 401:
             return response
         self.tokens.invalidate(token)  # refused: mint once and try once more
-        response, _ = await self._send(method, url, json_body, params)
+        response, _ = await self._send(method, url, json_body, params, headers)
         if response.status_code == 401:
             raise CxoneAuthError(
                 f"{describe(method, url)} -> 401 with a fresh token: check the access key, "
@@ -208,16 +226,47 @@ class CxoneTransport:
         return response
 
     async def _send(
-        self, method: str, url: str, json_body: object, params: dict[str, str] | None
+        self,
+        method: str,
+        url: str,
+        json_body: object,
+        params: dict[str, str] | None,
+        extra_headers: Mapping[str, str] | None,
     ) -> tuple[httpx.Response, str]:
         async with self._pacer:  # the token is taken after the wait, so it is fresh
             token = await self.tokens.get()
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            self.calls += 1
-            response = await send_plain(
-                self._client, method, url, json=json_body, params=params, headers=headers
-            )
+            headers = {**(extra_headers or {})}
+            headers |= {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            if self.fence is None:
+                self.calls += 1
+                response = await send_plain(
+                    self._client, method, url, json=json_body, params=params, headers=headers
+                )
+            else:
+                response = await self._fenced(method, url, json_body, params, headers)
         return response, token
+
+    async def _fenced(
+        self,
+        method: str,
+        url: str,
+        json_body: object,
+        params: dict[str, str] | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """One attempt admitted by the fence and cut off at its deadline: an attempt still
+        running then is abandoned as a maybe-sent timeout (it may have reached CXone)."""
+        assert self.fence is not None  # noqa: S101 - checked by the caller
+        deadline = await self.fence.admit()
+        self.calls += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await send_plain(
+                    self._client, method, url, json=json_body, params=params, headers=headers
+                )
+        except TimeoutError:
+            pass
+        raise CxoneTimeout(f"{describe(method, url)}: cut off at the lease fence", maybe_sent=True)
 
 
 def parse_token_response(response: httpx.Response) -> tuple[str, float]:

@@ -1,18 +1,40 @@
--- The sync lease: only its holder may claim. KEYS[1] lease STRING.
+-- The sync lease: only its holder may claim and write to CXone. Times are Redis's clock (ms).
+-- KEYS[1] lease STRING (token, TTL)  KEYS[2] lease history HASH (holder, expiresMs,
+-- released, fenceUntilMs; no TTL: it outlives the lease so a successor knows how it ended)
 -- ARGV[1] 'acquire' | 'renew' | 'release'  ARGV[2] token  ARGV[3] TTL (ms)
+-- ARGV[4] takeover grace (ms): how long after an unreleased lease expired no one may write
 -- acquire: take it when free (or keep it when already ours); renew: extend it when ours;
--- release: drop it when ours. Returns 1 when the caller holds (or released) it, else 0.
+-- release: drop it when ours. Returns {1, wait ms} when the caller holds (or released) it,
+-- else {0, 0}; wait ms (acquire only) is how long the new holder must wait before writing:
+-- until the previous holder's unreleased lease expiry + grace, or an earlier such bound that
+-- is not over yet (it is handed on from holder to holder).
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local mode, token, ttl_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local holder = redis.call('GET', KEYS[1])
-if ARGV[1] == 'acquire' and (not holder or holder == ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
+
+if mode == 'acquire' then
+  if holder and holder ~= token then
+    return {0, 0}
+  end
+  local last = redis.call('HMGET', KEYS[2], 'holder', 'expiresMs', 'released', 'fenceUntilMs')
+  local fence = tonumber(last[4]) or 0
+  if last[1] and last[1] ~= token and last[3] ~= '1' then
+    fence = math.max(fence, (tonumber(last[2]) or 0) + tonumber(ARGV[4]))
+  end
+  redis.call('SET', KEYS[1], token, 'PX', ttl_ms)
+  redis.call('HSET', KEYS[2], 'holder', token, 'expiresMs', now_ms + ttl_ms, 'released', '0',
+    'fenceUntilMs', fence)
+  return {1, math.max(0, fence - now_ms)}
 end
-if holder ~= ARGV[2] then
-  return 0
+if holder ~= token then
+  return {0, 0}
 end
-if ARGV[1] == 'renew' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if mode == 'renew' then
+  redis.call('PEXPIRE', KEYS[1], ttl_ms)
+  redis.call('HSET', KEYS[2], 'expiresMs', now_ms + ttl_ms)
 else
   redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'released', '1')
 end
-return 1
+return {1, 0}

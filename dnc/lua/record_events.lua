@@ -2,15 +2,58 @@
 -- Returns one status per event: 'queued', 'superseded', 'duplicate' or 'id_conflict' (the
 -- idempotency key was already used for a different event).
 -- KEYS[1] watermark HASH  KEYS[2] latest HASH  KEYS[3] pending ZSET  KEYS[4] audit STREAM
--- KEYS[4 + i] event-id STRING of event i
+-- KEYS[5] replication touch STRING (counter)  KEYS[5 + i] event-id STRING of event i
 -- ARGV[1] idempotency TTL (ms)  ARGV[2] audit stream cap (approximate MAXLEN)
--- ARGV[2 + i] event i as "<E.164> <event time, UTC ms> <receive time, UTC ms> <action> <event
--- JSON>": one argument per event keeps the client's command packing cheap; the first four
--- fields hold no space.
+-- ARGV[3] '1' when the caller will WAIT for replicas after this call, else '0'
+-- ARGV[3 + i] event i as "<E.164> <event time, UTC ms> <receive time, UTC ms> <action>
+-- <expiry, UTC ms, or '-'> <event JSON>": one argument per event keeps the client's command
+-- packing cheap; the first five fields hold no space. An opt-in's expiry is ignored.
 -- The pending score is the receive time of the oldest change not yet applied (ZADD NX): the
 -- sync takes numbers first-come first-served and its lag is the time an opt-out has waited,
 -- whatever its event time (an old backfill is not "late").
-local function record(id_key, number, event_ms, received_ms, action, event_json)
+-- Watermark (KEYS[1] value): "<event ms>:<action>", or "<event ms>:optOut:<expiry ms>" for an
+-- opt-out that lapses. The expiry is part of it so that two opt-outs of the same millisecond
+-- with different protection leave different watermarks: the sync's compare-and-delete
+-- (settle.lua) compares the whole string.
+
+-- How long an opt-out protects, comparable with '<': its expiry in ms, or math.huge when it
+-- has none (never lapses).
+local function protection(expires_ms)
+  return tonumber(expires_ms) or math.huge
+end
+
+-- How long the number's current opt-out protects, from the expiry field of its watermark.
+local function current_protection(number, expires_ms)
+  if expires_ms ~= '' then
+    return protection(expires_ms)
+  end
+  -- A two-part opt-out watermark: permanent, or written before expiries were part of the
+  -- watermark; the latest event (the same event as the watermark) says which.
+  local latest = redis.call('HGET', KEYS[2], number)
+  return protection(latest and cjson.decode(latest)['expiresMs'])
+end
+
+-- Whether an event replaces the number's current state (its watermark): the latest event time
+-- wins; on a tie an opt-out replaces an opt-in, and an opt-out replaces an opt-out that
+-- protects for less (it lapses earlier, or the new one never does); otherwise the first one
+-- stands.
+local function replaces(number, watermark, ms, action, expires_ms)
+  local current_ms, current_action, current_expires =
+    string.match(watermark, '^(%d+):(%a+):?(%d*)$')
+  current_ms = tonumber(current_ms)
+  if ms ~= current_ms then
+    return ms > current_ms
+  end
+  if action ~= 'optOut' then
+    return false
+  end
+  if current_action == 'optIn' then
+    return true
+  end
+  return protection(expires_ms) > current_protection(number, current_expires)
+end
+
+local function record(id_key, number, event_ms, received_ms, action, expires_ms, event_json)
   -- What an idempotency key stands for; equal to StoredEvent.fingerprint in Python.
   local fingerprint = number .. '|' .. action .. '|' .. event_ms
   if not redis.call('SET', id_key, fingerprint, 'NX', 'PX', ARGV[1]) then
@@ -21,19 +64,15 @@ local function record(id_key, number, event_ms, received_ms, action, event_json)
   end
   local status = 'queued'
   local current = redis.call('HGET', KEYS[1], number)
-  if current then
-    local sep = string.find(current, ':', 1, true)
-    local current_ms = tonumber(string.sub(current, 1, sep - 1))
-    local current_action = string.sub(current, sep + 1)
-    local ms = tonumber(event_ms)
-    -- Latest event time wins; on a tie only an opt-out may replace an opt-in.
-    if ms < current_ms or (ms == current_ms
-        and not (action == 'optOut' and current_action == 'optIn')) then
-      status = 'superseded'
-    end
+  if current and not replaces(number, current, tonumber(event_ms), action, expires_ms) then
+    status = 'superseded'
   end
   if status == 'queued' then
-    redis.call('HSET', KEYS[1], number, event_ms .. ':' .. action)
+    local watermark = event_ms .. ':' .. action
+    if action == 'optOut' and expires_ms ~= '-' then
+      watermark = watermark .. ':' .. expires_ms
+    end
+    redis.call('HSET', KEYS[1], number, watermark)
     redis.call('HSET', KEYS[2], number, event_json)
     redis.call('ZADD', KEYS[3], 'NX', received_ms, number)
   end
@@ -42,9 +81,27 @@ local function record(id_key, number, event_ms, received_ms, action, event_json)
 end
 
 local statuses = {}
-for i = 1, #KEYS - 4 do
-  local number, event_ms, received_ms, action, event_json =
-    string.match(ARGV[2 + i], '^(%S+) (%d+) (%d+) (%a+) (.*)$')
-  statuses[i] = record(KEYS[4 + i], number, event_ms, received_ms, action, event_json)
+local wrote = false
+for i = 1, #KEYS - 5 do
+  local number, event_ms, received_ms, action, expires_ms, event_json =
+    string.match(ARGV[3 + i], '^(%S+) (%d+) (%d+) (%a+) (%S+) (.*)$')
+  if action ~= 'optOut' then
+    expires_ms = '-'
+  end
+  local status = record(KEYS[5 + i], number, event_ms, received_ms, action, expires_ms, event_json)
+  statuses[i] = status
+  wrote = wrote or status == 'queued' or status == 'superseded'
+end
+-- Replica confirmation: the caller runs WAIT on this connection next. Redis >= 7.2 and Valkey
+-- make WAIT wait only for the replication offset of this connection's own last write; a call
+-- that wrote nothing (every event a duplicate, e.g. the retry of an event that got 503 because
+-- no replica confirmed it) would leave WAIT nothing to wait for, and it would count every
+-- connected replica at once, even one that never received the original write. So such a call
+-- writes this counter: the replication stream is ordered, and the original write of any
+-- duplicate here went into it before this INCR (it was visible to this script), so a replica
+-- that acknowledges the INCR's offset holds every event this call answers for. (A call that
+-- wrote an event or an audit entry already has such an offset.)
+if ARGV[3] == '1' and not wrote then
+  redis.call('INCR', KEYS[5])
 end
 return statuses

@@ -1,11 +1,12 @@
 -- Put dead-lettered numbers back in the pending set, waiting since now (their lag restarts).
 -- KEYS[1] dead letters HASH  KEYS[2] pending ZSET  KEYS[3] watermark HASH
--- ARGV[1] now (UTC ms)  ARGV[2..]: E.164 numbers (none: every dead letter)
+-- ARGV[1] now (UTC ms)  ARGV[2..]: E.164 numbers, at most a few hundred a call (the caller
+-- chunks: one call holds Redis, and Lua unpacks a bounded number of arguments)
 -- Returns how many were requeued.
 local now_ms = ARGV[1]
-local members = {unpack(ARGV, 2)}
-if #members == 0 then
-  members = redis.call('HKEYS', KEYS[1])
+local members = {}
+for i = 2, #ARGV do
+  members[#members + 1] = ARGV[i]
 end
 local count = 0
 for _, member in ipairs(members) do
