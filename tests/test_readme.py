@@ -11,6 +11,7 @@ from dnc.settings import (
     IntakeSettings,
     ReceiverSettings,
     RedisSettings,
+    SyncSettings,
 )
 from sandbox.settings import SandboxSettings
 
@@ -31,6 +32,7 @@ def test_every_setting_is_documented() -> None:
         IntakeSettings,
         RedisSettings,
         CxoneSettings,
+        SyncSettings,
         SandboxSettings,
     ]
     for cls in classes:
