@@ -47,6 +47,8 @@ SUITES = (
     Suite("redis_restart", "bench/chaos/redis_restart.py", ("--short",)),
     Suite("cxone_faults", "bench/chaos/cxone_faults.py", ("--short",)),
     Suite("token_expiry", "bench/chaos/token_expiry.py", ("--short",)),
+    Suite("lease_takeover", "bench/chaos/lease_takeover.py", ("--short",)),
+    Suite("replica_cut", "bench/chaos/replica_cut.py", ("--short",)),
     Suite("soak", "bench/chaos/soak.py", ("--short",)),
     Suite("fuzz", "bench/fuzz_receiver.py", ("--cases", "2000")),
     Suite("secrets", "bench/secret_scan.py", ()),

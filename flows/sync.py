@@ -28,6 +28,7 @@ from prefect.utilities.annotations import quote
 
 from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import Target, build_http_client, build_target
+from dnc.errors import StoreError
 from dnc.fence import LeaseFence, attempt_bound_s, check_lease_timing, stop, takeover_grace_s
 from dnc.keys import RedisKeys
 from dnc.pending import Claim, LeaseLost, PendingQueue, Retry, RetryLimits
@@ -127,9 +128,7 @@ async def sync_dnc(
         target.transport.fence = fence
         run = _Run(queue, target, token, sync, size, counters, fence, cxone.max_concurrency)
         await _with_lease(run, cxone, max_batches, time_budget_s or sync.time_budget_s)
-        pending, oldest_ms = await queue.backlog()
-        counters.remaining_backlog = pending
-        counters.oldest_pending_age_s = oldest_age_s(oldest_ms, int(time.time() * 1000))
+        await _count_backlog(run)
         counters.api_calls = target.transport.calls
         counters.http_retries = target.transport.retries
     finally:
@@ -145,6 +144,22 @@ async def sync_dnc(
     if counters.failed_batches:
         raise SyncBatchesFailed(dict(vars(counters)))
     return dict(vars(counters))
+
+
+async def _count_backlog(run: _Run) -> None:
+    """Put what still waits in the counters. A run that lost its lease because Redis cannot be
+    reached still writes its summary and fails with ``LeaseLost``: the backlog is then left
+    unknown (-1) instead of failing the run with ``StoreUnavailable``."""
+    try:
+        pending, oldest_ms = await run.queue.backlog()
+    except StoreError:
+        if not run.fence.lost:
+            raise
+        get_run_logger().warning("the backlog could not be read: Redis cannot be reached")
+        run.counters.remaining_backlog = -1
+        return
+    run.counters.remaining_backlog = pending
+    run.counters.oldest_pending_age_s = oldest_age_s(oldest_ms, int(time.time() * 1000))
 
 
 async def _with_lease(

@@ -16,10 +16,18 @@ Emulated, adapter 2 (outbound contacts, the original design's contract):
 
 Shared: latency, a token-bucket rate limit (429 with Retry-After as seconds, an HTTP date or
 none), random 500/502/503, hangs answered 504, lost replies (a write applied, then its answer
-lost: a hang and a 504, the timeout that matters), numbers that always fail, a seed, and the
+lost: a hang and a 504, the timeout that matters), slow DNC-group DELETEs (``delete_latency_ms``:
+the expiry is applied that long after the request arrived, even when the client gave up
+meanwhile, so an abandoned opt-in lands late), numbers that always fail, a seed, and the
 token lifetime, set at start (``DNC_SANDBOX_*``) or at run time (``POST /_sandbox/faults``);
-the unauthenticated control API ``/_sandbox/state``, ``/_sandbox/reset``, ``/_sandbox/faults``
-and ``/healthz``. State is in memory, per process.
+the unauthenticated control API ``/_sandbox/state``, ``/_sandbox/journal``,
+``/_sandbox/reset``, ``/_sandbox/faults`` and ``/healthz``. State is in memory, per process.
+
+The write journal (``sandbox.journal``, ``GET /_sandbox/journal?after=<seq>``): every DNC-group
+record and outbound contact written, in order, with a sequence number, the sandbox time (ms),
+the number as stored, the action, the expiry asked, whether the state changed and the event
+time (ms) the client's ``X-Dnc-Sync-Trace`` header says the write stood for (the chaos
+suites' history checker, ``bench/chaos/history.py``, reads it).
 
 Assumed where the real contract is not public:
 
@@ -37,11 +45,16 @@ Assumed where the real contract is not public:
   form-encoded (RFC 6749 §2.3.1);
 - the whole outbound contacts contract (``sandbox.contacts``), including 503 for a batch
   holding a failing number and 400 for a number given twice in one batch;
-- discovery documents, the control API and ``/healthz`` get no latency or faults.
+- discovery documents, the control API and ``/healthz`` get no latency or faults;
+- real CXone ignores request headers it does not know, so ``X-Dnc-Sync-Trace`` changes nothing
+  there; the client sends it only with ``DNC_CXONE_SEND_TRACE=true`` (off by default, for test
+  stacks only), and the sandbox only reads it into the journal (absent or unreadable: the
+  event is unknown).
 
 Modules: ``settings`` (``SandboxSettings``, ``FaultConfig``), ``state`` (records, contacts,
 tokens, counters), ``faults`` (latency, rate limit, injected errors), ``http`` (request and
-response shapes), ``tokens``, ``dnc_groups``, ``contacts``, ``control`` (the endpoints),
+response shapes), ``journal`` (the write journal and the trace header), ``tokens``,
+``dnc_groups``, ``contacts``, ``control`` (the endpoints),
 ``context`` (``Sandbox``), ``app`` (routing, ASGI), ``main`` (the factory), ``cli`` (the
 command). Imports only ``receiver.asgi`` and ``dnc.settings.split_list`` of ours (never the
 client under test); never Prefect.

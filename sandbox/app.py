@@ -2,7 +2,8 @@
 
 Every request: match the path (unknown: 404), the method (wrong: 405 with Allow), read the
 body (over ``MAX_BODY_BYTES``: 413); for API and token calls, apply latency and faults
-(``sandbox.faults``) before anything else; for API calls, check the bearer token (401); then
+(``sandbox.faults``) before anything else; for API calls, check the bearer token (401); for a
+DNC-group DELETE, sleep ``delete_latency_ms`` (whether or not the client still waits); then
 call the handler, a plain function that cannot interleave with another request's. Answers are
 JSON. API, token and discovery requests are counted per endpoint and status.
 """
@@ -105,6 +106,9 @@ ROUTES = (
     ),
     Route("healthz", re.compile(r"/healthz"), {"GET": control.healthz}, Guard.CONTROL),
     Route("control_state", re.compile(r"/_sandbox/state"), {"GET": control.state}, Guard.CONTROL),
+    Route(
+        "control_journal", re.compile(r"/_sandbox/journal"), {"GET": control.journal}, Guard.CONTROL
+    ),
     Route("control_reset", re.compile(r"/_sandbox/reset"), {"POST": control.reset}, Guard.CONTROL),
     Route(
         "control_faults", re.compile(r"/_sandbox/faults"), {"POST": control.faults}, Guard.CONTROL
@@ -148,10 +152,10 @@ class SandboxApp:
                 return
 
     async def _keep_saving(self) -> None:
-        saved: object = persist.dump(self.sandbox.state)
+        saved: object = persist.changes(self.sandbox.state)
         while True:
             await asyncio.sleep(SAVE_EVERY_S)
-            current = persist.dump(self.sandbox.state)
+            current = persist.changes(self.sandbox.state)
             if current != saved:
                 self._save()
                 saved = current
@@ -192,6 +196,8 @@ class SandboxApp:
             refusal = tokens.bearer_refusal(self.sandbox, request, issuer)
             if refusal is not None:
                 return refusal
+        if route.name == "dnc_records" and request.method == "DELETE":
+            await self._slow_delete()
         response = self._call(route.methods[request.method], request)
         if (
             route.guard in _WRITE_GUARDS
@@ -215,6 +221,14 @@ class SandboxApp:
         if fault.kind == "timeout":
             await hang(receive, config.hang_s)
         return fault_response(fault, config.retry_after_mode, now_s)
+
+    async def _slow_delete(self) -> None:
+        """Sleep ``delete_latency_ms`` before a DNC-group DELETE is applied. A client that
+        gives up meanwhile does not cut it short: the expiry lands anyway, late, as a slow
+        server's write would."""
+        delay_ms = self.sandbox.config.delete_latency_ms
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
 
     def _call(self, handler: Handler, request: Request) -> Response:
         try:

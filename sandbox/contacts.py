@@ -15,6 +15,10 @@
 - 200: every contact applied, ``{"contacts": [{"recordId", "phoneNumber", "status"}]}``.
 
 ``GET /api/v2/outbound/contacts`` lists (``phoneNumber`` to find one, ``skip``, ``top``).
+
+Each contact of an applied batch is journaled (``sandbox.journal``, target ``contacts``):
+``optOut`` for ``doNotCall`` true, ``optIn`` for false, ``changed`` when the flag differs from
+before (a new contact's "before" is false), with the event ``X-Dnc-Sync-Trace`` names.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pydantic import (
 from sandbox.context import Sandbox
 from sandbox.dnc_groups import is_failing
 from sandbox.http import BadRequest, Request, Response, error
+from sandbox.journal import CONTACTS_TARGET, OPT_IN, OPT_OUT, TRACE_HEADER, Trace
 from sandbox.state import Contact
 
 ALREADY_EXISTS = "Contact already exists"
@@ -104,7 +109,12 @@ def upsert_contacts(sandbox: Sandbox, request: Request) -> Response:
     if conflict is not None:
         return conflict
     now_s = sandbox.now()
-    return Response(200, {"contacts": [_apply(sandbox, c, now_s) for c in contacts]})
+    trace = Trace.parse(request.header(TRACE_HEADER))
+    applied = [
+        _apply(sandbox, c, now_s, trace.event_for(i, c.phone.phoneNumber))
+        for i, c in enumerate(contacts)
+    ]
+    return Response(200, {"contacts": applied})
 
 
 def list_contacts(sandbox: Sandbox, request: Request) -> Response:
@@ -162,9 +172,21 @@ def _conflict(sandbox: Sandbox, record_id: str | None, number: str, message: str
     return Response(409, body)
 
 
-def _apply(sandbox: Sandbox, contact: ContactIn, now_s: float) -> dict[str, Any]:
+def _apply(
+    sandbox: Sandbox, contact: ContactIn, now_s: float, event_ms: int | None
+) -> dict[str, Any]:
     number = contact.phone.phoneNumber
     stored = sandbox.state.contacts.get(number)
+    sandbox.state.journal.append(
+        now_s=now_s,
+        target=CONTACTS_TARGET,
+        method="POST",
+        phone_number=number,
+        action=OPT_OUT if contact.dnc.doNotCall else OPT_IN,
+        expired_date=None,
+        changed=contact.dnc.doNotCall != (stored is not None and stored.do_not_call),
+        event_ms=event_ms,
+    )
     if stored is None:
         stored = Contact(
             record_id=sandbox.state.new_record_id(),

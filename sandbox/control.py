@@ -2,10 +2,11 @@
 expose the port).
 
 ``GET /_sandbox/state`` the whole state and the current fault config;
-``POST /_sandbox/reset`` clears records, contacts, tokens and counters (``{"config": true}``
-also restores the start-up fault config); ``POST /_sandbox/faults`` changes any
-``FaultConfig`` fields given in a JSON object and answers the new config (400 naming every bad
-field, nothing changed); ``GET /healthz``.
+``GET /_sandbox/journal?after=<seq>&limit=<n>`` the write journal (``sandbox.journal``) page by
+page; ``POST /_sandbox/reset`` clears records, contacts, the journal, tokens and counters
+(``{"config": true}`` also restores the start-up fault config); ``POST /_sandbox/faults``
+changes any ``FaultConfig`` fields given in a JSON object and answers the new config (400
+naming every bad field, nothing changed); ``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,33 @@ def state(sandbox: Sandbox, request: Request) -> Response:
     body["tenantId"] = sandbox.settings.tenant_id
     body["apiVersion"] = f"v{sandbox.settings.api_version}.0"
     return Response(200, body)
+
+
+JOURNAL_PAGE = 1000
+"""Most journal entries one ``GET /_sandbox/journal`` answers."""
+
+
+def journal(sandbox: Sandbox, request: Request) -> Response:
+    """Journal entries with a sequence number above ``after`` (default 0), oldest first, at
+    most ``limit`` (default and most ``JOURNAL_PAGE``): ``{"entries", "firstSeq", "nextSeq",
+    "dropped", "more"}``. ``more``: entries beyond this page exist (ask again with ``after`` =
+    the last ``seq``). Entries were lost to the reader when the first one's ``seq`` is above
+    ``after + 1`` (dropped as the journal outgrew its cap, or cleared by a reset)."""
+    after = request.query_int("after", 0, 0, 1 << 53)
+    limit = request.query_int("limit", JOURNAL_PAGE, 1, JOURNAL_PAGE)
+    kept = sandbox.state.journal
+    page = kept.page(after, limit)
+    last = page[-1].seq if page else after
+    return Response(
+        200,
+        {
+            "entries": [entry.as_json() for entry in page],
+            "firstSeq": kept.first_seq,
+            "nextSeq": kept.next_seq,
+            "dropped": kept.dropped,
+            "more": last < kept.next_seq - 1,
+        },
+    )
 
 
 def reset(sandbox: Sandbox, request: Request) -> Response:

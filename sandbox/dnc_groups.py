@@ -8,6 +8,11 @@ records (``skip``, ``top`` ≤ 1000, ``phoneNumber`` to search one number).
 
 A phone number is valid when it is a string of digits, optionally with ``+ - ( ) .`` and
 spaces, holding 7-15 digits; it is stored and matched as those digits (``formattedPhone``).
+
+Every record written is journaled (``sandbox.journal``), with the event the request's
+``X-Dnc-Sync-Trace`` header says it stood for: a success (state changed) and an add of an
+active number or an expiry of an absent one (``ALREADY_EXISTS``/``DOES_NOT_EXIST``: the
+state already was the one asked, unchanged). Refused records are not journaled.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any
 
 from sandbox.context import Sandbox
 from sandbox.http import BadRequest, Request, Response, error
-from sandbox.state import DncGroup, DncRecord
+from sandbox.journal import OPT_IN, OPT_OUT, TRACE_HEADER, Trace, group_target
+from sandbox.state import DncGroup, DncRecord, iso_ms
 
 # The per-record error texts (fixed: clients may match them).
 ALREADY_EXISTS = "Phone number already exists in the DNC group."
@@ -39,7 +45,12 @@ def add_records(sandbox: Sandbox, request: Request) -> Response:
         return _no_group(request)
     now_s = sandbox.now()
     group.sweep(now_s)
-    results = [_add_one(sandbox, group, record, now_s) for record in _records(request)]
+    records = _records(request)
+    trace = Trace.parse(request.header(TRACE_HEADER))
+    results = [
+        _add_one(sandbox, group, record, now_s, trace.event_for(i, record.get("phoneNumber")))
+        for i, record in enumerate(records)
+    ]
     return _result_set(results)
 
 
@@ -50,7 +61,12 @@ def expire_records(sandbox: Sandbox, request: Request) -> Response:
         return _no_group(request)
     now_s = sandbox.now()
     group.sweep(now_s)
-    results = [_expire_one(sandbox, group, record, now_s) for record in _records(request)]
+    records = _records(request)
+    trace = Trace.parse(request.header(TRACE_HEADER))
+    results = [
+        _expire_one(sandbox, group, record, now_s, trace.event_for(i, record.get("phoneNumber")))
+        for i, record in enumerate(records)
+    ]
     return _result_set(results)
 
 
@@ -82,12 +98,17 @@ def phone_digits(value: object) -> tuple[str, bool]:
 
 
 def _add_one(
-    sandbox: Sandbox, group: DncGroup, record: dict[str, Any], now_s: float
+    sandbox: Sandbox,
+    group: DncGroup,
+    record: dict[str, Any],
+    now_s: float,
+    event_ms: int | None,
 ) -> dict[str, Any]:
     digits, valid = phone_digits(record.get("phoneNumber"))
     problem = _number_problem(sandbox, digits, valid)
     if problem is None and digits in group.active:
         problem = ALREADY_EXISTS
+    expires_at_s = None
     if problem is None:
         try:
             expires_at_s = _expiry(record.get("expiredDate"), now_s)
@@ -95,11 +116,19 @@ def _add_one(
             problem = INVALID_EXPIRED_DATE
         else:
             group.active[digits] = DncRecord(digits, expires_at_s, now_s)
+    elif problem == ALREADY_EXISTS:
+        expires_at_s = _asked_expiry(record.get("expiredDate"), now_s)
+    if problem in (None, ALREADY_EXISTS):
+        _journal(sandbox, group, "POST", digits, OPT_OUT, expires_at_s, problem, event_ms, now_s)
     return _result(record, digits, problem)
 
 
 def _expire_one(
-    sandbox: Sandbox, group: DncGroup, record: dict[str, Any], now_s: float
+    sandbox: Sandbox,
+    group: DncGroup,
+    record: dict[str, Any],
+    now_s: float,
+    event_ms: int | None,
 ) -> dict[str, Any]:
     digits, valid = phone_digits(record.get("phoneNumber"))
     problem = _number_problem(sandbox, digits, valid)
@@ -107,7 +136,41 @@ def _expire_one(
         problem = DOES_NOT_EXIST
     if problem is None:
         group.expire(digits, now_s)
+    if problem in (None, DOES_NOT_EXIST):
+        _journal(sandbox, group, "DELETE", digits, OPT_IN, None, problem, event_ms, now_s)
     return _result(record, digits, problem)
+
+
+def _journal(
+    sandbox: Sandbox,
+    group: DncGroup,
+    method: str,
+    digits: str,
+    action: str,
+    expires_at_s: float | None,
+    problem: str | None,
+    event_ms: int | None,
+    now_s: float,
+) -> None:
+    """Journal one record written (``problem`` ``None``: it changed the state)."""
+    sandbox.state.journal.append(
+        now_s=now_s,
+        target=group_target(group.group_id),
+        method=method,
+        phone_number=digits,
+        action=action,
+        expired_date=None if expires_at_s is None else iso_ms(expires_at_s),
+        changed=problem is None,
+        event_ms=event_ms,
+    )
+
+
+def _asked_expiry(value: object, now_s: float) -> float | None:
+    """The expiry an add asked for (epoch seconds), ``None`` when none or unreadable."""
+    try:
+        return _expiry(value, now_s)
+    except (ValueError, OverflowError):
+        return None
 
 
 _LAST_YEAR = 9998

@@ -1,9 +1,12 @@
-"""Keeping the sandbox's tenant data (DNC group records, outbound contacts) across restarts.
+"""Keeping the sandbox's tenant data (DNC group records, outbound contacts) and its write
+journal across restarts.
 
 A real tenant keeps its DNC lists when our service restarts; so does the sandbox when
 ``DNC_SANDBOX_STATE_FILE`` is set, or a restarted local stack would see an empty DNC group
-while Redis holds those numbers as applied. Tokens, counters and fault settings are not kept:
-a restart behaves like a new process for them. The file is JSON, replaced atomically.
+while Redis holds those numbers as applied. The write journal (``sandbox.journal``) is kept
+with it, so a history read after a restart is whole; a file written before the journal
+existed restores with an empty one. Tokens, counters and fault settings are not kept: a
+restart behaves like a new process for them. The file is JSON, replaced atomically.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sandbox.journal import WriteJournal
 from sandbox.state import Contact, DncGroup, DncRecord, SandboxState
 
 FORMAT = 1
@@ -26,6 +30,17 @@ class StateFileError(ValueError):
 
 def dump(state: SandboxState) -> dict[str, Any]:
     """The persistent part of ``state`` as JSON-ready data (times in epoch seconds, UTC)."""
+    return _tenant(state) | {"journal": state.journal.dump()}
+
+
+def changes(state: SandboxState) -> object:
+    """A cheap value that differs whenever ``dump(state)`` would: the tenant data and the
+    journal's position (entries are only ever appended), not every journal entry."""
+    journal = state.journal
+    return _tenant(state), journal.next_seq, journal.dropped, len(journal.entries)
+
+
+def _tenant(state: SandboxState) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "nextRecord": state.next_record,
@@ -60,6 +75,8 @@ def restore(data: dict[str, Any], group_ids: list[str]) -> SandboxState:
         for raw in data["contacts"]:
             contact = Contact(**raw)
             state.contacts[contact.phone_number] = contact
+        if "journal" in data:  # absent in files written before the journal existed
+            state.journal = WriteJournal.restore(data["journal"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateFileError(f"sandbox state file is damaged: {exc!r}") from None
     return state

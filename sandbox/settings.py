@@ -32,6 +32,14 @@ class FaultConfig(BaseModel):
     latency_ms: int = Field(
         default=0, ge=0, le=60_000, description="Added to every API and token call, ms."
     )
+    delete_latency_ms: int = Field(
+        default=0,
+        ge=0,
+        le=60_000,
+        description="Added to every DNC-group DELETE (an opt-in's expiry), after the other "
+        "faults and before its records are expired, ms; not cut short when the client gives "
+        "up, so the expiry lands late (a slow write the client abandoned).",
+    )
     rate_limit_rps: float = Field(
         default=0,
         ge=0,

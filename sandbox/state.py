@@ -1,4 +1,5 @@
-"""What the sandbox remembers: DNC group records, outbound contacts, issued tokens, counters.
+"""What the sandbox remembers: DNC group records, outbound contacts, the write journal, issued
+tokens, counters.
 
 All of it lives in memory for the life of the process; ``POST /_sandbox/reset`` clears it.
 Times are UTC: ``*_at_s`` epoch seconds for comparisons, ISO strings as CXone shows them.
@@ -10,6 +11,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from sandbox.journal import WriteJournal
 
 
 def iso_ms(epoch_s: float) -> str:
@@ -96,7 +99,8 @@ class IssuedToken:
 @dataclass(slots=True)
 class SandboxState:
     """Everything ``POST /_sandbox/reset`` clears. Counters: ``token_requests`` and
-    ``tokens_issued`` per token endpoint, ``requests`` per endpoint and status."""
+    ``tokens_issued`` per token endpoint, ``requests`` per endpoint and status; ``journal``:
+    every DNC-state write applied (``sandbox.journal``)."""
 
     groups: dict[str, DncGroup]
     contacts: dict[str, Contact] = field(default_factory=dict)
@@ -105,6 +109,7 @@ class SandboxState:
     token_requests: Counter[str] = field(default_factory=Counter)
     tokens_issued: Counter[str] = field(default_factory=Counter)
     requests: defaultdict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    journal: WriteJournal = field(default_factory=WriteJournal)
 
     @classmethod
     def empty(cls, group_ids: list[str]) -> SandboxState:
@@ -145,5 +150,10 @@ class SandboxState:
             "requests": {
                 endpoint: {str(status): n for status, n in sorted(counts.items())}
                 for endpoint, counts in sorted(self.requests.items())
+            },
+            "journal": {
+                "firstSeq": self.journal.first_seq,
+                "nextSeq": self.journal.next_seq,
+                "dropped": self.journal.dropped,
             },
         }

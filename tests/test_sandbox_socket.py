@@ -104,6 +104,37 @@ def test_hang_makes_a_short_read_timeout_fire(served: Served) -> None:
     assert httpx.get(f"{served.url}{RECORDS}", headers=headers, timeout=5).status_code == 200
 
 
+def test_a_slow_delete_lands_although_the_client_gave_up(served: Served) -> None:
+    headers = token(served)
+    body = {"dncGroupRecords": [{"phoneNumber": "2025550177"}]}
+    assert httpx.post(f"{served.url}{RECORDS}", json=body, headers=headers, timeout=5).is_success
+    faults = httpx.post(f"{served.url}/_sandbox/faults", json={"delete_latency_ms": 500}, timeout=5)
+    assert faults.status_code == 200
+    sent_ms = time.time() * 1000
+    try:
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up long before 500 ms
+            httpx.request(
+                "DELETE",
+                f"{served.url}{RECORDS}",
+                json=body,
+                headers=headers,
+                timeout=httpx.Timeout(5, read=0.05),
+            )
+        deadline = time.monotonic() + 10
+        landed: list[dict[str, object]] = []
+        while not landed and time.monotonic() < deadline:
+            time.sleep(0.05)
+            journal = httpx.get(f"{served.url}/_sandbox/journal", timeout=5).json()
+            landed = [e for e in journal["entries"] if e["method"] == "DELETE"]
+    finally:
+        httpx.post(f"{served.url}/_sandbox/faults", json={"delete_latency_ms": 0}, timeout=5)
+    [expired] = landed  # applied anyway, and no sooner than the latency after it was sent
+    assert expired["phoneNumber"] == "2025550177" and expired["changed"] is True
+    assert int(str(expired["atMs"])) >= sent_ms + 500 - 1  # the sandbox's clock is ms
+    listed = httpx.get(f"{served.url}{RECORDS}", headers=headers, timeout=5).json()
+    assert "2025550177" not in [r["phoneNumber"] for r in listed["dncGroupRecords"]]
+
+
 def test_sigterm_stops_cleanly_without_printing_secrets(served: Served) -> None:
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=10) == 0

@@ -1,6 +1,7 @@
 """Chaos: the sync flow killed with SIGKILL at chosen and random points of its runs, again and
-again, while events keep arriving through the receiver; then one clean run must leave the
-sandbox's DNC group exactly as the oracle says, with every acknowledged event accounted for.
+again, while events keep arriving through the receiver; then one clean run must leave a
+history of CXone writes that never moved a number's state back and reflects every number's
+latest acknowledged event, and the sandbox's DNC group exactly as the oracle says.
 
 Usage, from the repository root::
 
@@ -33,12 +34,16 @@ What it does:
    sync once more, cleanly; it must exit 0 (a run that came too early and found the lease
    still held is started again: ``final_run.attempts``).
 
-The figures: ``events_sent``/``acknowledged`` (202s), ``fates`` of the acknowledged events
-against Redis (applied / superseded / dead_lettered / lost), ``lost``, ``wrongly_applied``
-(numbers whose sandbox state differs from the oracle), ``extra_applications`` (records
-added or expired more often than events asked), ``pending_after`` (must be 0),
-``converge_s`` (events stopped -> final run done), and the final run's summary. Exit 1 when
-any invariant is violated (listed in ``violations``).
+The figures: ``history`` (``history.check_history`` over the sandbox's whole write journal,
+every write traced with its event: violation counts ``reordered``, ``lost``,
+``unexpected_dead_letter``, ``unknown_event``, ``untraced``, all 0, and examples; no dead
+letter is expected here), ``lost`` (its ``lost``: latest acknowledged events not reflected),
+``events_sent``/``acknowledged`` (202s), ``fates`` of the acknowledged events against Redis
+(applied / superseded / dead_lettered / lost), ``wrongly_applied`` (numbers whose final
+sandbox state differs from the oracle), ``extra_applications`` (records added or expired more
+often than events asked), ``pending_after`` (must be 0), ``converge_s`` (events stopped ->
+final run done), and the final run's summary. Exit 1 when any invariant is violated (listed
+in ``violations``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from history import LOST, check_history
 from oracle import (
     OPT_OUT,
     EventFactory,
@@ -64,6 +70,7 @@ from oracle import (
     active_numbers,
     expected_state,
     extra_applications,
+    fetch_journal,
     group_digits,
     numbers,
     phantoms,
@@ -71,13 +78,23 @@ from oracle import (
     wrongly_applied,
 )
 from script import chaos_main, sized_args
-from stack import NAMESPACE, BenchError, Stack
+from stack import JOURNAL_TARGET, NAMESPACE, BenchError, Stack
 from wire import Proxy, send_all, send_at_rate
 
 from dnc.keys import RedisKeys
 
 KEYS = RedisKeys(NAMESPACE)
 LEASE_TTL_S = 5  # the least DNC_SYNC_LEASE_TTL_S allows
+# The lease timing rule (dnc/fence.py): TTL >= attempt bound (connect + pool + write + read
+# timeouts) + fence margin + 1 s; here 2.5 + 0.5 + 1 = 4 s. A run that takes over a dead
+# run's lease waits out the bound plus the margin (3 s) before it writes.
+FAST_TIMEOUTS = {
+    "cxone_connect_timeout_s": "0.5",
+    "cxone_pool_timeout_s": "0.5",
+    "cxone_write_timeout_s": "0.5",
+    "cxone_read_timeout_s": "1",  # the sandbox answers in --latency-ms (250 ms)
+    "sync_fence_margin_s": "0.5",
+}
 START_EARLY_MS = 1200  # a run is started this long before a dead run's lease expires: it
 # needs 1.5-4 s before it asks for the lease (one that asks too early ends and is retried)
 TARGETS = ("claim", "mid_push", "after_push_before_ack", "random")
@@ -93,6 +110,7 @@ LONG = {
     "seed": 6,
 }
 SHORT = LONG | {"kills": 3, "numbers": 40, "traffic_runs": 1, "traffic_run_s": 3.0}
+EXPECTED_DEAD_REASONS: tuple[str, ...] = ()  # nothing here is refused for good
 
 
 @dataclass
@@ -213,7 +231,8 @@ async def one_kill(world: World, env: dict[str, str], target: str) -> dict[str, 
     common = sorted(before[0] & after[0])
     latest = await world.redis.hmget(KEYS.watermark, common) if common else []
     actions = {
-        n: (w or b"").decode().partition(":")[2] for n, w in zip(common, latest, strict=True)
+        n: (w or b"").decode().partition(":")[2].partition(":")[0]  # "<ms>:<action>[:<exp>]"
+        for n, w in zip(common, latest, strict=True)
     }
     writes = world.proxy.count(first_call, lambda c: c.write)
     unacked = pushed_unacked(before, after, actions)
@@ -257,6 +276,7 @@ async def scenario(world: World) -> dict[str, Any]:
         sync_lease_ttl_s=str(LEASE_TTL_S),
         sync_time_budget_s="60",
         sync_push_retry_delay_s="0",
+        **FAST_TIMEOUTS,
     )
     stop = asyncio.Event()
     factory = EventFactory(numbers(args.numbers), random.Random(args.seed), prefix="kill")
@@ -320,7 +340,8 @@ async def final_run(world: World, env: dict[str, str]) -> dict[str, Any]:
 
 
 def report(world: World, final: dict[str, Any], load_s: float, converge_s: float) -> dict[str, Any]:
-    """Compare Redis and the sandbox with the oracle; the figures and any violations."""
+    """Judge the write history, and compare Redis and the sandbox with the oracle; the
+    figures and any violations."""
     r = world.stack.redis()
     try:
         watermarks = r.hgetall(KEYS.watermark)
@@ -329,8 +350,10 @@ def report(world: World, final: dict[str, Any], load_s: float, converge_s: float
     finally:
         r.close()
     state = world.stack.sandbox("GET", "/_sandbox/state")
+    journal = fetch_journal(world.stack.sandbox, JOURNAL_TARGET)
+    history = check_history(journal, world.sent, dead, EXPECTED_DEAD_REASONS)
     expected = expected_state(world.sent)
-    wrong = wrongly_applied(expected, active_numbers(state), dead)
+    wrong = wrongly_applied(expected, active_numbers(state))
     fates = account(world.sent, watermarks, dead)
     extra = extra_applications(world.sent, state)
     invented = phantoms(world.sent, watermarks)
@@ -338,7 +361,8 @@ def report(world: World, final: dict[str, Any], load_s: float, converge_s: float
     phases = Counter(k["phase"] for k in world.kills)
     unanswered = len(world.sent) - acknowledged
     checks = {
-        f"{fates['lost']} acknowledged event(s) lost": fates["lost"] > 0,
+        **dict.fromkeys(history.failures(), True),
+        f"{fates['lost']} acknowledged event(s) lost in Redis": fates["lost"] > 0,
         f"{len(wrong)} number(s) wrongly applied: {wrong[:5]}": bool(wrong),
         f"{pending} number(s) still pending after the final run": pending > 0,
         f"{unanswered} event(s) not answered 202": unanswered > 0,
@@ -357,9 +381,10 @@ def report(world: World, final: dict[str, Any], load_s: float, converge_s: float
         "times": len(world.kills),
         "events_sent": len(world.sent),
         "acknowledged": acknowledged,
-        "lost": fates["lost"],
+        "lost": history.violations[LOST],
         "wrongly_applied": len(wrong),
         "converge_s": round(converge_s, 2),
+        "history": history.as_json(),
         "phases": dict(sorted(phases.items())),
         "targets": dict(sorted(Counter(k["target"] for k in world.kills).items())),
         "skipped": dict(world.skipped),

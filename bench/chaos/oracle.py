@@ -1,11 +1,13 @@
 """What the chaos scripts send and what they check it against.
 
-The oracle: over the events that got a 2xx, the latest event per number wins (event time in
-UTC ms; at the same time an opt-out beats an opt-in), exactly the receiver's rule. The checks
-compare it with the sandbox's DNC group (numbers written as E.164 digits without ``+``,
-``DNC_CXONE_PHONE_FORMAT=e164-digits``) and with Redis (watermarks, dead letters, pending), and
-count, per acknowledged event, whether it was applied, superseded, dead-lettered or lost.
-Plain functions of plain data, so ``tests/chaos/test_faults.py`` checks them on broken states.
+The core check is ``history.check_history``: the sandbox's whole journal of writes (fetched
+with ``fetch_journal``) against the events sent. The functions here are the cross-checks
+beside it: the oracle over the events that got a 2xx (the latest event per number wins: event
+time in UTC ms; at the same time an opt-out beats an opt-in), compared with the sandbox's
+final DNC group (numbers written as E.164 digits without ``+``,
+``DNC_CXONE_PHONE_FORMAT=e164-digits``) and with Redis (watermarks, dead letters, pending),
+counting, per acknowledged event, whether Redis applied, superseded, dead-lettered or lost it.
+Plain functions of plain data, so ``tests/chaos/`` checks them on broken states.
 """
 
 from __future__ import annotations
@@ -14,12 +16,25 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 OPT_OUT, OPT_IN = "optOut", "optIn"
 _RANK = {OPT_IN: 0, OPT_OUT: 1}  # at the same event time an opt-out wins
+NO_EXPIRY = 1 << 62
+"""Above every expiry in UTC ms: an opt-out that never lapses protects longest."""
+Order = tuple[int, int, int]
+
+
+def order(event_ms: int, action: str, expires_ms: int | None = None) -> Order:
+    """The receiver's order of one number's events as a sortable key: (event time UTC ms,
+    opt-out over opt-in, protection: ``NO_EXPIRY`` for an opt-out without expiry, else its
+    expiry in UTC ms; 0 for an opt-in): the later event wins; at the same time an opt-out
+    beats an opt-in, and of two opt-outs the longer protection wins."""
+    if action == OPT_OUT:
+        return (event_ms, 1, NO_EXPIRY if expires_ms is None else expires_ms)
+    return (event_ms, _RANK.get(action, -1), 0)
 
 
 def numbers(count: int, offset: int = 0) -> list[str]:
@@ -34,7 +49,8 @@ class Sent:
     """One event as sent, and what the receiver answered to its last attempt: ``status``
     (``None``: no answer, a transport error), the 202 body's ``outcome`` (queued / duplicate /
     superseded), when that attempt was sent and answered (``time.monotonic()`` seconds) and how
-    many ``attempts`` it took."""
+    many ``attempts`` it took. ``expires_ms``: when an opt-out lapses (UTC epoch ms, ``None``:
+    never), sent as ``expiresAt``."""
 
     e164: str
     action: str
@@ -45,6 +61,7 @@ class Sent:
     sent_at_s: float = 0.0
     answered_at_s: float = 0.0
     attempts: int = 0
+    expires_ms: int | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -52,13 +69,16 @@ class Sent:
         return f"{self.e164}|{self.action}|{self.event_ms}"
 
     @property
-    def key(self) -> tuple[int, int]:
-        """What orders two events of one number: (event time ms, opt-out over opt-in)."""
-        return (self.event_ms, _RANK[self.action])
+    def key(self) -> Order:
+        """What orders two events of one number (``order``)."""
+        return order(self.event_ms, self.action, self.expires_ms)
 
     @property
     def watermark(self) -> str:
-        """The receiver's watermark value for this event: ``"<event ms>:<action>"``."""
+        """The receiver's watermark value for this event: ``"<event ms>:<action>"``, with
+        ``":<expiry ms>"`` for an opt-out that lapses."""
+        if self.action == OPT_OUT and self.expires_ms is not None:
+            return f"{self.event_ms}:{self.action}:{self.expires_ms}"
         return f"{self.event_ms}:{self.action}"
 
     @property
@@ -67,14 +87,15 @@ class Sent:
 
     def body(self) -> bytes:
         """The webhook body (JSON)."""
-        return json.dumps(
-            {
-                "phoneNumber": self.e164,
-                "eventName": self.action,
-                "timestamp": self.event_ms,
-                "eventId": self.event_id,
-            }
-        ).encode()
+        body: dict[str, object] = {
+            "phoneNumber": self.e164,
+            "eventName": self.action,
+            "timestamp": self.event_ms,
+            "eventId": self.event_id,
+        }
+        if self.expires_ms is not None:
+            body["expiresAt"] = self.expires_ms
+        return json.dumps(body).encode()
 
 
 @dataclass
@@ -149,10 +170,11 @@ def account(
 ) -> Counter[str]:
     """Every acknowledged event's fate against Redis: ``applied`` (it is the number's
     watermark), ``superseded`` (the watermark is a winning later event), ``dead_lettered``
-    (its number is a dead letter with a reason, for this very event) or ``lost`` (Redis holds
+    (its number is a dead letter with a reason, for this very event: its event time and
+    action) or ``lost`` (Redis holds
     an older state, or none: the event is gone). Two events of a number at the same time with
     the same action are both ``applied``: either one is the state held. ``watermarks``:
-    E.164 -> ``"<ms>:<action>"``; ``dead``: E.164 -> the dead letter's JSON object
+    E.164 -> ``"<ms>:<action>[:<expiry ms>]"``; ``dead``: E.164 -> the dead letter's JSON object
     (``reason``, ``event``)."""
     fates: Counter[str] = Counter()
     for event in events:
@@ -164,14 +186,19 @@ def account(
 def _fate(event: Sent, watermark: str | None, letter: Any) -> str:
     if watermark is None:
         return "lost"
-    ms, _, action = watermark.partition(":")
-    held = (int(ms), _RANK.get(action, -1))
+    ms, _, rest = watermark.partition(":")
+    action, _, expiry = rest.partition(":")
+    held = order(int(ms), action, int(expiry) if expiry else None)
     if held < event.key:
         return "lost"
     if held > event.key:
         return "superseded"
     if letter is not None:
-        ok = bool(letter.get("reason")) and letter.get("event", {}).get("eventMs") == event.event_ms
+        named = letter.get("event", {})
+        ok = bool(letter.get("reason")) and (named.get("eventMs"), named.get("action")) == (
+            event.event_ms,
+            event.action,
+        )
         return "dead_lettered" if ok else "lost"
     return "applied"
 
@@ -216,6 +243,33 @@ def extra_applications(events: Iterable[Sent], snapshot: Mapping[str, Any]) -> d
         if over:
             extra[digits] = over
     return extra
+
+
+class JournalGap(RuntimeError):
+    """The sandbox's journal no longer holds every write (dropped past its cap, or reset)."""
+
+
+JournalCall = Callable[[str, str], Mapping[str, Any]]
+"""``Stack.sandbox``: one control-API call (method, path) -> its JSON answer."""
+
+
+def fetch_journal(call: JournalCall, target: str | None = None) -> list[dict[str, Any]]:
+    """Every entry of the sandbox's write journal, page by page (``GET /_sandbox/journal``),
+    in order; only those of ``target`` (``dnc-group:1001``) when given. Raises
+    ``JournalGap`` when entries are missing: a history with a hole cannot be judged."""
+    entries: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        answer = call("GET", f"/_sandbox/journal?after={after}")
+        page = list(answer["entries"])
+        first = page[0]["seq"] if page else int(answer["nextSeq"])
+        if first != after + 1:
+            raise JournalGap(f"journal entries {after + 1}..{first - 1} are gone")
+        entries += page
+        after = page[-1]["seq"] if page else after
+        if not answer["more"]:
+            break
+    return [e for e in entries if target is None or e["target"] == target]
 
 
 def statuses(events: Iterable[Sent]) -> dict[str, int]:

@@ -32,6 +32,8 @@ REPO = BENCH.parent
 HOST = "127.0.0.1"
 NAMESPACE = "chaos"
 GROUP_ID = "1001"
+JOURNAL_TARGET = f"dnc-group:{GROUP_ID}"
+"""How the sandbox's write journal names the DNC group the sync writes to."""
 SANDBOX_CREDENTIALS = {  # the sandbox's fixed development defaults (sandbox/settings.py)
     "DNC_CXONE_CLIENT_ID": "sandbox-cxone-client-id",
     "DNC_CXONE_CLIENT_SECRET": "sandbox-cxone-client-secret-0123456789",
@@ -224,7 +226,8 @@ class Stack:
 
     def flow_env(self, **settings: str) -> dict[str, str]:
         """The environment of a sync run against this stack: ``DNC_*`` for Redis and the
-        sandbox (DNC groups, numbers as E.164 digits), Prefect's API and a client home in
+        sandbox (DNC groups, numbers as E.164 digits, every write traced for the sandbox's
+        journal: ``DNC_CXONE_SEND_TRACE``), Prefect's API and a client home in
         ``tmp/prefect-client``; ``settings`` are more ``DNC_*`` names without the prefix."""
         home = self.tmp / "prefect-client"
         home.mkdir(exist_ok=True)
@@ -240,6 +243,7 @@ class Stack:
                 "DNC_CXONE_ISSUER_URL": f"http://{HOST}:{self.ports['sandbox']}",
                 "DNC_CXONE_DNC_GROUP_ID": GROUP_ID,
                 "DNC_CXONE_PHONE_FORMAT": "e164-digits",
+                "DNC_CXONE_SEND_TRACE": "true",
                 "PREFECT_API_URL": self.prefect_api_url,
                 "PREFECT_HOME": str(home),
                 "PREFECT_LOGGING_LEVEL": "WARNING",

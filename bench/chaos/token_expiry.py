@@ -29,7 +29,10 @@ P)``, the estimate above, an upper bound: each period also lasts until the next 
 ``early_mints`` (a mint less than ``P`` after the previous one: a token replaced while fresh,
 must be 0) and ``stale_calls`` (an API call more than ``P`` after the last mint with no new
 mint before it: a token used past its refresh point, must be 0); the sandbox counts 401s
-(must be 0) and token requests (equal to the proxy's). Exit 1 when an invariant fails.
+(must be 0) and token requests (equal to the proxy's). The sandbox's whole write journal is
+judged by ``history.check_history`` (``history``: no write out of order, every number's
+latest acknowledged event reflected, no dead letter, every write traced to an accepted event;
+``lost`` is its count of events not reflected). Exit 1 when an invariant fails.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import sys
 import time
 from typing import Any
 
+from history import LOST, check_history
 from oracle import (
     OPT_IN,
     OPT_OUT,
@@ -51,11 +55,12 @@ from oracle import (
     account,
     active_numbers,
     expected_state,
+    fetch_journal,
     numbers,
     wrongly_applied,
 )
 from script import chaos_main, sized_args
-from stack import NAMESPACE, Stack
+from stack import JOURNAL_TARGET, NAMESPACE, Stack
 from wire import Call, Proxy, send_all
 
 from dnc.keys import RedisKeys
@@ -67,6 +72,7 @@ BATCH = 5
 SLACK_S = 0.15  # between the client's clock and the proxy's view of a call
 LONG = {"token_ttl_s": 5, "run_s": 40.0, "runs": 2, "seed": 9}
 SHORT = LONG | {"token_ttl_s": 3, "run_s": 7.0, "runs": 1}
+EXPECTED_DEAD_REASONS: tuple[str, ...] = ()  # an expiring token must never dead-letter
 
 
 def period_s(ttl_s: float) -> float:
@@ -151,8 +157,11 @@ def report(
         left = int(r.zcard(KEYS.pending))
     finally:
         r.close()
+    history = check_history(
+        fetch_journal(stack.sandbox, JOURNAL_TARGET), sent, dead, EXPECTED_DEAD_REASONS
+    )
     fates = account(sent, watermarks, dead)
-    wrong = wrongly_applied(expected_state(sent), active_numbers(state), dead)
+    wrong = wrongly_applied(expected_state(sent), active_numbers(state))
     refused = sum(n for s, n in state["requests"].get("dnc_records", {}).items() if s == "401")
     token_calls = sum(1 for c in proxy.calls if c.path.endswith("/auth/token"))
     issued = state["tokens"]["issued"].get("auth_token", 0)
@@ -168,7 +177,8 @@ def report(
         ),
         "no re-mint at all: the runs were shorter than a token's life": re_mints == 0,
         f"sandbox issued {issued} tokens, the proxy saw {token_calls} calls": issued != token_calls,
-        f"{fates['lost']} acknowledged event(s) lost": fates["lost"] > 0,
+        **dict.fromkeys(history.failures(), True),
+        f"{fates['lost']} acknowledged event(s) lost in Redis": fates["lost"] > 0,
         f"{len(wrong)} number(s) wrongly applied": bool(wrong),
         f"{left} number(s) still pending": left > 0,
         "a run failed": any(run["exit_code"] for run in runs),
@@ -182,9 +192,11 @@ def report(
         "refresh_points_borderline": maybe,
         "events_sent": len(sent),
         "acknowledged": sum(1 for e in sent if e.acknowledged),
-        "lost": fates["lost"],
+        "lost": history.violations[LOST],
         "wrongly_applied": len(wrong),
         "converge_s": 0.0,
+        "history": history.as_json(),
+        "fates": dict(sorted(fates.items())),
         "runs": runs,
         "api_401": refused,
         "tokens": state["tokens"],

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from oracle import EventFactory, Sent
 
@@ -165,13 +166,17 @@ class Proxy:
     in ``calls``. A call ends when its answer has been handed to the client; if the client
     died meanwhile (a killed sync run), the call still ends when the sandbox answers, so
     ``in_flight`` says exactly what reached the sandbox and is not answered yet.
-    ``changed`` is notified on every start and end."""
+    ``changed`` is notified on every start and end. Each connection's task is kept in
+    ``_tasks``: asyncio holds a served connection's task only weakly once its client has
+    gone, and the upstream stream reader only through that task, so a call whose client gave
+    up would otherwise be garbage-collected before the sandbox answers it (never ending)."""
 
     upstream_port: int
     port: int = 0
     calls: list[Call] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, HOST, self.port)
@@ -204,6 +209,10 @@ class Proxy:
             self.changed.notify_all()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         up_reader, up_writer = await asyncio.open_connection(HOST, self.upstream_port)
         try:
             while True:
