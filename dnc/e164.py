@@ -3,8 +3,21 @@
 The contract (ITU-T E.164; ``phonenumbers``, Google's libphonenumber metadata):
 ``to_e164(raw, region)`` returns the number as ``+<country code><national number>`` or raises
 ``PhoneNumberProblem`` with one of the reasons in ``REASONS``. A number must pass
-``phonenumbers.is_valid_number``: "possible length" is not enough. An extension is dropped from
-the key and returned beside it.
+``phonenumbers.is_valid_number``: "possible length" is not enough, unless the caller asks for
+``allow_unverified`` (below). An extension is dropped from the key and returned beside it.
+
+Issue 11, rule 3 (``dnc.numbering_plans``): a number that is not valid as written but is
+written in a form its country has retired (Mexico's ``+52 1`` and ``044``, Brazil's 8-digit
+mobiles, ...) is returned as the number the subscriber is dialled at today, and
+``E164Number.aliases`` lists the other E.164 forms of the same subscriber (Argentina's mobile
+``9``), which an opt-out must suppress too.
+
+Issue 11, rule 4: ``phonenumbers`` metadata lags the world's numbering plans (every release
+adds ranges). With ``allow_unverified=True`` a number of a possible length for its country that
+the installed metadata does not know is returned with ``unverified=True`` instead of refused
+as ``invalid_number``: an opt-out for it must be kept. Impossible numbers (wrong length, no
+country) and ambiguous ones are refused either way; callers that lift protection (opt-ins)
+leave the flag off.
 
 Before parsing, the raw text is folded so that every member of a family of inputs behaves the
 same: Unicode compatibility forms (full-width digits and plus), decimal digits of any script,
@@ -26,6 +39,8 @@ from phonenumbers import (
     PhoneNumberFormat,
     ValidationResult,
 )
+
+from dnc import numbering_plans
 
 MAX_RAW_LENGTH = 100
 """Longest raw input accepted, in characters, before any parsing (longer is ``too_long``)."""
@@ -81,15 +96,28 @@ class PhoneNumberProblem(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class E164Number:
-    """A normalised number: ``e164`` like ``+12025550123``, ``extension`` digits or ``None``."""
+    """A normalised number: ``e164`` like ``+12025550123``, ``extension`` digits or ``None``.
+
+    ``aliases``: the other E.164 forms of the same subscriber (canonical ``e164`` excluded),
+    each of which an opt-out must suppress too (``dnc.numbering_plans.aliases``; empty for
+    almost every country). ``unverified``: the number has a possible length for its country
+    but a range the installed ``phonenumbers`` metadata does not know (only returned with
+    ``to_e164(..., allow_unverified=True)``; such a number has no aliases).
+    ``plan_change``: the key of the ``dnc.numbering_plans.PLAN_CHANGES`` entry applied when the
+    number was written in a retired form (``"MX-2019-mobile-1"``), else ``None``.
+    """
 
     e164: str
     extension: str | None
+    aliases: tuple[str, ...] = ()
+    unverified: bool = False
+    plan_change: str | None = None
 
     @property
     def region(self) -> str | None:
         """The ISO 3166-1 alpha-2 region the number belongs to (``None`` for non-geographic
-        numbers such as +800). Computed on demand: the intake path does not need it."""
+        numbers such as +800, and for an unverified number whose country code several
+        regions share). Computed on demand: the intake path does not need it."""
         parsed = phonenumbers.parse(self.e164, None)
         region = phonenumbers.region_code_for_number(parsed)
         return (
@@ -126,19 +154,23 @@ def fold_text(raw: str) -> str:
     return folded
 
 
-def to_e164(raw: str, region: str | None) -> E164Number:
+def to_e164(raw: str, region: str | None, *, allow_unverified: bool = False) -> E164Number:
     """Normalise ``raw`` to E.164, reading a number without a country code in ``region``.
 
     ``region`` is an ISO 3166-1 alpha-2 code (``"US"``) or ``None`` (then only numbers written
     with a country code, ``+`` or this region-free form, are accepted).
+    A number written in a form its country has retired is returned as today's number
+    (``plan_change`` names the change). ``allow_unverified=True`` returns a number that is
+    possible but not valid by the installed metadata with ``unverified=True`` instead of
+    raising ``invalid_number`` (issue 11, rule 4: for opt-outs only).
     Raises ``PhoneNumberProblem`` (a ``ValueError``) with the reason. Results are cached: the
     function is pure.
     """
-    return _to_e164_cached(raw, region.upper() if region else None)
+    return _to_e164_cached(raw, region.upper() if region else None, allow_unverified)
 
 
 @lru_cache(maxsize=65_536)
-def _to_e164_cached(raw: str, region: str | None) -> E164Number:
+def _to_e164_cached(raw: str, region: str | None, allow_unverified: bool) -> E164Number:
     if len(raw) > MAX_RAW_LENGTH:
         raise PhoneNumberProblem("too_long")
     text = fold_text(raw)
@@ -149,16 +181,34 @@ def _to_e164_cached(raw: str, region: str | None) -> E164Number:
     except NumberParseException as exc:
         raise PhoneNumberProblem(_PARSE_REASONS.get(exc.error_type, "not_a_number")) from None
     valid = phonenumbers.is_valid_number(parsed)
+    retired = None if valid else numbering_plans.current_form(parsed)
     with_code = _country_code_reading(text, region, parsed)
     if with_code is not None:
-        if valid and _e164(with_code) != _e164(parsed):
+        other = parsed if valid else retired[0] if retired else None
+        if other is not None and _e164(with_code) != _e164(other):
             # Filing an opt-out under the other reading would leave the person callable.
             raise PhoneNumberProblem("ambiguous_country_code")
-        parsed, valid = with_code, True
+        return _number(with_code)
+    if retired is not None:
+        return _number(retired[0], plan_change=retired[1].key)
     if not valid:
         possible = phonenumbers.is_possible_number_with_reason(parsed)
+        if allow_unverified and possible == ValidationResult.IS_POSSIBLE:
+            if _possible_country_code_reading(text, region, parsed):
+                raise PhoneNumberProblem("ambiguous_country_code")
+            return E164Number(_e164(parsed), parsed.extension or None, unverified=True)
         raise PhoneNumberProblem(_POSSIBLE_REASONS.get(possible, "invalid_number"))
-    return E164Number(e164=_e164(parsed), extension=parsed.extension or None)
+    return _number(parsed)
+
+
+def _number(parsed: phonenumbers.PhoneNumber, plan_change: str | None = None) -> E164Number:
+    """The ``E164Number`` of a valid ``parsed``, with its aliases."""
+    return E164Number(
+        e164=_e164(parsed),
+        extension=parsed.extension or None,
+        aliases=numbering_plans.aliases(parsed),
+        plan_change=plan_change,
+    )
 
 
 def _country_code_reading(
@@ -180,6 +230,28 @@ def _country_code_reading(
     if str(candidate.country_code) != code or not phonenumbers.is_valid_number(candidate):
         return None
     return candidate
+
+
+def _possible_country_code_reading(
+    text: str, region: str | None, parsed: phonenumbers.PhoneNumber
+) -> bool:
+    """Whether ``text``, read as a national number of ``region`` (possible, not valid), is also
+    a possible number, a different one, when its leading digits are read as ``region``'s
+    country code. Then neither reading can be kept unverified: the other may be the person's."""
+    if region is None or parsed.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY:
+        return False
+    code = str(phonenumbers.country_code_for_region(region))
+    if code == "0" or not phonenumbers.normalize_digits_only(text).startswith(code):
+        return False
+    try:
+        candidate = phonenumbers.parse("+" + text, None)
+    except NumberParseException:
+        return False
+    return (
+        str(candidate.country_code) == code
+        and phonenumbers.is_possible_number_with_reason(candidate) == ValidationResult.IS_POSSIBLE
+        and _e164(candidate) != _e164(parsed)
+    )
 
 
 def _e164(number: phonenumbers.PhoneNumber) -> str:

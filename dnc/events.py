@@ -62,39 +62,72 @@ class EventBody(BaseModel):
         description="optOut or optIn, any case."
     )
     timestamp: str | StrictInt | StrictFloat = Field(
-        description="When the person opted in/out: ISO 8601 with Z or an offset (no zone is "
-        "read as UTC), or epoch milliseconds."
+        description="When the person opted in/out: RFC 3339 / ISO 8601 with Z or an offset "
+        "(t and z may be lowercase; no zone: read in DNC_INTAKE_NAIVE_TIME_ZONE, UTC by "
+        "default, with a warning), or epoch milliseconds. A time after receipt is recorded as "
+        "the receipt time, the sent time kept, with a warning: an event cannot have happened "
+        "after it was received. Refused: not a time, before 2000 (epoch seconds sent as "
+        "milliseconds), and for an opt-in only, more than DNC_INTAKE_MAX_FUTURE_SKEW_S ahead."
     )
     eventId: str | None = Field(
         default=None,
         min_length=1,
         max_length=128,
         pattern=r"^[\x21-\x7e]+$",
-        description="The caller's idempotency key (printable ASCII); derived when absent.",
+        description="The caller's idempotency key (printable ASCII, at most 128); derived when "
+        "absent. A malformed one is refused for an opt-in; an opt-out is kept with a derived "
+        "key instead, with a warning.",
     )
     region: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z]{2}$",
-        description="ISO 3166-1 alpha-2 region for numbers written without a country code.",
+        description="ISO 3166-1 alpha-2 region for numbers written without a country code. "
+        "An unknown one is refused when the number has no country code (it cannot be "
+        "identified) and for an opt-in; an opt-out written with its country code (+...) is "
+        "kept without the hint, with a warning.",
     )
     metadata: Annotated[dict[str, JsonValue] | None, BeforeValidator(_metadata_from_form)] = Field(
-        default=None, description="Free-form object kept with the event for audit (size-capped)."
+        default=None,
+        description="Free-form object kept with the event for audit, at most "
+        "DNC_INTAKE_METADATA_MAX_BYTES as JSON. Over the cap or not an object: refused for an "
+        "opt-in; an opt-out is kept without it, with a warning.",
     )
     expiresAt: str | StrictInt | StrictFloat | None = Field(
         default=None,
         description="Opt-outs only: when the opt-out lapses, in the same forms as timestamp "
-        "(ISO 8601 with Z or an offset, or epoch milliseconds). Must be after the event time "
-        "and still in the future when received; absent: the opt-out never lapses.",
+        "(RFC 3339 with Z or an offset, or epoch milliseconds); absent: the opt-out never "
+        "lapses. Any expiresAt on an opt-in is refused. An unusable one on an opt-out (not a "
+        "time, at or before the event time, already past when received, before 2000, after "
+        "9999) is dropped with a warning: the opt-out is kept and never lapses, the stricter "
+        "reading.",
     )
+
+
+class DroppedField(BaseModel):
+    """An optional field left out of a recorded opt-out, kept in the audit record: the wire
+    ``field`` name, the ``reason`` code and ``message`` it would have been refused with, and
+    ``sent``: an excerpt of what was sent (at most 64 characters; for metadata over the cap,
+    its size)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    reason: str
+    message: str
+    sent: str | None = None
 
 
 class StoredEvent(BaseModel):
     """The latest-known event for a number, as kept in Redis (JSON, camelCase keys).
 
     ``eventMs`` and ``receivedMs`` are UTC epoch milliseconds. ``eventIdDerived`` is true when
-    the caller sent no ``eventId`` and the key was derived from number, action and time (and
-    the expiry, when there is one). ``expiresMs`` (UTC epoch ms, opt-outs only, ``None``: never)
-    is when the opt-out lapses; it is left out of the JSON when absent.
+    the caller sent no usable ``eventId`` and the key was derived from number, action and sent
+    time (and the expiry, when there is one). ``expiresMs`` (UTC epoch ms, opt-outs only,
+    ``None``: never) is when the opt-out lapses. ``sentEventMs`` (UTC epoch ms) is the event
+    time as sent when it was after receipt (``eventMs`` is then the receipt time).
+    ``naiveTimeZone`` is the IANA zone a timestamp written without one was read in.
+    ``dropped`` lists the optional fields left out of an opt-out and why. Each of these is left
+    out of the JSON when absent, so events without them are stored as before.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -109,6 +142,9 @@ class StoredEvent(BaseModel):
     extension: str | None = None
     metadata: dict[str, Any] | None = None
     expiresMs: int | None = None
+    sentEventMs: int | None = None
+    naiveTimeZone: str | None = None
+    dropped: tuple[DroppedField, ...] | None = None
 
     @property
     def fingerprint(self) -> str:

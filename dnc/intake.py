@@ -2,6 +2,15 @@
 
 Shared by the HTTP receiver and the bulk importer, so a number is judged the same way whatever
 door it came through.
+
+An opt-out is never refused over an optional field (``eventId``, ``region``, ``metadata``,
+``expiresAt``): a bad one is left out of the event (an unusable expiry leaves the opt-out
+permanent, the stricter reading), named in ``AcceptedEvent.dropped`` and the warnings, and
+kept in the event's audit record (``StoredEvent.dropped``). An opt-in lifts protection, so the
+same problem refuses it. A region hint is dropped only when the number is written with its
+country code: otherwise the hint is what identifies the number. An event time after receipt is
+recorded as the receipt time (``StoredEvent.sentEventMs`` keeps the sent one); only an opt-in
+more than ``max_future_skew_s`` ahead is refused.
 """
 
 from __future__ import annotations
@@ -10,14 +19,30 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from dnc.e164 import E164Number, PhoneNumberProblem, is_supported_region, to_e164
 from dnc.errors import EventValidationError, FieldProblem
-from dnc.events import Action, EventBody, StoredEvent
+from dnc.events import Action, DroppedField, EventBody, StoredEvent
 from dnc.target import LATEST_MS
-from dnc.timestamps import NAIVE_WARNING, EventTime, TimestampProblem, parse_event_time
+from dnc.timestamps import (
+    EventTime,
+    TimestampProblem,
+    naive_warning,
+    parse_event_time,
+    parse_time,
+    time_zone,
+)
+
+AFTER_RECEIPT = "after_receipt"
+"""Reason of the note on a timestamp later than receipt (recorded as the receipt time)."""
+NO_TIME_ZONE = "no_time_zone"
+"""Reason of the note on a timestamp or expiresAt written without a zone."""
+OPTIONAL_FIELDS = ("eventId", "region", "metadata", "expiresAt")
+"""The optional fields: a bad one is dropped from an opt-out, and refuses an opt-in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,28 +50,59 @@ class IntakePolicy:
     """The rules intake applies; built from ``IntakeSettings`` at the entry point.
 
     ``default_region``: ISO 3166-1 alpha-2 or ``None`` (only numbers with a country code).
-    ``max_future_skew_s``: how far past our clock an event time may be, in seconds.
+    ``max_future_skew_s``: how far past our clock an opt-in's event time may be, in seconds
+    (later: refused; an opt-out is never refused for it).
     ``metadata_max_bytes``: cap on the compact JSON of ``metadata``, in bytes (UTF-8).
+    ``naive_time_zone``: IANA name of the zone a time written without one is read in.
     """
 
     default_region: str | None = "US"
     max_future_skew_s: int = 300
     metadata_max_bytes: int = 4096
+    naive_time_zone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
 class AcceptedEvent:
-    """An event that passed intake, with the warnings to return to the caller."""
+    """An event that passed intake, with what to tell the caller.
+
+    ``warnings``: sentences for the caller, one per dropped field and per note.
+    ``dropped``: the optional fields left out of an opt-out, each with the reason and message
+    it would have been refused with. ``notes``: how a field was read (``timestamp``
+    ``after_receipt``; ``timestamp`` / ``expiresAt`` ``no_time_zone``).
+    """
 
     event: StoredEvent
     warnings: tuple[str, ...] = ()
+    dropped: tuple[FieldProblem, ...] = ()
+    notes: tuple[FieldProblem, ...] = ()
+
+    @property
+    def naive_time(self) -> bool:
+        """Whether the event time was written without a time zone."""
+        return any(n.field == "timestamp" and n.reason == NO_TIME_ZONE for n in self.notes)
+
+    @property
+    def warning_reasons(self) -> list[str]:
+        """``"<field>:<reason>"`` of every dropped field and note, for counting."""
+        return [f"{p.field}:{p.reason}" for p in (*self.dropped, *self.notes)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """One problem and whether an opt-out survives it (the field is then dropped)."""
+
+    problem: FieldProblem
+    droppable: bool
+    sent: str | None = None
 
 
 def build_event(fields: Mapping[str, object], policy: IntakePolicy, now_ms: int) -> AcceptedEvent:
     """Validate and normalise one event's ``fields`` (wire names: ``phoneNumber``, ...).
 
-    ``now_ms`` is the receive time (UTC epoch ms), stored as ``receivedMs`` and used for the
-    future-time check. Raises ``EventValidationError`` listing every bad field at once.
+    ``now_ms`` is the receive time (UTC epoch ms), stored as ``receivedMs``; an event time
+    after it is recorded as it. Raises ``EventValidationError`` listing every bad field at
+    once; an opt-out whose only problems are in optional fields is accepted without them.
     """
     # An empty optional field (an unset template variable) is an absent one.
     fields = {k: v for k, v in fields.items() if not (k in _OPTIONAL and v in ("", None))}
@@ -54,78 +110,204 @@ def build_event(fields: Mapping[str, object], policy: IntakePolicy, now_ms: int)
         body = EventBody.model_validate(fields)
     except ValidationError as exc:
         problems = _shape_problems(exc)
-        problems.extend(_semantic_problems(fields, policy, now_ms, {p.field for p in problems}))
+        malformed = {p.field for p in problems}
+        if _action_hint(fields.get("eventName")) is Action.OPT_OUT and malformed <= _OPTIONAL:
+            # Only optional fields are malformed: judge the opt-out without them.
+            rest = {k: v for k, v in fields.items() if k not in malformed}
+            judged = [_Judged(p, True, _excerpt(fields.get(p.field))) for p in problems]
+            return _build_from_body(EventBody.model_validate(rest), policy, now_ms, judged)
+        problems.extend(_semantic_problems(fields, policy, now_ms, malformed))
         raise EventValidationError(problems) from None
-    return _build_from_body(body, policy, now_ms)
+    return _build_from_body(body, policy, now_ms, [])
 
 
-def _build_from_body(body: EventBody, policy: IntakePolicy, now_ms: int) -> AcceptedEvent:
-    problems: list[FieldProblem] = []
-    number = _number(body, policy, problems)
-    event_time = None
-    try:
-        event_time = parse_event_time(body.timestamp, now_ms, policy.max_future_skew_s)
-    except TimestampProblem as exc:
-        problems.append(FieldProblem("timestamp", exc.reason, str(exc)))
-    expiry = None
-    try:
-        expiry = check_expiry(
-            body.expiresAt, body.eventName, event_time.epoch_ms if event_time else None, now_ms
-        )
-    except ExpiryProblem as exc:
-        problems.append(exc.problem)
-    if body.metadata is not None and _json_size(body.metadata) > policy.metadata_max_bytes:
-        problems.append(
-            FieldProblem(
-                "metadata",
-                "too_large",
-                f"metadata is over {policy.metadata_max_bytes} bytes as JSON",
-            )
-        )
-    if problems or number is None or event_time is None:
-        raise EventValidationError(problems)
+def _build_from_body(
+    body: EventBody, policy: IntakePolicy, now_ms: int, malformed: list[_Judged]
+) -> AcceptedEvent:
+    """The event of a well-shaped ``body``; ``malformed``: optional fields of an opt-out
+    already left out of it for their shape (all droppable)."""
+    zone = time_zone(policy.naive_time_zone)
+    bad_region = next((j for j in malformed if j.problem.field == "region"), None)
+    number, judged = _number(body, policy, bad_region)
+    judged += [j for j in malformed if j.problem.field != "region"]
+    notes: list[FieldProblem] = []
+    event_time, sent_ms = _event_time(body, policy, now_ms, zone, judged, notes)
+    expiry = _expiry(body, sent_ms, now_ms, zone, policy.naive_time_zone, judged, notes)
+    metadata = body.metadata
+    if metadata is not None and (size := _json_size(metadata)) > policy.metadata_max_bytes:
+        judged.append(_Judged(_metadata_too_large(policy), True, f"{size} bytes"))
+        metadata = None
+    judged.sort(key=lambda j: _FIELD_ORDER.get(j.problem.field, len(_FIELD_ORDER)))
+    opt_out = body.eventName is Action.OPT_OUT
+    if any(not (j.droppable and opt_out) for j in judged) or number is None or event_time is None:
+        raise EventValidationError([j.problem for j in judged])
+    dropped = tuple(j.problem for j in judged)
+    gone = {p.field for p in dropped}
     expires_ms = expiry.epoch_ms if expiry else None
-    event_id = body.eventId or derive_event_id(
-        _id_input(number.e164, body.eventName, event_time.epoch_ms, expires_ms)
+    caller_id = None if "eventId" in gone else body.eventId
+    event_id = caller_id or derive_event_id(
+        _id_input(number.e164, body.eventName, sent_ms, expires_ms)
     )
+    region = body.region.upper() if body.region and "region" not in gone else None
     event = StoredEvent(
         eventId=event_id,
-        eventIdDerived=body.eventId is None,
+        eventIdDerived=caller_id is None,
         e164=number.e164,
         action=body.eventName,
         eventMs=event_time.epoch_ms,
         receivedMs=now_ms,
-        region=body.region.upper() if body.region else policy.default_region,
+        region=region or policy.default_region,
         extension=number.extension,
-        metadata=body.metadata,
+        metadata=metadata,
         expiresMs=expires_ms,
+        sentEventMs=sent_ms if sent_ms != event_time.epoch_ms else None,
+        naiveTimeZone=policy.naive_time_zone if event_time.naive else None,
+        dropped=tuple(
+            DroppedField(
+                field=j.problem.field,
+                reason=j.problem.reason,
+                message=j.problem.message,
+                sent=j.sent,
+            )
+            for j in judged
+        )
+        or None,
     )
-    warnings: tuple[str, ...] = (NAIVE_WARNING,) if event_time.assumed_utc else ()
-    if expiry and expiry.assumed_utc:
-        warnings += (EXPIRY_NAIVE_WARNING,)
-    return AcceptedEvent(event=event, warnings=warnings)
+    warnings = tuple(n.message for n in notes) + tuple(_dropped_warning(p) for p in dropped)
+    return AcceptedEvent(event, warnings, dropped, tuple(notes))
+
+
+def _metadata_too_large(policy: IntakePolicy) -> FieldProblem:
+    message = f"metadata is over {policy.metadata_max_bytes} bytes as JSON"
+    return FieldProblem("metadata", "too_large", message)
+
+
+def _dropped_warning(problem: FieldProblem) -> str:
+    """The caller's sentence for a field left out of an opt-out."""
+    return f"{problem.field} dropped ({problem.reason}): {problem.message}; {_KEPT[problem.field]}"
+
+
+_KEPT = {
+    "expiresAt": "the opt-out is recorded without an expiry: it never lapses",
+    "metadata": "the opt-out is recorded without it",
+    "region": "the number has its country code and is read without the hint",
+    "eventId": "the opt-out is recorded under a derived eventId",
+}
+_FIELD_ORDER = {
+    name: index
+    for index, name in enumerate(
+        ("phoneNumber", "eventName", "timestamp", "eventId", "region", "metadata", "expiresAt")
+    )
+}
+_UNKNOWN_REGION = FieldProblem(
+    "region",
+    "unknown_region",
+    "region is not a known ISO 3166-1 alpha-2 code with a numbering plan",
+)
 
 
 def _number(
-    body: EventBody, policy: IntakePolicy, problems: list[FieldProblem]
-) -> E164Number | None:
-    """The E.164 number of ``body`` (``None`` with its problem appended to ``problems``)."""
-    if body.region and not is_supported_region(body.region):
-        problems.append(
-            FieldProblem(
-                "region",
-                "unknown_region",
-                "region is not a known ISO 3166-1 alpha-2 code with a numbering plan",
-            )
-        )
-        return None  # a bad region hint would only add a misleading phone problem
+    body: EventBody, policy: IntakePolicy, bad_region: _Judged | None
+) -> tuple[E164Number | None, list[_Judged]]:
+    """The E.164 number of ``body`` (``None`` when it cannot be identified) and the problems
+    found. ``bad_region``: a malformed region hint already left out of ``body``."""
+    hint = bad_region
+    if hint is None and body.region and not is_supported_region(body.region):
+        hint = _Judged(_UNKNOWN_REGION, True, body.region)
+    if hint is not None:
+        # The hint is unusable: only a number written with its country code is identified
+        # without it; any other number needs it, so the hint's problem refuses the event.
+        try:
+            return to_e164(body.phoneNumber, None), [hint]
+        except PhoneNumberProblem as exc:
+            if exc.reason == "invalid_country_code":
+                return None, [_Judged(hint.problem, False)]
+            return None, [_phone_problem(exc), hint]
     try:
         return to_e164(
             body.phoneNumber, body.region.upper() if body.region else policy.default_region
-        )
+        ), []
     except PhoneNumberProblem as exc:
-        problems.append(FieldProblem("phoneNumber", exc.reason, f"phoneNumber {exc}"))
+        return None, [_phone_problem(exc)]
+
+
+def _phone_problem(exc: PhoneNumberProblem) -> _Judged:
+    return _Judged(FieldProblem("phoneNumber", exc.reason, f"phoneNumber {exc}"), False)
+
+
+def _event_time(
+    body: EventBody,
+    policy: IntakePolicy,
+    now_ms: int,
+    zone: tzinfo,
+    judged: list[_Judged],
+    notes: list[FieldProblem],
+) -> tuple[EventTime | None, int]:
+    """The event time to record (``None``: unusable, its problem appended to ``judged``) and
+    the time as sent, UTC ms. A time after ``now_ms`` is recorded as ``now_ms`` (noted)."""
+    try:
+        sent = parse_time(body.timestamp, zone)
+    except TimestampProblem as exc:
+        judged.append(_Judged(FieldProblem("timestamp", exc.reason, str(exc)), False))
+        return None, 0
+    if sent.naive:
+        message = naive_warning("timestamp", policy.naive_time_zone)
+        notes.append(FieldProblem("timestamp", NO_TIME_ZONE, message))
+    if sent.epoch_ms <= now_ms:
+        return sent, sent.epoch_ms
+    too_far = sent.epoch_ms > now_ms + policy.max_future_skew_s * 1000
+    if too_far and body.eventName is not Action.OPT_OUT:
+        judged.append(_Judged(_in_future(policy.max_future_skew_s), False))
+        return None, sent.epoch_ms
+    message = CLAMP_WARNING
+    if too_far:
+        message += f" (more than {policy.max_future_skew_s} s ahead: check the sender's clock)"
+    notes.append(FieldProblem("timestamp", AFTER_RECEIPT, message))
+    return EventTime(now_ms, sent.naive), sent.epoch_ms
+
+
+CLAMP_WARNING = (
+    "timestamp is after the time of receipt; recorded as the receipt time (the time sent is "
+    "kept as sentEventMs)"
+)
+"""The warning of an event time later than receipt (``after_receipt``)."""
+
+
+def _in_future(skew_s: int) -> FieldProblem:
+    return FieldProblem(
+        "timestamp",
+        "in_future",
+        f"timestamp is more than {skew_s} s in the future (an opt-in must not be)",
+    )
+
+
+def _expiry(
+    body: EventBody,
+    sent_ms: int | None,
+    now_ms: int,
+    zone: tzinfo,
+    zone_name: str,
+    judged: list[_Judged],
+    notes: list[FieldProblem],
+) -> EventTime | None:
+    """The usable expiry of ``body`` or ``None``; a problem is appended to ``judged``
+    (droppable for an opt-out), a time without a zone to ``notes``."""
+    try:
+        expiry = check_expiry(body.expiresAt, body.eventName, sent_ms or None, now_ms, zone)
+    except ExpiryProblem as exc:
+        judged.append(_Judged(exc.problem, True, _excerpt(body.expiresAt)))
         return None
+    if expiry is not None and expiry.naive:
+        notes.append(FieldProblem("expiresAt", NO_TIME_ZONE, naive_warning("expiresAt", zone_name)))
+    return expiry
+
+
+def _excerpt(value: object) -> str | None:
+    """At most 64 characters of what was sent in a field, for the audit record."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:64]
 
 
 def _id_input(e164: str, action: Action, event_ms: int, expires_ms: int | None) -> str:
@@ -145,14 +327,15 @@ class ExpiryProblem(ValueError):
 
 
 def check_expiry(
-    value: object, action: object, event_ms: int | None, now_ms: int
+    value: object, action: object, event_ms: int | None, now_ms: int, naive_zone: tzinfo = UTC
 ) -> EventTime | None:
     """Parse and check an opt-out's ``expiresAt`` (``None``: no expiry, returns ``None``).
 
-    ``value`` takes the forms of ``timestamp`` (ISO 8601 or epoch ms); ``action`` is the
-    event's ``Action`` (anything else: not checked against it); ``event_ms`` is the event time
-    and ``now_ms`` the receive time, both UTC epoch ms (``event_ms`` ``None``: the event time
-    was unusable, not compared). Returns the expiry as an ``EventTime`` (UTC ms). Raises
+    ``value`` takes the forms of ``timestamp`` (ISO 8601 or epoch ms; without a zone: read in
+    ``naive_zone``); ``action`` is the event's ``Action`` (anything else: not checked against
+    it); ``event_ms`` is the event time as sent and ``now_ms`` the receive time, both UTC epoch
+    ms (``event_ms`` ``None``: the event time was unusable, not compared). Returns the expiry
+    as an ``EventTime`` (UTC ms). Raises
     ``ExpiryProblem`` with reason ``not_for_opt_in``, ``wrong_type``, ``invalid``, ``too_old``,
     ``too_far`` (after 9999-12-31), ``before_event_time`` (at or before the event time) or
     ``already_lapsed`` (at or before ``now_ms``).
@@ -165,7 +348,7 @@ def check_expiry(
         )
     try:
         # The latest instant RFC 3339 can name bounds it, as DncChange and CXone require.
-        expiry = parse_event_time(value, now_ms=LATEST_MS, max_future_skew_s=0)
+        expiry = parse_event_time(value, LATEST_MS, 0, naive_zone)
     except TimestampProblem as exc:
         reason = "too_far" if exc.reason == "in_future" else exc.reason
         raise ExpiryProblem(reason, _EXPIRY_MESSAGES.get(reason, str(exc))) from None
@@ -178,7 +361,6 @@ def check_expiry(
     return expiry
 
 
-EXPIRY_NAIVE_WARNING = "expiresAt has no time zone; read as UTC"
 _EXPIRY_MESSAGES = {
     "wrong_type": "expiresAt must be an ISO 8601 string or epoch ms",
     "invalid": "expiresAt is not ISO 8601 or a usable number of epoch ms",
@@ -215,20 +397,39 @@ def _semantic_problems(
             to_e164(raw_phone, _region_hint(fields.get("region"), policy))
         except PhoneNumberProblem as exc:
             problems.append(FieldProblem("phoneNumber", exc.reason, f"phoneNumber {exc}"))
+    problems.extend(_hint_and_metadata_problems(fields, policy, failed))
+    zone = time_zone(policy.naive_time_zone)
+    action = _action_hint(fields.get("eventName"))
     event_ms = None
     if "timestamp" not in failed and "timestamp" in fields:
         try:
-            event_ms = parse_event_time(
-                fields["timestamp"], now_ms, policy.max_future_skew_s
-            ).epoch_ms
+            event_ms = parse_time(fields["timestamp"], zone).epoch_ms
         except TimestampProblem as exc:
             problems.append(FieldProblem("timestamp", exc.reason, str(exc)))
+        beyond = now_ms + policy.max_future_skew_s * 1000
+        if event_ms is not None and event_ms > beyond and action is not Action.OPT_OUT:
+            problems.append(_in_future(policy.max_future_skew_s))
     if "expiresAt" not in failed:
-        action = _action_hint(fields.get("eventName"))
         try:
-            check_expiry(fields.get("expiresAt"), action, event_ms, now_ms)
+            check_expiry(fields.get("expiresAt"), action, event_ms, now_ms, zone)
         except ExpiryProblem as exc:
             problems.append(exc.problem)
+    return problems
+
+
+def _hint_and_metadata_problems(
+    fields: Mapping[str, object], policy: IntakePolicy, failed: set[str]
+) -> list[FieldProblem]:
+    """An unknown region and metadata over the cap, when their shape was fine."""
+    problems: list[FieldProblem] = []
+    region = fields.get("region")
+    if "region" not in failed and isinstance(region, str) and not is_supported_region(region):
+        problems.append(_UNKNOWN_REGION)
+    metadata = fields.get("metadata")
+    if "metadata" not in failed and metadata is not None:
+        size = _json_size(from_json(metadata) if isinstance(metadata, str) else metadata)
+        if size > policy.metadata_max_bytes:
+            problems.append(_metadata_too_large(policy))
     return problems
 
 
@@ -240,7 +441,7 @@ def _action_hint(value: object) -> Action | None:
     return None
 
 
-_OPTIONAL = frozenset({"eventId", "region", "metadata", "expiresAt"})
+_OPTIONAL = frozenset(OPTIONAL_FIELDS)
 _SHAPE_REASONS = {
     "missing": "missing",
     "enum": "unknown_event_name",

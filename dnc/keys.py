@@ -104,6 +104,28 @@ class RedisKeys:
         dead-lettered."""
         return f"{self.tag}:retry-state"
 
+    @property
+    def warnings(self) -> str:
+        """HASH: ``"<field>:<reason>"`` -> how many recorded events (duplicates not counted)
+        had that optional field dropped (an opt-out kept without it) or that field read with
+        an adjustment (``timestamp:after_receipt``, ``timestamp:no_time_zone``...). No TTL:
+        counts since the key was last deleted."""
+        return f"{self.tag}:warnings"
+
+    @property
+    def naive_times(self) -> str:
+        """HASH: sender (``bearer-<n>``/``hmac-<n>``: the position of the credential in its
+        setting, ``unknown`` without authentication, ``import``) -> how many recorded events
+        it sent with a timestamp without a time zone. No TTL, like ``warnings``."""
+        return f"{self.tag}:naive-times"
+
+    def clamped(self, event_id: str) -> str:
+        """STRING per idempotency key of an event whose time was after receipt ->
+        ``"<E.164>|<action>|<sent ms>|<recorded ms>"`` (UTC ms): the receipt time its first
+        delivery was recorded at, so a retry (clamped to a later receipt) is the same event.
+        TTL = idempotency TTL."""
+        return f"{self.tag}:clamped:{event_id}"
+
     def event_id(self, event_id: str) -> str:
         """STRING per idempotency key -> the event fingerprint; TTL = idempotency TTL
         (settings, default 7 days)."""

@@ -18,12 +18,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
-from redis import exceptions as redis_errors
 
 from dnc.errors import StoreError
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
-from dnc.store import convert_error, load_lua
+from dnc.store import REDIS_FAILURES, convert_error, load_lua
 from dnc.target import DncChange
 
 REQUEUE_CHUNK = 500
@@ -298,13 +297,13 @@ class PendingQueue:
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
             return await script(keys=keys, args=args)
-        except redis_errors.RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 
     async def _run_command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return await getattr(self._client, name)(*args, **kwargs)
-        except redis_errors.RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 
 

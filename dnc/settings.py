@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dnc.e164 import is_supported_region
 from dnc.intake import IntakePolicy
+from dnc.timestamps import UnknownTimeZone, time_zone
 
 
 def split_list(value: object) -> object:
@@ -185,10 +186,19 @@ class IntakeSettings(BaseSettings):
         default=300,
         ge=0,
         le=86_400,
-        description="How far in the future an event time may be, seconds.",
+        description="How far after receipt an opt-in's event time may be, seconds; later is "
+        "refused. Any event time after receipt is recorded as the receipt time, and an "
+        "opt-out is never refused for it.",
     )
     metadata_max_bytes: int = Field(
         default=4096, ge=0, le=32_768, description="Cap on the metadata object as JSON, bytes."
+    )
+    naive_time_zone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        description="IANA time zone (America/New_York) in which a timestamp or expiresAt "
+        "written without a zone is read; such events are counted by sender in status.",
     )
 
     @field_validator("default_region")
@@ -200,12 +210,22 @@ class IntakeSettings(BaseSettings):
             raise ValueError(f"{value!r} is not a region with a numbering plan")
         return value.upper()
 
+    @field_validator("naive_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            time_zone(value)
+        except UnknownTimeZone as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     def policy(self) -> IntakePolicy:
         """The ``IntakePolicy`` these settings describe."""
         return IntakePolicy(
             default_region=None if self.default_region == "none" else self.default_region,
             max_future_skew_s=self.max_future_skew_s,
             metadata_max_bytes=self.metadata_max_bytes,
+            naive_time_zone=self.naive_time_zone,
         )
 
 

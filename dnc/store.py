@@ -14,6 +14,7 @@ receiver pays one Redis round trip per batch instead of one per event.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -43,7 +44,14 @@ _UNAVAILABLE = (
     redis_errors.TryAgainError,
     redis_errors.ClusterDownError,
     OSError,
+    RuntimeError,
 )
+
+REDIS_FAILURES = (redis_errors.RedisError, OSError, RuntimeError)
+"""What a Redis call raises when Redis fails: redis-py's errors, and, on a pooled connection
+the peer reset (a dying primary), the event loop's own ``OSError`` or ``RuntimeError``
+(uvloop: "unable to perform operation on <TCPTransport closed=True>; the handler is
+closed"), which redis-py passes through. All become ``StoreError``/``StoreUnavailable``."""
 
 
 class RecordStatus(StrEnum):
@@ -183,18 +191,112 @@ class EventStore:
 
     async def record(self, event: StoredEvent) -> RecordStatus:
         """Record ``event`` atomically and say what it did; concurrent calls share one round
-        trip. Returns only once Redis has run the script."""
-        return await self._coalescer.submit(event)
+        trip. Returns only once Redis has run the script.
+
+        An event recorded at its receipt time because its time was later (``sentEventMs``)
+        is recorded at a different time by each delivery; a retry of it is recognised by
+        ``clamped`` (the first delivery's time) and answered ``duplicate``."""
+        status = await self._coalescer.submit(event)
+        if status is RecordStatus.ID_CONFLICT:
+            [first] = await self._first_deliveries([event])
+            if first is not None:
+                status = await self._coalescer.submit(first)
+        elif status is not RecordStatus.DUPLICATE and event.sentEventMs is not None:
+            await self._remember_clamps([event])
+        return status
 
     async def record_many(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
         """Record ``events`` in order, ``max_batch`` per script call. Each call is atomic;
-        the whole sequence is not. Used by bulk import."""
+        the whole sequence is not. Used by bulk import. Retries of clamped events are
+        ``duplicate`` as in ``record``."""
+        statuses = await self._record_batches(events)
+        clamped = [
+            event
+            for event, status in zip(events, statuses, strict=True)
+            if event.sentEventMs is not None
+            and status in (RecordStatus.QUEUED, RecordStatus.SUPERSEDED)
+        ]
+        if clamped:
+            await self._remember_clamps(clamped)
+        conflicts = [i for i, status in enumerate(statuses) if status is RecordStatus.ID_CONFLICT]
+        if conflicts:
+            firsts = await self._first_deliveries([events[i] for i in conflicts])
+            again = [(i, first) for i, first in zip(conflicts, firsts, strict=True) if first]
+            if again:
+                redone = await self._record_batches([first for _, first in again])
+                for (i, _), status in zip(again, redone, strict=True):
+                    statuses[i] = status
+        return statuses
+
+    async def _record_batches(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
         statuses: list[RecordStatus] = []
         for start in range(0, len(events), self._limits.max_batch):
             statuses.extend(
                 await self._record_batch(events[start : start + self._limits.max_batch])
             )
         return statuses
+
+    async def _remember_clamps(self, events: Sequence[StoredEvent]) -> None:
+        """Keep, per idempotency key, the receipt time each clamped event was just recorded
+        at (``RedisKeys.clamped``), once the event holds its key: a failed first delivery or
+        a key reused for another event leaves nothing a retry could be mistaken by. Best
+        effort: the events are recorded already; without it a retry is answered 409."""
+        with contextlib.suppress(StoreError):
+            await self._set_clamps(events)
+
+    async def _set_clamps(self, events: Sequence[StoredEvent]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for event in events:
+                    value = f"{event.e164}|{event.action.value}|{event.sentEventMs}|{event.eventMs}"
+                    pipe.set(
+                        self._keys.clamped(event.eventId),
+                        value,
+                        nx=True,
+                        px=self._limits.idempotency_ttl_ms,
+                    )
+                await pipe.execute()
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
+
+    async def _first_deliveries(self, events: Sequence[StoredEvent]) -> list[StoredEvent | None]:
+        """For each event whose key was refused as used for another event: the event as its
+        first delivery was recorded, when that delivery was clamped to its receipt time and
+        this is the same number, action and sent time; else ``None`` (a real conflict)."""
+        try:
+            found = await self._client.mget([self._keys.clamped(e.eventId) for e in events])
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
+        firsts: list[StoredEvent | None] = []
+        for event, raw in zip(events, found, strict=True):
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            number, action, sent, recorded = (text or "|||").split("|")
+            sent_ms = event.sentEventMs if event.sentEventMs is not None else event.eventMs
+            same = (number, action, sent) == (event.e164, event.action.value, str(sent_ms))
+            if same and recorded.isdigit() and int(recorded) != event.eventMs:
+                update = {"eventMs": int(recorded), "sentEventMs": sent_ms}
+                firsts.append(event.model_copy(update=update))
+            else:
+                firsts.append(None)
+        return firsts
+
+    async def count_warnings(
+        self, reasons: Mapping[str, int], naive_senders: Mapping[str, int]
+    ) -> None:
+        """Add to the counters ``dnc-sync status`` reads: events per ``"<field>:<reason>"`` of
+        a dropped field or an adjusted reading (``RedisKeys.warnings``), and events with a
+        time without a zone per sender (``RedisKeys.naive_times``)."""
+        if not reasons and not naive_senders:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for reason, count in reasons.items():
+                    pipe.hincrby(self._keys.warnings, reason, count)
+                for sender, count in naive_senders.items():
+                    pipe.hincrby(self._keys.naive_times, sender, count)
+                await pipe.execute()
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
 
     def _script_input(self, events: Sequence[StoredEvent]) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of one ``record_events.lua`` call for ``events``."""
@@ -223,7 +325,7 @@ class EventStore:
                 results = await self._record_replicated(key_names, args)
             else:
                 results = await self._record_script(keys=key_names, args=args)
-        except redis_errors.RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
         return [_status(result) for result in results]
 
@@ -259,7 +361,7 @@ class EventStore:
                 maxlen=self._limits.rejected_max_len,
                 approximate=True,
             )
-        except redis_errors.RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 
     async def close(self) -> None:
@@ -270,7 +372,7 @@ class EventStore:
         """Raise ``StoreUnavailable`` unless Redis answers PING."""
         try:
             await self._client.ping()
-        except redis_errors.RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 
 
@@ -279,8 +381,9 @@ def _status(result: object) -> RecordStatus:
     return RecordStatus(text)
 
 
-def convert_error(exc: redis_errors.RedisError) -> StoreError:
-    """Our error for a redis-py error: ``StoreUnavailable`` when Redis cannot be reached."""
+def convert_error(exc: BaseException) -> StoreError:
+    """Our error for a failed Redis call (``REDIS_FAILURES``): ``StoreUnavailable`` when Redis
+    cannot be reached (connection errors, a reset transport), else ``StoreError``."""
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"redis unavailable: {type(exc).__name__}")
     return StoreError(f"redis error: {type(exc).__name__}")

@@ -1,7 +1,8 @@
 """Event-time parsing: when a person opted in or out, as UTC epoch milliseconds.
 
 Accepted forms (ISO 8601 / RFC 3339 as read by ``datetime.fromisoformat``):
-``2026-11-29T22:26:37Z``, ``...37.123+01:00``, ``...37`` (no zone: read as UTC, with a warning),
+``2026-11-29T22:26:37Z``, ``...37.123+01:00``, lowercase ``t`` and ``z`` (RFC 3339 section 5.6
+allows them), ``...37`` (no zone: read in the configured zone, UTC by default, with a warning),
 and epoch milliseconds as a JSON number or a digit string (form bodies carry only strings).
 """
 
@@ -9,16 +10,46 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EARLIEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z in ms: anything earlier is taken for a unit mistake, not an event."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_TEXT = re.compile(r"\d{1,16}(?:\.\d{1,6})?")
-_LEAP_SECOND = re.compile(r"([T ]\d\d:59:)60(?=[.,Z+\-]|$)")
+_LEAP_SECOND = re.compile(r"([Tt ]\d\d:59:)60(?=[.,Zz+\-]|$)")
 
 NAIVE_WARNING = "timestamp has no time zone; read as UTC"
+"""The warning of a time without a zone read in the default zone, UTC (``naive_warning``)."""
+
+
+def naive_warning(field: str, zone_name: str) -> str:
+    """The warning for ``field`` (``timestamp``, ``expiresAt``) written without a zone and read
+    in ``zone_name`` (an IANA name): ``"timestamp has no time zone; read as UTC"``."""
+    return f"{field} has no time zone; read as {zone_name}"
+
+
+class UnknownTimeZone(ValueError):
+    """A time zone name that is not in the IANA database this process can read."""
+
+
+@lru_cache(maxsize=64)
+def time_zone(name: str) -> tzinfo:
+    """The ``tzinfo`` of the IANA zone ``name`` (``"UTC"``, ``"America/New_York"``).
+
+    Raises ``UnknownTimeZone`` for a name the IANA database (``zoneinfo``: the system's, else
+    the ``tzdata`` package) does not hold, or that is not a zone name at all (``../x``).
+    """
+    if name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # ValueError: not a relative path of the database (absolute, '..'); OSError: a
+        # directory or an unreadable file of the database.
+        raise UnknownTimeZone(f"{name!r} is not an IANA time zone name") from None
 
 
 class TimestampProblem(ValueError):
@@ -31,25 +62,40 @@ class TimestampProblem(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EventTime:
-    """A parsed event time: ``epoch_ms`` (UTC, ms) and ``assumed_utc`` when the input had no
-    zone."""
+    """A parsed event time: ``epoch_ms`` (UTC, ms) and ``naive`` when the input had no zone
+    (it was then read in the zone the caller passed, UTC by default)."""
 
     epoch_ms: int
-    assumed_utc: bool = False
+    naive: bool = False
 
 
-def parse_event_time(value: object, now_ms: int, max_future_skew_s: int) -> EventTime:
+def parse_event_time(
+    value: object, now_ms: int, max_future_skew_s: int, naive_zone: tzinfo = UTC
+) -> EventTime:
     """Parse ``value`` (str or number) to an ``EventTime``.
 
     ``now_ms`` is the receiver's clock (UTC epoch ms); a time more than ``max_future_skew_s``
     seconds after it is refused (``in_future``), as is one before 2000 (``too_old``; a value of
-    epoch *seconds* sent by mistake lands here). Raises ``TimestampProblem``.
+    epoch *seconds* sent by mistake lands here). A time without a zone is read in
+    ``naive_zone``. Raises ``TimestampProblem``.
     """
-    time = _parse_any(value)
+    time = parse_time(value, naive_zone)
     if time.epoch_ms > now_ms + max_future_skew_s * 1000:
         raise TimestampProblem(
             "in_future", f"timestamp is more than {max_future_skew_s} s in the future"
         )
+    return time
+
+
+def parse_time(value: object, naive_zone: tzinfo = UTC) -> EventTime:
+    """Parse ``value`` (str or number) to an ``EventTime``, however far in the future.
+
+    A time without a zone is read in ``naive_zone`` (of a local time that occurs twice when
+    clocks go back, the first; one skipped when they go forward is read with the offset
+    before the change). Refuses (``TimestampProblem``) what is not a time (``invalid``,
+    ``wrong_type``) and a time before 2000 (``too_old``: epoch seconds sent by mistake).
+    """
+    time = _parse_any(value, naive_zone)
     if time.epoch_ms < EARLIEST_MS:
         raise TimestampProblem(
             "too_old",
@@ -58,7 +104,7 @@ def parse_event_time(value: object, now_ms: int, max_future_skew_s: int) -> Even
     return time
 
 
-def _parse_any(value: object) -> EventTime:
+def _parse_any(value: object, naive_zone: tzinfo) -> EventTime:
     if isinstance(value, bool):
         raise TimestampProblem("wrong_type", "timestamp must be an ISO 8601 string or epoch ms")
     if isinstance(value, int | float):
@@ -67,7 +113,7 @@ def _parse_any(value: object) -> EventTime:
         text = value.strip()
         if _EPOCH_TEXT.fullmatch(text):  # form bodies carry epoch ms as text
             return _from_epoch_ms(float(text) if "." in text else int(text))
-        return _from_iso(text)
+        return _from_iso(text, naive_zone)
     raise TimestampProblem("wrong_type", "timestamp must be an ISO 8601 string or epoch ms")
 
 
@@ -77,9 +123,11 @@ def _from_epoch_ms(value: float) -> EventTime:
     return EventTime(epoch_ms=int(value))
 
 
-def _from_iso(text: str) -> EventTime:
+def _from_iso(text: str, naive_zone: tzinfo) -> EventTime:
     if not text or len(text) > 64 or not text.isascii():
         raise TimestampProblem("invalid", "timestamp is not ISO 8601")
+    if text.endswith("z"):  # RFC 3339: "Z" may be lowercase (Python reads "t", not "z")
+        text = text[:-1] + "Z"
     # RFC 3339 allows a leap second (:60); Python does not: read it as the next second,
     # as POSIX time does.
     leap_ms = 1000 if _LEAP_SECOND.search(text) else 0
@@ -90,8 +138,8 @@ def _from_iso(text: str) -> EventTime:
     except ValueError:
         raise TimestampProblem("invalid", "timestamp is not ISO 8601") from None
     if parsed.tzinfo is None:
-        epoch_ms = _to_ms(parsed.replace(tzinfo=UTC)) + leap_ms
-        return EventTime(epoch_ms=epoch_ms, assumed_utc=True)
+        epoch_ms = _to_ms(parsed.replace(tzinfo=naive_zone)) + leap_ms
+        return EventTime(epoch_ms=epoch_ms, naive=True)
     return EventTime(epoch_ms=_to_ms(parsed) + leap_ms)
 
 

@@ -179,8 +179,9 @@ def _print_report(report: ImportReport, rejects_path: Path) -> None:
     table.add_row("rejected", f"{report.outcomes['rejected']:,}")
     for reason, count in sorted(report.rejections.items()):
         table.add_row(f"  rejected {reason}", f"{count:,}")
-    for warning, count in sorted(report.warnings.items()):
-        table.add_row(f"warning: {warning}", f"{count:,}")
+    table.add_row("accepted with warnings", f"{report.warned:,}")
+    for reason, count in sorted(report.warnings.items()):
+        table.add_row(f"  warning {reason}", f"{count:,}")
     if report.blank:
         table.add_row("blank rows skipped", f"{report.blank:,}")
     table.add_row("rows read", f"{report.rows:,}", end_section=True)

@@ -6,7 +6,9 @@ Each data row is turned into the webhook's fields (``phoneNumber``, ``eventName`
 the next batch parsed while Redis runs the previous one. A row without ``eventId`` gets the id
 intake derives from number, action and time (and expiry), so importing a file twice changes
 nothing (the second import counts ``duplicate``). A refused row goes to the rejects file (raw,
-the operator's own data) and to the rejected stream (phone number masked), never dropped.
+the operator's own data) and to the rejected stream (phone number masked), never dropped. As
+through the receiver, an opt-out row with a bad optional column (region, expiresAt) is kept
+without it and counted as accepted with warnings; an opt-in row with one is refused.
 
 Reading the CSV and writing the rejects file: ``dnc_sync.csv_rows``.
 """
@@ -40,13 +42,17 @@ from dnc_sync.csv_rows import PHONE, CsvFormat, RejectsFile, map_header, open_cs
 class ImportReport:
     """What an import did. ``rows``: data rows read (blank ones not counted, see ``blank``);
     ``outcomes``: rows per ``queued`` / ``duplicate`` / ``superseded`` / ``rejected``;
-    ``rejections``: problems per ``"field:reason"`` (a row may have several); ``warnings``:
-    rows per intake warning; ``seconds``: wall time."""
+    ``rejections``: problems per ``"field:reason"`` (a row may have several); ``warned``: rows
+    accepted with warnings; ``warnings``: those rows per ``"field:reason"`` of an optional
+    field dropped from an opt-out (``expiresAt:invalid``...) or a field read with an
+    adjustment (``timestamp:no_time_zone``, ``timestamp:after_receipt``); ``seconds``: wall
+    time."""
 
     rows: int = 0
     blank: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
+    warned: int = 0
     warnings: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -131,6 +137,8 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+IMPORT_SENDER = "import"
+"""The sender ``dnc-sync status`` names for imported rows with a time without a zone."""
 _CHUNKS_AHEAD = 8
 """Chunks handed to worker processes before the oldest is awaited (keeps them all busy)."""
 Verdict = AcceptedEvent | tuple[FieldProblem, ...]
@@ -212,6 +220,7 @@ class _Batch:
     events: list[StoredEvent] = field(default_factory=list)
     origins: list[tuple[int, list[str]]] = field(default_factory=list)
     stream: list[dict[str, str]] = field(default_factory=list)
+    accepted: list[AcceptedEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -280,7 +289,10 @@ class _Run:
             if isinstance(verdict, AcceptedEvent):
                 batch.events.append(verdict.event)
                 batch.origins.append((row, cells))
-                self.report.warnings.update(verdict.warnings)
+                batch.accepted.append(verdict)
+                reasons = verdict.warning_reasons
+                self.report.warned += bool(reasons)
+                self.report.warnings.update(reasons)
             else:
                 self.refuse(batch, row, cells, verdict, now_ms)
         return batch
@@ -288,14 +300,22 @@ class _Run:
     async def write(self, batch: _Batch) -> None:
         """Record the batch's events (one Lua call) and its refusals; count the outcomes."""
         statuses = await self.store.record_many(batch.events) if batch.events else []
-        for status, event, (row, cells) in zip(statuses, batch.events, batch.origins, strict=True):
+        reasons: Counter[str] = Counter()
+        naive = 0
+        for status, event, (row, cells), accepted in zip(
+            statuses, batch.events, batch.origins, batch.accepted, strict=True
+        ):
             if status is RecordStatus.ID_CONFLICT:  # only a hash collision can get here
                 problem = FieldProblem(
                     "eventId", "reused", "eventId was already used for a different event"
                 )
                 self.refuse(batch, row, cells, [problem], event.receivedMs)
-            else:
-                self.report.outcomes[status.value] += 1
+                continue
+            self.report.outcomes[status.value] += 1
+            if status is not RecordStatus.DUPLICATE:
+                reasons.update(accepted.warning_reasons)
+                naive += accepted.naive_time
+        await self.store.count_warnings(reasons, {IMPORT_SENDER: naive} if naive else {})
         for entry in batch.stream:
             await self.store.record_rejection(entry)
 
@@ -348,7 +368,7 @@ def rejection_entry(
 def _stream_value(value: str) -> str:
     if not value.isdigit():
         try:
-            parse_event_time(value, now_ms=LATEST_MS, max_future_skew_s=0)
+            parse_event_time(value, LATEST_MS, 0)
             return value[:64]
         except TimestampProblem:
             pass

@@ -35,17 +35,23 @@ class ReplayRefused(RuntimeError):
 @dataclass(slots=True)
 class ReplayTally:
     """What the receiver answered: ``statuses`` (queued / duplicate / superseded / rejected,
-    one per line) and ``rejected_by_reason`` (``field:reason`` of the first problem a 422
-    names, or the error name of another 4xx)."""
+    one per line), ``rejected_by_reason`` (``field:reason`` of the first problem a 422
+    names, or the error name of another 4xx) and ``accepted_with_warnings`` (``field:reason``
+    of each optional field a 202 says it dropped from an opt-out)."""
 
     statuses: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    accepted_with_warnings: Counter[str] = field(default_factory=Counter)
 
     def add(self, response: httpx.Response) -> None:
         """Count one answer (2xx or 4xx)."""
         body = _json(response)
         if response.status_code < 300:
             self.statuses[str(body.get("status", "accepted"))] += 1
+            dropped = body.get("dropped")
+            for entry in dropped if isinstance(dropped, list) else ():
+                if isinstance(entry, dict):
+                    self.accepted_with_warnings[f"{entry.get('field')}:{entry.get('reason')}"] += 1
             return
         self.statuses["rejected"] += 1
         problems = body.get("problems")
@@ -133,11 +139,13 @@ async def applied(client: aioredis.Redis, keys: RedisKeys, numbers: Sequence[str
 
 def compare(tally: ReplayTally, expected: dict[str, Any]) -> list[str]:
     """Every difference between ``tally`` and the generator's ``expected`` summary
-    (``statuses`` and ``rejected_by_reason``), as lines; empty when they match."""
+    (``statuses``, ``rejected_by_reason`` and ``accepted_with_warnings``), as lines; empty when
+    they match."""
     differences = []
     for section, got in (
         ("statuses", tally.statuses),
         ("rejected_by_reason", tally.rejected_by_reason),
+        ("accepted_with_warnings", tally.accepted_with_warnings),
     ):
         wanted = Counter({str(k): int(v) for k, v in expected.get(section, {}).items()})
         for key in sorted(set(wanted) | set(got)):

@@ -56,8 +56,9 @@ def replay_command(
     ] = 0.0,
 ) -> None:
     """Replay FILE through the receiver in order and print accepted / duplicate / superseded
-    / rejected (by reason); with --expected, compare; with --wait-applied, report applied
-    opt-outs and opt-ins once the sync has taken them."""
+    / rejected (by reason) / accepted with warnings (by the field dropped); with --expected,
+    compare; with --wait-applied, report applied opt-outs and opt-ins once the sync has taken
+    them."""
     console = Console()
     summary: dict[str, Any] = json.loads(expected.read_text()) if expected else {}
     numbers = sorted(summary.get("final", {}))
@@ -126,6 +127,17 @@ def _print_tally(
         table.add_row(
             f"  {reason}", str(tally.rejected_by_reason[reason]), str(wanted_reason.get(reason, ""))
         )
+    # Opt-outs kept without a bad optional field: counted above as queued / duplicate /
+    # superseded, listed here by the field dropped and why.
+    warned = tally.accepted_with_warnings
+    wanted_warned = summary.get("accepted_with_warnings", {})
+    table.add_row(
+        "accepted with warnings",
+        str(sum(warned.values())),
+        str(sum(wanted_warned.values())) if wanted_warned else "",
+    )
+    for reason in sorted(set(warned) | set(wanted_warned)):
+        table.add_row(f"  {reason}", str(warned[reason]), str(wanted_warned.get(reason, "")))
     console.print(table)
     total = sum(tally.statuses.values())
     console.print(f"{total} events in {elapsed_s:.1f} s ({total / max(elapsed_s, 1e-9):.0f}/s)")

@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
 
 from dnc.keys import RedisKeys
 from dnc.pending import PendingQueue
-from dnc.store import convert_error
+from dnc.store import REDIS_FAILURES, convert_error
 from dnc.sync import oldest_age_s
 
 SUMMARY_KEY = "dnc-sync-summary"
@@ -36,7 +35,12 @@ class QueueStatus:
     ``dead_letters``, ``rejected`` (entries in the capped stream of authenticated refusals),
     ``rejected_unauthenticated`` (refusals of callers without a valid secret) and
     ``rejected_by_reason`` among the latest ``REJECTED_SCAN`` of each (``field:reason`` for
-    invalid fields, else the error name)."""
+    invalid fields, else the error name); ``warnings_by_reason``: recorded events (receiver
+    and import, duplicates not counted) per ``field:reason`` of an optional field dropped from
+    an opt-out or a field read with an adjustment (``timestamp:after_receipt``,
+    ``timestamp:no_time_zone``); ``naive_times_by_sender``: events with a timestamp without a
+    zone per sender (``bearer-<n>``/``hmac-<n>``: the credential's position in its setting,
+    ``unknown``, ``import``). Both count since their Redis key was last deleted."""
 
     backlog: int
     oldest_pending_age_s: float
@@ -45,6 +49,8 @@ class QueueStatus:
     rejected_by_reason: dict[str, int]
     rejected_unauthenticated: int = 0
     retrying: int = 0
+    warnings_by_reason: dict[str, int] = field(default_factory=dict)
+    naive_times_by_sender: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +95,10 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
             pipe.xrevrange(keys.rejected, count=REJECTED_SCAN)
             pipe.xlen(keys.rejected_unauthenticated)
             pipe.xrevrange(keys.rejected_unauthenticated, count=REJECTED_SCAN)
-            dead, rejected, entries, refused, others = await pipe.execute()
-    except redis_errors.RedisError as exc:
+            pipe.hgetall(keys.warnings)
+            pipe.hgetall(keys.naive_times)
+            dead, rejected, entries, refused, others, warned, naive = await pipe.execute()
+    except REDIS_FAILURES as exc:
         raise convert_error(exc) from exc
     backlog, oldest_ms, retrying = await PendingQueue(client, keys).backlog_counts()
     return QueueStatus(
@@ -103,7 +111,15 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
             count_rejections(fields for _, fields in [*entries, *others]).most_common()
         ),
         rejected_unauthenticated=int(refused),
+        warnings_by_reason=_counts(warned),
+        naive_times_by_sender=_counts(naive),
     )
+
+
+def _counts(raw: dict[Any, Any]) -> dict[str, int]:
+    """A counter hash as {name: count}, largest first (then by name)."""
+    counts = {_text(k): int(v) for k, v in raw.items()}
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def count_rejections(entries: Any) -> Counter[str]:

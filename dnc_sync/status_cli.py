@@ -110,6 +110,14 @@ def render(report: Status, console: Console) -> None:
     table.add_row("refused without a valid secret", str(queue.rejected_unauthenticated))
     for reason, count in queue.rejected_by_reason.items():
         table.add_row(f"  {reason}", str(count))
+    table.add_row(
+        "accepted with warnings (per field:reason)", str(sum(queue.warnings_by_reason.values()))
+    )
+    for reason, count in queue.warnings_by_reason.items():
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("times without a zone, by sender", str(sum(queue.naive_times_by_sender.values())))
+    for sender, count in queue.naive_times_by_sender.items():
+        table.add_row(f"  {sender}", str(count))
     console.print(table)
     last = report.last_sync
     if last is None:

@@ -14,7 +14,11 @@ calling the receiver or the store.
 Every number is built from ``phonenumbers``' own example numbers (last digits varied, kept only
 when ``phonenumbers.is_valid_number`` accepts them), so its E.164 is known by construction; every
 written form is checked through ``dnc.e164.to_e164`` and a disagreement stops the generator.
-Every invalid line has exactly one problem, with its reason known by construction.
+Every invalid line has exactly one problem, with its reason known by construction. A few opt-outs
+carry one bad optional field (metadata over the cap, an expiry at or before the event time or not
+a time at all, an unknown region hint beside a number written with its country code): they are
+accepted with a warning naming it (``accepted_with_warnings`` in the summary); the same problems
+on an opt-in are invalid lines.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WINDOW_START_MS = int(datetime(2026, 9, 1, tzinfo=UTC).timestamp() * 1000)
 WINDOW_END_MS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
 INVALID_SHARE = 0.065
+WARNED_SHARE = 0.025  # of opt-out bodies: one bad optional field, dropped with a warning
+LOWERCASE_SHARE = 0.04  # of ISO times with Z: written "2026-09-01t10:00:00z" (RFC 3339 allows it)
+METADATA_MAX_BYTES = 4096  # the receiver's default DNC_INTAKE_METADATA_MAX_BYTES
 
 OPT_OUT, OPT_IN = "optOut", "optIn"
 # Region -> weight of its share of numbers; every region gets at least two numbers.
@@ -116,7 +123,8 @@ class Line:
 
     ``kind``: ``original``, ``studio_retry`` (the same body again), ``resend`` (the same event
     written differently) or ``invalid``; ``form``: how the number is written (for an invalid
-    line: what is wrong); ``problem``: ``"<field>:<reason>"`` of an invalid line; ``late``:
+    line: what is wrong); ``problem``: ``"<field>:<reason>"`` of an invalid line; ``warning``:
+    ``"<field>:<reason>"`` of the optional field an accepted opt-out is kept without; ``late``:
     delivered hours to days after its event time; ``tie``: another line has the other action
     for the same number and time; ``status``: what the replay must answer (``simulate``).
     """
@@ -126,6 +134,7 @@ class Line:
     form: str
     event: Event | None = None
     problem: str | None = None
+    warning: str | None = None
     late: bool = False
     tie: bool = False
     status: str = field(default="")
@@ -400,7 +409,18 @@ def render_time(rng: random.Random, ms: int) -> str | int:
     text = moment.isoformat(timespec="milliseconds" if with_ms else "seconds")
     if _iso_ms(text) != ms:
         raise GeneratorError(f"{text!r} is not {ms} ms")
-    return text.replace("+00:00", "Z") if offset == 0 and rng.random() < 0.8 else text
+    if offset == 0 and rng.random() < 0.8:
+        text = text.replace("+00:00", "Z")
+        if rng.random() < LOWERCASE_SHARE:
+            text = text.replace("T", "t").replace("Z", "z")
+    return text
+
+
+def iso_z(ms: int) -> str:
+    """``ms`` as RFC 3339 UTC with ``Z`` (seconds, or milliseconds when it has them)."""
+    moment = EPOCH + timedelta(milliseconds=ms)
+    text = moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+    return text.replace("+00:00", "Z")
 
 
 def _iso_ms(text: str) -> int:
@@ -408,8 +428,12 @@ def _iso_ms(text: str) -> int:
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
-def event_body(rng: random.Random, event: Event) -> tuple[dict[str, Any], str]:
-    """The JSON body of ``event`` in a freshly chosen written form, and that form's label."""
+def event_body(
+    rng: random.Random, event: Event, *, warned: bool = True
+) -> tuple[dict[str, Any], str, str | None]:
+    """The JSON body of ``event`` in a freshly chosen written form, that form's label, and
+    (an opt-out, ``warned``: sometimes) the ``"<field>:<reason>"`` of the one bad optional
+    field it carries, which the receiver drops with a warning."""
     raw, region, form = render_number(rng, event.number)
     spelling = ACTION_SPELLINGS[event.action]
     body: dict[str, Any] = {
@@ -425,7 +449,62 @@ def event_body(rng: random.Random, event: Event) -> tuple[dict[str, Any], str]:
         body["eventId"] = ""  # an unset Studio variable: the same as no eventId
     if event.metadata is not None:
         body["metadata"] = event.metadata
-    return body, form
+    warning = None
+    if warned and event.action == OPT_OUT and rng.random() < WARNED_SHARE:
+        kind = rng.choices([k for k, _ in BAD_OPTIONALS], weights=[w for _, w in BAD_OPTIONALS])
+        warning = _BAD_OPTIONAL[kind[0]](rng, body, event)
+    return body, form, warning
+
+
+# -- bad optional fields: dropped from an opt-out with a warning, refused for an opt-in ------
+
+NOT_TIMES = ("next year", "never", "31/12/2027", "2027-02-30T00:00:00Z", "until further notice")
+BAD_REGIONS = ("UK", "XX", "EU")
+BAD_OPTIONALS = (("metadata_too_large", 1), ("expiry_before_event", 1),
+                 ("expiry_not_a_time", 1), ("region_unknown", 1))  # fmt: skip
+WORDS = ("customer", "asked", "not", "to", "be", "called", "again", "about", "the", "offer",
+         "and", "said", "stop", "calling", "this", "number", "please", "noted")  # fmt: skip
+
+
+def _too_large_metadata(rng: random.Random, event: Event) -> dict[str, Any]:
+    """The event's metadata with a call transcript pasted in: over the receiver's cap."""
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) <= METADATA_MAX_BYTES:
+        words.append(rng.choice(WORDS))
+    return {**(event.metadata or {"source": event.source}), "transcript": " ".join(words)}
+
+
+def _bad_metadata(rng: random.Random, body: dict[str, Any], event: Event) -> str:
+    body["metadata"] = _too_large_metadata(rng, event)
+    return "metadata:too_large"
+
+
+def _bad_expiry_before(rng: random.Random, body: dict[str, Any], event: Event) -> str:
+    back = 0 if rng.random() < 0.3 else rng.randint(1, 400) * 86_400_000
+    body["expiresAt"] = iso_z(event.ms - back)  # at (or before) the event time
+    return "expiresAt:before_event_time"
+
+
+def _bad_expiry_text(rng: random.Random, body: dict[str, Any], event: Event) -> str:
+    body["expiresAt"] = rng.choice(NOT_TIMES)
+    return "expiresAt:invalid"
+
+
+def _bad_region(rng: random.Random, body: dict[str, Any], event: Event) -> str:
+    """An unknown region hint beside the number written with its country code."""
+    writer = _form_international if rng.random() < 0.5 else _form_e164
+    body["phoneNumber"], _ = writer(rng, event.number)
+    body["region"] = rng.choice(BAD_REGIONS)
+    check_written(body["phoneNumber"], None, event.number.e164, "region_unknown")
+    return "region:unknown_region"
+
+
+_BAD_OPTIONAL: dict[str, Callable[[random.Random, dict[str, Any], Event], str]] = {
+    "metadata_too_large": _bad_metadata,
+    "expiry_before_event": _bad_expiry_before,
+    "expiry_not_a_time": _bad_expiry_text,
+    "region_unknown": _bad_region,
+}
 
 
 # -- deliveries -------------------------------------------------------------------------------
@@ -473,8 +552,9 @@ def _with_tie(rng: random.Random, events: list[Event]) -> list[Event]:
 def _deliveries_of(rng: random.Random, event: Event, order: int) -> list[_Delivery]:
     late = rng.random() < 0.1
     lag_ms = rng.randint(3_600_000, 10 * 86_400_000) if late else rng.randint(200, 90_000)
-    body, form = event_body(rng, event)
-    first = _Delivery(event.ms + lag_ms, order, Line(body, "original", form, event, late=late))
+    body, form, warning = event_body(rng, event)
+    line = Line(body, "original", form, event, warning=warning, late=late)
+    first = _Delivery(event.ms + lag_ms, order, line)
     first.retries = _retry_count(rng)
     resend = _resend(rng, event, first) if rng.random() < 0.03 else None
     return [first] if resend is None else [first, resend]
@@ -483,10 +563,11 @@ def _deliveries_of(rng: random.Random, event: Event, order: int) -> list[_Delive
 def _resend(rng: random.Random, event: Event, first: _Delivery) -> _Delivery | None:
     """The same event again from another system, later, written differently."""
     for _ in range(5):
-        body, form = event_body(rng, event)
+        body, form, warning = event_body(rng, event)
         if body != first.line.body:
             at_ms = first.at_ms + rng.randint(60_000, 6 * 3_600_000)
-            return _Delivery(at_ms, first.order + 1, Line(body, "resend", form, event))
+            line = Line(body, "resend", form, event, warning=warning)
+            return _Delivery(at_ms, first.order + 1, line)
     return None
 
 
@@ -503,7 +584,13 @@ def _with_retries(rng: random.Random, deliveries: Sequence[_Delivery]) -> list[L
         for attempt in range(delivery.retries):
             at = index + rng.choice([0, 0, 1, 2, 3, 5]) + 0.5 + attempt * 0.01
             original = delivery.line
-            retry = Line(original.body, "studio_retry", original.form, original.event)
+            retry = Line(
+                original.body,
+                "studio_retry",
+                original.form,
+                original.event,
+                warning=original.warning,
+            )
             keyed.append((at, retry))
     keyed.sort(key=lambda pair: pair[0])
     return [line for _, line in keyed]
@@ -531,20 +618,25 @@ BAD_COUNTRY = ("+999 1234 5678", "+0 201 555 0123", "+28 123 456 789")
 BAD_EVENT_NAMES = ("unsubscribe", "opt-out", "STOP", "optedOut", "subscribe", "opt_in")
 BAD_TIMES = ("yesterday", "2026-13-01T09:00:00Z", "31/10/2026 14:05", "2026-10-05T25:00:00Z",
              "", "Tue, 06 Oct 2026 10:00:00 GMT")  # fmt: skip
-BAD_REGIONS = ("UK", "XX", "EU")
 INVALID_KINDS = (("short_code", 4), ("not_a_number", 3), ("too_long", 3), ("invalid_number", 4),
                  ("bad_country", 1), ("empty_phone", 1), ("bad_event_name", 2),
-                 ("bad_time", 2), ("epoch_seconds", 1), ("bad_region", 1))  # fmt: skip
+                 ("bad_time", 2), ("epoch_seconds", 1), ("bad_region", 1),
+                 ("opt_in_metadata", 1), ("opt_in_expiry", 1),
+                 ("opt_in_region", 1))  # fmt: skip
 
 
 def build_invalid_line(rng: random.Random, numbers: Sequence[Number]) -> Line:
     """One line with exactly one problem, whose ``"<field>:<reason>"`` is known by construction."""
     kind = rng.choices([k for k, _ in INVALID_KINDS], weights=[w for _, w in INVALID_KINDS])[0]
     number = rng.choice(numbers)
-    event = _event(rng, number, rng.choice([OPT_OUT, OPT_IN]), _event_ms(rng))
-    body, _ = event_body(rng, event)
+    action = OPT_IN if kind.startswith("opt_in_") else rng.choice([OPT_OUT, OPT_IN])
+    event = _event(rng, number, action, _event_ms(rng))
+    body, _, _ = event_body(rng, event, warned=False)
     body.pop("eventId", None)  # a refused line never reaches the id check
-    problem = _INVALIDATORS[kind](rng, body, numbers)
+    if kind in _OPT_IN_INVALIDATORS:
+        problem = _OPT_IN_INVALIDATORS[kind](rng, body, event)
+    else:
+        problem = _INVALIDATORS[kind](rng, body, numbers)
     if problem.startswith("phoneNumber:") and body["phoneNumber"]:
         _check_refused(body["phoneNumber"], body.get("region"), problem.split(":")[1])
     return Line(body, "invalid", kind, problem=problem)
@@ -638,6 +730,19 @@ def _inv_region(rng: random.Random, body: dict[str, Any], numbers: Sequence[Numb
     return "region:unknown_region"
 
 
+def _inv_opt_in_expiry(rng: random.Random, body: dict[str, Any], event: Event) -> str:
+    body["expiresAt"] = iso_z(event.ms + rng.randint(30, 400) * 86_400_000)
+    return "expiresAt:not_for_opt_in"  # an opt-in never takes an expiry
+
+
+# The problems an opt-out survives (dropped with a warning) refuse an opt-in.
+_OPT_IN_INVALIDATORS: dict[str, Callable[[random.Random, dict[str, Any], Event], str]] = {
+    "opt_in_metadata": _bad_metadata,
+    "opt_in_expiry": _inv_opt_in_expiry,
+    "opt_in_region": _bad_region,
+}
+
+
 _INVALIDATORS: dict[str, Callable[[random.Random, dict[str, Any], Sequence[Number]], str]] = {
     "short_code": _inv_short_code,
     "not_a_number": _inv_not_a_number,
@@ -721,6 +826,7 @@ def summarise(lines: Sequence[Line], seed: int) -> dict[str, Any]:
     final = final_state(lines)
     statuses = Counter(line.status for line in lines)
     rejected = Counter(line.problem for line in lines if line.problem is not None)
+    warned = Counter(line.warning for line in lines if line.warning is not None)
     regions = {
         pn.region_code_for_number(pn.parse(e164, None)) for e164 in final
     }  # fmt: skip
@@ -732,6 +838,7 @@ def summarise(lines: Sequence[Line], seed: int) -> dict[str, Any]:
         "events": len(lines),
         "statuses": {s: statuses[s] for s in ("queued", "duplicate", "superseded", "rejected")},
         "rejected_by_reason": dict(sorted(rejected.items())),
+        "accepted_with_warnings": dict(sorted(warned.items())),
         "final": final,
         "opt_outs": actions[OPT_OUT],
         "opt_ins": actions[OPT_IN],
@@ -746,6 +853,11 @@ def _line_kinds(lines: Sequence[Line]) -> dict[str, int]:
     kinds = Counter(line.kind for line in lines)
     kinds["late"] = sum(line.late for line in lines)
     kinds["tie"] = sum(line.tie for line in lines)
+    kinds["warned"] = sum(line.warning is not None for line in lines)
+    kinds["lowercase_time"] = sum(
+        isinstance(line.body["timestamp"], str) and line.body["timestamp"].endswith("z")
+        for line in lines
+    )
     kinds["with_event_id"] = sum(bool(line.body.get("eventId")) for line in lines)
     kinds["epoch_ms_timestamp"] = sum(
         isinstance(line.body["timestamp"], int) and line.event is not None for line in lines

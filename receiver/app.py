@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnavailable
-from dnc.events import StoredEvent
-from dnc.intake import IntakePolicy, build_event
+from dnc.intake import AcceptedEvent, IntakePolicy, build_event
 from dnc.keys import RedisKeys
 from dnc.masking import mask_number, redact
 from dnc.redis_policy import EvictionPolicyError, require_noeviction
@@ -257,26 +257,31 @@ class ReceiverApp:
                 scope, 405, "method_not_allowed", "use POST", headers=((b"allow", b"POST"),)
             )
         found, repeated = collect_headers(scope, _EVENT_HEADERS)
-        bearer_ok = self._auth.bearer_ok(found.get(b"authorization"))
-        doubled = bearer_ok and not self._auth.disabled and b"authorization" in repeated
+        sender = self._auth.bearer_sender(found.get(b"authorization"))
+        doubled = sender is not None and not self._auth.disabled and b"authorization" in repeated
         if doubled:
-            bearer_ok = False  # two Authorization headers: which one counts is ambiguous
-        if not bearer_ok and SIGNATURE_HEADER not in found:
+            sender = None  # two Authorization headers: which one counts is ambiguous
+        if sender is None and SIGNATURE_HEADER not in found:
             return await self._unauthorized(scope, found, doubled)
         body = await self._read(scope, receive)
         if isinstance(body, Outcome):
             return body
-        if not bearer_ok and not self._auth.signature_ok(
-            found.get(SIGNATURE_HEADER), found.get(SIGNATURE_TIMESTAMP_HEADER), body, time.time()
-        ):
-            return await self._unauthorized(scope, found, doubled)
+        if sender is None:
+            sender = self._auth.signature_sender(
+                found.get(SIGNATURE_HEADER),
+                found.get(SIGNATURE_TIMESTAMP_HEADER),
+                body,
+                time.time(),
+            )
+            if sender is None:
+                return await self._unauthorized(scope, found, doubled)
         # Only an authenticated caller learns what the body should look like.
         try:
             kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
         except UnsupportedMediaType as exc:
             # Authenticated: keep the body for audit (and answer 503 if it cannot be kept).
             return await self._reject(scope, 415, "unsupported_media_type", str(exc), body=body)
-        return await self._accept(scope, kind, charset, body)
+        return await self._accept(scope, kind, charset, body, sender)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes | Outcome:
         """The body, or the refusal of one over the cap (413) or too slow (408)."""
@@ -317,7 +322,9 @@ class ReceiverApp:
             audit={"authReason": why},
         )
 
-    async def _accept(self, scope: Scope, kind: str, charset: str, body: bytes) -> Outcome:
+    async def _accept(
+        self, scope: Scope, kind: str, charset: str, body: bytes, sender: str
+    ) -> Outcome:
         try:
             decoded = decode_fields(kind, charset, body)
         except MalformedBody as exc:
@@ -345,15 +352,22 @@ class ReceiverApp:
                 body=body,
                 raw_number=fields.get("phoneNumber"),
             )
-        warnings = [*decoded.warnings, *accepted.warnings]
-        return await self._record(scope, accepted.event, warnings, body)
+        return await self._record(scope, accepted, decoded.warnings, body, sender)
 
     async def _record(
-        self, scope: Scope, event: StoredEvent, warnings: list[str], body: bytes
+        self,
+        scope: Scope,
+        accepted: AcceptedEvent,
+        body_warnings: tuple[str, ...],
+        body: bytes,
+        sender: str,
     ) -> Outcome:
+        event = accepted.event
         # A derived id is our own hash; a caller's id may carry a number: mask its digits.
         event_id = event.eventId if event.eventIdDerived else redact(event.eventId)
-        fields = {"eventId": event_id, "number": mask_number(event.e164)}
+        fields: dict[str, Any] = {"eventId": event_id, "number": mask_number(event.e164)}
+        if accepted.dropped:
+            fields["dropped"] = ",".join(f"{p.field}:{p.reason}" for p in accepted.dropped)
         try:
             status = await self._get_store().record(event)
         except StoreError as exc:
@@ -371,8 +385,34 @@ class ReceiverApp:
                 body=body,
                 raw_number=event.e164,
             )
-        payload = {"status": status.value, "eventId": event.eventId, "warnings": warnings}
+        if status is not RecordStatus.DUPLICATE:
+            await self._count_warnings(accepted, sender)
+        payload: dict[str, Any] = {
+            "status": status.value,
+            "eventId": event.eventId,
+            "warnings": [*body_warnings, *accepted.warnings],
+        }
+        if accepted.dropped:
+            payload["dropped"] = [p.as_dict() for p in accepted.dropped]
         return Outcome(202, payload, status.value, "", (), fields)
+
+    async def _count_warnings(self, accepted: AcceptedEvent, sender: str) -> None:
+        """Count a recorded event's dropped fields and adjusted readings in the metrics and
+        in Redis for ``dnc-sync status``; the event is recorded either way (a counter that
+        cannot be written is logged, not a reason to refuse)."""
+        reasons = accepted.warning_reasons
+        if not reasons:
+            return
+        for problem in (*accepted.dropped, *accepted.notes):
+            self.metrics.event_warnings.labels(problem.field, problem.reason).inc()
+        naive = {sender: 1} if accepted.naive_time else {}
+        if naive:
+            self.metrics.naive_times.labels(sender).inc()
+        try:
+            await self._get_store().count_warnings(Counter(reasons), naive)
+        except StoreError:
+            self.metrics.redis_errors.labels("unavailable").inc()
+            log.error("could not count an event's warnings in redis")
 
     def _store_trouble(self, exc: StoreError, fields: dict[str, Any]) -> Outcome:
         """503 with Retry-After: CXone's automatic retry will deliver the event again."""

@@ -41,40 +41,61 @@ class Authenticator:
 
     def bearer_ok(self, authorization: bytes | None) -> bool:
         """Whether ``authorization`` is ``Bearer <one of the secrets>``."""
+        return self.bearer_sender(authorization) is not None
+
+    def bearer_sender(self, authorization: bytes | None) -> str | None:
+        """Who ``authorization`` (``Bearer <secret>``) authenticates: ``bearer-<n>``, the
+        1-based position of the matching secret in ``DNC_RECEIVER_BEARER_SECRETS`` (never the
+        secret), ``unknown`` when authentication is disabled, ``None`` when it does not."""
         if self.disabled:
-            return True
+            return UNKNOWN_SENDER
         if not authorization or not self._bearer:
-            return False
+            return None
         scheme, _, token = authorization.strip().partition(b" ")
         if scheme.lower() != b"bearer":
-            return False
-        token = token.strip()
-        matched = False
-        for secret in self._bearer:
-            matched |= hmac.compare_digest(token, secret)
-        return matched
+            return None
+        return _matching("bearer", token.strip(), self._bearer)
 
     def signature_ok(
         self, signature: bytes | None, timestamp: bytes | None, body: bytes, now_s: float
     ) -> bool:
         """Whether ``signature`` (``sha256=<hex>``) signs ``timestamp.body`` with one of the
         HMAC secrets and ``timestamp`` (epoch s) is within the window around ``now_s``."""
+        return self.signature_sender(signature, timestamp, body, now_s) is not None
+
+    def signature_sender(
+        self, signature: bytes | None, timestamp: bytes | None, body: bytes, now_s: float
+    ) -> str | None:
+        """Who a valid signature (see ``signature_ok``) comes from: ``hmac-<n>``, the 1-based
+        position of the key in ``DNC_RECEIVER_HMAC_SECRETS``; ``None`` when it is not valid."""
         if not signature or not timestamp or not self._hmac:
-            return False
+            return None
         if not (timestamp.isdigit() and len(timestamp) <= 12):
-            return False
+            return None
         if abs(now_s - int(timestamp)) > self._window_s:
-            return False
+            return None
         scheme, _, provided = signature.strip().partition(b"=")
         if scheme.lower() != b"sha256":
-            return False
-        provided = provided.strip().lower()
+            return None
         signed = timestamp + b"." + body
-        matched = False
-        for secret in self._hmac:
-            expected = hmac.new(secret, signed, hashlib.sha256).hexdigest().encode()
-            matched |= hmac.compare_digest(provided, expected)
-        return matched
+        expected = [
+            hmac.new(key, signed, hashlib.sha256).hexdigest().encode() for key in self._hmac
+        ]
+        return _matching("hmac", provided.strip().lower(), expected)
+
+
+UNKNOWN_SENDER = "unknown"
+"""The sender of events when authentication is disabled."""
+
+
+def _matching(kind: str, given: bytes, candidates: Sequence[bytes]) -> str | None:
+    """``<kind>-<n>`` of the first of ``candidates`` equal to ``given`` (1-based), or ``None``.
+    Every candidate is compared in constant time, so the time taken does not tell which."""
+    found = 0
+    for position, candidate in enumerate(candidates, start=1):
+        equal = hmac.compare_digest(given, candidate)
+        found = found or (position if equal else 0)
+    return f"{kind}-{found}" if found else None
 
 
 def refusal_reason(

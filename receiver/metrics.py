@@ -39,6 +39,22 @@ class ReceiverMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.event_warnings = Counter(
+            "dnc_receiver_event_warnings",
+            "Recorded events (duplicates not counted) with an optional field dropped (an "
+            "opt-out kept without it: metadata, expiresAt, region, eventId) or a field read "
+            "with an adjustment (timestamp after_receipt, no_time_zone), by field and reason.",
+            ["field", "reason"],
+            registry=self.registry,
+        )
+        self.naive_times = Counter(
+            "dnc_receiver_naive_times",
+            "Recorded events whose timestamp had no time zone (read in "
+            "DNC_INTAKE_NAIVE_TIME_ZONE), by sender: bearer-<n> / hmac-<n>, the position of "
+            "the credential in its setting, or unknown without authentication.",
+            ["sender"],
+            registry=self.registry,
+        )
 
         self._request_children: dict[tuple[str, str], Counter] = {}
 

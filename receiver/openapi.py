@@ -12,24 +12,22 @@ from dnc.events import EventBody
 
 EVENT_PATHS = ("/v1/events", "/webhook")
 
+_PROBLEM = {
+    "type": "object",
+    "required": ["field", "reason", "message"],
+    "properties": {
+        "field": {"type": "string", "description": "The body field, as the caller spelled it."},
+        "reason": {"type": "string", "description": "Stable snake_case code."},
+        "message": {"type": "string"},
+    },
+}
 _ERROR = {
     "type": "object",
     "required": ["error", "message"],
     "properties": {
         "error": {"type": "string", "description": "Stable snake_case code."},
         "message": {"type": "string"},
-        "problems": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "reason", "message"],
-                "properties": {
-                    "field": {"type": "string"},
-                    "reason": {"type": "string"},
-                    "message": {"type": "string"},
-                },
-            },
-        },
+        "problems": {"type": "array", "items": _PROBLEM},
     },
 }
 _ACCEPTED = {
@@ -38,7 +36,21 @@ _ACCEPTED = {
     "properties": {
         "status": {"enum": ["queued", "duplicate", "superseded"]},
         "eventId": {"type": "string"},
-        "warnings": {"type": "array", "items": {"type": "string"}},
+        "warnings": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Sentences: how a field was read (no time zone; a time after "
+            "receipt, recorded as the receipt time; a raw '+' in a form body; a JSON body sent "
+            "as form) and each optional field dropped from an opt-out, with why.",
+        },
+        "dropped": {
+            "type": "array",
+            "items": _PROBLEM,
+            "description": "Present only when an optional field was dropped from an opt-out "
+            "(metadata, expiresAt, region, eventId): the reason and message an opt-in with "
+            "the same problem is refused with. The opt-out is recorded without the field (no "
+            "expiry: permanent) and the problem kept in its audit record.",
+        },
     },
 }
 _ERROR_CODES = {
@@ -48,10 +60,27 @@ _ERROR_CODES = {
     "409": "eventId was already used for a different event.",
     "413": "Body over the size cap.",
     "415": "Content type is not JSON or form.",
-    "422": "A field is missing or invalid; each is named with its reason.",
+    "422": "A field is missing or invalid; each is named with its reason. An opt-out is "
+    "refused only when its number cannot be identified (phoneNumber; region when the number "
+    "has no country code), its eventName is unknown or its timestamp is unusable (not a time, "
+    "before 2000). An opt-in is also refused for any bad optional field (metadata over the "
+    "cap or not an object, any expiresAt, an unknown or malformed region, a malformed "
+    "eventId) and for a timestamp more than DNC_INTAKE_MAX_FUTURE_SKEW_S ahead (in_future).",
     "431": "Request line and headers over the cap; the connection is closed.",
     "503": "Redis unavailable; retry after Retry-After seconds.",
 }
+_DESCRIPTION = (
+    "Opt-outs are kept, opt-ins must be clean. An opt-out with a bad optional field "
+    "(metadata over the cap or not an object; expiresAt not a time, at or before the event "
+    "time, already past, before 2000 or after 9999; an unknown or malformed region for a "
+    "number written with its country code; a malformed eventId) is recorded without it (no "
+    "expiry: permanent, the stricter reading) and answered 202 with a warning and a 'dropped' "
+    "entry per field; an opt-in with the same problem is refused (422). An event time later "
+    "than receipt is recorded as the receipt time (the time sent kept, with a warning); an "
+    "opt-in more than DNC_INTAKE_MAX_FUTURE_SKEW_S ahead is refused. A time without a zone is "
+    "read in DNC_INTAKE_NAIVE_TIME_ZONE (UTC by default). A form body that is a JSON object "
+    "is read as JSON."
+)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -65,7 +94,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 def _event_operation() -> dict[str, Any]:
     responses: dict[str, Any] = {
         "202": {
-            "description": "Recorded (queued, duplicate or superseded).",
+            "description": "Recorded (queued, duplicate or superseded); an opt-out possibly "
+            "without a bad optional field, named in warnings and dropped.",
             "content": _json(_ref("Accepted")),
         },
     }
@@ -73,6 +103,7 @@ def _event_operation() -> dict[str, Any]:
         responses[code] = {"description": text, "content": _json(_ref("Error"))}
     return {
         "summary": "Record an opt-in or opt-out event",
+        "description": _DESCRIPTION,
         "security": [{"bearer": []}, {"signature": [], "signatureTimestamp": []}],
         "requestBody": {
             "required": True,

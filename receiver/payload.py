@@ -11,6 +11,10 @@ Two traps of real senders are handled here rather than guessed at later:
   answer carries a warning (send ``%2B``).
 - A field given twice (form, or JSON duplicate keys) would silently keep only one value: it is
   refused (``DuplicateField``) instead.
+- Some Studio REST actions send a JSON body under their default content type, form. A form
+  body that is a JSON object (``{`` ... ``}``, valid JSON) and so not a form is read as JSON,
+  with a warning, through the same charset decoding and duplicate-key screen as JSON; one
+  that is not valid JSON is read as form data, as before.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ FIELDS = ("phoneNumber", "eventName", "timestamp", "eventId", "region", "metadat
 PLUS_WARNING = (
     "phoneNumber started with a raw '+', read as a plus sign (form encoding reads '+' as a "
     "space; send %2B)"
+)
+JSON_AS_FORM_WARNING = (
+    "body is a JSON object sent as application/x-www-form-urlencoded; read as JSON"
 )
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
 
@@ -94,7 +101,22 @@ def decode_fields(kind: str, charset: str, body: bytes) -> DecodedBody:
     """Decode ``body`` of media type ``kind``. Raises ``MalformedBody`` or ``DuplicateField``."""
     if kind == JSON:
         return DecodedBody(_decode_json(body, charset))
+    if _looks_like_json_object(body, charset):
+        try:
+            return DecodedBody(_decode_json(body, charset), (JSON_AS_FORM_WARNING,))
+        except MalformedBody:
+            pass  # not a JSON object after all: read it as the form it says it is
     return _decode_form(body, charset)
+
+
+def _looks_like_json_object(body: bytes, charset: str) -> bool:
+    """Whether ``body`` in ``charset`` starts with ``{`` and ends with ``}`` (JSON white space
+    around them allowed): form encoding percent-encodes both, so no form body does."""
+    try:
+        text = body.decode(charset).strip(" \t\r\n")
+    except (ValueError, UnicodeError):
+        return False
+    return text.startswith("{") and text.endswith("}")
 
 
 def _decode_json(body: bytes, charset: str) -> dict[str, object]:

@@ -75,33 +75,41 @@ def test_regenerating_gives_the_same_bytes(generator: ModuleType, tmp_path: Path
     assert (tmp_path / "events.expected.json").read_bytes() == EXPECTED.read_bytes()
 
 
-async def replay(client_redis: aioredis.Redis) -> tuple[list[str], Counter[str], Any]:
+async def replay(
+    client_redis: aioredis.Redis,
+) -> tuple[list[str], Counter[str], list[str | None], Any]:
     """POST every line in order; each line's status (``rejected`` for a 422), the refusal
-    reasons as ``"<field>:<reason>"``, and the store."""
+    reasons as ``"<field>:<reason>"``, each line's dropped field as ``"<field>:<reason>"``
+    (``None`` when nothing was dropped), and the store."""
     store = make_store(client_redis)
     statuses: list[str] = []
     reasons: Counter[str] = Counter()
+    dropped: list[str | None] = []
     headers = {"Content-Type": "application/json"}
     async with make_client(make_app(store)) as client:
         for number, line in enumerate(RAW_LINES, 1):
             response = await client.post("/v1/events", content=line.encode(), headers=headers)
             payload = response.json()
             if response.status_code == 202:
-                assert payload["warnings"] == [], (number, line, payload)
+                gone = [f"{d['field']}:{d['reason']}" for d in payload.get("dropped", [])]
+                # A sample opt-out drops at most one field, and says only that.
+                assert len(gone) <= 1 and len(payload["warnings"]) == len(gone), (number, payload)
+                dropped.append(gone[0] if gone else None)
                 statuses.append(payload["status"])
                 continue
+            dropped.append(None)
             assert response.status_code == 422, (number, line, response.status_code, payload)
             assert len(payload["problems"]) == 1, (number, line, payload)
             problem = payload["problems"][0]
             reasons[f"{problem['field']}:{problem['reason']}"] += 1
             statuses.append("rejected")
-    return statuses, reasons, store
+    return statuses, reasons, dropped, store
 
 
 async def test_replay_through_the_receiver_gives_the_expected_outcome(
     fake_redis: aioredis.Redis, generated: list[Any]
 ) -> None:
-    statuses, reasons, store = await replay(fake_redis)
+    statuses, reasons, dropped, store = await replay(fake_redis)
     differ = [
         f"line {n}: receiver {got}, simulation {line.status}: {RAW_LINES[n - 1]}"
         for n, (got, line) in enumerate(zip(statuses, generated, strict=True), 1)
@@ -110,6 +118,10 @@ async def test_replay_through_the_receiver_gives_the_expected_outcome(
     assert differ[:10] == []
     assert dict(Counter(statuses)) == {k: v for k, v in SUMMARY["statuses"].items() if v}
     assert dict(reasons) == SUMMARY["rejected_by_reason"]
+    # Opt-outs kept without a bad optional field: the field the generator put in, line by line.
+    assert dropped == [line.warning for line in generated]
+    assert Counter(d for d in dropped if d) == SUMMARY["accepted_with_warnings"]
+    assert await fake_redis.hgetall(store.keys.warnings)  # counted for dnc-sync status
     watermarks = await fake_redis.hgetall(store.keys.watermark)
     # "<ms>:<action>" or "<ms>:optOut:<expiry ms>": the action is the second field
     final = {text(k): text(v).split(":")[1] for k, v in watermarks.items()}
@@ -128,26 +140,45 @@ def event_ms(value: object) -> int | None:
     """A line's timestamp as UTC epoch ms (ISO 8601 with a zone, or ms), or None if unusable."""
     if isinstance(value, int):
         return value if value >= WINDOW_MS[0] else None
-    try:
-        delta = datetime.fromisoformat(str(value)) - EPOCH
+    text = str(value)
+    try:  # RFC 3339 allows a lowercase "z"; fromisoformat does not
+        delta = datetime.fromisoformat(text[:-1] + "Z" if text.endswith("z") else text) - EPOCH
     except (TypeError, ValueError):
         return None
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
+def number_of(body: dict[str, Any], opt_out: bool) -> str | None:
+    """The E.164 a line names, or None when the receiver cannot identify it: an unknown region
+    hint is no obstacle to an opt-out written with its country code (the hint is dropped)."""
+    region = body.get("region") or "US"
+    known = region.upper() in phonenumbers.SUPPORTED_REGIONS
+    try:
+        return (
+            to_e164(body["phoneNumber"], region if known else None).e164
+            if known or opt_out
+            else None
+        )
+    except ValueError:
+        return None
+
+
 def valid_lines() -> list[tuple[dict[str, Any], str, int]]:
-    """(body, E.164, event ms) of every line with a usable number, action, time and region."""
+    """(body, E.164, event ms) of every line the receiver accepts: a usable number, action and
+    time; an opt-in also needs clean optional fields (no expiry, metadata within the cap)."""
     found = []
     for body in BODIES:
         ms = event_ms(body["timestamp"])
-        region = body.get("region") or "US"
-        action_ok = body["eventName"].strip().lower() in ("optout", "optin")
-        if ms is None or not action_ok or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        action = body["eventName"].strip().lower()
+        opt_out = action == "optout"
+        if ms is None or action not in ("optout", "optin"):
             continue
-        try:
-            found.append((body, to_e164(body["phoneNumber"], region).e164, ms))
-        except ValueError:
+        metadata_bytes = len(json.dumps(body.get("metadata"), separators=(",", ":")).encode())
+        if not opt_out and ("expiresAt" in body or metadata_bytes > 4096):
             continue
+        number = number_of(body, opt_out)
+        if number is not None:
+            found.append((body, number, ms))
     assert len(found) == len(BODIES) - SUMMARY["statuses"]["rejected"]
     return found
 
@@ -202,3 +233,18 @@ def test_the_file_holds_what_it_claims() -> None:
     ids = Counter(body["eventId"] for body, _, _ in lines if body.get("eventId"))
     assert sum(count > 1 for count in ids.values()) >= 10
     assert SUMMARY["statuses"]["superseded"] >= 20 and SUMMARY["statuses"]["duplicate"] >= 50
+    # Opt-outs with one bad optional field (kept with a warning), and lowercase RFC 3339 times.
+    warned = SUMMARY["accepted_with_warnings"]
+    for reason in (
+        "metadata:too_large",
+        "expiresAt:before_event_time",
+        "expiresAt:invalid",
+        "region:unknown_region",
+    ):
+        assert warned[reason] >= 3, warned
+    assert sum(warned.values()) == SUMMARY["line_kinds"]["warned"]
+    lowercase = sum(str(body["timestamp"]).endswith("z") for body in BODIES)
+    assert lowercase == SUMMARY["line_kinds"]["lowercase_time"] >= 10
+    # The same problems on an opt-in are refused.
+    refused = SUMMARY["rejected_by_reason"]
+    assert refused["expiresAt:not_for_opt_in"] >= 3 and refused["metadata:too_large"] >= 3

@@ -128,7 +128,7 @@ def test_rejects_file_and_stream_name_each_bad_row(tmp_path: Path, fake_env: red
         "12,subscribe,2025-01-01T00:00:00Z,,",  # row 3: two problems
         "",  # row 4: blank, skipped
         '"202 555\n0124",optIn,2025-01-01T00:00:00Z,,2099-01-01T00:00:00Z',  # rows 5: quoted
-        "+12025550125,optOut,2025-01-01T00:00:00Z,,2024-12-31T00:00:00Z",  # row 6
+        "+12025550125,optIn,2025-01-01T00:00:00Z,,2024-12-31T00:00:00Z",  # row 6
         "+12025550126,optOut",  # row 7: short row
     )
     code, output = run(path)
@@ -140,9 +140,9 @@ def test_rejects_file_and_stream_name_each_bad_row(tmp_path: Path, fake_env: red
         "rejected": 4,
         "rejected eventName:unknown_event_name": 1,
         "rejected phoneNumber:too_short": 1,
-        "rejected expiresAt:not_for_opt_in": 1,
-        "rejected expiresAt:before_event_time": 1,
+        "rejected expiresAt:not_for_opt_in": 2,
         "rejected timestamp:missing": 1,
+        "accepted with warnings": 0,
         "blank rows skipped": 1,
         "rows read": 5,
         "seconds": 0,
@@ -155,7 +155,7 @@ def test_rejects_file_and_stream_name_each_bad_row(tmp_path: Path, fake_env: red
     assert [line[:3] for line in lines[1:]] == [
         ["3", "eventName; phoneNumber", "unknown_event_name; too_short"],
         ["5", "expiresAt", "not_for_opt_in"],
-        ["6", "expiresAt", "before_event_time"],
+        ["6", "expiresAt", "not_for_opt_in"],
         ["7", "timestamp", "missing"],
     ]
     assert lines[2][4:] == [
@@ -176,6 +176,52 @@ def test_rejects_file_and_stream_name_each_bad_row(tmp_path: Path, fake_env: red
     assert json.loads(entries[3][b"body"]) == {"phoneNumber": "***0126", "eventName": "optOut"}
     assert json.loads(entries[1][b"detail"])[0]["reason"] == "not_for_opt_in"
     assert not any(b"5550124" in value for e in entries for value in e.values())
+
+
+def test_opt_out_rows_with_bad_optional_columns_are_kept(
+    tmp_path: Path, fake_env: redis.Redis
+) -> None:
+    path = write_csv(
+        tmp_path,
+        HEADER,
+        "+12025550123,optOut,2025-01-01T00:00:00Z,,2024-12-31T00:00:00Z",  # expiry before event
+        "+12025550124,optOut,2025-01-01t00:00:00z,,next year",  # lowercase t/z; not a time
+        "+12025550125,optOut,2025-01-01T00:00:00Z,XX,",  # unknown region, country code given
+        "+12025550126,optIn,2025-01-01T00:00:00Z,XX,",  # an opt-in must be clean
+        "2025550127,optOut,2025-01-01T00:00:00Z,XX,",  # no country code: the hint is needed
+        "+12025550128,optOut,2025-01-01T00:00:00,,",  # no zone: read as UTC
+    )
+    code, output = run(path)
+    assert code == 0, output
+    assert counts(output) | {"seconds": 0, "rows/s": 0} == {
+        "queued": 4,
+        "duplicate": 0,
+        "superseded": 0,
+        "rejected": 2,
+        "rejected region:unknown_region": 2,
+        "accepted with warnings": 4,
+        "warning expiresAt:before_event_time": 1,
+        "warning expiresAt:invalid": 1,
+        "warning region:unknown_region": 1,
+        "warning timestamp:no_time_zone": 1,
+        "rows read": 6,
+        "seconds": 0,
+        "rows/s": 0,
+    }
+    for number in ("+12025550123", "+12025550124", "+12025550125"):
+        stored = json.loads(fake_env.hget(KEYS.latest, number))
+        assert stored["action"] == "optOut" and "expiresMs" not in stored
+        assert len(stored["dropped"]) == 1
+    assert fake_env.hgetall(KEYS.warnings) == {
+        b"expiresAt:before_event_time": b"1",
+        b"expiresAt:invalid": b"1",
+        b"region:unknown_region": b"1",
+        b"timestamp:no_time_zone": b"1",
+    }
+    assert fake_env.hgetall(KEYS.naive_times) == {b"import": b"1"}
+    # Imported again: duplicates, not counted twice.
+    assert counts(run(path)[1])["duplicate"] == 4
+    assert fake_env.hget(KEYS.warnings, "expiresAt:invalid") == b"1"
 
 
 def test_a_fixed_rejects_file_imports_as_it_is(tmp_path: Path, fake_env: redis.Redis) -> None:

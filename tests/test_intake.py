@@ -97,17 +97,64 @@ def test_shape_and_meaning_problems_are_reported_together() -> None:
         ({"phoneNumber": ""}, {"phoneNumber": "empty"}),
         ({"phoneNumber": "1" * 101}, {"phoneNumber": "too_long"}),
         ({"timestamp": True}, {"timestamp": "wrong_type"}),
-        ({"timestamp": NOW_MS + 600_000}, {"timestamp": "in_future"}),
-        ({"eventId": "has space"}, {"eventId": "bad_format"}),
-        ({"eventId": "x" * 129}, {"eventId": "too_long"}),
-        ({"region": "USA"}, {"region": "bad_format"}),
-        ({"region": "ZZ"}, {"region": "unknown_region"}),
-        ({"metadata": ["not", "object"]}, {"metadata": "wrong_type"}),
-        ({"metadata": {"note": "x" * 100}}, {"metadata": "too_large"}),
+        ({"region": "ZZ"}, {"region": "unknown_region"}),  # national number: needs the hint
     ],
 )
-def test_field_problems(overrides: dict[str, object], expected: dict[str, str]) -> None:
-    assert problems_of(fields(**overrides)) == expected
+@pytest.mark.parametrize("action", ["optOut", "optIn"])
+def test_field_problems(
+    overrides: dict[str, object], expected: dict[str, str], action: str
+) -> None:
+    assert problems_of(fields(eventName=action, **overrides)) == expected
+
+
+OPTIONAL_PROBLEMS = [
+    ({"eventId": "has space"}, {"eventId": "bad_format"}),
+    ({"eventId": "x" * 129}, {"eventId": "too_long"}),
+    ({"region": "USA", "phoneNumber": "+1 202 555 0123"}, {"region": "bad_format"}),
+    ({"region": "ZZ", "phoneNumber": "+1 202 555 0123"}, {"region": "unknown_region"}),
+    ({"metadata": ["not", "object"]}, {"metadata": "wrong_type"}),
+    ({"metadata": {"note": "x" * 100}}, {"metadata": "too_large"}),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), OPTIONAL_PROBLEMS)
+def test_optional_field_problems_refuse_an_opt_in(
+    overrides: dict[str, object], expected: dict[str, str]
+) -> None:
+    assert problems_of(fields(eventName="optIn", **overrides)) == expected
+
+
+@pytest.mark.parametrize(("overrides", "expected"), OPTIONAL_PROBLEMS)
+def test_optional_field_problems_are_dropped_from_an_opt_out(
+    overrides: dict[str, object], expected: dict[str, str]
+) -> None:
+    accepted = build_event(fields(**overrides), POLICY, NOW_MS)
+    assert {p.field: p.reason for p in accepted.dropped} == expected
+    event = accepted.event
+    assert (event.e164, event.action, event.region) == ("+12025550123", Action.OPT_OUT, "US")
+    assert (event.metadata, event.eventIdDerived) == (None, True)
+    [dropped] = event.dropped or ()
+    assert (dropped.field, dropped.reason) == next(iter(expected.items()))
+    assert dropped.sent  # what was sent, for the audit record
+
+
+def test_future_time_refuses_only_an_opt_in_beyond_the_skew() -> None:
+    assert problems_of(fields(eventName="optIn", timestamp=NOW_MS + 600_000)) == {
+        "timestamp": "in_future"
+    }
+    for action, sent in (("optIn", NOW_MS + 240_000), ("optOut", NOW_MS + 600_000)):
+        event = build_event(fields(eventName=action, timestamp=sent), POLICY, NOW_MS).event
+        assert (event.eventMs, event.sentEventMs) == (NOW_MS, sent)
+    at_receipt = build_event(fields(timestamp=NOW_MS), POLICY, NOW_MS).event
+    assert (at_receipt.eventMs, at_receipt.sentEventMs) == (NOW_MS, None)
+
+
+def test_a_clamped_event_derives_its_id_from_the_time_sent() -> None:
+    # Each delivery of it is clamped to its own receipt: the id must not change with it.
+    sent = NOW_MS + 600_000
+    one = build_event(fields(timestamp=sent), POLICY, NOW_MS).event
+    retry = build_event(fields(timestamp=sent), POLICY, NOW_MS + 5_000).event
+    assert one.eventId == retry.eventId and one.eventMs != retry.eventMs
 
 
 def test_form_metadata_string_is_read_as_json() -> None:
@@ -164,33 +211,51 @@ def test_expiry_changes_the_derived_id_only_when_given() -> None:
     assert one.fingerprint == plain.fingerprint  # what the idempotency key stands for
 
 
+@pytest.mark.parametrize("expiry", [LATER_MS, "soon", "2027-01-01t00:00:00z"])
+@pytest.mark.parametrize("name", ["optIn", " OPTIN "])
+def test_any_expiry_refuses_an_opt_in(expiry: object, name: str) -> None:
+    assert problems_of(fields(eventName=name, expiresAt=expiry)) == {"expiresAt": "not_for_opt_in"}
+
+
 @pytest.mark.parametrize(
-    ("overrides", "reason"),
+    ("expiry", "reason"),
     [
-        ({"eventName": "optIn", "expiresAt": LATER_MS}, "not_for_opt_in"),
-        ({"eventName": " OPTIN ", "expiresAt": "soon"}, "not_for_opt_in"),
-        ({"expiresAt": EVENT_MS}, "before_event_time"),
-        ({"expiresAt": EVENT_MS - 1}, "before_event_time"),
-        ({"expiresAt": "2026-11-18T09:29:59Z"}, "before_event_time"),
-        ({"expiresAt": EVENT_MS + 1}, "already_lapsed"),  # after the event, before intake
-        ({"expiresAt": NOW_MS}, "already_lapsed"),
-        ({"expiresAt": "tomorrow"}, "invalid"),
-        ({"expiresAt": 1_795_086_400}, "too_old"),  # epoch seconds sent by mistake
-        ({"expiresAt": 253_402_300_800_000}, "too_far"),  # after 9999-12-31T23:59:59.999Z
-        ({"expiresAt": True}, "wrong_type"),
-        ({"expiresAt": ["2027-01-01T00:00:00Z"]}, "wrong_type"),
+        (EVENT_MS, "before_event_time"),
+        (EVENT_MS - 1, "before_event_time"),
+        ("2026-11-18T09:29:59Z", "before_event_time"),
+        (EVENT_MS + 1, "already_lapsed"),  # after the event, before intake
+        (NOW_MS, "already_lapsed"),
+        ("tomorrow", "invalid"),
+        ("next year", "invalid"),
+        (1_795_086_400, "too_old"),  # epoch seconds sent by mistake
+        (253_402_300_800_000, "too_far"),  # after 9999-12-31T23:59:59.999Z
+        (True, "wrong_type"),
+        (["2027-01-01T00:00:00Z"], "wrong_type"),
     ],
 )
-def test_expiry_problems(overrides: dict[str, object], reason: str) -> None:
-    assert problems_of(fields(**overrides)) == {"expiresAt": reason}
+def test_an_unusable_expiry_leaves_the_opt_out_permanent(expiry: object, reason: str) -> None:
+    accepted = build_event(fields(expiresAt=expiry), POLICY, NOW_MS)
+    assert accepted.event.expiresMs is None  # never lapses: the stricter reading
+    assert [(p.field, p.reason) for p in accepted.dropped] == [("expiresAt", reason)]
+    assert accepted.warnings[-1].startswith(f"expiresAt dropped ({reason}): ")
+    assert accepted.warnings[-1].endswith("it never lapses")
+    # Its derived id is that of the same opt-out sent without an expiry.
+    assert accepted.event.eventId == build_event(fields(), POLICY, NOW_MS).event.eventId
 
 
 def test_expiry_is_judged_beside_other_bad_fields() -> None:
-    # Shape failure elsewhere (eventId): the expiry is still checked, against the event time.
-    got = problems_of(fields(eventId="has space", expiresAt=EVENT_MS))
-    assert got == {"eventId": "bad_format", "expiresAt": "before_event_time"}
+    # A required field is bad: the opt-out is refused, naming the expiry's problem too.
+    got = problems_of(fields(phoneNumber="12", expiresAt=EVENT_MS))
+    assert got == {"phoneNumber": "too_short", "expiresAt": "before_event_time"}
     got = problems_of(fields(eventId="has space", eventName="optIn", expiresAt=LATER_MS))
     assert got == {"eventId": "bad_format", "expiresAt": "not_for_opt_in"}
     # Unusable event time: the expiry is only checked against the receive time.
     got = problems_of(fields(timestamp="yesterday", expiresAt=NOW_MS - 1))
     assert got == {"timestamp": "invalid", "expiresAt": "already_lapsed"}
+    # Its shape is bad as well as another field's: both named.
+    got = problems_of(fields(eventName="subscribe", expiresAt=True, metadata={"n": "x" * 99}))
+    assert got == {
+        "eventName": "unknown_event_name",
+        "expiresAt": "wrong_type",
+        "metadata": "too_large",
+    }

@@ -328,10 +328,14 @@ async def test_422_phone_reasons(client: httpx.AsyncClient, raw: str, reason: st
     assert response.json()["problems"][0]["message"].startswith("phoneNumber ")
 
 
-async def test_422_future_timestamp(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/events", json=body(timestamp=now_ms() + 600_000))
+async def test_422_opt_in_far_in_the_future(client: httpx.AsyncClient) -> None:
+    sent = body(eventName="optIn", timestamp=now_ms() + 600_000)
+    response = await client.post("/v1/events", json=sent)
     assert response.status_code == 422
     assert response.json()["problems"][0]["reason"] == "in_future"
+    # An opt-out is never refused for its clock: recorded at the time of receipt.
+    kept = await client.post("/v1/events", json=body(timestamp=now_ms() + 600_000))
+    assert kept.status_code == 202
 
 
 async def test_409_event_id_reused(client: httpx.AsyncClient, store: EventStore) -> None:
@@ -347,6 +351,22 @@ async def test_409_event_id_reused(client: httpx.AsyncClient, store: EventStore)
 
 
 # -- 503 and health -------------------------------------------------------------------------
+
+
+async def test_503_when_a_pooled_connection_was_reset(
+    client: httpx.AsyncClient, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvloop's error for a write on a connection a dying primary reset; redis-py passes it on
+    async def reset(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(
+            "unable to perform operation on <TCPTransport closed=True reading=False>; "
+            "the handler is closed"
+        )
+
+    monkeypatch.setattr(store, "_record_script", reset)
+    response = await client.post("/v1/events", json=body())
+    assert response.status_code == 503, response.text  # retried by the sender, not a 500
+    assert response.headers["retry-after"] == "5"
 
 
 async def test_503_when_redis_is_down(
@@ -673,12 +693,20 @@ async def test_non_text_charsets_are_415(client: httpx.AsyncClient, content_type
     "metadata",
     ["[" * 20_000, '{"a":' * 5_000, '{"a":"\\ud800"}'],
 )
-async def test_hostile_form_metadata_is_422_not_500(
+async def test_hostile_form_metadata_is_never_a_500(
     client: httpx.AsyncClient, metadata: str
 ) -> None:
-    response = await client.post("/v1/events", data=body(metadata=metadata))
+    response = await client.post("/v1/events", data=body(eventName="optIn", metadata=metadata))
     assert response.status_code == 422
     assert response.json()["problems"][0]["field"] == "metadata"
+    # An opt-out is kept without it.
+    response = await client.post("/v1/events", data=body(metadata=metadata))
+    assert response.status_code == 202
+    assert response.json()["dropped"][0] | {"message": ""} == {
+        "field": "metadata",
+        "reason": "wrong_type",
+        "message": "",
+    }
 
 
 async def test_escaped_duplicate_key_is_refused(

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from dnc.timestamps import TimestampProblem, iso_utc, parse_event_time
+from dnc.timestamps import (
+    TimestampProblem,
+    UnknownTimeZone,
+    iso_utc,
+    parse_event_time,
+    parse_time,
+    time_zone,
+)
 
 NOW_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z
 T_MS = 1_794_999_000_000
 
 
 @pytest.mark.parametrize(
-    ("value", "expected_ms", "assumed_utc"),
+    ("value", "expected_ms", "naive"),
     [
         ("2026-11-18T09:30:00Z", 1_794_994_200_000, False),
         ("2026-11-18T09:30:00.250Z", 1_794_994_200_250, False),
@@ -29,11 +36,45 @@ T_MS = 1_794_999_000_000
         ("2016-12-31T23:59:60.250+00:00", 1_483_228_800_250, False),
         ("2016-12-31T23:59:60", 1_483_228_800_000, True),
         ("2016-12-31 23:59:60Z", 1_483_228_800_000, False),
+        # RFC 3339 section 5.6: "T" and "Z" may be lowercase.
+        ("2026-11-18t09:30:00z", 1_794_994_200_000, False),
+        ("2026-11-18T09:30:00.250z", 1_794_994_200_250, False),
+        ("2026-11-18t10:30:00+01:00", 1_794_994_200_000, False),
+        ("2016-12-31t23:59:60z", 1_483_228_800_000, False),
     ],
 )
-def test_accepted_forms(value: object, expected_ms: int, assumed_utc: bool) -> None:
+def test_accepted_forms(value: object, expected_ms: int, naive: bool) -> None:
     parsed = parse_event_time(value, NOW_MS, 300)
-    assert (parsed.epoch_ms, parsed.assumed_utc) == (expected_ms, assumed_utc)
+    assert (parsed.epoch_ms, parsed.naive) == (expected_ms, naive)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_ms"),
+    [
+        ("2026-11-18T09:30:00", 1_795_012_200_000),  # EST: UTC-5
+        ("2026-07-01T09:30:00", 1_782_912_600_000),  # EDT: UTC-4
+        ("2026-11-01T01:30:00", 1_793_511_000_000),  # clocks go back: the first 01:30 (EDT)
+        ("2026-03-08T02:30:00", 1_772_955_000_000),  # clocks go forward: read with EST
+        ("2026-11-18T09:30:00Z", 1_794_994_200_000),  # a zone given wins
+        (1_794_994_200_000, 1_794_994_200_000),  # epoch ms carry no zone question
+    ],
+)
+def test_a_time_without_a_zone_is_read_in_the_given_zone(value: object, expected_ms: int) -> None:
+    parsed = parse_time(value, time_zone("America/New_York"))
+    assert parsed.epoch_ms == expected_ms
+    assert parsed.naive is (isinstance(value, str) and not value.endswith("Z"))
+
+
+@pytest.mark.parametrize("name", ["Mars/Base", "../../etc/passwd", "/etc/localtime", "", "utc"])
+def test_unknown_time_zones_are_refused(name: str) -> None:
+    with pytest.raises(UnknownTimeZone):
+        time_zone(name)
+
+
+def test_parse_time_has_no_future_limit() -> None:
+    assert parse_time("2999-01-01T00:00:00Z").epoch_ms == 32_472_144_000_000
+    with pytest.raises(TimestampProblem):
+        parse_time("1999-12-31T23:59:59Z")
 
 
 @pytest.mark.parametrize(
