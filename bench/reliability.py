@@ -98,13 +98,15 @@ def render(data: dict[str, Any]) -> str:
         "## Faults",
         "",
         "| fault | times | events sent | acknowledged | lost | wrongly applied | "
-        "time to converge | passed |",
-        "|---|---|---|---|---|---|---|---|",
+        "history violations | time to converge | passed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for figures in faults:
         lines.append(
-            "| {fault} | {times} | {sent} | {acked} | {lost} | {wrong} | {conv} | {ok} |".format(
+            "| {fault} | {times} | {sent} | {acked} | {lost} | {wrong} | {history} | {conv} "
+            "| {ok} |".format(
                 fault=figures.get("fault", figures["suite"]),
+                history=_history_violations(figures),
                 times=figures.get("times", "-"),
                 sent=figures.get("events_sent", "-"),
                 acked=figures.get("acknowledged", "-"),
@@ -153,6 +155,14 @@ def render(data: dict[str, Any]) -> str:
         extra = {k: v for k, v in figures.items() if k not in ("suite", "fault")}
         lines += [f"### {name}", "", "```json", json.dumps(extra, indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _history_violations(figures: dict[str, Any]) -> str:
+    """The history checker's violations of a suite, summed ("-" for a suite without it)."""
+    history = figures.get("history")
+    if not isinstance(history, dict):
+        return "-"
+    return str(sum(int(v) for v in history.get("violations", {}).values()))
 
 
 def _seconds(value: object) -> str:

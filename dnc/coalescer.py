@@ -3,15 +3,17 @@
 Under load many requests wait on Redis at once; sending each alone costs a round trip and the
 client's per-command overhead every time. ``Coalescer.submit`` queues an item and, on the next
 turn of the event loop, everything queued by then is flushed in one call (at most
-``max_batch`` items per call; several calls may be in flight). Each caller gets its own result
-or exception, and only once the flush has completed, so an acknowledgement still means
-"written". At low load a batch is one item and the added latency is one loop turn.
+``max_batch`` items per call, or items of that total ``size``; several calls may be in
+flight). An item is never split: an item of several writes goes whole into one call. Each
+caller gets its own result or exception, and only once the flush has completed, so an
+acknowledgement still means "written". At low load a batch is one item and the added latency
+is one loop turn.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -22,13 +24,21 @@ Flush = Callable[[Sequence[Item]], Awaitable[Sequence[Result]]]
 
 class Coalescer(Generic[Item, Result]):
     """Batches ``submit`` calls into calls of ``flush(items) -> results`` (same length, same
-    order). An exception from ``flush`` is raised to every caller of that batch."""
+    order). An exception from ``flush`` is raised to every caller of that batch. ``size``
+    weighs an item (default 1 each): a call holds items of total size at most ``max_batch``,
+    or a single item that weighs more."""
 
-    def __init__(self, flush: Flush[Item, Result], max_batch: int) -> None:
+    def __init__(
+        self,
+        flush: Flush[Item, Result],
+        max_batch: int,
+        size: Callable[[Item], int] | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._flush = flush
         self._max_batch = max_batch
+        self._size = size
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._scheduled = False
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -46,10 +56,30 @@ class Coalescer(Generic[Item, Result]):
     def _start_flushes(self) -> None:
         self._scheduled = False
         queue, self._queue = self._queue, []
-        for start in range(0, len(queue), self._max_batch):
-            task = asyncio.create_task(self._run(queue[start : start + self._max_batch]))
+        for batch in self._batches(queue):
+            task = asyncio.create_task(self._run(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+
+    def _batches(
+        self, queue: list[tuple[Item, asyncio.Future[Result]]]
+    ) -> Iterator[list[tuple[Item, asyncio.Future[Result]]]]:
+        """``queue`` in order, cut into batches of total size at most ``max_batch``."""
+        if self._size is None:
+            for start in range(0, len(queue), self._max_batch):
+                yield queue[start : start + self._max_batch]
+            return
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        total = 0
+        for entry in queue:
+            weight = self._size(entry[0])
+            if batch and total + weight > self._max_batch:
+                yield batch
+                batch, total = [], 0
+            batch.append(entry)
+            total += weight
+        if batch:
+            yield batch
 
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:

@@ -56,7 +56,12 @@ class EventBody(BaseModel):
         min_length=1,
         max_length=100,
         description="The number in any human form: punctuation, tel: URI, extension, "
-        "Unicode digits, vanity letters.",
+        "Unicode digits, vanity letters. Must be a valid number of its country. One written in "
+        "a form its country has retired (Mexico's +52 1 and 044/045, Brazil's 8-digit mobiles, "
+        "...) is recorded under the number it is dialled at today, with a warning. For an "
+        "opt-out, a number of a possible length in a range the installed numbering metadata "
+        "does not know is kept, with a warning; an opt-in with it is refused (invalid_number). "
+        "An opt-out is also recorded under the subscriber's other E.164 forms (aliases).",
     )
     eventName: Annotated[Action, BeforeValidator(_fold_action)] = Field(
         description="optOut or optIn, any case."
@@ -126,7 +131,14 @@ class StoredEvent(BaseModel):
     ``None``: never) is when the opt-out lapses. ``sentEventMs`` (UTC epoch ms) is the event
     time as sent when it was after receipt (``eventMs`` is then the receipt time).
     ``naiveTimeZone`` is the IANA zone a timestamp written without one was read in.
-    ``dropped`` lists the optional fields left out of an opt-out and why. Each of these is left
+    ``dropped`` lists the optional fields left out of an opt-out and why.
+    Issue 11, rules 3 and 4 (docs/numbering-plans.md): ``planChange`` is the key of the
+    numbering-plan change applied when the number was written in a form its country retired
+    (``"MX-2019-mobile-1"``: ``e164`` is today's number); ``unverifiedNumber`` is true for an
+    opt-out kept for a number of a possible length that the installed metadata does not know;
+    ``aliases`` (on an opt-out) lists the other E.164 forms of the same subscriber the opt-out
+    was also recorded under, and ``aliasOf`` (on such a copy) is the E.164 of the number as
+    sent, its eventId being ``"<that event's eventId>~<this e164>"``. Each of these is left
     out of the JSON when absent, so events without them are stored as before.
     """
 
@@ -145,6 +157,10 @@ class StoredEvent(BaseModel):
     sentEventMs: int | None = None
     naiveTimeZone: str | None = None
     dropped: tuple[DroppedField, ...] | None = None
+    planChange: str | None = None
+    unverifiedNumber: bool | None = None
+    aliases: tuple[str, ...] | None = None
+    aliasOf: str | None = None
 
     @property
     def fingerprint(self) -> str:

@@ -11,6 +11,17 @@ same problem refuses it. A region hint is dropped only when the number is writte
 country code: otherwise the hint is what identifies the number. An event time after receipt is
 recorded as the receipt time (``StoredEvent.sentEventMs`` keeps the sent one); only an opt-in
 more than ``max_future_skew_s`` ahead is refused.
+
+The number (issue 11, rules 3 and 4; docs/numbering-plans.md): one written in a form its
+country has retired is recorded under today's number, with a ``phoneNumber`` ``plan_change``
+note. For an opt-out, a number of a possible length that the installed ``phonenumbers``
+metadata does not know is kept with a ``phoneNumber`` ``unverified_number`` note
+(``StoredEvent.unverifiedNumber``); an opt-in with it is refused (``invalid_number``). An
+opt-out for a number whose subscriber has other E.164 forms (``E164Number.aliases``) is also
+recorded under each of them: ``AcceptedEvent.alias_events``, one event per form, each with the
+idempotency key ``alias_event_id(<eventId>, <form>)``; the caller records
+``AcceptedEvent.events`` in one store call (``EventStore.record_group``), so all of them are
+recorded or none. An opt-in is not spread: it lifts protection only from the form it names.
 """
 
 from __future__ import annotations
@@ -43,6 +54,13 @@ NO_TIME_ZONE = "no_time_zone"
 """Reason of the note on a timestamp or expiresAt written without a zone."""
 OPTIONAL_FIELDS = ("eventId", "region", "metadata", "expiresAt")
 """The optional fields: a bad one is dropped from an opt-out, and refuses an opt-in."""
+PLAN_CHANGE = "plan_change"
+"""Reason of the note on a number written in a form its country has retired (stored under
+today's number)."""
+UNVERIFIED_NUMBER = "unverified_number"
+"""Reason of the note on an opt-out's number that the installed metadata does not know."""
+ALIAS_ID_SEPARATOR = "~"
+"""Between an event's eventId and the E.164 of an alias form in the alias copy's eventId."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +86,23 @@ class AcceptedEvent:
 
     ``warnings``: sentences for the caller, one per dropped field and per note.
     ``dropped``: the optional fields left out of an opt-out, each with the reason and message
-    it would have been refused with. ``notes``: how a field was read (``timestamp``
-    ``after_receipt``; ``timestamp`` / ``expiresAt`` ``no_time_zone``).
+    it would have been refused with. ``notes``: how a field was read (``phoneNumber``
+    ``plan_change`` / ``unverified_number``; ``timestamp`` ``after_receipt``; ``timestamp`` /
+    ``expiresAt`` ``no_time_zone``). ``alias_events``: the same opt-out under each other E.164
+    form of its subscriber (``StoredEvent.aliasOf``), empty for an opt-in and for almost every
+    number; ``events`` is what to record, as one group.
     """
 
     event: StoredEvent
     warnings: tuple[str, ...] = ()
     dropped: tuple[FieldProblem, ...] = ()
     notes: tuple[FieldProblem, ...] = ()
+    alias_events: tuple[StoredEvent, ...] = ()
+
+    @property
+    def events(self) -> tuple[StoredEvent, ...]:
+        """The event and its alias copies, in that order: one group, recorded atomically."""
+        return (self.event, *self.alias_events)
 
     @property
     def naive_time(self) -> bool:
@@ -130,7 +157,7 @@ def _build_from_body(
     bad_region = next((j for j in malformed if j.problem.field == "region"), None)
     number, judged = _number(body, policy, bad_region)
     judged += [j for j in malformed if j.problem.field != "region"]
-    notes: list[FieldProblem] = []
+    notes = _number_notes(number)
     event_time, sent_ms = _event_time(body, policy, now_ms, zone, judged, notes)
     expiry = _expiry(body, sent_ms, now_ms, zone, policy.naive_time_zone, judged, notes)
     metadata = body.metadata
@@ -149,6 +176,7 @@ def _build_from_body(
         _id_input(number.e164, body.eventName, sent_ms, expires_ms)
     )
     region = body.region.upper() if body.region and "region" not in gone else None
+    aliases = number.aliases if opt_out else ()
     event = StoredEvent(
         eventId=event_id,
         eventIdDerived=caller_id is None,
@@ -172,9 +200,59 @@ def _build_from_body(
             for j in judged
         )
         or None,
+        planChange=number.plan_change,
+        unverifiedNumber=True if number.unverified else None,
+        aliases=aliases or None,
     )
     warnings = tuple(n.message for n in notes) + tuple(_dropped_warning(p) for p in dropped)
-    return AcceptedEvent(event, warnings, dropped, tuple(notes))
+    return AcceptedEvent(event, warnings, dropped, tuple(notes), _alias_events(event, aliases))
+
+
+def alias_event_id(event_id: str, alias: str) -> str:
+    """The idempotency key of an opt-out's copy under the alias form ``alias`` (E.164):
+    ``"<event_id>~<alias>"``. Derived from the event's own key, so a retry of the request
+    (the same eventId, or the same derived one) finds every copy's key again: ``duplicate``
+    for all."""
+    return f"{event_id}{ALIAS_ID_SEPARATOR}{alias}"
+
+
+def _alias_events(event: StoredEvent, aliases: tuple[str, ...]) -> tuple[StoredEvent, ...]:
+    """``event`` (an opt-out) under each alias form: the same action, times and expiry, its
+    own number (a pending number and watermark of its own) and key, ``aliasOf`` the number."""
+    return tuple(
+        event.model_copy(
+            update={
+                "eventId": alias_event_id(event.eventId, alias),
+                "e164": alias,
+                "aliases": None,
+                "aliasOf": event.e164,
+            }
+        )
+        for alias in aliases
+    )
+
+
+def _number_notes(number: E164Number | None) -> list[FieldProblem]:
+    """The notes on how the number was read: a retired form (``plan_change``), a range the
+    metadata does not know (``unverified_number``)."""
+    notes: list[FieldProblem] = []
+    if number is not None and number.plan_change:
+        message = (
+            f"phoneNumber is written in a form its country has retired ({number.plan_change}); "
+            f"recorded as {number.e164}, the number its subscriber is dialled at today"
+        )
+        notes.append(FieldProblem("phoneNumber", PLAN_CHANGE, message))
+    if number is not None and number.unverified:
+        notes.append(FieldProblem("phoneNumber", UNVERIFIED_NUMBER, UNVERIFIED_WARNING))
+    return notes
+
+
+UNVERIFIED_WARNING = (
+    "phoneNumber has a possible length for its country but is in a range the installed "
+    "numbering metadata does not know (it may be new); the opt-out is kept and pushed, and "
+    "dead-lettered with CXone's reason if CXone refuses the number"
+)
+"""The warning of an opt-out's number the metadata does not know (``unverified_number``)."""
 
 
 def _metadata_too_large(policy: IntakePolicy) -> FieldProblem:
@@ -210,7 +288,9 @@ def _number(
     body: EventBody, policy: IntakePolicy, bad_region: _Judged | None
 ) -> tuple[E164Number | None, list[_Judged]]:
     """The E.164 number of ``body`` (``None`` when it cannot be identified) and the problems
-    found. ``bad_region``: a malformed region hint already left out of ``body``."""
+    found. ``bad_region``: a malformed region hint already left out of ``body``. For an
+    opt-out a possible number the metadata does not know is kept (``unverified``)."""
+    unverified = body.eventName is Action.OPT_OUT
     hint = bad_region
     if hint is None and body.region and not is_supported_region(body.region):
         hint = _Judged(_UNKNOWN_REGION, True, body.region)
@@ -218,15 +298,14 @@ def _number(
         # The hint is unusable: only a number written with its country code is identified
         # without it; any other number needs it, so the hint's problem refuses the event.
         try:
-            return to_e164(body.phoneNumber, None), [hint]
+            return to_e164(body.phoneNumber, None, allow_unverified=unverified), [hint]
         except PhoneNumberProblem as exc:
             if exc.reason == "invalid_country_code":
                 return None, [_Judged(hint.problem, False)]
             return None, [_phone_problem(exc), hint]
     try:
-        return to_e164(
-            body.phoneNumber, body.region.upper() if body.region else policy.default_region
-        ), []
+        region = body.region.upper() if body.region else policy.default_region
+        return to_e164(body.phoneNumber, region, allow_unverified=unverified), []
     except PhoneNumberProblem as exc:
         return None, [_phone_problem(exc)]
 
@@ -391,15 +470,16 @@ def _semantic_problems(
 ) -> list[FieldProblem]:
     """Meaning checks of the fields whose shape was fine, so one answer names every problem."""
     problems: list[FieldProblem] = []
+    action = _action_hint(fields.get("eventName"))
     raw_phone = fields.get("phoneNumber")
     if "phoneNumber" not in failed and isinstance(raw_phone, str):
+        region = _region_hint(fields.get("region"), policy)
         try:
-            to_e164(raw_phone, _region_hint(fields.get("region"), policy))
+            to_e164(raw_phone, region, allow_unverified=action is Action.OPT_OUT)
         except PhoneNumberProblem as exc:
             problems.append(FieldProblem("phoneNumber", exc.reason, f"phoneNumber {exc}"))
     problems.extend(_hint_and_metadata_problems(fields, policy, failed))
     zone = time_zone(policy.naive_time_zone)
-    action = _action_hint(fields.get("eventName"))
     event_ms = None
     if "timestamp" not in failed and "timestamp" in fields:
         try:

@@ -10,12 +10,19 @@ changes nothing.
 One script call records a batch of events, each under those rules, in order; concurrent
 ``record`` calls are grouped into one call per event-loop turn (``dnc.coalescer``), so the
 receiver pays one Redis round trip per batch instead of one per event.
+
+A group of events that stand for one request (an opt-out and its copies under the other E.164
+forms of its subscriber, issue 11 rule 3: ``AcceptedEvent.events``) is recorded by
+``record_group`` / ``record_groups`` in one script call, never split across two: all of its
+events are recorded or none (a Redis failure fails the whole call; an idempotency key of the
+group used for another event refuses the whole group as ``id_conflict``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -35,6 +42,9 @@ from dnc.errors import StoreError, StoreUnavailable
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.settings import RedisSettings
+
+Group = tuple[StoredEvent, ...]
+"""Events recorded together, all or none (one request's opt-out and its alias copies)."""
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
@@ -76,7 +86,9 @@ class StoreLimits:
     audit_max_len: int = 1_000_000
     rejected_max_len: int = 100_000
     max_batch: int = 128
-    """Most events recorded by one script call (bounds how long one call holds Redis)."""
+    """Most events recorded by one script call (bounds how long one call holds Redis); a
+    group that must be recorded whole is never split, so only a group larger than this makes
+    a call hold more."""
     wait_replicas: int = 0
     """Replicas that must confirm each write (Redis ``WAIT``) before it counts as recorded;
     0: the primary's word is enough."""
@@ -180,8 +192,8 @@ class EventStore:
         self._keys = keys
         self._limits = limits
         self._record_script = client.register_script(load_lua("record_events.lua"))
-        self._coalescer: Coalescer[StoredEvent, RecordStatus] = Coalescer(
-            self._record_batch, limits.max_batch
+        self._coalescer: Coalescer[Group, list[RecordStatus]] = Coalescer(
+            self._record_batch, limits.max_batch, size=len
         )
 
     @property
@@ -196,44 +208,92 @@ class EventStore:
         An event recorded at its receipt time because its time was later (``sentEventMs``)
         is recorded at a different time by each delivery; a retry of it is recognised by
         ``clamped`` (the first delivery's time) and answered ``duplicate``."""
-        status = await self._coalescer.submit(event)
-        if status is RecordStatus.ID_CONFLICT:
-            [first] = await self._first_deliveries([event])
-            if first is not None:
-                status = await self._coalescer.submit(first)
-        elif status is not RecordStatus.DUPLICATE and event.sentEventMs is not None:
-            await self._remember_clamps([event])
+        [status] = await self.record_group([event])
         return status
+
+    async def record_group(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
+        """Record ``events`` (one request's: an opt-out and its alias copies) in one script
+        call, all or none, and say what each did (same order); concurrent calls share one
+        round trip, as ``record``. When a key of the group was used for another event, every
+        event of the group is ``id_conflict`` and nothing is written. Retries of clamped
+        events are ``duplicate`` as in ``record``."""
+        group = tuple(events)
+        if not group:
+            return []
+        [statuses] = await self._finish_groups(
+            [group], [await self._coalescer.submit(group)], self._submit_groups
+        )
+        return statuses
 
     async def record_many(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
         """Record ``events`` in order, ``max_batch`` per script call. Each call is atomic;
         the whole sequence is not. Used by bulk import. Retries of clamped events are
         ``duplicate`` as in ``record``."""
-        statuses = await self._record_batches(events)
+        statuses = await self.record_groups([(event,) for event in events])
+        return [status for [status] in statuses]
+
+    async def record_groups(
+        self, groups: Sequence[Sequence[StoredEvent]]
+    ) -> list[list[RecordStatus]]:
+        """Record ``groups`` in order (each as ``record_group``: in one script call, all or
+        none), about ``max_batch`` events per script call, never splitting a group; one list
+        of statuses per group. Used by bulk import: the whole sequence is not atomic."""
+        batch = [tuple(group) for group in groups]
+        return await self._finish_groups(
+            batch, await self._record_batches(batch), self._record_batches
+        )
+
+    async def _submit_groups(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:
+        """``groups`` through the coalescer, as concurrent ``record_group`` calls would."""
+        return list(await asyncio.gather(*(self._coalescer.submit(g) for g in groups)))
+
+    async def _finish_groups(
+        self,
+        groups: list[Group],
+        statuses: list[list[RecordStatus]],
+        again: Callable[[Sequence[Group]], Awaitable[list[list[RecordStatus]]]],
+    ) -> list[list[RecordStatus]]:
+        """After a first recording of ``groups`` (``statuses``): record again, through
+        ``again``, each group refused as ``id_conflict`` whose events are retries of clamped
+        events (as their first deliveries were recorded: then ``duplicate``), and remember
+        the clamps of the events just recorded."""
+        groups, statuses = list(groups), list(statuses)
+        conflicts = [i for i, found in enumerate(statuses) if RecordStatus.ID_CONFLICT in found]
+        if conflicts:
+            firsts = iter(await self._first_deliveries([e for i in conflicts for e in groups[i]]))
+            redo: list[tuple[int, Group]] = []
+            for i in conflicts:
+                found = [next(firsts) for _ in groups[i]]
+                if any(first is not None for first in found):
+                    redo.append((i, tuple(f or e for f, e in zip(found, groups[i], strict=True))))
+            if redo:
+                redone = await again([group for _, group in redo])
+                for (i, group), status in zip(redo, redone, strict=True):
+                    groups[i], statuses[i] = group, status
         clamped = [
             event
-            for event, status in zip(events, statuses, strict=True)
+            for group, found in zip(groups, statuses, strict=True)
+            for event, status in zip(group, found, strict=True)
             if event.sentEventMs is not None
             and status in (RecordStatus.QUEUED, RecordStatus.SUPERSEDED)
         ]
         if clamped:
             await self._remember_clamps(clamped)
-        conflicts = [i for i, status in enumerate(statuses) if status is RecordStatus.ID_CONFLICT]
-        if conflicts:
-            firsts = await self._first_deliveries([events[i] for i in conflicts])
-            again = [(i, first) for i, first in zip(conflicts, firsts, strict=True) if first]
-            if again:
-                redone = await self._record_batches([first for _, first in again])
-                for (i, _), status in zip(again, redone, strict=True):
-                    statuses[i] = status
         return statuses
 
-    async def _record_batches(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
-        statuses: list[RecordStatus] = []
-        for start in range(0, len(events), self._limits.max_batch):
-            statuses.extend(
-                await self._record_batch(events[start : start + self._limits.max_batch])
-            )
+    async def _record_batches(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:
+        """``groups`` in script calls of at most ``max_batch`` events, a group never split."""
+        statuses: list[list[RecordStatus]] = []
+        batch: list[Group] = []
+        size = 0
+        for group in groups:
+            if batch and size + len(group) > self._limits.max_batch:
+                statuses.extend(await self._record_batch(batch))
+                batch, size = [], 0
+            batch.append(group)
+            size += len(group)
+        if batch:
+            statuses.extend(await self._record_batch(batch))
         return statuses
 
     async def _remember_clamps(self, events: Sequence[StoredEvent]) -> None:
@@ -298,8 +358,15 @@ class EventStore:
         except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 
-    def _script_input(self, events: Sequence[StoredEvent]) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of one ``record_events.lua`` call for ``events``."""
+    def _script_input(
+        self, events: Sequence[StoredEvent], group_sizes: Sequence[int] | None = None
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one ``record_events.lua`` call for ``events``, which are
+        consecutive groups of ``group_sizes`` events (default: each event alone)."""
+        sizes = [1] * len(events) if group_sizes is None else list(group_sizes)
+        if sum(sizes) != len(events) or min(sizes, default=1) < 1:
+            raise ValueError("group sizes do not add up to the events")
+        followers = [n for size in sizes for n in (size - 1, *[0] * (size - 1))]
         keys = self._keys
         confirm = self._limits.wait_replicas > 0
         key_names = [keys.watermark, keys.latest, keys.pending, keys.audit, keys.replication_touch]
@@ -308,18 +375,20 @@ class EventStore:
             self._limits.audit_max_len,
             "1" if confirm else "0",
         ]
-        for event in events:
+        for event, following in zip(events, followers, strict=True):
             key_names.append(keys.event_id(event.eventId))
             expires = event.expiresMs if event.action is Action.OPT_OUT else None
             header = (
                 f"{event.e164} {event.eventMs} {event.receivedMs} {event.action.value} "
-                f"{'-' if expires is None else expires} "
+                f"{'-' if expires is None else expires} {following} "
             ).encode()
             args.append(header + event.model_dump_json(exclude_none=True).encode())
         return key_names, args
 
-    async def _record_batch(self, events: Sequence[StoredEvent]) -> list[RecordStatus]:
-        key_names, args = self._script_input(events)
+    async def _record_batch(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:
+        """One script call for ``groups``; their statuses, group by group."""
+        events = [event for group in groups for event in group]
+        key_names, args = self._script_input(events, [len(group) for group in groups])
         try:
             if self._limits.wait_replicas > 0:
                 results = await self._record_replicated(key_names, args)
@@ -327,7 +396,8 @@ class EventStore:
                 results = await self._record_script(keys=key_names, args=args)
         except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
-        return [_status(result) for result in results]
+        flat = iter([_status(result) for result in results])
+        return [[next(flat) for _ in group] for group in groups]
 
     async def _record_replicated(self, key_names: list[str], args: list[Any]) -> Any:
         """Run the script and Redis ``WAIT`` on one connection (``WAIT`` counts the replicas

@@ -182,6 +182,9 @@ def _print_report(report: ImportReport, rejects_path: Path) -> None:
     table.add_row("accepted with warnings", f"{report.warned:,}")
     for reason, count in sorted(report.warnings.items()):
         table.add_row(f"  warning {reason}", f"{count:,}")
+    spread = report.aliases["queued"] + report.aliases["superseded"]
+    if spread:  # alias copies newly recorded (a re-import's duplicates are not counted)
+        table.add_row("alias forms of opt-outs recorded", f"{spread:,}")
     if report.blank:
         table.add_row("blank rows skipped", f"{report.blank:,}")
     table.add_row("rows read", f"{report.rows:,}", end_section=True)

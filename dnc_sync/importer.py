@@ -8,7 +8,12 @@ intake derives from number, action and time (and expiry), so importing a file tw
 nothing (the second import counts ``duplicate``). A refused row goes to the rejects file (raw,
 the operator's own data) and to the rejected stream (phone number masked), never dropped. As
 through the receiver, an opt-out row with a bad optional column (region, expiresAt) is kept
-without it and counted as accepted with warnings; an opt-in row with one is refused.
+without it and counted as accepted with warnings; an opt-in row with one is refused. A number
+written in a retired form is recorded under today's number, and an opt-out row for a number
+the metadata does not know is kept (``phoneNumber:plan_change`` / ``unverified_number``
+warnings). An opt-out row whose subscriber has other E.164 forms is recorded under each of them
+in the same Lua call as the row itself (``EventStore.record_groups``: a row's events are never
+split across calls), counted in ``ImportReport.aliases``.
 
 Reading the CSV and writing the rejects file: ``dnc_sync.csv_rows``.
 """
@@ -45,8 +50,10 @@ class ImportReport:
     ``rejections``: problems per ``"field:reason"`` (a row may have several); ``warned``: rows
     accepted with warnings; ``warnings``: those rows per ``"field:reason"`` of an optional
     field dropped from an opt-out (``expiresAt:invalid``...) or a field read with an
-    adjustment (``timestamp:no_time_zone``, ``timestamp:after_receipt``); ``seconds``: wall
-    time."""
+    adjustment (``timestamp:no_time_zone``, ``timestamp:after_receipt``,
+    ``phoneNumber:plan_change``, ``phoneNumber:unverified_number``); ``aliases``: the copies
+    of opt-out rows under their subscriber's other E.164 forms, per ``queued`` / ``duplicate``
+    / ``superseded``; ``seconds``: wall time."""
 
     rows: int = 0
     blank: int = 0
@@ -54,6 +61,7 @@ class ImportReport:
     rejections: Counter[str] = field(default_factory=Counter)
     warned: int = 0
     warnings: Counter[str] = field(default_factory=Counter)
+    aliases: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     @property
@@ -298,11 +306,13 @@ class _Run:
         return batch
 
     async def write(self, batch: _Batch) -> None:
-        """Record the batch's events (one Lua call) and its refusals; count the outcomes."""
-        statuses = await self.store.record_many(batch.events) if batch.events else []
+        """Record the batch's events (one Lua call; a row's events, its opt-out and alias
+        copies, all or none) and its refusals; count the outcomes."""
+        groups = [accepted.events for accepted in batch.accepted]
+        statuses = await self.store.record_groups(groups) if groups else []
         reasons: Counter[str] = Counter()
         naive = 0
-        for status, event, (row, cells), accepted in zip(
+        for (status, *alias_statuses), event, (row, cells), accepted in zip(
             statuses, batch.events, batch.origins, batch.accepted, strict=True
         ):
             if status is RecordStatus.ID_CONFLICT:  # only a hash collision can get here
@@ -312,6 +322,7 @@ class _Run:
                 self.refuse(batch, row, cells, [problem], event.receivedMs)
                 continue
             self.report.outcomes[status.value] += 1
+            self.report.aliases.update(alias.value for alias in alias_statuses)
             if status is not RecordStatus.DUPLICATE:
                 reasons.update(accepted.warning_reasons)
                 naive += accepted.naive_time

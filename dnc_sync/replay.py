@@ -37,7 +37,9 @@ class ReplayTally:
     """What the receiver answered: ``statuses`` (queued / duplicate / superseded / rejected,
     one per line), ``rejected_by_reason`` (``field:reason`` of the first problem a 422
     names, or the error name of another 4xx) and ``accepted_with_warnings`` (``field:reason``
-    of each optional field a 202 says it dropped from an opt-out)."""
+    of each optional field a 202 says it dropped from an opt-out, and of each note on how a
+    field was read: ``phoneNumber:plan_change``, ``phoneNumber:unverified_number``,
+    ``timestamp:after_receipt``...; as ``dnc-sync status`` counts them)."""
 
     statuses: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
@@ -48,10 +50,12 @@ class ReplayTally:
         body = _json(response)
         if response.status_code < 300:
             self.statuses[str(body.get("status", "accepted"))] += 1
-            dropped = body.get("dropped")
-            for entry in dropped if isinstance(dropped, list) else ():
-                if isinstance(entry, dict):
-                    self.accepted_with_warnings[f"{entry.get('field')}:{entry.get('reason')}"] += 1
+            for section in ("dropped", "notes"):
+                entries = body.get(section)
+                for entry in entries if isinstance(entries, list) else ():
+                    if isinstance(entry, dict):
+                        reason = f"{entry.get('field')}:{entry.get('reason')}"
+                        self.accepted_with_warnings[reason] += 1
             return
         self.statuses["rejected"] += 1
         problems = body.get("problems")

@@ -56,7 +56,8 @@ def replay_command(
     ] = 0.0,
 ) -> None:
     """Replay FILE through the receiver in order and print accepted / duplicate / superseded
-    / rejected (by reason) / accepted with warnings (by the field dropped); with --expected,
+    / rejected (by reason) / accepted with warnings (by the field dropped or read with an
+    adjustment: a retired number form, an unverified number); with --expected,
     compare; with --wait-applied, report applied opt-outs and opt-ins once the sync has taken
     them."""
     console = Console()
@@ -127,8 +128,9 @@ def _print_tally(
         table.add_row(
             f"  {reason}", str(tally.rejected_by_reason[reason]), str(wanted_reason.get(reason, ""))
         )
-    # Opt-outs kept without a bad optional field: counted above as queued / duplicate /
-    # superseded, listed here by the field dropped and why.
+    # Events kept with a warning (an opt-out without a bad optional field, a number in a
+    # retired form or unknown to the metadata): counted above as queued / duplicate /
+    # superseded, listed here by field and reason.
     warned = tally.accepted_with_warnings
     wanted_warned = summary.get("accepted_with_warnings", {})
     table.add_row(

@@ -38,9 +38,10 @@ class QueueStatus:
     invalid fields, else the error name); ``warnings_by_reason``: recorded events (receiver
     and import, duplicates not counted) per ``field:reason`` of an optional field dropped from
     an opt-out or a field read with an adjustment (``timestamp:after_receipt``,
-    ``timestamp:no_time_zone``); ``naive_times_by_sender``: events with a timestamp without a
-    zone per sender (``bearer-<n>``/``hmac-<n>``: the credential's position in its setting,
-    ``unknown``, ``import``). Both count since their Redis key was last deleted."""
+    ``timestamp:no_time_zone``, ``phoneNumber:plan_change``, ``phoneNumber:unverified_number``);
+    ``naive_times_by_sender``: events with a timestamp without a zone per sender
+    (``bearer-<n>``/``hmac-<n>``: the credential's position in its setting, ``unknown``,
+    ``import``). Both count since their Redis key was last deleted."""
 
     backlog: int
     oldest_pending_age_s: float

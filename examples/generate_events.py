@@ -19,6 +19,16 @@ carry one bad optional field (metadata over the cap, an expiry at or before the 
 a time at all, an unknown region hint beside a number written with its country code): they are
 accepted with a warning naming it (``accepted_with_warnings`` in the summary); the same problems
 on an opt-in are invalid lines.
+
+Numbering plans (issue 11, rules 3 and 4; docs/numbering-plans.md): a few lines write a number in
+a form its country has retired (Mexico's ``+52 1`` and ``044``, a Brazilian 8-digit mobile),
+accepted with a ``phoneNumber:plan_change`` warning under today's number; an opt-out for a
+number of a possible length that the metadata does not know (``+1 211 ...``) is accepted with
+a ``phoneNumber:unverified_number`` warning (the same number on an opt-in is an invalid line,
+``invalid_number``); and an opt-out for a number whose subscriber has another E.164 form
+(Argentina's mobile ``+54 9 ...`` and SMS ``+54 ...``, for every Argentine number in the file)
+is recorded under both forms, so both are in the expected final state, while an opt-in changes
+only the form it names.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import phonenumbers as pn
 from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType, ValidationResult
 
 from dnc.e164 import PhoneNumberProblem, to_e164
+from dnc.numbering_plans import aliases_of
 
 GENERATOR = "examples/generate_events.py"
 DEFAULT_SEED = 20260901
@@ -124,9 +135,12 @@ class Line:
     ``kind``: ``original``, ``studio_retry`` (the same body again), ``resend`` (the same event
     written differently) or ``invalid``; ``form``: how the number is written (for an invalid
     line: what is wrong); ``problem``: ``"<field>:<reason>"`` of an invalid line; ``warning``:
-    ``"<field>:<reason>"`` of the optional field an accepted opt-out is kept without; ``late``:
-    delivered hours to days after its event time; ``tie``: another line has the other action
-    for the same number and time; ``status``: what the replay must answer (``simulate``).
+    ``"<field>:<reason>"`` of the optional field an accepted opt-out is kept without, or of
+    the note on its number (``phoneNumber:plan_change``, ``phoneNumber:unverified_number``);
+    ``late``: delivered hours to days after its event time; ``tie``: another line has the other
+    action for the same number and time; ``status``: what the replay must answer
+    (``simulate``); ``aliases``: for an opt-out, what recording it under each other E.164 form
+    of its subscriber must give (E.164 -> status).
     """
 
     body: dict[str, Any]
@@ -138,6 +152,7 @@ class Line:
     late: bool = False
     tie: bool = False
     status: str = field(default="")
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 # -- numbers ----------------------------------------------------------------------------------
@@ -199,10 +214,12 @@ def render_number(rng: random.Random, number: Number) -> tuple[str, str | None, 
 
 
 def check_written(raw: str, region: str | None, e164: str, form: str) -> None:
-    """Raise ``GeneratorError`` unless the project's normaliser reads ``raw`` as ``e164``."""
+    """Raise ``GeneratorError`` unless the project's normaliser reads ``raw`` as ``e164``, as
+    written today (no numbering-plan change: that would add a warning)."""
     hint = region.upper() if region else None
     try:
-        got = to_e164(raw, hint).e164
+        number = to_e164(raw, hint)
+        got = e164 + " (a retired form)" if number.plan_change else number.e164
     except PhoneNumberProblem as exc:
         got = f"refused ({exc.reason})"
     if got != e164:
@@ -630,6 +647,8 @@ def build_invalid_line(rng: random.Random, numbers: Sequence[Number]) -> Line:
     kind = rng.choices([k for k, _ in INVALID_KINDS], weights=[w for _, w in INVALID_KINDS])[0]
     number = rng.choice(numbers)
     action = OPT_IN if kind.startswith("opt_in_") else rng.choice([OPT_OUT, OPT_IN])
+    if kind == "invalid_number":
+        action = OPT_IN  # an opt-out for a possible number the metadata lacks is kept
     event = _event(rng, number, action, _event_ms(rng))
     body, _, _ = event_body(rng, event, warned=False)
     body.pop("eventId", None)  # a refused line never reaches the id check
@@ -638,13 +657,16 @@ def build_invalid_line(rng: random.Random, numbers: Sequence[Number]) -> Line:
     else:
         problem = _INVALIDATORS[kind](rng, body, numbers)
     if problem.startswith("phoneNumber:") and body["phoneNumber"]:
-        _check_refused(body["phoneNumber"], body.get("region"), problem.split(":")[1])
+        reason = problem.split(":")[1]
+        _check_refused(body["phoneNumber"], body.get("region"), reason, action == OPT_OUT)
     return Line(body, "invalid", kind, problem=problem)
 
 
-def _check_refused(raw: str, region: str | None, reason: str) -> None:
+def _check_refused(raw: str, region: str | None, reason: str, opt_out: bool) -> None:
+    """Raise ``GeneratorError`` unless ``raw`` is refused for ``reason`` (as for an opt-out
+    when ``opt_out``: a possible number the metadata does not know is then kept)."""
     try:
-        got = to_e164(raw, region or None).e164
+        got = to_e164(raw, region or None, allow_unverified=opt_out).e164
     except PhoneNumberProblem as exc:
         got = exc.reason
     if got != reason:
@@ -757,6 +779,146 @@ _INVALIDATORS: dict[str, Callable[[random.Random, dict[str, Any], Sequence[Numbe
 }
 
 
+# -- numbering plans: retired forms, aliases, unverified numbers ------------------------------
+
+NUMBERING_CASES = 8
+"""Lines ``add_numbering_cases`` puts in, in place of as many valid lines: the count stays."""
+UNVERIFIED_PREFIX = "+1211555"
+"""+1 211 555 ....: the right length for the NANP, a range no metadata knows (N11 codes)."""
+
+
+def add_numbering_cases(rng: random.Random, lines: list[Line], numbers: Sequence[Number]) -> None:
+    """Put in issue 11's numbering-plan cases (rules 3 and 4, docs/numbering-plans.md) in place
+    of the last ``NUMBERING_CASES`` valid lines, each case at random places in delivery order:
+    a Mexican mobile written with the retired ``+52 1``, another with the domestic ``044`` and
+    a Brazilian mobile written with 8 digits (``phoneNumber:plan_change``); an Argentine mobile
+    opt-out (recorded under its SMS form too), its Studio retry and a later opt-in of the
+    mobile form alone; an opt-out for an unverified ``+1 211`` number and its Studio retry
+    (``phoneNumber:unverified_number``). Fresh numbers, none another's alias."""
+    valid = [i for i, line in enumerate(lines) if line.event is not None]
+    for index in sorted(valid[-NUMBERING_CASES:], reverse=True):
+        del lines[index]
+    taken = {n.e164 for n in numbers} | {a for n in numbers for a in aliases_of(n.e164)}
+    mx_1 = _fresh(rng, "MX", taken, _mx_mobile_1, "MX-2019-mobile-1")
+    mx_044 = _fresh(rng, "MX", taken, _mx_044, "MX-2019-044-045")
+    br = _fresh(rng, "BR", taken, _br_8_digit, "BR-2016-ninth-digit")
+    argentine = _fresh(rng, "AR", taken, lambda n: (_international(n), None), None)
+    half = (WINDOW_START_MS + WINDOW_END_MS) // 2
+    opt_out_ms = rng.randrange(WINDOW_START_MS, half)
+    opt_out = _case(rng, argentine, OPT_OUT, opt_out_ms, (_international(argentine), None))
+    opt_in_ms = rng.randrange(opt_out_ms + 3_600_000, WINDOW_END_MS)
+    opt_in = _case(rng, argentine, OPT_IN, opt_in_ms, (argentine.e164, None))
+    unverified = _case(rng, _unverified(rng, taken), OPT_OUT, _event_ms(rng))
+    cases = [
+        [_case(rng, mx_1, OPT_OUT, _event_ms(rng), _mx_mobile_1(mx_1), "MX-2019-mobile-1")],
+        [_case(rng, mx_044, OPT_OUT, _event_ms(rng), _mx_044(mx_044), "MX-2019-044-045")],
+        [_case(rng, br, OPT_OUT, _event_ms(rng), _br_8_digit(br), "BR-2016-ninth-digit")],
+        [opt_out, _retry(opt_out), opt_in],
+        [unverified, _retry(unverified)],
+    ]
+    if sum(map(len, cases)) != NUMBERING_CASES:
+        raise GeneratorError("NUMBERING_CASES does not match the cases")
+    for sequence in cases:
+        spots = sorted(rng.randrange(len(lines) + 1) for _ in sequence)
+        for shift, (spot, line) in enumerate(zip(spots, sequence, strict=True)):
+            lines.insert(spot + shift, line)
+
+
+Writer = Callable[[Number], tuple[str, str | None]]
+
+
+def _mx_mobile_1(number: Number) -> tuple[str, str | None]:
+    """Mexico before 2019: the mobile ``1`` after the country code."""
+    return f"+52 1 {_national(number)}", None
+
+
+def _mx_044(number: Number) -> tuple[str, str | None]:
+    """Mexico before 2019: the domestic mobile prefix ``044``, read in region MX."""
+    return f"044 {_national(number)}", "MX"
+
+
+def _br_8_digit(number: Number) -> tuple[str, str | None]:
+    """Brazil before 2016: the mobile without its leading ``9`` (area code + 8 digits)."""
+    nsn = pn.national_significant_number(number.parsed)
+    return f"+55 {nsn[:2]} {nsn[3:7]}-{nsn[7:]}", None
+
+
+def _fresh(
+    rng: random.Random, region: str, taken: set[str], writer: Writer, change: str | None
+) -> Number:
+    """A valid mobile of ``region`` (its example with the last two digits varied) that is not
+    in ``taken`` and whose aliases are not either, and that ``writer`` writes as a form read
+    back with the plan change ``change``; added to ``taken`` with its aliases."""
+    example = pn.example_number_for_type(region, PhoneNumberType.MOBILE)
+    if example is None:
+        raise GeneratorError(f"no example mobile for {region}")
+    nsn = pn.national_significant_number(example)
+    for _ in range(200):
+        parsed = pn.parse(f"+{example.country_code}{nsn[:-2]}{rng.randint(0, 99):02d}", None)
+        e164 = pn.format_number(parsed, PhoneNumberFormat.E164)
+        forms = {e164, *aliases_of(e164)}
+        if not pn.is_valid_number(parsed) or forms & taken:
+            continue
+        number = Number(e164, region, parsed)
+        raw, hint = writer(number)
+        try:
+            read = to_e164(raw, hint)
+        except PhoneNumberProblem:
+            continue
+        if (read.e164, read.plan_change) == (e164, change):
+            taken.update(forms)
+            return number
+    raise GeneratorError(f"no fresh {region} mobile written as {change}")
+
+
+def _unverified(rng: random.Random, taken: set[str]) -> Number:
+    """A ``UNVERIFIED_PREFIX`` number: possible, not valid by the installed metadata."""
+    for _ in range(100):
+        e164 = f"{UNVERIFIED_PREFIX}{rng.randint(0, 9999):04d}"
+        parsed = pn.parse(e164, None)
+        possible = pn.is_possible_number_with_reason(parsed) == ValidationResult.IS_POSSIBLE
+        if possible and not pn.is_valid_number(parsed) and e164 not in taken:
+            taken.add(e164)
+            return Number(e164, "US", parsed)
+    raise GeneratorError("no unverified number left")
+
+
+def _case(
+    rng: random.Random,
+    number: Number,
+    action: str,
+    ms: int,
+    written: tuple[str, str | None] | None = None,
+    change: str | None = None,
+) -> Line:
+    """An original line for ``number`` written as ``written`` (default: its national form,
+    region given), checked to read back as ``number`` with the plan change ``change``; its
+    warning is that change's, or ``unverified_number`` for a number the metadata lacks."""
+    event = _event(rng, number, action, ms)
+    raw, region = written or (_national(number), number.region)
+    read = to_e164(raw, region, allow_unverified=action == OPT_OUT)
+    if (read.e164, read.plan_change) != (number.e164, change):
+        raise GeneratorError(f"to_e164({raw!r}, {region!r}) gave {read}, built as {number.e164}")
+    body: dict[str, Any] = {"phoneNumber": raw, "eventName": action}
+    body["timestamp"] = render_time(rng, ms)
+    if region is not None:
+        body["region"] = region
+    if event.event_id is not None:
+        body["eventId"] = event.event_id
+    if event.metadata is not None:
+        body["metadata"] = event.metadata
+    warning = "phoneNumber:plan_change" if change else None
+    if read.unverified:
+        warning = "phoneNumber:unverified_number"
+    form = f"retired:{change}" if change else "unverified" if read.unverified else "international"
+    return Line(body, "original", form, event, warning=warning)
+
+
+def _retry(line: Line) -> Line:
+    """A Studio retry of ``line``: the very same body."""
+    return Line(line.body, "studio_retry", line.form, line.event, warning=line.warning)
+
+
 # -- the whole file and its expectation -------------------------------------------------------
 
 
@@ -769,6 +931,7 @@ def generate(seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT) -> list[Line]
     lines, numbers = build_valid_lines(rng, pool, count - invalid)
     for _ in range(invalid):
         lines.insert(rng.randrange(len(lines) + 1), build_invalid_line(rng, numbers))
+    add_numbering_cases(rng, lines, numbers)
     mark_ties(lines)
     simulate(lines)
     return lines
@@ -782,6 +945,9 @@ def simulate(lines: Sequence[Line]) -> None:
     (for another event it would be an id conflict, which this generator must never produce).
     Otherwise, against the number's watermark: an older time is ``superseded``, the same time
     is ``superseded`` unless an opt-out replaces an opt-in; else ``queued``, the new watermark.
+    An opt-out is also an event of each other E.164 form of its subscriber (its aliases), with
+    a key of its own, judged against that form's watermark the same way (``line.aliases``); a
+    duplicate is a duplicate under every form. An opt-in is not spread.
     """
     keys: dict[tuple[str, ...], tuple[str, str, int]] = {}
     watermark: dict[str, tuple[int, str]] = {}
@@ -792,18 +958,25 @@ def simulate(lines: Sequence[Line]) -> None:
             continue
         fingerprint = (event.number.e164, event.action, event.ms)
         key = ("id", event.event_id) if event.event_id else ("derived", *map(str, fingerprint))
+        forms = aliases_of(event.number.e164) if event.action == OPT_OUT else ()
         if key in keys:
             if keys[key] != fingerprint:
                 raise GeneratorError(f"eventId {event.event_id} reused for another event")
             line.status = "duplicate"
+            line.aliases = dict.fromkeys(forms, "duplicate")
             continue
         keys[key] = fingerprint
-        current = watermark.get(event.number.e164)
-        if current is not None and not _replaces(event.ms, event.action, *current):
-            line.status = "superseded"
-            continue
-        watermark[event.number.e164] = (event.ms, event.action)
-        line.status = "queued"
+        line.status = _apply(watermark, event.number.e164, event.ms, event.action)
+        line.aliases = {form: _apply(watermark, form, event.ms, event.action) for form in forms}
+
+
+def _apply(watermark: dict[str, tuple[int, str]], e164: str, ms: int, action: str) -> str:
+    """``queued`` (``e164``'s watermark moved to ``(ms, action)``) or ``superseded``."""
+    current = watermark.get(e164)
+    if current is not None and not _replaces(ms, action, *current):
+        return "superseded"
+    watermark[e164] = (ms, action)
+    return "queued"
 
 
 def _replaces(ms: int, action: str, current_ms: int, current_action: str) -> bool:
@@ -818,6 +991,9 @@ def final_state(lines: Sequence[Line]) -> dict[str, str]:
     for line in lines:
         if line.status == "queued" and line.event is not None:
             final[line.event.number.e164] = line.event.action
+        for form, status in line.aliases.items():
+            if status == "queued" and line.event is not None:
+                final[form] = line.event.action
     return dict(sorted(final.items()))
 
 
@@ -827,9 +1003,7 @@ def summarise(lines: Sequence[Line], seed: int) -> dict[str, Any]:
     statuses = Counter(line.status for line in lines)
     rejected = Counter(line.problem for line in lines if line.problem is not None)
     warned = Counter(line.warning for line in lines if line.warning is not None)
-    regions = {
-        pn.region_code_for_number(pn.parse(e164, None)) for e164 in final
-    }  # fmt: skip
+    regions = {pn.region_code_for_number(pn.parse(e164, None)) for e164 in final} - {None}
     actions = Counter(final.values())
     return {
         "generator": GENERATOR,
@@ -859,6 +1033,9 @@ def _line_kinds(lines: Sequence[Line]) -> dict[str, int]:
         for line in lines
     )
     kinds["with_event_id"] = sum(bool(line.body.get("eventId")) for line in lines)
+    kinds["retired_form"] = sum(line.warning == "phoneNumber:plan_change" for line in lines)
+    kinds["unverified"] = sum(line.warning == "phoneNumber:unverified_number" for line in lines)
+    kinds["alias_opt_out"] = sum(bool(line.aliases) for line in lines)
     kinds["epoch_ms_timestamp"] = sum(
         isinstance(line.body["timestamp"], int) and line.event is not None for line in lines
     )

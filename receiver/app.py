@@ -7,6 +7,11 @@ refusal has its own status and a JSON body naming the reason, and is appended to
 stream. Redis trouble is a 503 with Retry-After, so CXone's automatic retry delivers the event
 again. What is refused before the app (bad HTTP, slow or oversize heads) is
 ``receiver.protocol``'s.
+
+An opt-out for a number whose subscriber has other E.164 forms is recorded under each of them
+in the same script call as the event itself (``AcceptedEvent.events``,
+``EventStore.record_group``): the answer is the event's own status, with ``aliases`` listing
+each other form and what recording it there did.
 """
 
 from __future__ import annotations
@@ -368,8 +373,11 @@ class ReceiverApp:
         fields: dict[str, Any] = {"eventId": event_id, "number": mask_number(event.e164)}
         if accepted.dropped:
             fields["dropped"] = ",".join(f"{p.field}:{p.reason}" for p in accepted.dropped)
+        if accepted.alias_events:
+            fields["aliases"] = len(accepted.alias_events)
         try:
-            status = await self._get_store().record(event)
+            # One script call for the event and its alias copies: all recorded, or none.
+            status, *alias_statuses = await self._get_store().record_group(accepted.events)
         except StoreError as exc:
             return self._store_trouble(exc, fields)
         if status is RecordStatus.ID_CONFLICT:
@@ -394,6 +402,13 @@ class ReceiverApp:
         }
         if accepted.dropped:
             payload["dropped"] = [p.as_dict() for p in accepted.dropped]
+        if accepted.notes:
+            payload["notes"] = [p.as_dict() for p in accepted.notes]
+        if accepted.alias_events:
+            payload["aliases"] = [
+                {"e164": alias.e164, "status": alias_status.value}
+                for alias, alias_status in zip(accepted.alias_events, alias_statuses, strict=True)
+            ]
         return Outcome(202, payload, status.value, "", (), fields)
 
     async def _count_warnings(self, accepted: AcceptedEvent, sender: str) -> None:

@@ -66,3 +66,17 @@ async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Coalescer(Recorder().flush, max_batch=0)
+
+
+async def test_weighed_items_are_never_split() -> None:
+    calls: list[list[str]] = []
+
+    async def flush(items: Sequence[str]) -> list[int]:
+        calls.append(list(items))
+        return [len(item) for item in items]
+
+    coalescer = Coalescer(flush, max_batch=4, size=len)
+    items = ["a", "bb", "ccc", "dddddd", "e"]
+    assert await asyncio.gather(*(coalescer.submit(i) for i in items)) == [1, 2, 3, 6, 1]
+    # At most 4 in all per call; an item heavier than that goes alone, whole.
+    assert calls == [["a", "bb"], ["ccc"], ["dddddd"], ["e"]]

@@ -3,7 +3,8 @@
 The generator and the file never drift (regenerating gives the same bytes); replaying the file
 through the real receiver in process gives exactly what the generator's own simulation of the
 rules says; and the file holds what it claims to (regions, written forms, retries, late and
-invalid lines).
+invalid lines, retired number forms, Argentine opt-outs spread to both forms, unverified
+numbers).
 """
 
 from __future__ import annotations
@@ -77,39 +78,44 @@ def test_regenerating_gives_the_same_bytes(generator: ModuleType, tmp_path: Path
 
 async def replay(
     client_redis: aioredis.Redis,
-) -> tuple[list[str], Counter[str], list[str | None], Any]:
+) -> tuple[list[str], Counter[str], list[str | None], list[dict[str, str]], Any]:
     """POST every line in order; each line's status (``rejected`` for a 422), the refusal
-    reasons as ``"<field>:<reason>"``, each line's dropped field as ``"<field>:<reason>"``
-    (``None`` when nothing was dropped), and the store."""
+    reasons as ``"<field>:<reason>"``, each line's warning as ``"<field>:<reason>"`` (a field
+    dropped from an opt-out, or a note on how its number was read; ``None`` for none), each
+    line's alias forms (E.164 -> status), and the store."""
     store = make_store(client_redis)
     statuses: list[str] = []
     reasons: Counter[str] = Counter()
     dropped: list[str | None] = []
+    aliases: list[dict[str, str]] = []
     headers = {"Content-Type": "application/json"}
     async with make_client(make_app(store)) as client:
         for number, line in enumerate(RAW_LINES, 1):
             response = await client.post("/v1/events", content=line.encode(), headers=headers)
             payload = response.json()
             if response.status_code == 202:
-                gone = [f"{d['field']}:{d['reason']}" for d in payload.get("dropped", [])]
-                # A sample opt-out drops at most one field, and says only that.
+                entries = [*payload.get("dropped", []), *payload.get("notes", [])]
+                gone = [f"{d['field']}:{d['reason']}" for d in entries]
+                # A sample line has at most one warning, and says only that.
                 assert len(gone) <= 1 and len(payload["warnings"]) == len(gone), (number, payload)
                 dropped.append(gone[0] if gone else None)
                 statuses.append(payload["status"])
+                aliases.append({a["e164"]: a["status"] for a in payload.get("aliases", [])})
                 continue
             dropped.append(None)
+            aliases.append({})
             assert response.status_code == 422, (number, line, response.status_code, payload)
             assert len(payload["problems"]) == 1, (number, line, payload)
             problem = payload["problems"][0]
             reasons[f"{problem['field']}:{problem['reason']}"] += 1
             statuses.append("rejected")
-    return statuses, reasons, dropped, store
+    return statuses, reasons, dropped, aliases, store
 
 
 async def test_replay_through_the_receiver_gives_the_expected_outcome(
     fake_redis: aioredis.Redis, generated: list[Any]
 ) -> None:
-    statuses, reasons, dropped, store = await replay(fake_redis)
+    statuses, reasons, dropped, aliases, store = await replay(fake_redis)
     differ = [
         f"line {n}: receiver {got}, simulation {line.status}: {RAW_LINES[n - 1]}"
         for n, (got, line) in enumerate(zip(statuses, generated, strict=True), 1)
@@ -118,9 +124,13 @@ async def test_replay_through_the_receiver_gives_the_expected_outcome(
     assert differ[:10] == []
     assert dict(Counter(statuses)) == {k: v for k, v in SUMMARY["statuses"].items() if v}
     assert dict(reasons) == SUMMARY["rejected_by_reason"]
-    # Opt-outs kept without a bad optional field: the field the generator put in, line by line.
+    # Opt-outs kept without a bad optional field, numbers read in today's form or kept
+    # unverified: the warning the generator put in, line by line.
     assert dropped == [line.warning for line in generated]
     assert Counter(d for d in dropped if d) == SUMMARY["accepted_with_warnings"]
+    # Opt-outs also recorded under their subscriber's other form, line by line.
+    assert aliases == [line.aliases for line in generated]
+    assert sum(bool(a) for a in aliases) == SUMMARY["line_kinds"]["alias_opt_out"] >= 3
     assert await fake_redis.hgetall(store.keys.warnings)  # counted for dnc-sync status
     watermarks = await fake_redis.hgetall(store.keys.watermark)
     # "<ms>:<action>" or "<ms>:optOut:<expiry ms>": the action is the second field
@@ -155,7 +165,7 @@ def number_of(body: dict[str, Any], opt_out: bool) -> str | None:
     known = region.upper() in phonenumbers.SUPPORTED_REGIONS
     try:
         return (
-            to_e164(body["phoneNumber"], region if known else None).e164
+            to_e164(body["phoneNumber"], region if known else None, allow_unverified=opt_out).e164
             if known or opt_out
             else None
         )
@@ -248,3 +258,23 @@ def test_the_file_holds_what_it_claims() -> None:
     # The same problems on an opt-in are refused.
     refused = SUMMARY["rejected_by_reason"]
     assert refused["expiresAt:not_for_opt_in"] >= 3 and refused["metadata:too_large"] >= 3
+    # Numbering plans (docs/numbering-plans.md): retired forms stored under today's number,
+    # unverified numbers kept for an opt-out and refused for an opt-in.
+    assert warned["phoneNumber:plan_change"] == SUMMARY["line_kinds"]["retired_form"] >= 3
+    assert warned["phoneNumber:unverified_number"] == SUMMARY["line_kinds"]["unverified"] >= 1
+    assert refused["phoneNumber:invalid_number"] >= 3
+    retired = {body["phoneNumber"] for body in BODIES if body["phoneNumber"].startswith("+52 1 ")}
+    assert retired and all(to_e164(raw, None).plan_change for raw in retired)
+    assert any(body["phoneNumber"].startswith("044 ") for body in BODIES)
+
+
+def test_an_argentine_opt_out_suppresses_both_forms_and_an_opt_in_only_its_own() -> None:
+    """The sample's Argentine subscriber: opted out as +54 9 ..., then opted in under that
+    form; the SMS form (+54 ..., no 9) keeps the opt-out."""
+    final = SUMMARY["final"]
+    mobiles = [n for n in final if n.startswith("+549")]
+    assert mobiles
+    both = [n for n in mobiles if "+54" + n[4:] in final]
+    assert both, "no Argentine mobile whose SMS form is in the final state"
+    split = [n for n in both if (final[n], final["+54" + n[4:]]) == ("optIn", "optOut")]
+    assert split, "no Argentine subscriber opted in under one form only"

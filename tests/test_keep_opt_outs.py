@@ -484,10 +484,12 @@ async def test_the_zone_setting_reaches_the_receiver(
         opt_in = body(eventName="optIn", timestamp="2026-11-18T14:00:00Z")
         assert (await http.post("/v1/events", json=opt_in)).json()["status"] == "queued"
         opt_out = await http.post("/v1/events", json=body(timestamp="2026-11-18T09:30:00"))
+    naive = "timestamp has no time zone; read as America/New_York"
     assert opt_out.json() | {"eventId": ""} == {
         "status": "queued",
         "eventId": "",
-        "warnings": ["timestamp has no time zone; read as America/New_York"],
+        "warnings": [naive],
+        "notes": [{"field": "timestamp", "reason": "no_time_zone", "message": naive}],
     }
     stored = await latest(store)
     assert (stored["action"], stored["naiveTimeZone"]) == ("optOut", "America/New_York")

@@ -316,7 +316,9 @@ async def test_422_names_each_field(client: httpx.AsyncClient, store: EventStore
     ],
 )
 async def test_422_phone_reasons(client: httpx.AsyncClient, raw: str, reason: str) -> None:
-    response = await client.post("/v1/events", json=body(phoneNumber=raw))
+    # An opt-in: an opt-out for a possible number the metadata does not know (5555555555:
+    # area code 555) is kept, flagged (tests/test_numbering_intake.py).
+    response = await client.post("/v1/events", json=body(phoneNumber=raw, eventName="optIn"))
     assert response.status_code == 422
     assert response.json()["problems"] == [
         {
@@ -326,6 +328,12 @@ async def test_422_phone_reasons(client: httpx.AsyncClient, raw: str, reason: st
         }
     ]
     assert response.json()["problems"][0]["message"].startswith("phoneNumber ")
+    for_opt_out = await client.post("/v1/events", json=body(phoneNumber=raw))
+    if reason == "invalid_number":
+        assert for_opt_out.status_code == 202
+        assert for_opt_out.json()["notes"][0]["reason"] == "unverified_number"
+    else:
+        assert for_opt_out.json()["problems"][0]["reason"] == reason
 
 
 async def test_422_opt_in_far_in_the_future(client: httpx.AsyncClient) -> None:
@@ -476,10 +484,10 @@ async def test_503_on_other_redis_errors(
 ) -> None:
     from dnc.errors import StoreError
 
-    async def broken(event: object) -> None:
+    async def broken(events: object) -> None:
         raise StoreError("redis error: ResponseError")
 
-    monkeypatch.setattr(store, "record", broken)
+    monkeypatch.setattr(store, "record_group", broken)
     response = await client.post("/v1/events", json=body())
     assert (response.status_code, response.json()["error"]) == (503, "redis_error")
     assert response.headers["retry-after"] == "5"
@@ -495,10 +503,10 @@ async def test_internal_error_is_500_and_logged_without_the_message(
 ) -> None:
     from receiver.logs import JsonFormatter
 
-    async def bug(event: object) -> None:
+    async def bug(events: object) -> None:
         raise RuntimeError("+12025550123 secret detail")
 
-    monkeypatch.setattr(store, "record", bug)
+    monkeypatch.setattr(store, "record_group", bug)
     with caplog.at_level(logging.INFO, logger="dnc.receiver"):
         response = await client.post("/v1/events", json=body())
     assert response.status_code == 500

@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from dnc.errors import StoreUnavailable
 from dnc.events import Action, StoredEvent
-from dnc.intake import derive_event_id
+from dnc.intake import alias_event_id, derive_event_id
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, RecordStatus, StoreLimits
 from tests.conftest import free_port, make_store
@@ -324,3 +324,74 @@ async def test_record_many_splits_into_batches(any_redis: aioredis.Redis, namesp
     store = EventStore(any_redis, RedisKeys(namespace), StoreLimits(max_batch=3))
     events = [event(T0 + i, number=f"+1202555{i:04d}") for i in range(7)]
     assert await store.record_many(events) == [RecordStatus.QUEUED] * 7
+
+
+# -- groups: one request's events (an opt-out and its alias copies), all or none -------------
+
+MOBILE, SMS = "+5491123456789", "+541123456789"  # one Argentine subscriber's two forms
+
+
+def opt_out_group(ms: int, event_id: str | None = None) -> list[StoredEvent]:
+    """An opt-out for ``MOBILE`` and its copy under ``SMS``, as intake makes them."""
+    first = event(ms, number=MOBILE, event_id=event_id)
+    copy = first.model_copy(
+        update={"eventId": alias_event_id(first.eventId, SMS), "e164": SMS, "aliasOf": MOBILE}
+    )
+    return [first, copy]
+
+
+async def test_a_group_is_recorded_whole(store: EventStore) -> None:
+    group = opt_out_group(T0)
+    assert await store.record_group(group) == [RecordStatus.QUEUED, RecordStatus.QUEUED]
+    assert set(await pending(store)) == {MOBILE, SMS}
+    assert (await latest(store, SMS)).aliasOf == MOBILE
+    assert await store.record_group(group) == [RecordStatus.DUPLICATE] * 2
+    # Each form has its own watermark: a newer opt-in of one form leaves the other's alone.
+    assert await store.record(event(T0 + 5, Action.OPT_IN, number=MOBILE)) is RecordStatus.QUEUED
+    assert (await latest(store, SMS)).action is Action.OPT_OUT
+
+
+async def test_a_key_used_for_another_event_refuses_the_whole_group(store: EventStore) -> None:
+    await store.record(event(T0, number=NUMBER, event_id="k-1"))
+    statuses = await store.record_group(opt_out_group(T0 + 1, event_id="k-1"))
+    assert statuses == [RecordStatus.ID_CONFLICT] * 2
+    assert await store._client.hget(store.keys.latest, SMS) is None  # nothing written
+    assert await store._client.get(store.keys.event_id(f"k-1~{SMS}")) is None
+    assert await store._client.xlen(store.keys.audit) == 1
+    # The same when the copy's key is the one taken: the opt-out itself is not written either.
+    taken = opt_out_group(T0 + 2, event_id="k-2")
+    await store.record(event(T0, number=NUMBER, event_id=taken[1].eventId))
+    assert await store.record_group(taken) == [RecordStatus.ID_CONFLICT] * 2
+    assert await store._client.hget(store.keys.latest, MOBILE) is None
+
+
+async def test_groups_are_never_split_across_script_calls(
+    any_redis: aioredis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    store = EventStore(any_redis, RedisKeys(namespace), StoreLimits(max_batch=3))
+    calls: list[int] = []
+    real = store._script_input
+
+    def spy(events, group_sizes=None):  # type: ignore[no-untyped-def]
+        calls.append(len(events))
+        return real(events, group_sizes)
+
+    monkeypatch.setattr(store, "_script_input", spy)
+    singles = [[event(T0 + i, number=f"+1202555{i:04d}")] for i in range(2)]
+    groups = [*singles, opt_out_group(T0), [event(T0, number="+12025559999")]]
+    statuses = await store.record_groups(groups)
+    queued = RecordStatus.QUEUED
+    assert statuses == [[queued], [queued], [queued, queued], [queued]]
+    assert calls == [2, 3]  # 2 singles, then the group with the last single: never 3 + 1
+    calls.clear()
+    # Concurrent record_group calls share coalesced calls of at most 3 events, groups whole.
+    more = [opt_out_group(T0 + 10 + i) for i in range(3)]
+    await asyncio.gather(*(store.record_group(g) for g in more))
+    assert calls == [2, 2, 2]
+
+
+def test_group_sizes_must_add_up(store: EventStore) -> None:
+    with pytest.raises(ValueError, match="add up"):
+        store._script_input(opt_out_group(T0), [1])

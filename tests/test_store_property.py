@@ -3,7 +3,10 @@
 Oracle: the latest state of a number is its event with the greatest (event time, opt-out over
 opt-in, longest protection: a permanent opt-out over an expiring one, a later expiry over an
 earlier one); on an equal key the first one stands. A number is pending exactly when its latest
-state changed after its last acknowledgement. Runs on the real redis-server.
+state changed after its last acknowledgement. An opt-out for one of two E.164 forms of one
+subscriber (Argentina's mobile and SMS forms, issue 11 rule 3) is also an event of the other
+form, recorded in the same group (``EventStore.record_group``); an opt-in is not. Runs on the
+real redis-server.
 """
 
 from __future__ import annotations
@@ -16,17 +19,18 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dnc.events import Action, StoredEvent
-from dnc.intake import derive_event_id
+from dnc.intake import alias_event_id, derive_event_id
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits
 
-NUMBERS = ("+12025550123", "+442079460123", "+4930123456")
+NUMBERS = ("+12025550123", "+442079460123", "+4930123456", "+5491123456789", "+541123456789")
+ALIAS = {3: 4, 4: 3}  # the two forms of one Argentine subscriber
 T0 = 1_794_994_200_000
 
 # (number index, ms offset, action, expiry: None or an offset in s; opt-outs only)
 Event = tuple[int, int, Action, int | None]
 events_st = st.tuples(
-    st.integers(0, 2),
+    st.integers(0, 4),
     st.integers(0, 2),
     st.sampled_from(list(Action)),
     st.sampled_from([None, 1, 2]),
@@ -37,7 +41,7 @@ PERMANENT = 2**63  # ranks above every expiry
 ops_st = st.lists(
     st.one_of(
         st.tuples(st.just("deliver"), st.integers(0, 40)),
-        st.tuples(st.just("ack"), st.integers(0, 2)),
+        st.tuples(st.just("ack"), st.integers(0, 4)),
     ),
     min_size=1,
     max_size=60,
@@ -55,6 +59,24 @@ def expiry(spec: Event) -> int | None:
     if action is Action.OPT_IN or expires_s is None:
         return None
     return T0 + 60_000 + 1000 * expires_s
+
+
+def to_events(spec: Event) -> list[StoredEvent]:
+    """The group intake makes of ``spec``: the event, and for an opt-out of a number with
+    another form, its copy under that form."""
+    event = to_event(spec)
+    index, _, action, _ = spec
+    if action is Action.OPT_IN or index not in ALIAS:
+        return [event]
+    alias = NUMBERS[ALIAS[index]]
+    copy = event.model_copy(
+        update={
+            "eventId": alias_event_id(event.eventId, alias),
+            "e164": alias,
+            "aliasOf": event.e164,
+        }
+    )
+    return [event, copy]
 
 
 def to_event(spec: Event) -> StoredEvent:
@@ -86,9 +108,11 @@ def oracle(specs: list[Event], ops: list[tuple[str, int]]) -> tuple[dict[str, Ra
         spec = specs[arg % len(specs)]
         index, offset, action, _ = spec
         key = rank(T0 + offset, action, expiry(spec))
-        if NUMBERS[index] not in latest or key > latest[NUMBERS[index]]:
-            latest[NUMBERS[index]] = key
-            pending.add(NUMBERS[index])
+        forms = [index] + ([ALIAS[index]] if action is Action.OPT_OUT and index in ALIAS else [])
+        for form in forms:
+            if NUMBERS[form] not in latest or key > latest[NUMBERS[form]]:
+                latest[NUMBERS[form]] = key
+                pending.add(NUMBERS[form])
     return latest, pending
 
 
@@ -100,13 +124,13 @@ async def replay(
     store = EventStore(client, keys, StoreLimits(max_batch=4))
     try:
         # Deliveries between two acks go concurrently, so they share coalesced batches.
-        group: list[StoredEvent] = []
+        groups: list[list[StoredEvent]] = []
         for op, arg in [*ops, ("ack", -1)]:
             if op == "deliver":
-                group.append(to_event(specs[arg % len(specs)]))
+                groups.append(to_events(specs[arg % len(specs)]))
                 continue
-            await asyncio.gather(*(store.record(event) for event in group))
-            group = []
+            await asyncio.gather(*(store.record_group(group) for group in groups))
+            groups = []
             if arg >= 0:
                 await client.zrem(keys.pending, NUMBERS[arg])
         stored = {
@@ -148,6 +172,8 @@ def test_store_matches_oracle(
     delivered = [specs[arg % len(specs)] for op, arg in ops if op == "deliver"]
     for number in got_latest:
         candidates = [
-            rank(T0 + s[1], s[2], expiry(s)) for s in delivered if NUMBERS[s[0]] == number
+            rank(T0 + s[1], s[2], expiry(s))
+            for s in delivered
+            if number in (e.e164 for e in to_events(s))
         ]
         assert got_latest[number] == max(candidates)

@@ -6,8 +6,13 @@
 -- ARGV[1] idempotency TTL (ms)  ARGV[2] audit stream cap (approximate MAXLEN)
 -- ARGV[3] '1' when the caller will WAIT for replicas after this call, else '0'
 -- ARGV[3 + i] event i as "<E.164> <event time, UTC ms> <receive time, UTC ms> <action>
--- <expiry, UTC ms, or '-'> <event JSON>": one argument per event keeps the client's command
--- packing cheap; the first five fields hold no space. An opt-in's expiry is ignored.
+-- <expiry, UTC ms, or '-'> <followers> <event JSON>": one argument per event keeps the
+-- client's command packing cheap; the first six fields hold no space. An opt-in's expiry is
+-- ignored. <followers>: how many of the next events form one group with this one (0: alone;
+-- the group's other events carry 0). A group is one request's events (an opt-out and its
+-- copies under the subscriber's other E.164 forms) and is recorded whole or not at all: when
+-- any of its idempotency keys was already used for a different event, none of its events is
+-- written and each answers 'id_conflict'.
 -- The pending score is the receive time of the oldest change not yet applied (ZADD NX): the
 -- sync takes numbers first-come first-served and its lag is the time an opt-out has waited,
 -- whatever its event time (an old backfill is not "late").
@@ -53,9 +58,13 @@ local function replaces(number, watermark, ms, action, expires_ms)
   return protection(expires_ms) > current_protection(number, current_expires)
 end
 
+-- What an idempotency key stands for; equal to StoredEvent.fingerprint in Python.
+local function fingerprint_of(number, action, event_ms)
+  return number .. '|' .. action .. '|' .. event_ms
+end
+
 local function record(id_key, number, event_ms, received_ms, action, expires_ms, event_json)
-  -- What an idempotency key stands for; equal to StoredEvent.fingerprint in Python.
-  local fingerprint = number .. '|' .. action .. '|' .. event_ms
+  local fingerprint = fingerprint_of(number, action, event_ms)
   if not redis.call('SET', id_key, fingerprint, 'NX', 'PX', ARGV[1]) then
     if redis.call('GET', id_key) == fingerprint then
       return 'duplicate'
@@ -80,17 +89,50 @@ local function record(id_key, number, event_ms, received_ms, action, expires_ms,
   return status
 end
 
-local statuses = {}
-local wrote = false
+local events = {}
 for i = 1, #KEYS - 5 do
-  local number, event_ms, received_ms, action, expires_ms, event_json =
-    string.match(ARGV[3 + i], '^(%S+) (%d+) (%d+) (%a+) (%S+) (.*)$')
+  local number, event_ms, received_ms, action, expires_ms, followers, event_json =
+    string.match(ARGV[3 + i], '^(%S+) (%d+) (%d+) (%a+) (%S+) (%d+) (.*)$')
   if action ~= 'optOut' then
     expires_ms = '-'
   end
-  local status = record(KEYS[5 + i], number, event_ms, received_ms, action, expires_ms, event_json)
-  statuses[i] = status
-  wrote = wrote or status == 'queued' or status == 'superseded'
+  events[i] = {
+    number = number, event_ms = event_ms, received_ms = received_ms, action = action,
+    expires_ms = expires_ms, followers = tonumber(followers), json = event_json,
+  }
+end
+
+-- Whether an idempotency key of events first..last already stands for a different event.
+local function conflicts(first, last)
+  for j = first, last do
+    local held = redis.call('GET', KEYS[5 + j])
+    local event = events[j]
+    if held and held ~= fingerprint_of(event.number, event.action, event.event_ms) then
+      return true
+    end
+  end
+  return false
+end
+
+local statuses = {}
+local wrote = false
+local i = 1
+while i <= #events do
+  local last = math.min(#events, i + events[i].followers)
+  if last > i and conflicts(i, last) then
+    for j = i, last do
+      statuses[j] = 'id_conflict'
+    end
+  else
+    for j = i, last do
+      local e = events[j]
+      local status =
+        record(KEYS[5 + j], e.number, e.event_ms, e.received_ms, e.action, e.expires_ms, e.json)
+      statuses[j] = status
+      wrote = wrote or status == 'queued' or status == 'superseded'
+    end
+  end
+  i = last + 1
 end
 -- Replica confirmation: the caller runs WAIT on this connection next. Redis >= 7.2 and Valkey
 -- make WAIT wait only for the replication offset of this connection's own last write; a call
