@@ -192,13 +192,50 @@ def _to_e164_cached(raw: str, region: str | None, allow_unverified: bool) -> E16
     if retired is not None:
         return _number(retired[0], plan_change=retired[1].key)
     if not valid:
-        possible = phonenumbers.is_possible_number_with_reason(parsed)
-        if allow_unverified and possible == ValidationResult.IS_POSSIBLE:
-            if _possible_country_code_reading(text, region, parsed):
-                raise PhoneNumberProblem("ambiguous_country_code")
-            return E164Number(_e164(parsed), parsed.extension or None, unverified=True)
-        raise PhoneNumberProblem(_POSSIBLE_REASONS.get(possible, "invalid_number"))
+        return _unverified(text, region, parsed, allow_unverified)
     return _number(parsed)
+
+
+def _unverified(
+    text: str, region: str | None, parsed: phonenumbers.PhoneNumber, allow_unverified: bool
+) -> E164Number:
+    """A number the metadata does not know: kept flagged when allowed and it may be kept
+    (``_fits_the_plan``), else ``PhoneNumberProblem`` with the reason."""
+    possible = phonenumbers.is_possible_number_with_reason(parsed)
+    if allow_unverified and possible == ValidationResult.IS_POSSIBLE:
+        if _possible_country_code_reading(text, region, parsed):
+            raise PhoneNumberProblem("ambiguous_country_code")
+        if _fits_the_plan(parsed):
+            return E164Number(_e164(parsed), parsed.extension or None, unverified=True)
+    raise PhoneNumberProblem(_POSSIBLE_REASONS.get(possible, "invalid_number"))
+
+
+_E164_KEY = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _fits_the_plan(parsed: phonenumbers.PhoneNumber) -> bool:
+    """Whether a possible-but-unknown number may be kept unverified: its E.164 form is
+    well-formed, its national number fits its country's numbering plan as a whole (libphonenumber
+    metadata ``generalDesc``: an unknown range, not an impossible one such as NANP area code
+    000), and it was written with its country code, except under NANP (+1), where ten national
+    digits are already the whole number. A number written in a local or national form of another
+    country (``15 2345-6789`` in AR, missing its area code) could name someone else."""
+    if not _E164_KEY.fullmatch(_e164(parsed)):
+        return False
+    code = parsed.country_code or 0
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code)
+    )
+    national = phonenumbers.national_significant_number(parsed)
+    general = metadata.general_desc if metadata else None
+    pattern = general.national_number_pattern if general else None
+    if not pattern or not re.fullmatch(pattern, national):
+        return False
+    international = parsed.country_code_source in (
+        CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+        CountryCodeSource.FROM_NUMBER_WITH_IDD,
+    )
+    return international or parsed.country_code == 1
 
 
 def _number(parsed: phonenumbers.PhoneNumber, plan_change: str | None = None) -> E164Number:

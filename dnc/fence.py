@@ -12,9 +12,11 @@ runs from writing the same number in the wrong order:
    renewal until the lease, by its own clock, may have expired: then the run has lost it
    (``lost``), admits nothing more and ends Failed.
 3. A run that takes over a lease that expired (its holder did not release it: killed, paused,
-   cut off from Redis) does not write until the old lease's expiry plus the attempt bound
-   plus the margin (``lease.lua`` computes it on Redis's clock and keeps it for the next
-   holder), so a request the old holder had under way has landed or failed by then.
+   cut off from Redis) does not write until the old lease's expiry plus the longer of the two
+   holders' attempt bound plus margin (``lease.lua`` computes it on Redis's clock and keeps it
+   for the next holder), so a request the old holder had under way has landed or failed by
+   then. A holder that releases the lease after abandoning a request (cut off at its bound,
+   cancelled by SIGTERM) passes the same grace on from the release.
 
 The rule of timing (checked by ``check_lease_timing``, ``dnc-sync check`` and every run):
 ``lease TTL >= attempt bound + margin + 1 s``, where the attempt bound is the sum of the CXone
@@ -95,7 +97,15 @@ class LeaseFence:
     expires_at: float = 0.0
     not_before: float = 0.0
     lost: bool = False
+    abandoned: bool = False
+    """An attempt ended without an answer (cut off, cancelled, connection lost): it may still
+    land, so releasing the lease hands the grace on (``release_grace_ms``)."""
     clock: Clock | None = None
+
+    def release_grace_ms(self) -> int:
+        """The grace to pass when releasing the lease, ms: the attempt bound plus the margin
+        when an attempt was abandoned, else 0."""
+        return round((self.bound_s + self.margin_s) * 1000) if self.abandoned else 0
 
     def now(self) -> float:
         """The fence's clock: the running loop's time unless a clock was injected."""
@@ -119,6 +129,9 @@ class LeaseFence:
             await asyncio.sleep(wait_s)
         if self.expires_at - self.now() < self.bound_s + self.margin_s:
             await self.confirm()
+            if self.expires_at - self.now() < self.bound_s + self.margin_s:
+                # renewed, but this process stalled before it saw the answer: not proven
+                raise LeaseUnconfirmed("the sync lease renewal came back too late", 0.0)
         return self.now() + self.bound_s
 
     async def confirm(self) -> None:

@@ -325,7 +325,7 @@ def _event_time(
     """The event time to record (``None``: unusable, its problem appended to ``judged``) and
     the time as sent, UTC ms. A time after ``now_ms`` is recorded as ``now_ms`` (noted)."""
     try:
-        sent = parse_time(body.timestamp, zone)
+        sent = parse_time(body.timestamp, zone, latest=body.eventName is Action.OPT_OUT)
     except TimestampProblem as exc:
         judged.append(_Judged(FieldProblem("timestamp", exc.reason, str(exc)), False))
         return None, 0
@@ -550,3 +550,36 @@ def _shape_problems(exc: ValidationError) -> list[FieldProblem]:
 def _json_size(value: object) -> int:
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+REUSED_ID = FieldProblem("eventId", "reused", "eventId was already used for a different event")
+
+
+def under_derived_id(accepted: AcceptedEvent) -> AcceptedEvent | None:
+    """``accepted`` (an opt-out whose caller ``eventId`` was already used for a different
+    event) recorded under the key derived from number, action, time and expiry instead, with
+    ``eventId`` dropped (reason ``reused``), so the opt-out is kept and a retry of it is still
+    recognised. ``None`` for an opt-in (refused, 409) or an id that is already derived."""
+    event = accepted.event
+    if event.action is not Action.OPT_OUT or event.eventIdDerived:
+        return None
+    sent_ms = event.sentEventMs if event.sentEventMs is not None else event.eventMs
+    derived = derive_event_id(_id_input(event.e164, event.action, sent_ms, event.expiresMs))
+    dropped_field = DroppedField(
+        field="eventId", reason="reused", message=REUSED_ID.message, sent=event.eventId[:64]
+    )
+    event = event.model_copy(
+        update={
+            "eventId": derived,
+            "eventIdDerived": True,
+            "dropped": (*(event.dropped or ()), dropped_field),
+        }
+    )
+    aliases = tuple(alias.e164 for alias in accepted.alias_events)
+    return AcceptedEvent(
+        event,
+        (*accepted.warnings, _dropped_warning(REUSED_ID)),
+        (*accepted.dropped, REUSED_ID),
+        accepted.notes,
+        _alias_events(event, aliases),
+    )

@@ -140,9 +140,10 @@ class PendingQueue:
         held, _ = await self._lease_call("renew", token, ttl_ms)
         return held
 
-    async def release_lease(self, token: str) -> None:
-        """Drop the lease if it is ours."""
-        await self._lease_call("release", token, 0)
+    async def release_lease(self, token: str, grace_ms: int = 0) -> None:
+        """Drop the lease if it is ours. ``grace_ms`` > 0 when the holder abandoned a request
+        that may still land: the next holder does not write for that long (ms) from now."""
+        await self._lease_call("release", token, 0, grace_ms)
 
     async def claim(self, token: str, limit: int, now_ms: int | None = None) -> list[Claim]:
         """The ``limit`` oldest pending numbers with their latest state, oldest first, after

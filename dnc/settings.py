@@ -455,7 +455,7 @@ class SyncSettings(BaseSettings):
         ge=0,
         le=3_600,
         description="Wait before a number that failed temporarily is claimed again, "
-        "seconds; doubles per attempt (full jitter), at most retry_backoff_cap_s.",
+        "seconds; doubles per attempt (equal jitter), at most retry_backoff_cap_s.",
     )
     retry_backoff_cap_s: float = Field(
         default=1_800.0,

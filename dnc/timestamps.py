@@ -18,6 +18,9 @@ EARLIEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z in ms: anything earlier is taken for a unit mistake, not an event."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SPACE_FOR_PLUS = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})$"
+)
 _EPOCH_TEXT = re.compile(r"\d{1,16}(?:\.\d{1,6})?")
 _LEAP_SECOND = re.compile(r"([Tt ]\d\d:59:)60(?=[.,Zz+\-]|$)")
 
@@ -87,15 +90,17 @@ def parse_event_time(
     return time
 
 
-def parse_time(value: object, naive_zone: tzinfo = UTC) -> EventTime:
+def parse_time(value: object, naive_zone: tzinfo = UTC, *, latest: bool = False) -> EventTime:
     """Parse ``value`` (str or number) to an ``EventTime``, however far in the future.
 
-    A time without a zone is read in ``naive_zone`` (of a local time that occurs twice when
-    clocks go back, the first; one skipped when they go forward is read with the offset
-    before the change). Refuses (``TimestampProblem``) what is not a time (``invalid``,
-    ``wrong_type``) and a time before 2000 (``too_old``: epoch seconds sent by mistake).
+    A time without a zone is read in ``naive_zone``. A local time that occurs twice when clocks
+    go back is read as the first, one skipped when they go forward with the offset before the
+    change; with ``latest``, either is read as the later of its two UTC instants (an opt-out
+    takes the later, so an opt-in written at the same wall-clock time cannot beat it).
+    Refuses (``TimestampProblem``) what is not a time (``invalid``, ``wrong_type``) and a
+    time before 2000 (``too_old``: epoch seconds sent by mistake).
     """
-    time = _parse_any(value, naive_zone)
+    time = _parse_any(value, naive_zone, latest)
     if time.epoch_ms < EARLIEST_MS:
         raise TimestampProblem(
             "too_old",
@@ -104,7 +109,7 @@ def parse_time(value: object, naive_zone: tzinfo = UTC) -> EventTime:
     return time
 
 
-def _parse_any(value: object, naive_zone: tzinfo) -> EventTime:
+def _parse_any(value: object, naive_zone: tzinfo, latest: bool = False) -> EventTime:
     if isinstance(value, bool):
         raise TimestampProblem("wrong_type", "timestamp must be an ISO 8601 string or epoch ms")
     if isinstance(value, int | float):
@@ -113,7 +118,7 @@ def _parse_any(value: object, naive_zone: tzinfo) -> EventTime:
         text = value.strip()
         if _EPOCH_TEXT.fullmatch(text):  # form bodies carry epoch ms as text
             return _from_epoch_ms(float(text) if "." in text else int(text))
-        return _from_iso(text, naive_zone)
+        return _from_iso(text, naive_zone, latest)
     raise TimestampProblem("wrong_type", "timestamp must be an ISO 8601 string or epoch ms")
 
 
@@ -123,11 +128,14 @@ def _from_epoch_ms(value: float) -> EventTime:
     return EventTime(epoch_ms=int(value))
 
 
-def _from_iso(text: str, naive_zone: tzinfo) -> EventTime:
+def _from_iso(text: str, naive_zone: tzinfo, latest: bool = False) -> EventTime:
     if not text or len(text) > 64 or not text.isascii():
         raise TimestampProblem("invalid", "timestamp is not ISO 8601")
     if text.endswith("z"):  # RFC 3339: "Z" may be lowercase (Python reads "t", not "z")
         text = text[:-1] + "Z"
+    # A form body reads a raw "+" as a space: "...T10:00:00 02:00" was "+02:00" (a space
+    # cannot stand there otherwise), the same trap the receiver repairs for phoneNumber.
+    text = _SPACE_FOR_PLUS.sub(r"\g<1>+\g<2>", text)
     # RFC 3339 allows a leap second (:60); Python does not: read it as the next second,
     # as POSIX time does.
     leap_ms = 1000 if _LEAP_SECOND.search(text) else 0
@@ -138,7 +146,8 @@ def _from_iso(text: str, naive_zone: tzinfo) -> EventTime:
     except ValueError:
         raise TimestampProblem("invalid", "timestamp is not ISO 8601") from None
     if parsed.tzinfo is None:
-        epoch_ms = _to_ms(parsed.replace(tzinfo=naive_zone)) + leap_ms
+        readings = [_to_ms(parsed.replace(tzinfo=naive_zone, fold=f)) for f in (0, 1)]
+        epoch_ms = (max(readings) if latest else readings[0]) + leap_ms
         return EventTime(epoch_ms=epoch_ms, naive=True)
     return EventTime(epoch_ms=_to_ms(parsed) + leap_ms)
 

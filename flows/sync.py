@@ -191,7 +191,7 @@ async def _with_lease(
     finally:
         await stop(heartbeat)
         if not run.fence.lost:
-            await run.queue.release_lease(run.lease)
+            await run.queue.release_lease(run.lease, run.fence.release_grace_ms())
 
 
 async def _wait_out_takeover(wait_s: float, deadline: float) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnavailable
-from dnc.intake import AcceptedEvent, IntakePolicy, build_event
+from dnc.intake import AcceptedEvent, IntakePolicy, build_event, under_derived_id
 from dnc.keys import RedisKeys
 from dnc.masking import mask_number, redact
 from dnc.redis_policy import EvictionPolicyError, require_noeviction
@@ -378,6 +378,11 @@ class ReceiverApp:
         try:
             # One script call for the event and its alias copies: all recorded, or none.
             status, *alias_statuses = await self._get_store().record_group(accepted.events)
+            rekeyed = under_derived_id(accepted) if status is RecordStatus.ID_CONFLICT else None
+            if rekeyed is not None:  # an opt-out is kept whatever its eventId says
+                accepted, event = rekeyed, rekeyed.event
+                fields["eventId"] = event.eventId
+                status, *alias_statuses = await self._get_store().record_group(accepted.events)
         except StoreError as exc:
             return self._store_trouble(exc, fields)
         if status is RecordStatus.ID_CONFLICT:

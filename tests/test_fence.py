@@ -163,16 +163,18 @@ async def test_the_heartbeat_keeps_trying_after_a_failed_renewal() -> None:
 
 
 async def test_no_attempt_starts_after_the_lease_was_lost() -> None:
-    calls: list[str] = []
+    timeline: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.method)
+        timeline.append("sent")
         return httpx.Response(503)
 
     renewals = iter([True, False])
 
     async def renew() -> bool:
-        return next(renewals)
+        held = next(renewals)
+        timeline.append(f"renewed:{held}")
+        return held
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         transport = build_transport(client, mint, fast_cxone(max_attempts=10))
@@ -181,9 +183,9 @@ async def test_no_attempt_starts_after_the_lease_was_lost() -> None:
         transport.fence = fence
         with pytest.raises(LeaseLost):
             await transport.request("DELETE", URL, json_body={"dncGroupRecords": []})
-    # first attempt admitted (0.85 s left); the retry needed a renewal (granted), the next a
-    # renewal that was refused: nothing more was sent although 10 attempts were allowed
-    assert 2 <= len(calls) < 10
+    # 503s are retried (10 attempts allowed) until a renewal is refused: nothing after it
+    assert fence.lost and timeline[-1] == "renewed:False", timeline
+    assert "sent" in timeline and len(timeline) < 10
 
 
 async def test_an_attempt_is_cut_off_at_the_fence_deadline() -> None:
@@ -287,3 +289,58 @@ async def test_a_run_that_lost_its_lease_cannot_undo_its_successors_opt_out(
         await server.settle()
     assert server.journal[0] == "optIn", server.journal  # A's DELETE landed: a real fault
     assert server.journal[-1] == "optOut", server.journal  # and never after B's opt-out
+
+
+# -- found by a break-it pass ----------------------------------------------------------------
+
+
+async def test_a_release_after_an_abandoned_request_hands_the_grace_on(
+    queue: PendingQueue,
+) -> None:
+    # A run that ends (or is SIGTERMed) after giving up on a request that may still land
+    await queue.acquire_lease("a", 10_000, 5_000)
+    await queue.release_lease("a", grace_ms=5_000)
+    grant = await queue.acquire_lease("b", 10_000, 5_000)
+    assert grant.held and 0 < grant.wait_ms <= 5_000
+
+
+async def test_the_old_holders_longer_grace_wins(queue: PendingQueue) -> None:
+    # A ran with a 30 s attempt bound, B (another config) with a 1 s one: B waits A's
+    assert await queue.acquire_lease("a", 50, 30_000)
+    await asyncio.sleep(0.2)
+    grant = await queue.acquire_lease("b", 10_000, 1_000)
+    assert grant.wait_ms > 1_000
+
+
+async def test_an_abandoned_attempt_marks_the_fence() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200)
+
+    async def renew() -> bool:
+        return True
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        transport = build_transport(client, mint, fast_cxone(max_attempts=1))
+        fence = fence_of(renew, ttl_s=60, bound_s=0.2)
+        fence.acquired(fence.now(), 0)
+        transport.fence = fence
+        assert fence.release_grace_ms() == 0
+        with pytest.raises(CxoneTimeout):
+            await transport.request("DELETE", URL, json_body={})
+    assert fence.abandoned and fence.release_grace_ms() == 400  # bound + margin
+
+
+async def test_a_renewal_answered_too_late_admits_nothing() -> None:
+    # the process stalled between Redis renewing the lease and reading the answer
+    fence: LeaseFence
+
+    async def slow_renew() -> bool:
+        fence.clock = lambda: 1_000.0  # the stall: time jumped past the renewed lease
+        return True
+
+    fence = fence_of(slow_renew, ttl_s=2.0, bound_s=1.0)
+    fence.clock = lambda: 0.0
+    fence.acquired(-1.5, 0)  # 0.5 s left: a renewal is needed
+    with pytest.raises(LeaseUnconfirmed):
+        await fence.admit()

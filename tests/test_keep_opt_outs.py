@@ -423,8 +423,9 @@ async def test_a_reused_event_id_is_still_a_conflict_when_clamped(
 ) -> None:
     first = await client.post("/v1/events", json=body(eventId="k-9"))
     assert first.json()["status"] == "queued"
-    other = await client.post("/v1/events", json=body(eventId="k-9", timestamp=now_ms() + 600_000))
-    assert other.status_code == 409
+    later = body(eventId="k-9", eventName="optIn", timestamp=now_ms() + 200_000)
+    other = await client.post("/v1/events", json=later)
+    assert other.status_code == 409  # an opt-in must be clean (an opt-out is kept re-keyed)
 
 
 async def test_importing_future_rows_twice_gives_duplicates(fake_redis: aioredis.Redis) -> None:
@@ -675,3 +676,58 @@ def test_status_prints_warnings_by_reason_and_times_by_sender() -> None:
     assert re.search(r"times without a zone, by sender\s*│\s*2", text)
     assert re.search(r"bearer-2\s*│\s*2", text)
     assert Status(queue, 3600, None).as_json()["queue"]["naive_times_by_sender"] == {"bearer-2": 2}
+
+
+# -- found by a break-it pass: a reused eventId never sinks an opt-out ------------------------
+
+
+async def test_an_opt_out_under_a_reused_event_id_is_kept(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    # a Studio template that sends a constant id: the next person's opt-out must be kept
+    first = await client.post("/v1/events", json=body(eventId="null"))
+    assert first.status_code == 202
+    other = body(eventId="null", phoneNumber="+1 202 555 0199")
+    answer = await client.post("/v1/events", json=other)
+    assert answer.status_code == 202, answer.text
+    payload = answer.json()
+    assert payload["status"] == "queued" and payload["eventId"].startswith("d-")
+    assert [(d["field"], d["reason"]) for d in payload["dropped"]] == [("eventId", "reused")]
+    stored = await latest(store, "+12025550199")
+    assert stored["action"] == "optOut" and stored["dropped"][0]["sent"] == "null"
+    again = await client.post("/v1/events", json=other)  # the sender's retry
+    assert (again.status_code, again.json()["status"]) == (202, "duplicate")
+
+
+async def test_an_opt_in_under_a_reused_event_id_is_refused(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/events", json=body(eventId="contact-42"))
+    answer = await client.post(
+        "/v1/events",
+        json=body(eventId="contact-42", eventName="optIn", phoneNumber="+1 202 555 0199"),
+    )
+    assert answer.status_code == 409
+    assert answer.json()["problems"][0]["field"] == "eventId"
+
+
+def test_in_a_dst_overlap_a_later_opt_out_beats_an_earlier_opt_in() -> None:
+    # found by a break-it pass: 2026-11-01 01:00-02:00 happens twice in New York; an opt-in at
+    # 01:50 (EDT) and an opt-out half an hour later at 01:20 (EST), both written without a zone
+    policy = IntakePolicy(naive_time_zone="America/New_York", max_future_skew_s=300)
+    now = 1_800_000_000_000
+    opt_in = build_event(fields(eventName="optIn", timestamp="2026-11-01T01:50:00"), policy, now)
+    opt_out = build_event(fields(timestamp="2026-11-01T01:20:00"), policy, now)
+    assert opt_out.event.eventMs > opt_in.event.eventMs
+
+
+async def test_a_form_timestamp_whose_offset_plus_became_a_space_is_read(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    # found by a break-it pass: senders east of UTC lost every opt-out sent as a form
+    content = "phoneNumber=%2B12025550123&eventName=optOut&timestamp=2025-06-01T10:00:00+02:00"
+    answer = await client.post(
+        "/v1/events",
+        content=content,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 202, answer.text
+    assert (await latest(store))["eventMs"] == 1_748_764_800_000  # 08:00 UTC

@@ -43,6 +43,9 @@ T = TypeVar("T")
 class Fence(Protocol):
     """Admits one HTTP attempt (``dnc.fence.LeaseFence`` for the sync's lease holder)."""
 
+    abandoned: bool
+    """Set by the transport when an admitted attempt ended without an answer."""
+
     async def admit(self) -> float:
         """Return the ``loop.time()`` deadline by which the attempt must be over, or raise
         (``LeaseLost`` when the caller may not write any more; a transient error to wait)."""
@@ -257,7 +260,8 @@ class CxoneTransport:
         """One attempt admitted by the fence and cut off at its deadline: an attempt still
         running then is abandoned as a maybe-sent timeout (it may have reached CXone)."""
         assert self.fence is not None  # noqa: S101 - checked by the caller
-        deadline = await self.fence.admit()
+        fence = self.fence
+        deadline = await fence.admit()
         self.calls += 1
         try:
             async with asyncio.timeout_at(deadline):
@@ -265,7 +269,10 @@ class CxoneTransport:
                     self._client, method, url, json=json_body, params=params, headers=headers
                 )
         except TimeoutError:
-            pass
+            fence.abandoned = True
+        except BaseException:  # cancelled (SIGTERM), timed out, connection lost: may land
+            fence.abandoned = True
+            raise
         raise CxoneTimeout(f"{describe(method, url)}: cut off at the lease fence", maybe_sent=True)
 
 
