@@ -118,6 +118,15 @@ def start_stack(stack: Stack, interval_s: int, timeout_s: float) -> None:
         DNC_CXONE_BACKOFF_BASE_S="0.05",
         DNC_CXONE_BACKOFF_CAP_S="0.2",
         DNC_CXONE_RETRY_AFTER_CAP_S="0.2",
+        # A number that failed waits out a short backoff, not the production 30 s.
+        DNC_SYNC_RETRY_BACKOFF_BASE_S="0.5",
+        DNC_SYNC_RETRY_BACKOFF_CAP_S="1",
+        # Short attempts, so a run that gave up on a request hands on a short takeover grace.
+        DNC_CXONE_CONNECT_TIMEOUT_S="1",
+        DNC_CXONE_POOL_TIMEOUT_S="1",
+        DNC_CXONE_WRITE_TIMEOUT_S="2",
+        DNC_CXONE_READ_TIMEOUT_S="3",
+        DNC_SYNC_FENCE_MARGIN_S="1",
     )
     stack.data.mkdir(parents=True)
     with (stack.data / "run-local.out").open("wb") as sink:

@@ -270,8 +270,10 @@ class CxoneTransport:
                 )
         except TimeoutError:
             fence.abandoned = True
-        except BaseException:  # cancelled (SIGTERM), timed out, connection lost: may land
-            fence.abandoned = True
+        except BaseException as exc:  # cancelled (SIGTERM), timed out, connection lost
+            # may have reached CXone and land later; a connect or pool timeout never left here
+            if not isinstance(exc, CxoneTimeout) or exc.maybe_sent:
+                fence.abandoned = True
             raise
         raise CxoneTimeout(f"{describe(method, url)}: cut off at the lease fence", maybe_sent=True)
 
