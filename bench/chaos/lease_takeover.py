@@ -69,7 +69,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -89,7 +88,7 @@ from oracle import (
     wrongly_applied,
 )
 from script import LOGS, chaos_main, print_log_tail, sized_args
-from stack import HOST, JOURNAL_TARGET, NAMESPACE, REPO, BenchError, Stack
+from stack import HOST, JOURNAL_TARGET, NAMESPACE, BenchError, Stack
 from wire import Proxy, send_all
 
 from dnc.keys import RedisKeys
@@ -216,17 +215,7 @@ class TakeoverStack(Stack):
 
     def spawn_named(self, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         """``dnc-sync sync run`` in its own session, its output in ``<name>.log``."""
-        with (self.tmp / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "dnc-sync"), "sync", "run"],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.procs[name] = proc
-        return proc
+        return self.spawn_sync(env, name=name, log_name=f"{name}.log")
 
     def log_tails(self) -> None:
         runs = sorted(p.name for p in self.tmp.glob("sync-*.log"))

@@ -252,12 +252,15 @@ class Stack:
         )
         return env | {f"DNC_{k.upper()}": v for k, v in settings.items()}
 
-    def spawn_sync(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """``dnc-sync sync run`` in its own session (its output appended to ``sync.log``);
-        the caller waits for it or kills its group. Kept in ``procs`` until it is reaped."""
+    def spawn_sync(
+        self, env: dict[str, str], name: str | None = None, log_name: str = "sync.log"
+    ) -> subprocess.Popen[bytes]:
+        """``dnc-sync sync run`` in its own session (its output appended to ``log_name``);
+        the caller waits for it or kills its group. Kept in ``procs`` under ``name`` (default
+        ``sync-<n>``) until it is reaped."""
         self.syncs_started += 1
-        name = f"sync-{self.syncs_started}"
-        with (self.tmp / "sync.log").open("ab") as log:
+        name = name or f"sync-{self.syncs_started}"
+        with (self.tmp / log_name).open("ab") as log:
             log.write(f"--- {name} ---\n".encode())
             log.flush()
             proc = subprocess.Popen(
