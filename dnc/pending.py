@@ -81,12 +81,15 @@ class DeadLetter(BaseModel):
 class RetryLimits:
     """How numbers that fail temporarily are retried: at most ``max_attempts`` pushes and
     ``max_age_ms`` since the first failure before they are dead-lettered; between pushes a
-    backoff of ``base_ms`` doubling per attempt up to ``cap_ms`` (equal jitter)."""
+    backoff of ``base_ms`` doubling per attempt up to ``cap_ms`` (equal jitter), and at least
+    the target's retry-after, up to ``retry_after_cap_ms``."""
 
     max_attempts: int = 8
     max_age_ms: int = 21_600_000
     base_ms: int = 30_000
     cap_ms: int = 1_800_000
+    retry_after_cap_ms: int = 120_000
+    """Longest retry-after a number waits, ms (as the client caps its own sleeps)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +210,7 @@ class PendingQueue:
         items = []
         for retry in retries:
             reason = f"gave up after {{attempts}} temporary failures: {retry.reason}"
-            wait_ms = round((retry.retry_after_s or 0) * 1000)
+            wait_ms = min(round((retry.retry_after_s or 0) * 1000), self._retry.retry_after_cap_ms)
             payload = f"{draw.random():.6f} {wait_ms} {int(retry.counts)} "
             items.append((retry.claim, "retry", payload + _dead_json(retry.claim, reason, at_ms)))
         flags = await self._settle_all(items, at_ms)

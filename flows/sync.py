@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
@@ -87,8 +87,6 @@ class _Run:
     counters: SyncCounters
     fence: LeaseFence
     max_concurrency: int = 4
-    retry_after_cap_s: float = 120.0
-    """Longest Retry-After a deferred number waits (``DNC_CXONE_RETRY_AFTER_CAP_S``)."""
 
 
 @flow(name="sync-dnc")
@@ -118,7 +116,9 @@ async def sync_dnc(
             client, allow_eviction=redis_settings.allow_eviction, logger=get_run_logger()
         )
         target = build_target(cxone, http)
-        queue = PendingQueue(client, RedisKeys(redis_settings.namespace), _retry_limits(sync))
+        queue = PendingQueue(
+            client, RedisKeys(redis_settings.namespace), _retry_limits(sync, cxone)
+        )
         size = min(batch_size or target.batch_size, target.batch_size)
         token = _lease_token()
         fence = LeaseFence(
@@ -129,7 +129,6 @@ async def sync_dnc(
         )
         target.transport.fence = fence
         run = _Run(queue, target, token, sync, size, counters, fence, cxone.max_concurrency)
-        run.retry_after_cap_s = cxone.retry_after_cap_s
         await _with_lease(run, cxone, max_batches, time_budget_s or sync.time_budget_s)
         await _count_backlog(run)
         counters.api_calls = target.transport.calls
@@ -285,7 +284,7 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]], deadline: float) 
                 type(result).__name__,
             )
             if not run.fence.lost:  # a batch's failure delays its numbers, never dead-letters
-                after = _capped(getattr(result, "retry_after_s", None), run.retry_after_cap_s)
+                after = getattr(result, "retry_after_s", None)
                 reason = f"batch failed: {type(result).__name__}"
                 failed += [Retry(claim, reason, after, counts=False) for claim in batch]
         else:
@@ -306,11 +305,7 @@ async def _push(run: _Run, batch: list[Claim]) -> int:
     settlement = await resolve_conflicts(quote(batch), quote(outcomes))
     acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge))
     dead = await dead_letter(run.queue, quote(settlement.dead_letter))
-    retries = [
-        replace(r, retry_after_s=_capped(r.retry_after_s, run.retry_after_cap_s))
-        for r in settlement.retry
-    ]
-    deferral = await defer_retries(run.queue, quote(retries))
+    deferral = await defer_retries(run.queue, quote(settlement.retry))
     dead += deferral.dead_lettered
     run.counters.dead_lettered += dead
     run.counters.retried += len(settlement.retry)
@@ -350,17 +345,13 @@ async def _report(counters: SyncCounters, namespace: str, lag_limit_s: int) -> N
         )
 
 
-def _capped(retry_after_s: float | None, cap_s: float) -> float | None:
-    """A Retry-After (seconds) no longer than ``cap_s``, as the client's own sleeps are."""
-    return None if retry_after_s is None else min(retry_after_s, cap_s)
-
-
-def _retry_limits(sync: SyncSettings) -> RetryLimits:
+def _retry_limits(sync: SyncSettings, cxone: CxoneSettings) -> RetryLimits:
     return RetryLimits(
         max_attempts=sync.retry_max_attempts,
         max_age_ms=sync.retry_max_age_s * 1000,
         base_ms=round(sync.retry_backoff_base_s * 1000),
         cap_ms=round(sync.retry_backoff_cap_s * 1000),
+        retry_after_cap_ms=round(cxone.retry_after_cap_s * 1000),
     )
 
 

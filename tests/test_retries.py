@@ -92,6 +92,21 @@ async def test_retry_after_is_honoured(stores: tuple[EventStore, PendingQueue]) 
     assert [c.e164 for c in await claim(queue, 1, T0 + 120_000)] == [number]
 
 
+async def test_a_retry_after_waits_no_longer_than_its_cap(
+    any_redis: aioredis.Redis, namespace: str
+) -> None:
+    # a 429 saying "Retry-After: 60" kept a failed batch out for 60 s although the client
+    # caps what it sleeps at DNC_CXONE_RETRY_AFTER_CAP_S (found by the leak scan's slowdown)
+    keys = RedisKeys(namespace)
+    limits = RetryLimits(base_ms=1_000, cap_ms=1_000, retry_after_cap_ms=200)
+    store, queue = EventStore(any_redis, keys, StoreLimits()), PendingQueue(any_redis, keys, limits)
+    [number] = numbers(1)
+    await fill(store, event(number, T0))
+    claims = await claim(queue, 1, T0)
+    await queue.defer(retries(claims, retry_after_s=60, counts=False), now_ms=T0)
+    assert [c.e164 for c in await claim(queue, 1, T0 + 1_000)] == [number]
+
+
 async def test_a_number_is_dead_lettered_after_the_attempt_limit(
     stores: tuple[EventStore, PendingQueue],
 ) -> None:

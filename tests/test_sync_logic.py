@@ -93,13 +93,3 @@ def test_claims_are_sized_by_batches_left_and_by_the_pace_within_the_budget() ->
     assert _claim_limit(run, None, 25.0, 2.0) == 5_000  # 2 calls/s x 100 x 25 s
     assert _claim_limit(run, None, 0.1, 2.0) == 100  # at least one batch
     assert _claim_limit(run, 300, 25.0, 2.0) == 300  # batches left to push
-
-
-def test_a_deferred_number_waits_no_longer_than_the_retry_after_cap() -> None:
-    # a 429 saying "Retry-After: 60" kept a failed batch out for 60 s although the client
-    # caps what it sleeps at DNC_CXONE_RETRY_AFTER_CAP_S (found by the leak scan's slowdown)
-    from flows.sync import _capped
-
-    assert _capped(60.0, 0.2) == 0.2
-    assert _capped(3.0, 120.0) == 3.0
-    assert _capped(None, 120.0) is None
