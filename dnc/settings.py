@@ -92,17 +92,14 @@ class RedisSettings(BaseSettings):
         le=90 * 86_400,
         description="How long an eventId is remembered for duplicate detection, seconds.",
     )
-    audit_stream_max_len: int = Field(
-        default=1_000_000,
-        ge=1_000,
-        le=100_000_000,
-        description="Approximate cap on the audit stream, entries.",
-    )
     rejected_stream_max_len: int = Field(
         default=100_000,
         ge=1_000,
         le=100_000_000,
-        description="Approximate cap on the rejected stream, entries.",
+        description="Approximate cap on the stream of unauthenticated refusals, entries (a "
+        "flood from anyone must not fill Redis; entries trimmed before the archive copied "
+        "them are recorded as a gap). The audit, rejected and applications streams have no "
+        "cap: only the archive trims them, after copying (dnc.audit).",
     )
 
     wait_replicas: int = Field(
@@ -463,3 +460,62 @@ class SyncSettings(BaseSettings):
         le=86_400,
         description="Longest wait between two pushes of a failing number, seconds.",
     )
+
+
+class AuditSettings(BaseSettings):
+    """The audit store, the system of record (``DNC_AUDIT_*``; ``dnc.audit``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DNC_AUDIT_", extra="ignore", hide_input_in_errors=True
+    )
+
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite:///.data/audit.sqlite3"),
+        description="SQLAlchemy URL of the audit store: sqlite:///PATH (the embedded default, "
+        "relative to the working folder) or postgresql+psycopg://USER:PASSWORD@HOST/DB. Secret: "
+        "it may hold a password.",
+    )
+    retention_days: int = Field(
+        default=1_830,
+        ge=1,
+        le=36_500,
+        description="Records older than this are purged by the archive flow (the purge is "
+        "itself recorded), days; the default is about five years.",
+    )
+    archive_batch: int = Field(
+        default=5_000,
+        ge=1,
+        le=100_000,
+        description="Stream entries copied per database transaction by the archive.",
+    )
+    archive_time_budget_s: float = Field(
+        default=50.0,
+        gt=0,
+        le=3_600,
+        description="An archive run stops copying after this many seconds (keep it under the "
+        "schedule interval); the next run goes on.",
+    )
+    archive_lag_max_entries: int = Field(
+        default=200_000,
+        ge=1,
+        le=1_000_000_000,
+        description="Unarchived stream entries beyond which status, /metrics and the archive "
+        "run report a lagging archive (nothing is dropped).",
+    )
+    read_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer secrets that may only read per-number history "
+        "(GET /v1/numbers/{number}); intake secrets may read it too.",
+    )
+
+    @field_validator("read_secrets", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("read_secrets")
+    @classmethod
+    def _long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(secret.get_secret_value()) < 16 for secret in value):
+            raise ValueError("each secret must be at least 16 characters")
+        return value

@@ -80,11 +80,12 @@ class RecordStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StoreLimits:
-    """Retention limits: idempotency TTL in ms, approximate stream caps in entries."""
+    """Retention limits: idempotency TTL in ms; the approximate cap, in entries, of the one
+    capped stream (unauthenticated refusals). The audit, rejected and applications streams are
+    not capped: only the archive (``dnc.audit.archive``) trims them, after copying."""
 
     idempotency_ttl_ms: int = 7 * 86_400_000
-    audit_max_len: int = 1_000_000
-    rejected_max_len: int = 100_000
+    unauthenticated_max_len: int = 100_000
     max_batch: int = 128
     """Most events recorded by one script call (bounds how long one call holds Redis); a
     group that must be recorded whole is never split, so only a group larger than this makes
@@ -100,8 +101,7 @@ class StoreLimits:
         """Limits as configured by ``DNC_REDIS_*``."""
         return cls(
             idempotency_ttl_ms=settings.idempotency_ttl_s * 1000,
-            audit_max_len=settings.audit_stream_max_len,
-            rejected_max_len=settings.rejected_stream_max_len,
+            unauthenticated_max_len=settings.rejected_stream_max_len,
             wait_replicas=settings.wait_replicas,
             wait_timeout_ms=settings.wait_timeout_ms,
         )
@@ -370,11 +370,7 @@ class EventStore:
         keys = self._keys
         confirm = self._limits.wait_replicas > 0
         key_names = [keys.watermark, keys.latest, keys.pending, keys.audit, keys.replication_touch]
-        args: list[Any] = [
-            self._limits.idempotency_ttl_ms,
-            self._limits.audit_max_len,
-            "1" if confirm else "0",
-        ]
+        args: list[Any] = [self._limits.idempotency_ttl_ms, "1" if confirm else "0"]
         for event, following in zip(events, followers, strict=True):
             key_names.append(keys.event_id(event.eventId))
             expires = event.expiresMs if event.action is Action.OPT_OUT else None
@@ -420,17 +416,20 @@ class EventStore:
     async def record_rejection(
         self, fields: Mapping[str, str], *, authenticated: bool = True
     ) -> None:
-        """Append one refused request (``reason``, ``status``, ... as strings) to the capped
-        rejected stream, or to the unauthenticated one (``RedisKeys.rejected_unauthenticated``)
-        when the caller did not authenticate."""
-        stream = self._keys.rejected if authenticated else self._keys.rejected_unauthenticated
+        """Append one refused request (``reason``, ``status``, ... as strings) to the rejected
+        stream (no cap: the archive trims it once copied), or, when the caller did not
+        authenticate, to the capped unauthenticated one (``RedisKeys.rejected_unauthenticated``:
+        anyone can add to it, so it must not fill Redis)."""
         try:
-            await self._client.xadd(
-                stream,
-                dict(fields),  # type: ignore[arg-type]
-                maxlen=self._limits.rejected_max_len,
-                approximate=True,
-            )
+            if authenticated:
+                await self._client.xadd(self._keys.rejected, dict(fields))  # type: ignore[arg-type]
+            else:
+                await self._client.xadd(
+                    self._keys.rejected_unauthenticated,
+                    dict(fields),  # type: ignore[arg-type]
+                    maxlen=self._limits.unauthenticated_max_len,
+                    approximate=True,
+                )
         except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 

@@ -216,7 +216,10 @@ async def test_a_retry_is_a_duplicate_for_every_form(
         assert first.json()["status"] in ("queued", "superseded")
         assert again.json()["status"] == "duplicate"
         assert again.json()["aliases"] == [{"e164": AR_SMS, "status": "duplicate"}]
-    assert len(await audit(store)) == 4  # two events, each under both forms; retries add none
+    # two events, each under both forms, and each retry's duplicates: every delivery is kept
+    rows = await store._client.xrange(store.keys.audit)
+    assert [row[b"status"] for _, row in rows].count(b"duplicate") == 4
+    assert len(rows) == 8
 
 
 async def test_a_retry_of_a_clamped_opt_out_is_a_duplicate_for_every_form(

@@ -845,7 +845,7 @@ async def test_callers_without_the_secret_cannot_evict_the_authenticated_record(
 ) -> None:
     # Both streams are capped; a flood of unauthenticated refusals used to share one with
     # (and push out) the refusals of real senders (a break-it pass).
-    store = EventStore(fake_redis, RedisKeys("evict"), StoreLimits(rejected_max_len=10))
+    store = EventStore(fake_redis, RedisKeys("evict"), StoreLimits(unauthenticated_max_len=10))
     app = make_app(store)
     async with make_client(app) as sender, make_client(app, auth=False) as stranger:
         assert (await sender.post("/v1/events", json=body(eventName="maybe"))).status_code == 422

@@ -207,7 +207,9 @@ async def test_same_event_id_is_duplicate_and_changes_nothing(store: EventStore)
     await store.record(first)
     assert await store.record(first) is RecordStatus.DUPLICATE
     assert await store.record(first) is RecordStatus.DUPLICATE
-    assert await store._client.xlen(store.keys.audit) == 1
+    rows = await store._client.xrange(store.keys.audit)  # each delivery is in the audit record
+    assert [row[1][b"status"] for row in rows] == [b"queued", b"duplicate", b"duplicate"]
+    assert len(await store._client.hgetall(store.keys.latest)) == 1
 
 
 async def test_reused_event_id_for_another_event_is_a_conflict(store: EventStore) -> None:
@@ -252,15 +254,19 @@ async def test_rejection_stream(store: EventStore) -> None:
     assert rows[0][1] == {b"status": b"422", b"error": b"invalid_event"}
 
 
-async def test_streams_are_capped(any_redis: aioredis.Redis, namespace: str) -> None:
-    store = EventStore(
-        any_redis, RedisKeys(namespace), StoreLimits(audit_max_len=10, rejected_max_len=10)
-    )
+async def test_only_the_unauthenticated_stream_is_capped(
+    any_redis: aioredis.Redis, namespace: str
+) -> None:
+    # The audit and rejected streams are the record until archived: only the archive trims
+    # them (it used to be a MAXLEN cap, which dropped the oldest entries of a large import).
+    store = EventStore(any_redis, RedisKeys(namespace), StoreLimits(unauthenticated_max_len=10))
     for i in range(300):
         await store.record(event(T0 + i))
         await store.record_rejection({"n": str(i)})
-    assert await any_redis.xlen(store.keys.audit) < 300
-    assert await any_redis.xlen(store.keys.rejected) < 300
+        await store.record_rejection({"n": str(i)}, authenticated=False)
+    assert await any_redis.xlen(store.keys.audit) == 300
+    assert await any_redis.xlen(store.keys.rejected) == 300
+    assert await any_redis.xlen(store.keys.rejected_unauthenticated) < 300
 
 
 async def test_idempotency_key_expires(any_redis: aioredis.Redis, namespace: str) -> None:

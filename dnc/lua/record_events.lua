@@ -1,11 +1,13 @@
 -- Record a batch of opt-in/opt-out events atomically, each under the same rules, in order.
 -- Returns one status per event: 'queued', 'superseded', 'duplicate' or 'id_conflict' (the
--- idempotency key was already used for a different event).
+-- idempotency key was already used for a different event). Every queued, superseded and
+-- duplicate event gets an audit stream entry ("status", "event" JSON); the stream has no cap:
+-- only the archive trims it, once its entries are in the audit store (dnc.audit.archive).
 -- KEYS[1] watermark HASH  KEYS[2] latest HASH  KEYS[3] pending ZSET  KEYS[4] audit STREAM
 -- KEYS[5] replication touch STRING (counter)  KEYS[5 + i] event-id STRING of event i
--- ARGV[1] idempotency TTL (ms)  ARGV[2] audit stream cap (approximate MAXLEN)
--- ARGV[3] '1' when the caller will WAIT for replicas after this call, else '0'
--- ARGV[3 + i] event i as "<E.164> <event time, UTC ms> <receive time, UTC ms> <action>
+-- ARGV[1] idempotency TTL (ms)
+-- ARGV[2] '1' when the caller will WAIT for replicas after this call, else '0'
+-- ARGV[2 + i] event i as "<E.164> <event time, UTC ms> <receive time, UTC ms> <action>
 -- <expiry, UTC ms, or '-'> <followers> <event JSON>": one argument per event keeps the
 -- client's command packing cheap; the first six fields hold no space. An opt-in's expiry is
 -- ignored. <followers>: how many of the next events form one group with this one (0: alone;
@@ -67,6 +69,7 @@ local function record(id_key, number, event_ms, received_ms, action, expires_ms,
   local fingerprint = fingerprint_of(number, action, event_ms)
   if not redis.call('SET', id_key, fingerprint, 'NX', 'PX', ARGV[1]) then
     if redis.call('GET', id_key) == fingerprint then
+      redis.call('XADD', KEYS[4], '*', 'status', 'duplicate', 'event', event_json)
       return 'duplicate'
     end
     return 'id_conflict'
@@ -85,14 +88,14 @@ local function record(id_key, number, event_ms, received_ms, action, expires_ms,
     redis.call('HSET', KEYS[2], number, event_json)
     redis.call('ZADD', KEYS[3], 'NX', received_ms, number)
   end
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'status', status, 'event', event_json)
+  redis.call('XADD', KEYS[4], '*', 'status', status, 'event', event_json)
   return status
 end
 
 local events = {}
 for i = 1, #KEYS - 5 do
   local number, event_ms, received_ms, action, expires_ms, followers, event_json =
-    string.match(ARGV[3 + i], '^(%S+) (%d+) (%d+) (%a+) (%S+) (%d+) (.*)$')
+    string.match(ARGV[2 + i], '^(%S+) (%d+) (%d+) (%a+) (%S+) (%d+) (.*)$')
   if action ~= 'optOut' then
     expires_ms = '-'
   end
@@ -143,7 +146,7 @@ end
 -- duplicate here went into it before this INCR (it was visible to this script), so a replica
 -- that acknowledges the INCR's offset holds every event this call answers for. (A call that
 -- wrote an event or an audit entry already has such an offset.)
-if ARGV[3] == '1' and not wrote then
+if ARGV[2] == '1' and not wrote then
   redis.call('INCR', KEYS[5])
 end
 return statuses
