@@ -54,21 +54,32 @@ class RedisKeys:
 
     @property
     def audit(self) -> str:
-        """STREAM: every queued or superseded event; capped (``~`` MAXLEN) by settings."""
+        """STREAM: every queued, superseded or duplicate event (``status``, ``event`` JSON).
+        No cap: the archive trims it once copied into the audit store (``dnc.audit``)."""
         return f"{self.tag}:audit"
+
+    @property
+    def applications(self) -> str:
+        """STREAM: one entry per number the sync pushed to CXone: ``outcome`` (acknowledged,
+        dead_lettered, deferred, changed), ``settledMs`` (UTC ms) and ``application`` (JSON
+        ``dnc.applications.ApplicationRecord``: what CXone was asked and answered), appended
+        by the settle script. No cap: the archive trims it once copied (``dnc.audit``)."""
+        return f"{self.tag}:applications"
 
     @property
     def rejected(self) -> str:
         """STREAM: refused requests of authenticated callers (their body kept) and refused
-        import rows, with the reason; capped (``~`` MAXLEN) by settings. Only secret holders
-        can add to it, so nobody else can push its entries out."""
+        import rows, with the reason. No cap (only secret holders can add to it): the archive
+        trims it once copied into the audit store (``dnc.audit``)."""
         return f"{self.tag}:rejected"
 
     @property
     def rejected_unauthenticated(self) -> str:
         """STREAM: refusals of callers not (yet) authenticated (401, 404, 405, and 408/413
-        before the body was read), without any body; capped like ``rejected``, on its own so
-        that a flood of them cannot evict the authenticated record."""
+        before the body was read), without any body; capped (``~`` MAXLEN,
+        ``DNC_REDIS_REJECTED_STREAM_MAX_LEN``) because anyone can add to it, and on its own so
+        that a flood of them cannot evict the authenticated record. The archive copies it and
+        records as a gap what the cap trimmed first."""
         return f"{self.tag}:rejected-unauthenticated"
 
     @property

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
+from dnc.applications import Application
 from dnc.errors import StoreError
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.store import REDIS_FAILURES, convert_error, load_lua
 from dnc.target import DncChange
+
+Applications = Mapping[str, Application]
+"""What each pushed number's application was, by E.164 (``dnc.applications``)."""
 
 REQUEUE_CHUNK = 500
 """Numbers per requeue script call: bounds how long one call holds Redis (and stays far below
@@ -181,30 +185,44 @@ class PendingQueue:
                 )
         return claims
 
-    async def acknowledge(self, claims: Sequence[Claim]) -> list[bool]:
+    async def acknowledge(
+        self, claims: Sequence[Claim], applications: Applications | None = None
+    ) -> list[bool]:
         """Remove each claim from the pending set if its watermark is unchanged; per claim,
-        whether it left (false: a newer event arrived, it stays pending)."""
-        return [bool(flag) for flag in await self._settle_all([(c, "ack", "") for c in claims])]
+        whether it left (false: a newer event arrived, it stays pending). ``applications``
+        (by E.164) are appended to the applications stream in the same call, with what
+        settling did (``dnc.applications``); a claim without one leaves no record."""
+        items = [(c, "ack", "") for c in claims]
+        return [bool(flag) for flag in await self._settle_all(items, None, applications)]
 
     async def dead_letter(
-        self, refused: Sequence[tuple[Claim, str]], now_ms: int | None = None
+        self,
+        refused: Sequence[tuple[Claim, str]],
+        now_ms: int | None = None,
+        applications: Applications | None = None,
     ) -> list[bool]:
         """Move refused claims (with CXone's reason) to the dead letters, under the same
-        compare-and-delete as ``acknowledge``."""
+        compare-and-delete as ``acknowledge`` (``applications``: as there)."""
         at_ms = _now_ms(now_ms)
         flags = await self._settle_all(
             [(claim, "dead", _dead_json(claim, reason, at_ms)) for claim, reason in refused],
             at_ms,
+            applications,
         )
         return [bool(flag) for flag in flags]
 
     async def defer(
-        self, retries: Sequence[Retry], now_ms: int | None = None, rng: random.Random | None = None
+        self,
+        retries: Sequence[Retry],
+        now_ms: int | None = None,
+        rng: random.Random | None = None,
+        applications: Applications | None = None,
     ) -> Deferral:
         """Take numbers that failed for now out of the pending set until their backoff ends
         (``RetryLimits``; at least CXone's retry-after), or dead-letter those at the limits,
         under the same compare-and-delete as ``acknowledge`` (a number with a newer event
-        stays pending). ``rng`` draws the jitter (tests fix it)."""
+        stays pending; ``applications``: as there). ``rng`` draws the jitter (tests fix
+        it)."""
         at_ms = _now_ms(now_ms)
         draw = rng or random.SystemRandom()
         items = []
@@ -213,7 +231,7 @@ class PendingQueue:
             wait_ms = min(round((retry.retry_after_s or 0) * 1000), self._retry.retry_after_cap_ms)
             payload = f"{draw.random():.6f} {wait_ms} {int(retry.counts)} "
             items.append((retry.claim, "retry", payload + _dead_json(retry.claim, reason, at_ms)))
-        flags = await self._settle_all(items, at_ms)
+        flags = await self._settle_all(items, at_ms, applications)
         return Deferral(flags.count(3), flags.count(2), flags.count(0))
 
     async def dead_letters(self) -> dict[str, DeadLetter]:
@@ -268,7 +286,10 @@ class PendingQueue:
         return int(count), (int(oldest) if oldest else None), int(deferred)
 
     async def _settle_all(
-        self, items: Sequence[tuple[Claim, str, str]], now_ms: int | None = None
+        self,
+        items: Sequence[tuple[Claim, str, str]],
+        now_ms: int | None = None,
+        applications: Applications | None = None,
     ) -> list[int]:
         if not items:
             return []
@@ -280,14 +301,24 @@ class PendingQueue:
             limits.base_ms,
             limits.cap_ms,
         ]
+        found = applications or {}
         for claim, kind, payload in items:
-            args += [claim.e164, claim.watermark, kind, payload]
+            application = found.get(claim.e164)
+            record = application.record(claim.e164, claim.event) if application else None
+            args += [
+                claim.e164,
+                claim.watermark,
+                kind,
+                payload,
+                record.model_dump_json() if record else "",
+            ]
         key_names = [
             keys.pending,
             keys.watermark,
             keys.dead_letters,
             keys.deferred,
             keys.retry_state,
+            keys.applications,
         ]
         return [int(flag) for flag in await self._run(self._settle, key_names, args)]
 

@@ -70,12 +70,17 @@ class DncChange:
 @dataclass(frozen=True, slots=True)
 class ChangeOutcome:
     """What happened to one change: ``kind``, the target's ``reason`` (empty when applied),
-    and ``retry_after_s`` (seconds) when the target asked for a delay."""
+    ``retry_after_s`` (seconds) when the target asked for a delay, and for the audit trail
+    the answer's ``http_status`` and the target's ``record_id`` for the number (DNC groups:
+    the phone number as the group keys it; outbound contacts: the contact's record id, when
+    the answer gave one)."""
 
     e164: str
     kind: OutcomeKind
     reason: str = ""
     retry_after_s: float | None = None
+    http_status: int | None = None
+    record_id: str | None = None
 
 
 class DncTarget(Protocol):

@@ -26,6 +26,7 @@ from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 from prefect.utilities.annotations import quote
 
+from dnc.applications import Application
 from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import Target, build_http_client, build_target
 from dnc.errors import StoreError
@@ -87,6 +88,8 @@ class _Run:
     counters: SyncCounters
     fence: LeaseFence
     max_concurrency: int = 4
+    run_id: str = ""
+    """The Prefect flow run id (``local-...`` outside Prefect), for the applications record."""
 
 
 @flow(name="sync-dnc")
@@ -129,6 +132,7 @@ async def sync_dnc(
         )
         target.transport.fence = fence
         run = _Run(queue, target, token, sync, size, counters, fence, cxone.max_concurrency)
+        run.run_id = token.removeprefix("flow-run-")
         await _with_lease(run, cxone, max_batches, time_budget_s or sync.time_budget_s)
         await _count_backlog(run)
         counters.api_calls = target.transport.calls
@@ -262,19 +266,23 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]], deadline: float) 
     claims were settled."""
     slots = asyncio.Semaphore(run.max_concurrency)  # a batch starts only when it can be sent
 
-    async def push_when_free(batch: list[Claim]) -> int:
+    requested: dict[int, int] = {}  # batch index -> when its push began (UTC ms)
+
+    async def push_when_free(index: int, batch: list[Claim]) -> int:
         async with slots:
             if time.monotonic() >= deadline:
                 run.counters.left_pending += len(batch)
                 return 0
-            return await _push(run, batch)
+            requested[index] = int(time.time() * 1000)
+            return await _push(run, batch, requested[index])
 
     results = await asyncio.gather(
-        *(push_when_free(batch) for batch in batches), return_exceptions=True
+        *(push_when_free(i, batch) for i, batch in enumerate(batches)), return_exceptions=True
     )
     settled = 0
     failed: list[Retry] = []
-    for batch, result in zip(batches, results, strict=True):
+    failures: dict[str, Application] = {}
+    for index, (batch, result) in enumerate(zip(batches, results, strict=True)):
         if isinstance(result, BaseException):
             run.counters.failed_batches += 1
             run.counters.left_pending += len(batch)
@@ -287,14 +295,22 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]], deadline: float) 
                 after = getattr(result, "retry_after_s", None)
                 reason = f"batch failed: {type(result).__name__}"
                 failed += [Retry(claim, reason, after, counts=False) for claim in batch]
+                if index in requested:  # it was sent: CXone may have applied it
+                    failure = Application(
+                        requested[index], run.target.name, run.run_id, failure=reason
+                    )
+                    failures.update((claim.e164, failure) for claim in batch)
         else:
             settled += result
     if failed:
-        run.counters.deferred += (await defer_retries(run.queue, quote(failed))).deferred
+        deferral = await defer_retries(run.queue, quote(failed), failures)
+        run.counters.deferred += deferral.deferred
     return settled
 
 
-async def _push(run: _Run, batch: list[Claim]) -> int:
+async def _push(run: _Run, batch: list[Claim], requested_ms: int) -> int:
+    """Push one batch (``requested_ms``: when, UTC ms) and settle each number, recording
+    what CXone answered for it (``dnc.applications``). Returns how many were settled."""
     if run.fence.lost:  # the heartbeat could not renew: another run may own these numbers
         raise LeaseLost("the sync lease was lost during the run")
     outcomes: list[ChangeOutcome] = await push_batch.with_options(
@@ -302,10 +318,13 @@ async def _push(run: _Run, batch: list[Claim]) -> int:
         retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),
     )(run.target, quote(batch))
     run.counters.count(batch, outcomes)
+    applications = {
+        o.e164: Application(requested_ms, run.target.name, run.run_id, o) for o in outcomes
+    }
     settlement = await resolve_conflicts(quote(batch), quote(outcomes))
-    acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge))
-    dead = await dead_letter(run.queue, quote(settlement.dead_letter))
-    deferral = await defer_retries(run.queue, quote(settlement.retry))
+    acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge), applications)
+    dead = await dead_letter(run.queue, quote(settlement.dead_letter), applications)
+    deferral = await defer_retries(run.queue, quote(settlement.retry), applications)
     dead += deferral.dead_lettered
     run.counters.dead_lettered += dead
     run.counters.retried += len(settlement.retry)

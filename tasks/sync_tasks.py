@@ -22,7 +22,7 @@ from prefect.tasks import exponential_backoff
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
 from dnc.cxone.errors import is_transient
 from dnc.cxone.factory import Target
-from dnc.pending import Claim, Deferral, PendingQueue, Retry, chunk
+from dnc.pending import Applications, Claim, Deferral, PendingQueue, Retry, chunk
 from dnc.sync import Settlement, settle
 from dnc.target import ChangeOutcome
 
@@ -96,19 +96,29 @@ async def resolve_conflicts(
 
 
 @task(**EPHEMERAL)
-async def ack_applied(queue: PendingQueue, claims: Sequence[Claim]) -> int:
-    """Remove acknowledged numbers whose watermark is unchanged; returns how many left."""
-    return sum(await queue.acknowledge(claims))
+async def ack_applied(
+    queue: PendingQueue, claims: Sequence[Claim], applications: Applications
+) -> int:
+    """Remove acknowledged numbers whose watermark is unchanged, recording their
+    ``applications`` (``PendingQueue.acknowledge``); returns how many left."""
+    return sum(await queue.acknowledge(claims, applications))
 
 
 @task(**EPHEMERAL)
-async def dead_letter(queue: PendingQueue, refused: Sequence[tuple[Claim, str]]) -> int:
-    """Move refused numbers to the dead letters; returns how many moved."""
-    return sum(await queue.dead_letter(refused))
+async def dead_letter(
+    queue: PendingQueue,
+    refused: Sequence[tuple[Claim, str]],
+    applications: Applications,
+) -> int:
+    """Move refused numbers to the dead letters, recording their ``applications``; returns
+    how many moved."""
+    return sum(await queue.dead_letter(refused, applications=applications))
 
 
 @task(**EPHEMERAL)
-async def defer_retries(queue: PendingQueue, retries: Sequence[Retry]) -> Deferral:
+async def defer_retries(
+    queue: PendingQueue, retries: Sequence[Retry], applications: Applications
+) -> Deferral:
     """Set numbers that failed for now to wait out their retry backoff, or dead-letter those
-    at the retry limits (``PendingQueue.defer``)."""
-    return await queue.defer(retries)
+    at the retry limits, recording their ``applications`` (``PendingQueue.defer``)."""
+    return await queue.defer(retries, applications=applications)

@@ -1,8 +1,13 @@
-"""Shared fixtures: a real redis-server for the session, fakeredis stores, an in-process client.
+"""Shared fixtures: a real redis-server for the session, fakeredis stores, an in-process client,
+a real PostgreSQL server for the audit store.
 
 The real Redis is ``DNC_TEST_REDIS_URL`` when set (``.ci/run`` starts one), otherwise a
 throwaway ``redis-server`` this session starts on a free loopback port and stops at the end.
 Each test gets its own key namespace, so tests never see each other's keys.
+
+PostgreSQL works the same way: ``DNC_TEST_POSTGRES_URL`` when set, otherwise a throwaway
+cluster (``scripts/pg-throwaway``) when the server binaries are installed, otherwise the
+PostgreSQL tests skip (fail under ``DNC_REQUIRE_POSTGRES=1``). Each test gets its own database.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +28,7 @@ import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
+import sqlalchemy
 
 from dnc.intake import IntakePolicy
 from dnc.keys import RedisKeys
@@ -32,6 +39,7 @@ from receiver.app import ReceiverApp
 BEARER = "test-bearer-secret-0123456789"
 HMAC_KEY = "test-hmac-secret-0123456789abcdef"
 SHARED_CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases"
+PG_THROWAWAY = Path(__file__).resolve().parents[1] / "scripts" / "pg-throwaway"
 
 
 def free_port() -> int:
@@ -199,3 +207,67 @@ def sandbox_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def _postgres_installed() -> bool:
+    """Whether PostgreSQL's server binaries are here (Debian keeps them off PATH)."""
+    return any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or bool(shutil.which("initdb"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a real PostgreSQL server's ``dnc_audit_test`` database for this
+    session: ``DNC_TEST_POSTGRES_URL`` when set (``.ci/run`` starts one), otherwise a throwaway
+    cluster on a free loopback port, stopped and deleted at the end. Skips when PostgreSQL is
+    not installed, fails instead under ``DNC_REQUIRE_POSTGRES=1``."""
+    given = os.environ.get("DNC_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    if not _postgres_installed():
+        why = "PostgreSQL is not installed (scripts/ensure-postgres installs it)"
+        if os.environ.get("DNC_REQUIRE_POSTGRES") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    # Not tmp_path_factory: its 0700 directories keep out the postgres user that the cluster
+    # runs as under root, and its long paths can overflow the unix socket path limit.
+    workdir = tempfile.mkdtemp(prefix="dnc-pg-")
+    try:
+        started = subprocess.run(
+            [str(PG_THROWAWAY), "start", workdir, str(free_port())],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if started.returncode != 0:
+            raise RuntimeError(f"scripts/pg-throwaway start failed:\n{started.stderr}")
+        yield started.stdout.strip()
+    finally:
+        subprocess.run([str(PG_THROWAWAY), "stop", workdir], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    ids=["sqlite", "postgresql"],
+)
+def audit_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test against the audit store's two databases: a fresh SQLite file in
+    ``tmp_path``, and a fresh empty PostgreSQL database on ``postgres_url``'s server, dropped
+    afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/audit.sqlite3"
+        return
+    server_url = sqlalchemy.make_url(request.getfixturevalue("postgres_url"))
+    name = "dnc_t_" + uuid.uuid4().hex[:16]
+    admin = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

@@ -4,15 +4,18 @@ letters; on fakeredis and on the real redis-server."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import redis.asyncio as aioredis
 
+from dnc.applications import Application
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
-from dnc.pending import Claim, LeaseLost, PendingQueue, chunk
+from dnc.pending import Claim, LeaseLost, PendingQueue, Retry, chunk
 from dnc.store import EventStore, StoreLimits
+from dnc.target import ChangeOutcome, OutcomeKind
 
 T0 = 1_794_994_200_000
 TOKEN = "run-1"
@@ -233,3 +236,79 @@ async def test_a_same_ms_longer_opt_out_during_the_push_stays_pending(
     assert (again.event.eventId, again.change().expires_at_ms) == ("second", second_expiry)
     assert await queue.acknowledge([again]) == [True]
     assert await queue.backlog() == (0, None)
+
+
+# -- the applications record: appended with the settling, in the same call ---------------------
+
+
+async def applications(queue: PendingQueue, client: aioredis.Redis) -> list[dict[str, object]]:
+    rows = await client.xrange(queue._keys.applications)
+    return [
+        {
+            "outcome": row[b"outcome"].decode(),
+            **json.loads(row[b"application"]),
+        }
+        for _, row in rows
+    ]
+
+
+def answered(*claims: Claim, kind: OutcomeKind = OutcomeKind.APPLIED) -> dict[str, Application]:
+    return {
+        c.e164: Application(
+            T0 + 5, "dnc-groups", "run-abc", ChangeOutcome(c.e164, kind, "", None, 200, "x")
+        )
+        for c in claims
+    }
+
+
+async def test_each_settled_number_records_what_cxone_answered(
+    stores: tuple[EventStore, PendingQueue], any_redis: aioredis.Redis
+) -> None:
+    store, queue = stores
+    await fill(
+        store, event("+12025550101", T0), event("+12025550102", T0), event("+12025550103", T0)
+    )
+    await queue.acquire_lease(TOKEN, 10_000)
+    first, second, third = await queue.claim(TOKEN, 10)
+    await store.record(event(second.e164, T0 + 1))  # a newer event: the ack must not take it
+    await queue.acknowledge([first, second], answered(first, second))
+    await queue.dead_letter(
+        [(third, "refused")], applications=answered(third, kind=OutcomeKind.REJECTED)
+    )
+    records = await applications(queue, any_redis)
+    assert [(r["number"], r["outcome"], r["result"]) for r in records] == [
+        (first.e164, "acknowledged", "applied"),
+        (second.e164, "changed", "applied"),
+        (third.e164, "dead_lettered", "rejected"),
+    ]
+    assert records[0] | {"reason": ""} == records[0] and records[0]["httpStatus"] == 200
+    assert (records[0]["eventId"], records[0]["flowRunId"]) == (first.event.eventId, "run-abc")
+    assert records[0]["requestedAtMs"] == T0 + 5 and records[0]["recordId"] == "x"
+
+
+async def test_a_deferred_number_records_its_failure(
+    stores: tuple[EventStore, PendingQueue], any_redis: aioredis.Redis
+) -> None:
+    store, queue = stores
+    await fill(store, event("+12025550101", T0))
+    await queue.acquire_lease(TOKEN, 10_000)
+    (claim,) = await queue.claim(TOKEN, 10)
+    failure = Application(T0, "dnc-groups", "run-abc", failure="batch failed: CxoneTransientError")
+    await queue.defer([Retry(claim, "down", counts=False)], applications={claim.e164: failure})
+    (record,) = await applications(queue, any_redis)
+    assert (record["outcome"], record["result"], record["httpStatus"]) == (
+        "deferred",
+        "batch_failed",
+        None,
+    )
+    assert record["reason"] == "batch failed: CxoneTransientError"
+
+
+async def test_settling_without_applications_records_nothing(
+    stores: tuple[EventStore, PendingQueue], any_redis: aioredis.Redis
+) -> None:
+    store, queue = stores
+    await fill(store, event("+12025550101", T0))
+    await queue.acquire_lease(TOKEN, 10_000)
+    assert await queue.acknowledge(await queue.claim(TOKEN, 10)) == [True]
+    assert await any_redis.xlen(queue._keys.applications) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -133,6 +134,13 @@ async def test_one_run_applies_the_latest_state_of_every_number(
     assert (await world["queue"].backlog()) == (0, None)
     assert result["claimed"] == 16 and result["applied_opt_outs"] == 14
     assert result["remaining_backlog"] == 0 and result["dead_lettered"] == 0
+    rows = await world["redis"].xrange(world["keys"].applications)
+    records = [json.loads(row[b"application"]) | {"outcome": row[b"outcome"]} for _, row in rows]
+    assert len(records) == 16  # one per pushed number, with CXone's answer and the run
+    assert {(r["outcome"], r["httpStatus"], r["adapter"]) for r in records} == {
+        (b"acknowledged", 200, "dnc-groups")
+    }
+    assert all(r["flowRunId"] and r["recordId"] == r["number"][-10:] for r in records)
 
 
 async def test_opt_in_after_sync_expires_the_record(world: dict[str, Any]) -> None:

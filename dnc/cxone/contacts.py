@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -55,6 +55,8 @@ class _Resolution:
     record_ids: dict[str, str] = field(default_factory=dict)
     after_timeout: set[str] = field(default_factory=set)
     refused: dict[str, str] = field(default_factory=dict)
+    answered: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    """E.164 -> (HTTP status, record id) of the last answer that covered it (audit trail)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,11 @@ class OutboundContactsTarget:
         return [self._outcome(change, state) for change in changes]
 
     def _outcome(self, change: DncChange, state: _Resolution) -> ChangeOutcome:
+        status, record_id = state.answered.get(change.e164, (None, None))
+        outcome = self._kind(change, state)
+        return replace(outcome, http_status=status, record_id=record_id or outcome.record_id)
+
+    def _kind(self, change: DncChange, state: _Resolution) -> ChangeOutcome:
         if change.e164 in state.refused:
             return ChangeOutcome(change.e164, OutcomeKind.REJECTED, state.refused[change.e164])
         if change.e164 in state.after_timeout:
@@ -127,6 +134,10 @@ class OutboundContactsTarget:
                 accept=(409,),
                 headers=trace_headers([(c.e164, c) for c in changes], self._settings.send_trace),
             )
+            answer = _record_ids(reply.response)
+            for change in changes:
+                record_id = answer.get(change.e164) or state.record_ids.get(change.e164)
+                state.answered[change.e164] = (reply.response.status_code, record_id)
             if reply.response.status_code != 409:
                 return
             conflict = _read_conflict(reply.response)
@@ -203,3 +214,19 @@ def _read_conflict(response: httpx.Response) -> _Conflict:
         phone if isinstance(phone, str) else None,
         redact(error_text(response) or "conflict"),
     )
+
+
+def _record_ids(response: httpx.Response) -> dict[str, str]:
+    """E.164 -> ``recordId`` of each contact a 2xx answer lists (``{"contacts": [{"recordId",
+    "phoneNumber", ...}]}``); empty when it lists none or is not JSON."""
+    try:
+        contacts = response.json().get("contacts")
+    except (ValueError, AttributeError):
+        return {}
+    found: dict[str, str] = {}
+    for contact in contacts if isinstance(contacts, list) else []:
+        if isinstance(contact, dict):
+            phone, record_id = contact.get("phoneNumber"), contact.get("recordId")
+            if isinstance(phone, str) and isinstance(record_id, str | int):
+                found[phone] = str(record_id)
+    return found

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -202,7 +202,14 @@ class DncGroupsTarget:
                 or str(result.get("phoneNumber")) != record["phoneNumber"]
             ):
                 result = by_phone.get(record["phoneNumber"])
-            outcomes.append(record_outcome(change, result))
+            outcome = record_outcome(change, result)
+            outcomes.append(
+                replace(
+                    outcome,
+                    http_status=reply.response.status_code,
+                    record_id=record["phoneNumber"],
+                )
+            )
         checks = (self._verified(c, o, url) for c, o in zip(changes, outcomes, strict=True))
         return list(await asyncio.gather(*checks))  # the pacer bounds the look-ups
 
@@ -215,17 +222,19 @@ class DncGroupsTarget:
         reply = await self.transport.request("GET", url, params={"phoneNumber": phone})
         existing = _find_record(reply.response, phone)
         if existing is None:
-            return ChangeOutcome(
-                change.e164, OutcomeKind.RETRYABLE, "already exists, but the record was not found"
+            return replace(
+                outcome,
+                kind=OutcomeKind.RETRYABLE,
+                reason="already exists, but the record was not found",
             )
         lapses_ms = _expiry_ms(existing.get("expiredDate"))
         wanted_ms = change.expires_at_ms
         if lapses_ms is not None and (wanted_ms is None or lapses_ms < wanted_ms):
-            return ChangeOutcome(
-                change.e164,
-                OutcomeKind.REJECTED,
-                f"an existing record expires at {existing.get('expiredDate')}, before the "
-                "requested opt-out ends: extend it in CXone, then requeue",
+            return replace(
+                outcome,
+                kind=OutcomeKind.REJECTED,
+                reason=f"an existing record expires at {existing.get('expiredDate')}, before "
+                "the requested opt-out ends: extend it in CXone, then requeue",
             )
         return outcome
 

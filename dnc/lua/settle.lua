@@ -3,8 +3,14 @@
 -- KEYS[1] pending ZSET  KEYS[2] watermark HASH  KEYS[3] dead letters HASH
 -- KEYS[4] deferred ZSET (E.164 -> not-before ms)  KEYS[5] retry state HASH (E.164 ->
 -- "<attempts>:<waiting since ms>:<first counted failure ms, 0 before one>")
+-- KEYS[6] applications STREAM (dnc.applications: one entry per number pushed to CXone)
 -- ARGV[1] now (UTC ms)  ARGV[2] max attempts  ARGV[3] max age (ms)  ARGV[4] backoff base (ms)
--- ARGV[5] backoff cap (ms), then quads: E.164, claimed watermark, kind, payload:
+-- ARGV[5] backoff cap (ms), then quints: E.164, claimed watermark, kind, payload, application
+-- (the JSON of what CXone was asked and answered for it, or '' when there was no push): each
+-- application is appended to KEYS[6] with what settling did ('outcome': acknowledged,
+-- dead_lettered, deferred, or changed: a newer event arrived, the number stays pending) and
+-- 'settledMs', in this same call, so no number is settled without its record. The stream has
+-- no cap: only the archive trims it, once copied (dnc.audit.archive). Kinds and payloads:
 --   'ack'   payload ''                 acknowledged: leaves the pending set
 --   'dead'  payload dead-letter JSON   refused for good: moved to the dead letters
 --   'retry' payload "<jitter 0..1> <retry-after ms> <counts 0|1> <dead-letter JSON>": failed
@@ -56,21 +62,38 @@ local function retry(member, payload)
   return 3
 end
 
-local settled = {}
-for i = 6, #ARGV, 4 do
-  local member, kind, payload = ARGV[i], ARGV[i + 2], ARGV[i + 3]
-  if redis.call('HGET', KEYS[2], member) ~= ARGV[i + 1] then
-    table.insert(settled, 0)
+local OUTCOMES = {
+  [0] = 'changed', [1] = {ack = 'acknowledged', dead = 'dead_lettered'}, [2] = 'dead_lettered',
+  [3] = 'deferred',
+}
+
+local function settle(member, watermark, kind, payload)
+  if redis.call('HGET', KEYS[2], member) ~= watermark then
+    return 0
   elseif kind == 'retry' then
-    table.insert(settled, retry(member, payload))
+    return retry(member, payload)
+  end
+  forget(member)
+  if kind == 'dead' then
+    redis.call('HSET', KEYS[3], member, payload)
   else
-    forget(member)
-    if kind == 'dead' then
-      redis.call('HSET', KEYS[3], member, payload)
-    else
-      redis.call('HDEL', KEYS[3], member)  -- applied now: an older dead letter is moot
+    redis.call('HDEL', KEYS[3], member)  -- applied now: an older dead letter is moot
+  end
+  return 1
+end
+
+local settled = {}
+for i = 6, #ARGV, 5 do
+  local kind, application = ARGV[i + 2], ARGV[i + 4]
+  local flag = settle(ARGV[i], ARGV[i + 1], kind, ARGV[i + 3])
+  table.insert(settled, flag)
+  if application ~= '' then
+    local outcome = OUTCOMES[flag]
+    if type(outcome) == 'table' then
+      outcome = outcome[kind]
     end
-    table.insert(settled, 1)
+    redis.call('XADD', KEYS[6], '*', 'outcome', outcome, 'settledMs', ARGV[1],
+      'application', application)
   end
 end
 return settled
