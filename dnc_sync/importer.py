@@ -355,8 +355,9 @@ def rejection_entry(
 ) -> dict[str, str]:
     """The rejected-stream entry of a refused row, in the receiver's shape (``status``,
     ``error``, ``detail``: problems as JSON, ``receivedMs``: UTC ms, ``body``) plus ``source``
-    (``import``), ``file`` and ``row``. The body holds the row's fields with the phone number
-    masked to its last 4 digits, and digit runs masked in the others (ISO 8601 times excepted:
+    (``import``), ``file``, ``row`` and ``phoneNumber`` (as written, for the audit store's
+    per-number lookup). The body holds the row's fields with the phone number masked to its
+    last 4 digits, and digit runs masked in the others (ISO 8601 times excepted:
     a misaligned column may put a number anywhere)."""
     body = {
         name: mask_number(value) if name == PHONE else _stream_value(value)
@@ -373,6 +374,7 @@ def rejection_entry(
         "receivedMs": str(now_ms),
         "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
         "bodyTruncated": "false",
+        "phoneNumber": fields.get(PHONE, "")[:64],  # for the audit store's per-number lookup
     }
 
 

@@ -465,7 +465,10 @@ class ReceiverApp:
             payload["problems"] = [p.as_dict() for p in problems]
         reason = ",".join(sorted({p.reason for p in problems})) if problems else error
         number = mask_number(raw_number if isinstance(raw_number, str) else None)
-        kept = await self._keep_rejection(scope, status, payload, body, audit)
+        kept_fields = dict(audit or {})
+        if isinstance(raw_number, str):  # the audit store looks rejections up by number
+            kept_fields["phoneNumber"] = raw_number[:64]
+        kept = await self._keep_rejection(scope, status, payload, body, kept_fields)
         if not kept and body is not None:
             # An authenticated refusal that cannot be kept for audit: ask the sender to retry
             # (Studio does) rather than let the event vanish with a 4xx.
