@@ -1,0 +1,285 @@
+"""The archive: copy Redis stream entries into the audit store, then trim what was copied.
+
+Per stream, oldest first, ``batch`` entries at a time: read (``XRANGE``), write them in one
+database transaction keyed by entry id (a row already there is left as it is, so retries and
+overlapping runs write each entry once) with the stream's cursor (the newest id archived),
+commit, and only then trim the stream through the last archived id (``XTRIM MINID``, exact).
+A run killed at any point loses nothing: uncommitted rows roll back and their entries are
+still in Redis; committed but untrimmed entries are read again and skipped.
+
+Before copying a stream, its ``max-deleted-entry-id`` (``XINFO STREAM``, Redis >= 7.0) is
+compared with the cursor: an entry deleted past the cursor was lost before it was archived
+(the capped unauthenticated stream under a flood, a stream capped before the archive
+existed, a manual trim); that range is recorded in ``audit_archive_gaps`` so the loss is on
+record. The database work runs in a worker thread; Redis calls are async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import Connection, Engine, Table, and_, case, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dnc.audit import schema
+from dnc.audit.entries import (
+    Fields,
+    Normalise,
+    application_row,
+    event_row,
+    next_id,
+    rejection_row,
+    split_id,
+)
+from dnc.keys import RedisKeys
+from dnc.store import REDIS_FAILURES, convert_error
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """One archived stream: its short ``name`` (the cursor's key), Redis ``key``, target
+    ``table`` and how an entry becomes a row (``to_row(entry id, fields)``)."""
+
+    name: str
+    key: str
+    table: Table
+    to_row: Callable[[str, Fields], dict[str, Any]]
+
+
+def streams(keys: RedisKeys, normalise: Normalise) -> list[Stream]:
+    """The four archived streams of a namespace."""
+    return [
+        Stream("events", keys.audit, schema.events, event_row),
+        Stream(
+            "rejected",
+            keys.rejected,
+            schema.rejections,
+            lambda i, f: rejection_row("rejected", i, f, normalise),
+        ),
+        Stream(
+            "unauthenticated",
+            keys.rejected_unauthenticated,
+            schema.rejections,
+            lambda i, f: rejection_row("unauthenticated", i, f, normalise),
+        ),
+        Stream("applications", keys.applications, schema.applications, application_row),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A stream's archive cursor: the newest ``entry_id`` archived (``"0-0"``: none), how
+    many distinct entries were ever ``archived`` and how many were recorded ``lost``."""
+
+    entry_id: str
+    archived: int
+    lost: int
+
+
+@dataclass
+class ArchiveReport:
+    """What one run did, per stream name: entries ``archived`` (copied and trimmed), entries
+    found lost before archiving (``gaps``: recorded in ``audit_archive_gaps``), and the
+    ``backlog`` left unarchived; ``drained``: every stream was emptied."""
+
+    archived: dict[str, int] = field(default_factory=dict)
+    gaps: dict[str, int] = field(default_factory=dict)
+    backlog: dict[str, int] = field(default_factory=dict)
+    drained: bool = True
+
+    @property
+    def total(self) -> int:
+        """Entries archived in all streams."""
+        return sum(self.archived.values())
+
+
+class Archiver:
+    """Copies ``streams`` from ``client`` into ``engine`` (schema at head), ``batch`` entries
+    per transaction. ``clock`` gives UTC seconds (tests fix it). Raises ``StoreError`` /
+    ``StoreUnavailable`` when Redis fails and SQLAlchemy's errors when the database does;
+    either way nothing archived is lost and nothing unarchived is trimmed."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        engine: Engine,
+        streams: Sequence[Stream],
+        *,
+        batch: int = 5_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._engine = engine
+        self._streams = list(streams)
+        self._batch = batch
+        self._clock = clock
+
+    async def run(self, budget_s: float) -> ArchiveReport:
+        """Archive every stream until it is empty or ``budget_s`` seconds have passed."""
+        deadline = time.monotonic() + budget_s
+        report = ArchiveReport()
+        for stream in self._streams:
+            report.gaps[stream.name] = await self._record_gap(stream)
+            report.archived[stream.name] = await self._drain(stream, deadline)
+            report.backlog[stream.name] = await self._redis("xlen", stream.key)
+            report.drained = report.drained and report.backlog[stream.name] == 0
+        return report
+
+    async def _drain(self, stream: Stream, deadline: float) -> int:
+        copied = 0
+        start = "-"
+        while time.monotonic() < deadline:
+            entries = await self._redis("xrange", stream.key, start, "+", count=self._batch)
+            if not entries:
+                break
+            rows = [stream.to_row(_text(entry_id), _decode(fields)) for entry_id, fields in entries]
+            last = _text(entries[-1][0])
+            await asyncio.to_thread(self._write, stream, rows, last)
+            # Only now, with the rows committed, may the stream forget them.
+            await self._redis("xtrim", stream.key, minid=next_id(last), approximate=False)
+            copied += len(entries)
+            start = "(" + last
+        return copied
+
+    def _write(self, stream: Stream, rows: list[dict[str, Any]], last: str) -> None:
+        with self._engine.begin() as connection:
+            insert = _dialect(connection).insert(stream.table).on_conflict_do_nothing()
+            key = stream.table.primary_key.columns.values()[-1]
+            inserted = len(connection.execute(insert.returning(key), rows).all())
+            self._advance(connection, stream.name, last, archived=inserted)
+
+    def _advance(
+        self, connection: Connection, name: str, entry_id: str, *, archived: int = 0, lost: int = 0
+    ) -> None:
+        """Move the cursor of stream ``name`` to ``entry_id`` unless it is already past it,
+        and add to its counts (one UPDATE: concurrent runs cannot lose an addition)."""
+        ms, seq = split_id(entry_id)
+        table = schema.cursors
+        empty = {"stream": name, "last_ms": 0, "last_seq": 0, "updated_ms": 0}
+        connection.execute(
+            _dialect(connection)
+            .insert(table)
+            .values(**empty, archived=0, lost=0)
+            .on_conflict_do_nothing()
+        )
+        later = or_(table.c.last_ms < ms, and_(table.c.last_ms == ms, table.c.last_seq < seq))
+        connection.execute(
+            update(table)
+            .where(table.c.stream == name)
+            .values(
+                last_ms=case((later, ms), else_=table.c.last_ms),
+                last_seq=case((later, seq), else_=table.c.last_seq),
+                updated_ms=self._now_ms(),
+                archived=table.c.archived + archived,
+                lost=table.c.lost + lost,
+            )
+        )
+
+    async def _record_gap(self, stream: Stream) -> int:
+        """Record entries removed from the stream before they were archived; returns how many
+        were found (0 almost always). Counts, not ids: Redis trims (MAXLEN, XTRIM) leave no
+        trace but ``entries-added`` (XINFO STREAM), so lost = removed (added - length) minus
+        the removed ones that were archived (archived - those still in the stream) minus the
+        losses already on record. Needs one archive run at a time (the deployment's
+        concurrency limit): a run that trims meanwhile could be counted as a loss."""
+        try:
+            info = await self._redis("xinfo_stream", stream.key)
+        except LookupError:  # no such key: nothing was ever written, nothing lost
+            return 0
+        removed = int(info["entries-added"]) - int(info["length"])
+        first = info.get("first-entry")
+        through = _text(first[0]) if first else _text(info["last-generated-id"])
+        cursor = await asyncio.to_thread(self._cursor, stream.name)
+        present = 0
+        if cursor.entry_id != "0-0":
+            present = len(await self._redis("xrange", stream.key, "-", cursor.entry_id))
+        missing = removed - (cursor.archived - present) - cursor.lost
+        if missing == 0:
+            return 0
+        await asyncio.to_thread(self._write_gap, stream, cursor, through, missing, present)
+        return max(missing, 0)
+
+    def _cursor(self, name: str) -> Cursor:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    schema.cursors.c.last_ms,
+                    schema.cursors.c.last_seq,
+                    schema.cursors.c.archived,
+                    schema.cursors.c.lost,
+                ).where(schema.cursors.c.stream == name)
+            ).first()
+        if row is None:
+            return Cursor("0-0", 0, 0)
+        return Cursor(f"{row[0]}-{row[1]}", int(row[2]), int(row[3]))
+
+    def _write_gap(
+        self, stream: Stream, cursor: Cursor, through: str, missing: int, present: int
+    ) -> None:
+        with self._engine.begin() as connection:
+            if missing < 0:
+                # Fewer removed than archived: the stream was deleted and made anew (its
+                # count restarted). Rebase the count on it; nothing is known lost.
+                removed = missing + (cursor.archived - present) + cursor.lost
+                rebase = removed + present - cursor.lost - cursor.archived
+                self._advance(connection, stream.name, cursor.entry_id, archived=rebase)
+                return
+            connection.execute(
+                schema.gaps.insert().values(
+                    stream=stream.name,
+                    after_id=cursor.entry_id,
+                    through_id=through,
+                    missing=missing,
+                    found_ms=self._now_ms(),
+                )
+            )
+            self._advance(connection, stream.name, cursor.entry_id, lost=missing)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def _redis(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._client, name)(*args, **kwargs)
+        except REDIS_FAILURES as exc:
+            if name == "xinfo_stream" and "no such key" in str(exc).lower():
+                raise LookupError("no such key") from exc
+            raise convert_error(exc) from exc
+
+
+async def backlog(client: aioredis.Redis, keys: RedisKeys) -> dict[str, tuple[int, int | None]]:
+    """Per archived stream name: (entries not yet archived, the oldest one's time in UTC ms,
+    or ``None`` when there is none). Raises ``StoreError``/``StoreUnavailable``."""
+    names = {s.name: s.key for s in streams(keys, lambda _raw: None)}
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for key in names.values():
+                pipe.xlen(key)
+                pipe.xrange(key, "-", "+", count=1)
+            replies = await pipe.execute()
+    except REDIS_FAILURES as exc:
+        raise convert_error(exc) from exc
+    found: dict[str, tuple[int, int | None]] = {}
+    for i, name in enumerate(names):
+        length, first = int(replies[2 * i]), replies[2 * i + 1]
+        found[name] = (length, split_id(_text(first[0][0]))[0] if first else None)
+    return found
+
+
+def _dialect(connection: Connection) -> Any:
+    """The dialect module whose ``insert`` has ``ON CONFLICT`` (PostgreSQL and SQLite share
+    the form)."""
+    return postgresql if connection.dialect.name == "postgresql" else sqlite
+
+
+def _decode(fields: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in fields.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,98 @@
+"""Engines and migrations of the audit store.
+
+``open_engine(url)``: a SQLAlchemy engine for ``DNC_AUDIT_DATABASE_URL``. SQLite (the embedded
+default) is opened in WAL mode with ``synchronous=FULL`` (a committed row survives a power
+cut: the archive trims Redis only after a commit) and a busy timeout, its file created mode
+0600 in a 0700 folder (it holds full phone numbers). PostgreSQL goes through psycopg 3
+(``postgresql+psycopg://``) with pre-ping, so a restarted server costs one failed attempt.
+
+``upgrade(engine)`` brings the schema to the newest revision (Alembic, ``migrations/``);
+``require_current(engine)`` refuses to read a database that is not there yet.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class AuditStoreNotReady(RuntimeError):
+    """The audit database has no schema, or an older one: run ``dnc-sync audit migrate`` (the
+    archive flow migrates at start)."""
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url`` (a SQLAlchemy URL: ``sqlite:///PATH`` or
+    ``postgresql+psycopg://...``). Creates a SQLite file's folder (0700) and file (0600).
+    Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy cannot read."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        _create_private_file(Path(parsed.database))
+    engine = create_engine(parsed, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _create_private_file(path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision id of the schema (e.g. ``"0002"``)."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("the audit store has no migrations")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision, ``None`` when it has no schema yet."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (default: the newest); a no-op when it is
+    there already. Safe to run at every start of the archive flow."""
+    config = _config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def require_current(engine: Engine) -> None:
+    """Raise ``AuditStoreNotReady`` unless the schema is at the newest revision."""
+    found, wanted = current_revision(engine), head_revision()
+    if found != wanted:
+        raise AuditStoreNotReady(
+            f"the audit store's schema is at {found or 'nothing'}, not {wanted}: run "
+            "'dnc-sync audit migrate' (the archive-audit flow migrates when it starts)"
+        )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the audit store (run through ``dnc.audit.database.upgrade``)."""

@@ -1,0 +1,1 @@
+"""Audit store revisions, oldest first."""

@@ -1,0 +1,195 @@
+"""The archive: stream entries reach the audit store once each, streams are trimmed only
+after a commit, losses before archiving are recorded as gaps; on SQLite and PostgreSQL, with
+the real redis-server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import Engine, func, select
+
+from dnc.applications import Application
+from dnc.audit import schema
+from dnc.audit.archive import Archiver, backlog, streams
+from dnc.audit.database import open_engine, upgrade
+from dnc.audit.entries import normaliser
+from dnc.events import Action, StoredEvent
+from dnc.intake import derive_event_id
+from dnc.keys import RedisKeys
+from dnc.pending import PendingQueue
+from dnc.store import EventStore, StoreLimits
+from dnc.target import ChangeOutcome, OutcomeKind
+
+T0 = 1_794_994_200_000
+
+
+@pytest.fixture
+def engine(audit_database_url: str) -> Iterator[Engine]:
+    engine = open_engine(audit_database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def event(number: str, ms: int, action: Action = Action.OPT_OUT) -> StoredEvent:
+    return StoredEvent(
+        eventId=derive_event_id(f"{number}|{action.value}|{ms}"),
+        eventIdDerived=True,
+        e164=number,
+        action=action,
+        eventMs=ms,
+        receivedMs=ms,
+    )
+
+
+def archiver(client: aioredis.Redis, keys: RedisKeys, engine: Engine, batch: int = 7) -> Archiver:
+    return Archiver(client, engine, streams(keys, normaliser("US")), batch=batch)
+
+
+def count(engine: Engine, table: schema.Table) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+async def test_every_entry_is_archived_once_and_then_trimmed(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    for i in range(30):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    await store.record(event("+12025550000", T0))  # a duplicate delivery
+    await store.record_rejection(
+        {"status": "422", "error": "invalid_event", "phoneNumber": "(202) 555-0199"}
+    )
+    await store.record_rejection({"status": "401", "error": "unauthorized"}, authenticated=False)
+    report = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert report.archived == {"events": 31, "rejected": 1, "unauthenticated": 1, "applications": 0}
+    assert report.drained and report.gaps == dict.fromkeys(report.gaps, 0)
+    assert count(engine, schema.events) == 31
+    assert await real_redis.xlen(keys.audit) == 0  # trimmed, once committed
+    with engine.connect() as connection:
+        statuses = connection.execute(
+            select(schema.events.c.status, func.count()).group_by(schema.events.c.status)
+        ).all()
+        refused = connection.execute(select(schema.rejections.c.number)).scalars().all()
+    assert dict(statuses) == {"queued": 30, "duplicate": 1}
+    assert sorted(refused, key=str) == ["+12025550199", None]  # read like intake, full number
+
+
+async def test_a_batch_archived_twice_is_written_once(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run dies after its commit, before its trim: the next run reads the same entries.
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    for i in range(10):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    first = archiver(real_redis, keys, engine, batch=4)
+
+    async def no_trim(*args: object, **kwargs: object) -> object:
+        if args and args[0] == "xtrim":
+            raise RuntimeError("killed before the trim")
+        return await original(*args, **kwargs)
+
+    original = first._redis
+    monkeypatch.setattr(first, "_redis", no_trim)
+    with pytest.raises(RuntimeError):
+        await first.run(budget_s=30)
+    assert count(engine, schema.events) == 4 and await real_redis.xlen(keys.audit) == 10
+    report = await archiver(real_redis, keys, engine, batch=4).run(budget_s=30)
+    assert report.archived["events"] == 10  # all read again; the first 4 skipped by key
+    assert count(engine, schema.events) == 10 and await real_redis.xlen(keys.audit) == 0
+
+
+async def test_a_failed_commit_trims_nothing(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    for i in range(5):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    broken = archiver(real_redis, keys, engine)
+
+    def database_down(*_args: object) -> None:
+        raise ConnectionError("database restarting")
+
+    monkeypatch.setattr(broken, "_write", database_down)
+    with pytest.raises(ConnectionError):
+        await broken.run(budget_s=30)
+    assert await real_redis.xlen(keys.audit) == 5 and count(engine, schema.events) == 0
+
+
+async def test_entries_lost_before_archiving_are_recorded_as_a_gap(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits(unauthenticated_max_len=1_000))
+    for i in range(3_000):  # a flood of strangers: the capped stream drops the oldest
+        await store.record_rejection({"status": "401", "n": str(i)}, authenticated=False)
+    report = await archiver(real_redis, keys, engine, batch=1_000).run(budget_s=30)
+    assert report.gaps["unauthenticated"] > 0  # entries found lost
+    with engine.connect() as connection:
+        (gap,) = connection.execute(select(schema.gaps)).mappings().all()
+    assert (gap["stream"], gap["after_id"]) == ("unauthenticated", "0-0")
+    assert gap["missing"] == report.gaps["unauthenticated"]
+    assert gap["missing"] + count(engine, schema.rejections) == 3_000  # every entry accounted for
+    archived = count(engine, schema.rejections)
+    assert 0 < archived < 3_000 and await real_redis.xlen(keys.rejected_unauthenticated) == 0
+    # Archived entries trimmed by the archive itself are no gap: a second run records none.
+    await store.record_rejection({"status": "401"}, authenticated=False)
+    again = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert again.gaps["unauthenticated"] == 0 and again.archived["unauthenticated"] == 1
+
+
+async def test_applications_are_archived_with_cxone_answer(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    keys = RedisKeys(namespace)
+    store, queue = EventStore(real_redis, keys, StoreLimits()), PendingQueue(real_redis, keys)
+    await store.record(event("+12025550101", T0))
+    await queue.acquire_lease("run", 10_000)
+    (claim,) = await queue.claim("run", 10)
+    outcome = ChangeOutcome(claim.e164, OutcomeKind.APPLIED, "", None, 200, "2025550101")
+    await queue.acknowledge(
+        [claim], {claim.e164: Application(T0 + 9, "dnc-groups", "r-1", outcome)}
+    )
+    await archiver(real_redis, keys, engine).run(budget_s=30)
+    with engine.connect() as connection:
+        (row,) = connection.execute(select(schema.applications)).mappings().all()
+    assert (row["number"], row["outcome"], row["result"], row["http_status"]) == (
+        "+12025550101",
+        "acknowledged",
+        "applied",
+        200,
+    )
+    assert (row["record_id"], row["flow_run_id"], row["requested_ms"]) == (
+        "2025550101",
+        "r-1",
+        T0 + 9,
+    )
+    assert row["event_id"] == claim.event.eventId
+
+
+async def test_backlog_counts_what_is_not_archived(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    await store.record(event("+12025550101", T0))
+    found = await backlog(real_redis, keys)
+    assert found["events"][0] == 1 and found["events"][1] is not None
+    assert found["applications"] == (0, None)
+    await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert (await backlog(real_redis, keys))["events"] == (0, None)
+
+
+def test_an_unreadable_entry_is_kept_not_skipped() -> None:
+    from dnc.audit.entries import event_row
+
+    row = event_row("5-1", {"status": "queued", "event": "{not json"})
+    assert (row["stream_ms"], row["stream_seq"], row["event"]) == (5, 1, "{not json")
+    assert json.dumps(row)  # every column has a value a database takes
