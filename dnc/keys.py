@@ -83,6 +83,14 @@ class RedisKeys:
         return f"{self.tag}:rejected-unauthenticated"
 
     @property
+    def rejection_counts(self) -> str:
+        """HASH: ``"auth:<reason>"`` / ``"anon:<reason>"`` -> refusals kept, of authenticated
+        callers (and import rows) and of callers without a valid secret, by reason
+        (``dnc.rejection_reasons``). No TTL: counts since the key was last deleted; they
+        outlive the rejected streams, which the archive trims."""
+        return f"{self.tag}:rejection-counts"
+
+    @property
     def sync_lease(self) -> str:
         """STRING: the token of the sync run allowed to claim; TTL = lease TTL (settings), so a
         run that dies releases it by itself."""

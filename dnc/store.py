@@ -41,6 +41,7 @@ from dnc.coalescer import Coalescer
 from dnc.errors import StoreError, StoreUnavailable
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
+from dnc.rejection_reasons import rejection_reasons
 from dnc.settings import RedisSettings
 
 Group = tuple[StoredEvent, ...]
@@ -419,17 +420,23 @@ class EventStore:
         """Append one refused request (``reason``, ``status``, ... as strings) to the rejected
         stream (no cap: the archive trims it once copied), or, when the caller did not
         authenticate, to the capped unauthenticated one (``RedisKeys.rejected_unauthenticated``:
-        anyone can add to it, so it must not fill Redis)."""
+        anyone can add to it, so it must not fill Redis); counted by reason in the same
+        transaction (``RedisKeys.rejection_counts``)."""
+        prefix = "auth:" if authenticated else "anon:"
         try:
-            if authenticated:
-                await self._client.xadd(self._keys.rejected, dict(fields))  # type: ignore[arg-type]
-            else:
-                await self._client.xadd(
-                    self._keys.rejected_unauthenticated,
-                    dict(fields),  # type: ignore[arg-type]
-                    maxlen=self._limits.unauthenticated_max_len,
-                    approximate=True,
-                )
+            async with self._client.pipeline(transaction=True) as pipe:
+                if authenticated:
+                    pipe.xadd(self._keys.rejected, dict(fields))  # type: ignore[arg-type]
+                else:
+                    pipe.xadd(
+                        self._keys.rejected_unauthenticated,
+                        dict(fields),  # type: ignore[arg-type]
+                        maxlen=self._limits.unauthenticated_max_len,
+                        approximate=True,
+                    )
+                for reason in rejection_reasons(fields):
+                    pipe.hincrby(self._keys.rejection_counts, prefix + reason, 1)
+                await pipe.execute()
         except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from dnc.audit.archive import backlog
 from dnc.keys import RedisKeys
 from dnc.pending import PendingQueue
 from dnc.store import REDIS_FAILURES, convert_error
@@ -23,8 +24,6 @@ SUMMARY_KEY = "dnc-sync-summary"
 """Key of the table artifact each sync run writes (``flows/sync.py``)."""
 FLOW_NAME = "sync-dnc"
 """Name of the sync flow in Prefect."""
-REJECTED_SCAN = 10_000
-"""How many of the latest rejected entries are read to count them by reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +31,19 @@ class QueueStatus:
     """The queue in Redis: ``backlog`` numbers waiting to be applied (``retrying`` of them wait
     out a retry backoff after a temporary failure), ``oldest_pending_age_s`` (seconds the
     longest-waiting change has waited since receipt, retrying ones included),
-    ``dead_letters``, ``rejected`` (entries in the capped stream of authenticated refusals),
+    ``dead_letters``, ``rejected`` (refusals of authenticated callers and import rows),
     ``rejected_unauthenticated`` (refusals of callers without a valid secret) and
-    ``rejected_by_reason`` among the latest ``REJECTED_SCAN`` of each (``field:reason`` for
-    invalid fields, else the error name); ``warnings_by_reason``: recorded events (receiver
-    and import, duplicates not counted) per ``field:reason`` of an optional field dropped from
-    an opt-out or a field read with an adjustment (``timestamp:after_receipt``,
+    ``rejected_by_reason`` of both (``field:reason`` for invalid fields, else the error name;
+    ``dnc.rejection_reasons``), counted as they were kept (``RedisKeys.rejection_counts``);
+    ``warnings_by_reason``: recorded events (receiver and import, duplicates not counted) per
+    ``field:reason`` of an optional field dropped from an opt-out or a field read with an
+    adjustment (``timestamp:after_receipt``,
     ``timestamp:no_time_zone``, ``phoneNumber:plan_change``, ``phoneNumber:unverified_number``);
     ``naive_times_by_sender``: events with a timestamp without a zone per sender
     (``bearer-<n>``/``hmac-<n>``: the credential's position in its setting, ``unknown``,
-    ``import``). Both count since their Redis key was last deleted."""
+    ``import``). These counts run since their Redis key was last deleted. ``unarchived``:
+    stream entries not yet copied into the audit store, per stream, and
+    ``oldest_unarchived_age_s`` the wait of the oldest of them (seconds; ``dnc.audit``)."""
 
     backlog: int
     oldest_pending_age_s: float
@@ -52,6 +54,8 @@ class QueueStatus:
     retrying: int = 0
     warnings_by_reason: dict[str, int] = field(default_factory=dict)
     naive_times_by_sender: dict[str, int] = field(default_factory=dict)
+    unarchived: dict[str, int] = field(default_factory=dict)
+    oldest_unarchived_age_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +80,22 @@ class Status:
     lag_limit_s: int
     last_sync: LastSync | None
     prefect_error: str | None = None
+    archive_lag_max_entries: int = 200_000
 
     @property
     def lagging(self) -> bool:
         """Whether a pending change has waited longer than the limit."""
         return self.queue.oldest_pending_age_s > self.lag_limit_s
 
+    @property
+    def archive_lagging(self) -> bool:
+        """Whether more stream entries wait to be archived than
+        ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (nothing is dropped; Redis grows)."""
+        return sum(self.queue.unarchived.values()) > self.archive_lag_max_entries
+
     def as_json(self) -> dict[str, Any]:
         """JSON-ready data (``--json``)."""
-        return {**asdict(self), "lagging": self.lagging}
+        return {**asdict(self), "lagging": self.lagging, "archive_lagging": self.archive_lagging}
 
 
 async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> QueueStatus:
@@ -92,28 +103,33 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
     try:
         async with client.pipeline(transaction=False) as pipe:
             pipe.hlen(keys.dead_letters)
-            pipe.xlen(keys.rejected)
-            pipe.xrevrange(keys.rejected, count=REJECTED_SCAN)
-            pipe.xlen(keys.rejected_unauthenticated)
-            pipe.xrevrange(keys.rejected_unauthenticated, count=REJECTED_SCAN)
+            pipe.hgetall(keys.rejection_counts)
             pipe.hgetall(keys.warnings)
             pipe.hgetall(keys.naive_times)
-            dead, rejected, entries, refused, others, warned, naive = await pipe.execute()
+            dead, refusals, warned, naive = await pipe.execute()
+        unarchived = await backlog(client, keys)
     except REDIS_FAILURES as exc:
         raise convert_error(exc) from exc
-    backlog, oldest_ms, retrying = await PendingQueue(client, keys).backlog_counts()
+    pending, oldest_ms, retrying = await PendingQueue(client, keys).backlog_counts()
+    counts = _counts(refusals)
+    by_reason: Counter[str] = Counter()
+    for key, count in counts.items():
+        by_reason[key.partition(":")[2]] += count
     return QueueStatus(
-        backlog=backlog,
+        backlog=pending,
         retrying=retrying,
         oldest_pending_age_s=round(oldest_age_s(oldest_ms, now_ms), 1),
         dead_letters=int(dead),
-        rejected=int(rejected),
-        rejected_by_reason=dict(
-            count_rejections(fields for _, fields in [*entries, *others]).most_common()
-        ),
-        rejected_unauthenticated=int(refused),
+        rejected=sum(n for key, n in counts.items() if key.startswith("auth:")),
+        rejected_by_reason=dict(by_reason.most_common()),
+        rejected_unauthenticated=sum(n for key, n in counts.items() if key.startswith("anon:")),
         warnings_by_reason=_counts(warned),
         naive_times_by_sender=_counts(naive),
+        unarchived={name: length for name, (length, _) in unarchived.items()},
+        oldest_unarchived_age_s=round(
+            max((oldest_age_s(ms, now_ms) for _, ms in unarchived.values() if ms), default=0.0),
+            1,
+        ),
     )
 
 
@@ -121,23 +137,6 @@ def _counts(raw: dict[Any, Any]) -> dict[str, int]:
     """A counter hash as {name: count}, largest first (then by name)."""
     counts = {_text(k): int(v) for k, v in raw.items()}
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-
-def count_rejections(entries: Any) -> Counter[str]:
-    """Count rejected-stream entries (field dicts, bytes or str keys) by reason: one count
-    per problem ``field:reason`` when the entry lists problems, ``unauthorized:<check that
-    failed>`` for a 401, else its ``error``."""
-    counts: Counter[str] = Counter()
-    for raw in entries:
-        entry = {_text(k): _text(v) for k, v in raw.items()}
-        problems = _problems(entry.get("detail", ""))
-        if problems:
-            counts.update(f"{p.get('field')}:{p.get('reason')}" for p in problems)
-        elif "authReason" in entry:
-            counts[f"{entry.get('error', 'unauthorized')}:{entry['authReason']}"] += 1
-        else:
-            counts[entry.get("error", "unknown")] += 1
-    return counts
 
 
 async def read_last_sync(prefect: Any) -> LastSync | None:
@@ -196,16 +195,6 @@ def _summary(data: object) -> dict[str, Any]:
         for row in rows
         if isinstance(row, dict) and {"metric", "value"} <= row.keys()
     }
-
-
-def _problems(detail: str) -> list[dict[str, Any]]:
-    try:
-        parsed = json.loads(detail)
-    except ValueError:
-        return []
-    if isinstance(parsed, list):
-        return [p for p in parsed if isinstance(p, dict)]
-    return []
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -1,10 +1,13 @@
-"""``dnc-sync status``: backlog, lag, dead letters, rejections and the last sync run.
+"""``dnc-sync status``: backlog, lag, dead letters, rejections, the archive's backlog and the
+last sync run.
 
-Exit codes (for cron or a probe): 0 healthy, 1 a pending change has waited longer than
-``DNC_SYNC_LAG_LIMIT_S``, 3 Redis cannot be read, 4 dead letters wait for someone (CXone
-refused those numbers for good: an opt-out among them is a person still callable). The last
-sync run comes from the Prefect API at ``PREFECT_API_URL``; without it (or when it does not
-answer) that part is reported as unknown and does not change the exit code.
+Exit codes (for cron or a probe): 0 healthy; 1 a pending change has waited longer than
+``DNC_SYNC_LAG_LIMIT_S``, or more stream entries wait to be archived than
+``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (a lagging archive: nothing is dropped); 3 Redis cannot
+be read; 4 dead letters wait for someone (CXone refused those numbers for good: an opt-out
+among them is a person still callable). The last sync run comes from the Prefect API at
+``PREFECT_API_URL``; without it (or when it does not answer) that part is reported as unknown
+and does not change the exit code.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from rich.table import Table
 
 from dnc.errors import StoreError
 from dnc.keys import RedisKeys
-from dnc.settings import RedisSettings, SyncSettings
+from dnc.settings import AuditSettings, RedisSettings, SyncSettings
 from dnc.store import open_redis
 from dnc_sync.status import LastSync, QueueStatus, Status, read_last_sync, read_queue
 
@@ -35,8 +38,8 @@ PREFECT_TIMEOUT_S = 10.0
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Print backlog, lag, dead letters, rejections and the last sync run. Exit 1 lagging,
-    3 Redis unreadable, 4 dead letters waiting."""
+    """Print backlog, lag, dead letters, rejections, the archive's backlog and the last sync
+    run. Exit 1 lagging (sync or archive), 3 Redis unreadable, 4 dead letters waiting."""
     console = Console()
     try:
         report = asyncio.run(gather_status())
@@ -53,7 +56,7 @@ def status(
         typer.echo(json.dumps(report.as_json(), indent=2))
     else:
         render(report, console)
-    if report.lagging:
+    if report.lagging or report.archive_lagging:
         raise typer.Exit(EXIT_LAGGING)
     if report.queue.dead_letters:
         raise typer.Exit(EXIT_DEAD_LETTERS)
@@ -77,7 +80,8 @@ async def gather_status() -> Status:
     finally:
         await client.aclose()
     last, problem = await _last_sync()
-    return Status(queue, SyncSettings().lag_limit_s, last, problem)
+    limit = AuditSettings().archive_lag_max_entries
+    return Status(queue, SyncSettings().lag_limit_s, last, problem, limit)
 
 
 async def _last_sync() -> tuple[LastSync | None, str | None]:
@@ -118,6 +122,15 @@ def render(report: Status, console: Console) -> None:
     table.add_row("times without a zone, by sender", str(sum(queue.naive_times_by_sender.values())))
     for sender, count in queue.naive_times_by_sender.items():
         table.add_row(f"  {sender}", str(count))
+    waiting = f"{sum(queue.unarchived.values()):,} (oldest {queue.oldest_unarchived_age_s:.0f} s)"
+    table.add_row(
+        "not yet in the audit store",
+        f"[red]{waiting} lagging archive[/red] (limit {report.archive_lag_max_entries:,})"
+        if report.archive_lagging
+        else waiting,
+    )
+    for stream, count in queue.unarchived.items():
+        table.add_row(f"  {stream}", str(count))
     console.print(table)
     last = report.last_sync
     if last is None:

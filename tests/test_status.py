@@ -12,9 +12,11 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
 from dnc.keys import RedisKeys
+from dnc.rejection_reasons import count_rejections
 from dnc.settings import RedisSettings
+from dnc.store import EventStore, StoreLimits
 from dnc_sync.cli import app
-from dnc_sync.status import count_rejections, read_queue
+from dnc_sync.status import read_queue
 from dnc_sync.status_cli import redis_address
 
 NOW_MS = 1_800_000_000_000
@@ -25,9 +27,11 @@ async def fill(client: aioredis.Redis, keys: RedisKeys, *, waited_ms: int, dead:
     for i in range(dead):
         await client.hset(keys.dead_letters, f"+1202555090{i}", "{}")
     problems = [{"field": "phoneNumber", "reason": "too_short", "message": "m"}]
+    store = EventStore(client, keys, StoreLimits())
     for _ in range(2):
-        await client.xadd(keys.rejected, {"status": "422", "detail": json.dumps(problems)})
-    await client.xadd(keys.rejected, {"status": "401", "error": "unauthorized", "detail": '"m"'})
+        await store.record_rejection({"status": "422", "detail": json.dumps(problems)})
+    await store.record_rejection({"status": "401", "error": "unauthorized", "detail": '"m"'})
+    await store.record_rejection({"status": "401", "error": "unauthorized"}, authenticated=False)
 
 
 async def test_read_queue_counts_everything(fake_redis: aioredis.Redis) -> None:
@@ -35,8 +39,20 @@ async def test_read_queue_counts_everything(fake_redis: aioredis.Redis) -> None:
     await fill(fake_redis, keys, waited_ms=90_000, dead=2)
     queue = await read_queue(fake_redis, keys, NOW_MS)
     assert (queue.backlog, queue.oldest_pending_age_s, queue.dead_letters) == (2, 90.0, 2)
-    assert queue.rejected == 3
-    assert queue.rejected_by_reason == {"phoneNumber:too_short": 2, "unauthorized": 1}
+    assert (queue.rejected, queue.rejected_unauthenticated) == (3, 1)
+    assert queue.rejected_by_reason == {"phoneNumber:too_short": 2, "unauthorized": 2}
+    assert queue.unarchived["rejected"] == 3 and queue.oldest_unarchived_age_s > 0
+
+
+async def test_rejection_counts_outlive_the_archived_stream(fake_redis: aioredis.Redis) -> None:
+    # The archive trims the rejected streams once copied; the counts must not go with them.
+    keys = RedisKeys("st")
+    await fill(fake_redis, keys, waited_ms=0, dead=0)
+    await fake_redis.xtrim(keys.rejected, maxlen=0, approximate=False)
+    await fake_redis.xtrim(keys.rejected_unauthenticated, maxlen=0, approximate=False)
+    queue = await read_queue(fake_redis, keys, NOW_MS)
+    assert (queue.rejected, queue.rejected_unauthenticated) == (3, 1)
+    assert queue.unarchived["rejected"] == 0
 
 
 def test_rejections_without_detail_count_by_error() -> None:

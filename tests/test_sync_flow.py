@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from prefect.testing.utilities import prefect_test_harness
 
 from dnc.intake import IntakePolicy
 from dnc.keys import RedisKeys
@@ -35,9 +34,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+def harness(prefect_harness: None) -> Iterator[None]:
+    yield
     gc.collect()  # let Prefect's leftover sockets be reported while this module's filters hold
 
 

@@ -1,0 +1,140 @@
+"""The archive flow: copy the audit streams from Redis into the audit store, then purge what
+is past retention.
+
+Deployed on an interval from ``prefect.yaml`` (``archive-audit/archive-audit``, one run at a
+time) and served by ``dnc-sync archive serve`` on the local stack; run once with
+``dnc-sync archive run``. Each run migrates the database to the newest schema, archives every
+stream (``dnc.audit.archive``: once per entry id, trimmed only after the commit) within its
+time budget, purges rows older than ``DNC_AUDIT_RETENTION_DAYS`` (the purge is recorded), and
+writes a table artifact. It fails (``ArchiveLagging``, after the artifact) when more entries
+wait than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES``, and emits ``dnc.audit.lagging`` /
+``dnc.audit.gap`` events. Parameters hold no secrets: the database URL and Redis come from
+the worker's ``DNC_*`` environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+
+from dnc.audit.archive import Archiver, ArchiveReport, streams
+from dnc.audit.database import open_engine, upgrade
+from dnc.audit.entries import normaliser
+from dnc.audit.retention import PurgeReport, purge
+from dnc.keys import RedisKeys
+from dnc.settings import AuditSettings, IntakeSettings, RedisSettings
+from dnc.store import open_redis
+
+SUMMARY_KEY = "dnc-archive-summary"
+
+
+class ArchiveLagging(RuntimeError):
+    """More stream entries wait to be archived than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES``:
+    nothing is dropped (the streams keep them), but Redis grows until the archive catches up."""
+
+
+@flow(name="archive-audit")
+async def archive_audit(time_budget_s: float | None = None) -> dict[str, object]:
+    """Archive the audit streams into the audit store and purge past retention.
+    ``time_budget_s``: stop copying after this many seconds (default
+    ``DNC_AUDIT_ARCHIVE_TIME_BUDGET_S``). Returns the run's counts: ``archived`` and
+    ``backlog`` per stream, ``lost`` (entries found removed before archiving, per stream),
+    ``purged`` rows. Raises ``ArchiveLagging`` as described above, and Redis's
+    (``StoreError``) or the database's (SQLAlchemy) errors, after which nothing unarchived
+    was trimmed."""
+    redis_settings, audit = RedisSettings(), AuditSettings()
+    region = IntakeSettings().policy().default_region
+    run_id = _run_id()
+    engine = open_engine(audit.database_url.get_secret_value())
+    client = open_redis(redis_settings)
+    try:
+        await asyncio.to_thread(upgrade, engine)
+        archiver = Archiver(
+            client,
+            engine,
+            streams(RedisKeys(redis_settings.namespace), normaliser(region)),
+            batch=audit.archive_batch,
+        )
+        report = await archiver.run(time_budget_s or audit.archive_time_budget_s)
+        purged = await asyncio.to_thread(
+            purge, engine, int(time.time() * 1000), audit.retention_days, run_id
+        )
+    finally:
+        await client.aclose()
+        engine.dispose()
+    counts = await _report(report, purged, redis_settings.namespace, audit.retention_days)
+    waiting = sum(report.backlog.values())
+    if waiting > audit.archive_lag_max_entries:
+        emit_event(
+            "dnc.audit.lagging",
+            resource={"prefect.resource.id": f"dnc.audit.{redis_settings.namespace}"},
+            payload={"unarchived": waiting, "limit": audit.archive_lag_max_entries},
+        )
+        raise ArchiveLagging(
+            f"{waiting:,} stream entries wait to be archived (limit "
+            f"{audit.archive_lag_max_entries:,}); nothing is dropped"
+        )
+    return counts
+
+
+async def _report(
+    report: ArchiveReport, purged: PurgeReport, namespace: str, retention_days: int
+) -> dict[str, object]:
+    logger = get_run_logger()
+    rows = [
+        {
+            "stream": name,
+            "archived": report.archived[name],
+            "lost before archiving": report.gaps[name],
+            "still in Redis": report.backlog[name],
+        }
+        for name in report.archived
+    ]
+    await acreate_table_artifact(
+        table=rows, key=SUMMARY_KEY, description="What this archive run copied into the store"
+    )
+    lost = {name: count for name, count in report.gaps.items() if count}
+    if lost:
+        logger.warning(
+            "entries were removed from Redis before they were archived (recorded in "
+            "audit_archive_gaps): %s",
+            ", ".join(f"{name} {count:,}" for name, count in lost.items()),
+        )
+        emit_event(
+            "dnc.audit.gap",
+            resource={"prefect.resource.id": f"dnc.audit.{namespace}"},
+            payload={"lost": lost},
+        )
+    if purged.total:
+        logger.info(
+            "purged %d events, %d rejections, %d applications older than %d days",
+            purged.events,
+            purged.rejections,
+            purged.applications,
+            retention_days,
+        )
+    logger.info(
+        "archived %d entries (%s); %d left in Redis",
+        report.total,
+        ", ".join(f"{name} {count}" for name, count in report.archived.items()),
+        sum(report.backlog.values()),
+    )
+    return {
+        "archived": dict(report.archived),
+        "backlog": dict(report.backlog),
+        "lost": dict(report.gaps),
+        "purged": purged.total,
+    }
+
+
+def _run_id() -> str:
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None:
+        return str(context.flow_run.id)
+    return f"local-{uuid.uuid4()}"
