@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings
 
 from dnc.settings import (
+    AuditSettings,
     CxoneSettings,
     IntakeSettings,
     ReceiverSettings,
@@ -34,6 +35,7 @@ def test_every_setting_is_documented() -> None:
         CxoneSettings,
         SyncSettings,
         SandboxSettings,
+        AuditSettings,
     ]
     for cls in classes:
         prefix = cls.model_config["env_prefix"]
