@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from dnc_sync import dead_letters, sync_cli
+from dnc_sync import archive_cli, audit_cli, dead_letters, sync_cli
 from dnc_sync.check_cli import check
+from dnc_sync.history_cli import history
 from dnc_sync.import_cli import import_command
 from dnc_sync.replay_cli import replay_command
 from dnc_sync.status_cli import status
@@ -28,7 +29,10 @@ app.command("serve")(serve)
 app.command("sandbox")(sandbox_command)
 app.add_typer(dead_letters.app, name="dead-letters")
 app.add_typer(sync_cli.app, name="sync")
+app.add_typer(archive_cli.app, name="archive")
+app.add_typer(audit_cli.app, name="audit")
 app.command("replay")(replay_command)
 app.command("status")(status)
 app.command("check")(check)
 app.command("import")(import_command)
+app.command("history")(history)

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_core import to_json
+from sqlalchemy import Engine
 
 from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnavailable
 from dnc.intake import AcceptedEvent, IntakePolicy, build_event, under_derived_id
 from dnc.keys import RedisKeys
 from dnc.masking import mask_number, redact
 from dnc.redis_policy import EvictionPolicyError, require_noeviction
-from dnc.settings import ReceiverSettings, RedisSettings
+from dnc.settings import AuditSettings, ReceiverSettings, RedisSettings
 from dnc.store import EventStore, RecordStatus, StoreLimits, open_redis
 from receiver.asgi import (
     BodyTimeout,
@@ -52,6 +53,7 @@ from receiver.auth import (
 )
 from receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from receiver.metrics import ReceiverMetrics
+from receiver.numbers import NUMBERS_PREFIX, NumberReads
 from receiver.openapi import EVENT_PATHS, build_document
 from receiver.payload import (
     DuplicateField,
@@ -95,7 +97,9 @@ class ConfigurationError(ValueError):
 class ReceiverApp:
     """The ASGI application. Build once per process with settings; pass ``store`` to share an
     existing ``EventStore`` (tests), otherwise one is opened at lifespan start-up (or on the
-    first request when the server runs no lifespan) and closed at shutdown."""
+    first request when the server runs no lifespan) and closed at shutdown. ``audit`` (default:
+    from ``DNC_AUDIT_*``) and ``audit_engine`` serve ``GET /v1/numbers/{number}``
+    (``receiver.numbers``)."""
 
     def __init__(
         self,
@@ -103,6 +107,9 @@ class ReceiverApp:
         policy: IntakePolicy,
         redis_settings: RedisSettings,
         store: EventStore | None = None,
+        *,
+        audit: AuditSettings | None = None,
+        audit_engine: Engine | None = None,
     ) -> None:
         if not settings.auth_disabled and not (settings.bearer_secrets or settings.hmac_secrets):
             raise ConfigurationError(
@@ -121,6 +128,14 @@ class ReceiverApp:
             disabled=settings.auth_disabled,
         )
         self.metrics = ReceiverMetrics()
+        self._numbers = NumberReads(
+            audit or AuditSettings(),
+            self._auth,
+            policy.default_region,
+            retry_after_s=settings.retry_after_s,
+            metrics=self.metrics,
+            engine=audit_engine,
+        )
         self._openapi = to_json(build_document())
         self._retry_after = ((b"retry-after", str(settings.retry_after_s).encode()),)
 
@@ -184,6 +199,7 @@ class ReceiverApp:
         if self._owns_store and self._store is not None:
             await self._store.close()
             self._store = None
+        self._numbers.close()
         for handler in log.handlers:
             handler.flush()
 
@@ -203,6 +219,8 @@ class ReceiverApp:
         path = scope["path"]
         if path in EVENT_PATHS:
             await self._events(scope, receive, send)
+        elif path.startswith(NUMBERS_PREFIX):
+            await self._number(scope, send)
         elif scope["method"] not in ("GET", "HEAD") and path in _READ_PATHS:
             outcome = await self._reject(
                 scope, 405, "method_not_allowed", "use GET", headers=((b"allow", b"GET"),)
@@ -239,6 +257,24 @@ class ReceiverApp:
             )
             return
         await send_json(send, 200, {"status": "ready"})
+
+    async def _number(self, scope: Scope, send: Send) -> None:
+        """``GET /v1/numbers/{number}`` (``receiver.numbers``); refused as intake refuses."""
+        started = time.perf_counter()
+        found, repeated = collect_headers(scope, _AUTHORIZATION)
+        sender = self._numbers.sender(found.get(b"authorization"))
+        doubled = sender is not None and not self._auth.disabled and b"authorization" in repeated
+        if scope["method"] != "GET":
+            outcome = await self._reject(
+                scope, 405, "method_not_allowed", "use GET", headers=((b"allow", b"GET"),)
+            )
+        elif sender is None or doubled:
+            outcome = await self._unauthorized(scope, found, doubled)
+        else:
+            store = self._get_store()
+            await self._numbers.answer(scope, send, store._client, store.keys, sender)
+            return
+        await self._finish(send, outcome, started)
 
     # -- the event pipeline -----------------------------------------------------------------
 
@@ -548,6 +584,7 @@ _EVENT_HEADERS = frozenset(
         SIGNATURE_TIMESTAMP_HEADER,
     }
 )
+_AUTHORIZATION = frozenset({b"authorization"})
 _READ_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 _CLOSE = ((b"connection", b"close"),)
 

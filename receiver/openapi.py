@@ -11,6 +11,7 @@ from typing import Any
 from dnc.events import EventBody
 
 EVENT_PATHS = ("/v1/events", "/webhook")
+NUMBER_PATH = "/v1/numbers/{number}"
 
 _PROBLEM = {
     "type": "object",
@@ -126,6 +127,87 @@ _DESCRIPTION = (
 )
 
 
+_MS = {"type": "integer", "description": "UTC epoch milliseconds."}
+_MAYBE_MS = {"type": ["integer", "null"], "description": "UTC epoch milliseconds, or null."}
+_ROW = {"type": "object", "description": "An audit-store row: its columns by name."}
+_TIMELINE_ENTRY = {
+    "type": "object",
+    "required": ["at_ms", "at", "kind", "number", "summary", "detail"],
+    "properties": {
+        "at_ms": {
+            **_MS,
+            "description": "When (UTC ms): an event's or a rejection's receipt, "
+            "an application's settling.",
+        },
+        "at": {"type": "string", "description": "at_ms as RFC 3339 UTC."},
+        "kind": {"enum": ["event", "rejection", "application"]},
+        "number": {"type": "string", "description": "E.164."},
+        "summary": {"type": "string", "description": "One line for humans."},
+        "detail": {
+            **_ROW,
+            "description": "The record's columns (an event's JSON and a "
+            "rejection's fields parsed).",
+        },
+    },
+}
+_NUMBER_HISTORY = {
+    "type": "object",
+    "required": ["number", "state", "last_application", "timeline", "truncated", "unarchived"],
+    "properties": {
+        "number": {"type": "string", "description": "The number read, E.164."},
+        "state": {
+            "type": "object",
+            "required": ["latest_event", "pending_since_ms", "retry", "dead_letter"],
+            "properties": {
+                "latest_event": {"type": ["object", "null"], "description": "Latest event."},
+                "pending_since_ms": {
+                    **_MAYBE_MS,
+                    "description": "Receipt of the oldest "
+                    "change not yet applied to CXone (UTC ms); null: none.",
+                },
+                "retry": {
+                    "type": ["object", "null"],
+                    "description": "Waiting out a backoff after temporary failures.",
+                    "properties": {
+                        "attempts": {"type": ["integer", "null"]},
+                        "waiting_since_ms": _MAYBE_MS,
+                        "first_failure_ms": _MAYBE_MS,
+                        "deferred_until_ms": _MAYBE_MS,
+                    },
+                },
+                "dead_letter": {
+                    "type": ["object", "null"],
+                    "description": "CXone refused the number for good: reason, event, deadAtMs.",
+                },
+            },
+        },
+        "last_application": {
+            **_ROW,
+            "type": ["object", "null"],
+            "description": "What CXone was last asked for the number and answered (audit store).",
+        },
+        "timeline": {
+            "type": "array",
+            "items": _TIMELINE_ENTRY,
+            "description": "The newest records, oldest first.",
+        },
+        "truncated": {"type": "boolean", "description": "Older records were left out."},
+        "unarchived": {
+            "type": "object",
+            "additionalProperties": {"type": "integer"},
+            "description": "Per stream, entries of all numbers not yet copied to the audit "
+            "store: the newest records may be missing from the timeline while any is not 0.",
+        },
+    },
+}
+_NUMBER_ERRORS = {
+    "401": "Missing or wrong credentials (an intake or a read bearer secret).",
+    "422": "The number (or region, limit) cannot be read; problems name it with the reason.",
+    "503": "Redis or the audit store cannot be read, or the store is not migrated; retry "
+    "after Retry-After seconds.",
+}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -171,11 +253,53 @@ def _plain_get(summary: str, media: str) -> dict[str, Any]:
     }
 
 
+def _number_operation() -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "The number's history.", "content": _json(_ref("NumberHistory"))}
+    }
+    for code, text in _NUMBER_ERRORS.items():
+        responses[code] = {"description": text, "content": _json(_ref("Error"))}
+    query = [
+        (
+            "region",
+            {"type": "string"},
+            "Region of a number without a country code (ISO "
+            "3166-1 alpha-2, or none); default DNC_INTAKE_DEFAULT_REGION.",
+        ),
+        (
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200},
+            "Newest timeline records returned.",
+        ),
+    ]
+    return {
+        "summary": "One number's current state and timeline",
+        "description": "Read by intake bearer secrets and DNC_AUDIT_READ_SECRETS. The number "
+        "in any form intake accepts (URL-encoded), read as intake reads it.",
+        "security": [{"bearer": []}],
+        "parameters": [
+            {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}},
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "schema": schema,
+                    "description": text,
+                }
+                for name, schema, text in query
+            ),
+        ],
+        "responses": responses,
+    }
+
+
 def build_document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document as a JSON-ready dict."""
     body_schema = EventBody.model_json_schema(ref_template="#/components/schemas/{model}")
     nested = body_schema.pop("$defs", {})  # Action, JsonValue: where the $refs point
     paths: dict[str, Any] = {path: {"post": _event_operation()} for path in EVENT_PATHS}
+    paths[NUMBER_PATH] = {"get": _number_operation()}
     paths["/healthz"] = _plain_get("Process is alive", "application/json")
     paths["/readyz"] = _plain_get("Redis is reachable (503 when not)", "application/json")
     paths["/metrics"] = _plain_get("Prometheus metrics", "text/plain")
@@ -189,6 +313,7 @@ def build_document() -> dict[str, Any]:
                 "EventBody": body_schema,
                 "Accepted": _ACCEPTED,
                 "Error": _ERROR,
+                "NumberHistory": _NUMBER_HISTORY,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -1,0 +1,466 @@
+"""Audit store benchmark: archive throughput, per-number history latency, export rate, on
+SQLite and/or PostgreSQL; prints one JSON object.
+
+    .venv/bin/python bench/audit.py [--database sqlite|postgresql|both] [--entries 200000]
+        [--history-rows 10000000] [--export-rows 1000000] [--lookups 1000] [--batch 5000]
+        [--seed 7] [--quick]
+
+Per database, in a fresh database (SQLite: a file in a temporary folder; PostgreSQL: a
+throwaway cluster, ``scripts/pg-throwaway``, fsync off) and a throwaway ``redis-server``:
+
+a. ``archive``: ``--entries`` events with distinct numbers and eventIds are recorded through
+   ``EventStore.record_many`` (128 per script call) into a fresh namespace's audit stream,
+   timed (``intake_events_per_s``: one client, sequential script calls, no HTTP: the Redis
+   side's ceiling, not the receiver's rate); then ``Archiver.run`` (``--batch`` entries per
+   transaction, the deployment's default 5,000) is timed from full to empty.
+b. ``history``: ``--history-rows`` rows (80 % events, 10 % rejections, 10 % applications,
+   over about 1M distinct numbers: rows / 10, at most 1M) are bulk-loaded straight into the
+   tables (SQLite: ``executemany`` in one transaction per 100k rows; PostgreSQL: ``COPY``),
+   indexes in place; then ``--lookups`` random numbers' timelines are read with
+   ``dnc.audit.history.timeline`` (newest 200 over the three tables; it checks the schema
+   revision on each call, as the CLI does): p50/p99 ms. The database is warm (just loaded).
+c. ``export``: ``dnc.audit.export.export_rows`` over a time range holding ``--export-rows``
+   of the loaded rows, written by ``write_csv`` to ``/dev/null``: rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from harness import BenchError, free_ports, run_main, start_redis_server, stop_popen
+from sqlalchemy import Engine, text
+
+from dnc.audit.archive import Archiver, streams
+from dnc.audit.database import open_engine, upgrade
+from dnc.audit.entries import normaliser
+from dnc.audit.export import export_rows, write_csv
+from dnc.audit.history import timeline
+from dnc.events import Action, StoredEvent
+from dnc.keys import RedisKeys
+from dnc.store import EventStore, StoreLimits
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_THROWAWAY = ROOT / "scripts" / "pg-throwaway"
+RECEIVER_DOCUMENTED_PEAK = 10_900
+"""The receiver's best measured rate, events/s (README "Performance": 2 workers, WARNING logs,
+2-core box). Not measured by this run."""
+HISTORY_BASE_MS = 1_704_067_200_000  # 2024-01-01: loaded history stays apart from (a)'s rows
+LOAD_CHUNK = 100_000
+FLOW_RUN_ID = "3f1c2a9e-5d6b-4c1e-9a0b-2c7d8e9f0a1b"
+RECORD_CHUNK = 128 * 50
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL cluster (``scripts/pg-throwaway``) in a ``mkdtemp`` folder of its
+    own (a short path the ``postgres`` user can reach when run as root), on ``port``."""
+
+    folder: Path
+    port: int
+    url: str = ""
+
+    @classmethod
+    def start(cls) -> Postgres:
+        """Initialise and start a cluster; raises ``BenchError`` when it does not start."""
+        server = cls(Path(tempfile.mkdtemp(prefix="dnc-pg-")), free_ports(1)[0])
+        started = subprocess.run(
+            [str(PG_THROWAWAY), "start", str(server.folder), str(server.port)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if started.returncode != 0:
+            server.stop()
+            raise BenchError(f"scripts/pg-throwaway start failed: {started.stderr[-2000:]}")
+        server.url = started.stdout.strip()
+        return server
+
+    def pg_ctl(self, *args: str) -> None:
+        """Run ``pg_ctl ARGS -D DATA`` as the cluster's owner (``postgres`` under root)."""
+        bindirs = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name)
+        )
+        pg_ctl = str(bindirs[-1] / "pg_ctl") if bindirs else "pg_ctl"
+        command = [pg_ctl, *args, "-D", str(self.folder / "data")]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, cwd="/", capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"pg_ctl {' '.join(args)} failed: {done.stderr[-2000:]}")
+
+    def restart(self, mode: str) -> float:
+        """Restart the server on the same data, port and options (``pg_ctl restart``,
+        shutdown ``mode``: fast or immediate); returns the seconds it took."""
+        started = time.perf_counter()
+        self.pg_ctl(
+            "restart", "-m", mode, "-w", "-t", "60", "-l", str(self.folder / "postgres.log")
+        )
+        return time.perf_counter() - started
+
+    def stop(self) -> None:
+        """Stop the cluster and delete its folder."""
+        subprocess.run(
+            [str(PG_THROWAWAY), "stop", str(self.folder)], capture_output=True, check=False
+        )
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- services ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Services:
+    """What one run started (stopped by ``stop_all``)."""
+
+    tmp: Path
+    redis_proc: subprocess.Popen[bytes] | None = None
+    redis_port: int = 0
+    postgres: list[Postgres] = field(default_factory=list)
+
+    def stop_all(self) -> None:
+        stop_popen(self.redis_proc, 10)
+        for server in self.postgres:
+            server.stop()
+
+
+def database_url(services: Services, database: str) -> str:
+    """A fresh database of kind ``database``."""
+    if database == "sqlite":
+        return f"sqlite:///{services.tmp}/audit-bench.sqlite3"
+    server = Postgres.start()
+    services.postgres.append(server)
+    return server.url
+
+
+# -- (a) archive throughput --------------------------------------------------------------------
+
+
+def stored_event(index: int, now_ms: int) -> StoredEvent:
+    """Event ``index``: its own number and eventId, 80 % opt-outs (a fifth of them expiring)."""
+    opt_out = index % 5 != 0
+    return StoredEvent(
+        eventId=f"bench-audit-{index:09d}-7f3c9a1e",
+        eventIdDerived=False,
+        e164=f"+1202{index % 10_000_000:07d}",
+        action=Action.OPT_OUT if opt_out else Action.OPT_IN,
+        eventMs=now_ms - 60_000 + index % 60_000,
+        receivedMs=now_ms,
+        region="US",
+        expiresMs=now_ms + 86_400_000 * 365 if opt_out and index % 25 == 1 else None,
+        metadata={"source": "bench", "campaign": f"c{index % 97}"},
+    )
+
+
+async def archive_phase(
+    redis_url: str, url: str, namespace: str, entries: int, batch: int
+) -> dict[str, Any]:
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=60)
+    keys = RedisKeys(namespace)
+    store = EventStore(client, keys, StoreLimits())
+    engine = open_engine(url)
+    try:
+        await asyncio.to_thread(upgrade, engine)
+        now_ms = int(time.time() * 1000)
+        record_s = 0.0
+        for start in range(0, entries, RECORD_CHUNK):
+            chunk = [
+                stored_event(i, now_ms) for i in range(start, min(entries, start + RECORD_CHUNK))
+            ]
+            began = time.perf_counter()
+            statuses = await store.record_many(chunk)
+            record_s += time.perf_counter() - began
+            if any(s != "queued" for s in statuses):
+                raise BenchError(f"an event was not queued: {set(statuses)}")
+        length = int(await client.xlen(keys.audit))
+        if length != entries:
+            raise BenchError(f"the audit stream holds {length} entries, not {entries}")
+        archiver = Archiver(client, engine, streams(keys, normaliser("US")), batch=batch)
+        began = time.perf_counter()
+        report = await archiver.run(budget_s=3600)
+        archive_s = time.perf_counter() - began
+        if report.archived.get("events") != entries or not report.drained:
+            raise BenchError(f"archive incomplete: {report}")
+        intake = entries / record_s
+        archive = entries / archive_s
+        return {
+            "entries": entries,
+            "batch": batch,
+            "archive_s": round(archive_s, 2),
+            "archive_entries_per_s": round(archive),
+            "intake_events_per_s": round(intake),
+            "archive_vs_intake": round(archive / intake, 2),
+            "archive_vs_receiver_documented": round(archive / RECEIVER_DOCUMENTED_PEAK, 2),
+        }
+    finally:
+        await client.aclose()
+        engine.dispose()
+
+
+# -- (b) history latency -----------------------------------------------------------------------
+
+EVENT_COLUMNS = ("stream_ms", "stream_seq", "status", "number", "action", "event_id",
+                 "event_ms", "received_ms", "expires_ms", "event")  # fmt: skip
+REJECTION_COLUMNS = ("stream", "stream_ms", "stream_seq", "received_ms", "status", "error",
+                     "number", "source", "fields")  # fmt: skip
+APPLICATION_COLUMNS = ("stream_ms", "stream_seq", "number", "action", "event_id", "event_ms",
+                       "received_ms", "expires_ms", "requested_ms", "settled_ms", "outcome",
+                       "result", "reason", "http_status", "record_id", "adapter",
+                       "flow_run_id")  # fmt: skip
+
+
+def history_rows(total: int, numbers: int, seed: int) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """``total`` rows as (table name, values in that table's column order): row ``i`` is at
+    ``HISTORY_BASE_MS + i`` (unique ids, time order), of a random one of ``numbers`` numbers;
+    rows 8 and 9 of every 10 are a rejection and an application."""
+    rng = random.Random(seed)
+    for i in range(total):
+        ms = HISTORY_BASE_MS + i
+        e164 = f"+1303{rng.randrange(numbers):07d}"
+        action = "optOut" if i % 3 else "optIn"
+        event_id = f"hist-{i:010d}"
+        kind = i % 10
+        if kind == 8:
+            fields = (
+                f'{{"phoneNumber":"{e164}","error":"invalid_event_time","detail":"eventTime is '
+                f'in the future","receivedMs":"{ms}","status":"422","source":"receiver"}}'
+            )
+            yield "audit_rejections", ("rejected", ms, 0, ms, 422, "invalid_event_time", e164,
+                                       "receiver", fields)  # fmt: skip
+        elif kind == 9:
+            yield "audit_applications", (ms, 0, e164, action, event_id, ms - 5000, ms - 4000, None,
+                                         ms - 500, ms, "acknowledged", "Success", "", 200,
+                                         f"rec-{i}", "cxone", FLOW_RUN_ID)  # fmt: skip
+        else:
+            event = (
+                f'{{"eventId":"{event_id}","eventIdDerived":false,"e164":"{e164}",'
+                f'"action":"{action}","eventMs":{ms - 2000},"receivedMs":{ms},"region":"US",'
+                f'"metadata":{{"source":"bench","campaign":"c{i % 97}"}}}}'
+            )
+            yield "audit_events", (ms, 0, "queued", e164, action, event_id, ms - 2000, ms,
+                                   None, event)  # fmt: skip
+
+
+COLUMNS = {
+    "audit_events": EVENT_COLUMNS,
+    "audit_rejections": REJECTION_COLUMNS,
+    "audit_applications": APPLICATION_COLUMNS,
+}
+
+
+def load_history(engine: Engine, total: int, numbers: int, seed: int) -> dict[str, int]:
+    """Bulk-load ``history_rows``; rows per table."""
+    counts = dict.fromkeys(COLUMNS, 0)
+    rows = history_rows(total, numbers, seed)
+    while True:
+        chunk: dict[str, list[tuple[Any, ...]]] = {name: [] for name in COLUMNS}
+        taken = 0
+        for name, values in rows:
+            chunk[name].append(values)
+            taken += 1
+            if taken == LOAD_CHUNK:
+                break
+        if not taken:
+            return counts
+        if engine.dialect.name == "postgresql":
+            copy_chunk(engine, chunk)
+        else:
+            with engine.begin() as connection:
+                for name, values_list in chunk.items():
+                    if values_list:
+                        connection.exec_driver_sql(insert_sql(name), values_list)
+        for name, values_list in chunk.items():
+            counts[name] += len(values_list)
+
+
+def insert_sql(name: str) -> str:
+    """``INSERT`` of a whole row of table ``name`` (one of ``COLUMNS``), ``?`` placeholders."""
+    names, marks = ", ".join(COLUMNS[name]), ", ".join("?" * len(COLUMNS[name]))
+    return f"INSERT INTO {name} ({names}) VALUES ({marks})"  # noqa: S608 (constants only)
+
+
+def copy_chunk(engine: Engine, chunk: dict[str, list[tuple[Any, ...]]]) -> None:
+    """``COPY`` the chunk's rows in (psycopg 3), one transaction."""
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        with connection.cursor() as cursor:  # type: ignore[union-attr]
+            for name, values_list in chunk.items():
+                if values_list:
+                    with cursor.copy(
+                        f"COPY {name} ({', '.join(COLUMNS[name])}) FROM STDIN"
+                    ) as copy:
+                        for values in values_list:
+                            copy.write_row(values)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def history_phase(url: str, total: int, lookups: int, seed: int) -> dict[str, Any]:
+    engine = open_engine(url)
+    try:
+        numbers = max(1, min(1_000_000, total // 10))
+        began = time.perf_counter()
+        counts = load_history(engine, total, numbers, seed)
+        load_s = time.perf_counter() - began
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
+        rng = random.Random(seed + 1)
+        timings, found = [], 0
+        for _ in range(lookups):
+            e164 = f"+1303{rng.randrange(numbers):07d}"
+            began = time.perf_counter()
+            entries = timeline(engine, e164)
+            timings.append((time.perf_counter() - began) * 1000)
+            found += len(entries)
+        timings.sort()
+        return {
+            "rows": total,
+            "rows_by_table": counts,
+            "distinct_numbers": numbers,
+            "load_s": round(load_s, 1),
+            "load_rows_per_s": round(total / load_s),
+            "load_method": "COPY (psycopg)"
+            if engine.dialect.name == "postgresql"
+            else "executemany, one transaction per 100k rows",
+            "query": "dnc.audit.history.timeline(engine, e164) (limit 200; schema check per call)",
+            "lookups": lookups,
+            "mean_entries_per_lookup": round(found / max(lookups, 1), 1),
+            "p50_ms": round(statistics.median(timings), 2),
+            "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
+            "max_ms": round(timings[-1], 2),
+        }
+    finally:
+        engine.dispose()
+
+
+# -- (c) export --------------------------------------------------------------------------------
+
+
+def export_phase(url: str, rows: int) -> dict[str, Any]:
+    engine = open_engine(url)
+    try:
+        began = time.perf_counter()
+        with open(os.devnull, "w", newline="", encoding="utf-8") as sink:
+            written = write_csv(export_rows(engine, HISTORY_BASE_MS, HISTORY_BASE_MS + rows), sink)
+        export_s = time.perf_counter() - began
+        if written != rows:
+            raise BenchError(f"exported {written} rows, expected {rows}")
+        return {
+            "rows": written,
+            "method": "dnc.audit.export.export_rows + write_csv to /dev/null",
+            "export_s": round(export_s, 2),
+            "rows_per_s": round(written / export_s),
+        }
+    finally:
+        engine.dispose()
+
+
+def size_on_disk(url: str, services: Services) -> dict[str, float]:
+    if url.startswith("sqlite"):
+        files = [services.tmp / f"audit-bench.sqlite3{suffix}" for suffix in ("", "-wal", "-shm")]
+        return {
+            "sqlite_file_mb": round(sum(f.stat().st_size for f in files if f.exists()) / 1e6, 1)
+        }
+    engine = open_engine(url)
+    try:
+        with engine.connect() as connection:
+            size = connection.execute(
+                text("SELECT pg_database_size(current_database())")
+            ).scalar_one()
+        return {"postgresql_database_mb": round(int(size) / 1e6, 1)}
+    finally:
+        engine.dispose()
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def run(services: Services, args: argparse.Namespace) -> dict[str, Any]:
+    services.redis_port = free_ports(1)[0]
+    services.redis_proc, _client = start_redis_server(services.redis_port, services.tmp)
+    _client.close()
+    redis_url = f"redis://127.0.0.1:{services.redis_port}/0"
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    export_rows_count = min(args.export_rows, args.history_rows)
+    result: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} cores",
+        "sizes": {
+            "entries": args.entries,
+            "history_rows": args.history_rows,
+            "export_rows": export_rows_count,
+            "lookups": args.lookups,
+        },
+        "note": (
+            "intake_events_per_s is how fast EventStore.record_many (one client, 128 events "
+            "per Lua call, sequential, no HTTP) filled the audit stream on this redis-server: "
+            "the Redis side's ceiling for one writer, measured in this run; the receiver's "
+            f"documented peak ({RECEIVER_DOCUMENTED_PEAK} events/s, README Performance, 2 "
+            "workers) was not measured here. Redis, the database and this process share the "
+            "same cores; PostgreSQL runs with fsync=off (throwaway cluster), SQLite with "
+            "synchronous=FULL in WAL mode. History lookups run on a warm cache right after "
+            "the load."
+        ),
+        "databases": {},
+    }
+    for index, database in enumerate(databases):
+        print(f"{database}: preparing", file=sys.stderr, flush=True)
+        url = database_url(services, database)
+        figures: dict[str, Any] = {}
+        print(f"{database}: archive of {args.entries} entries", file=sys.stderr, flush=True)
+        figures["archive"] = asyncio.run(
+            archive_phase(redis_url, url, f"bench-audit-{index}", args.entries, args.batch)
+        )
+        print(f"{database}: loading {args.history_rows} history rows", file=sys.stderr, flush=True)
+        figures["history"] = history_phase(url, args.history_rows, args.lookups, args.seed)
+        print(f"{database}: export of {export_rows_count} rows", file=sys.stderr, flush=True)
+        figures["export"] = export_phase(url, export_rows_count)
+        figures["size"] = size_on_disk(url, services)
+        result["databases"][database] = figures
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--history-rows", type=int, default=10_000_000)
+    parser.add_argument("--export-rows", type=int, default=1_000_000)
+    parser.add_argument("--lookups", type=int, default=1_000)
+    parser.add_argument("--batch", type=int, default=5_000, help="archive batch (entries)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.entries = min(args.entries, 5_000)
+        args.history_rows = min(args.history_rows, 50_000)
+        args.export_rows = min(args.export_rows, 20_000)
+        args.lookups = min(args.lookups, 200)
+    return run_main(
+        "dnc-bench-audit-",
+        Services,
+        lambda services: run(services, args),
+        Services.stop_all,
+        ("redis.log",),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Chaos: the archive killed mid-batch (SIGKILL) and, on PostgreSQL, the database restarted,
+under load: every audit stream entry must end up in the audit store exactly once, checked
+entry by entry, with nothing recorded as lost.
+
+Usage, from the repository root::
+
+    .venv/bin/python bench/chaos/archive_kill.py [--database postgresql|sqlite]
+        [--events 20000] [--write-s 30] [--kills 10] [--db-restarts 2] [--batch 500]
+        [--seed 7] [--short]
+
+What it does:
+
+1. Starts a throwaway ``redis-server`` and the database (PostgreSQL: ``scripts/pg-throwaway``,
+   fsync off; SQLite: a file, WAL, ``synchronous=FULL``), migrated to the newest schema.
+2. A writer records ``--events`` events through ``EventStore.record_many`` over about
+   ``--write-s`` seconds, in batches of 50, each with its own eventId and a later time than
+   the one before (so each is ``queued`` and adds exactly one audit stream entry).
+3. Meanwhile an archiver runs as a separate process (this file with ``--archiver``:
+   ``Archiver.run`` in a loop, ``--batch`` entries per transaction); at random moments it is
+   SIGKILLed and started again, ``--kills`` times; on PostgreSQL the server is restarted
+   ``--db-restarts`` times (alternately ``pg_ctl restart -m immediate``, a crash restart, and
+   ``-m fast``).
+4. After the writer finished, the last archiver is stopped and one archive run in this
+   process drains the stream. Then ``compare``: the ``audit_events`` rows read in stream
+   entry id order must be exactly the events written, in the order written (the stream's
+   order); none missing (``lost``), none twice (``duplicated``), none unknown, each
+   ``queued``. Also: the stream is empty, its ``entries-added`` equals the rows,
+   ``audit_archive_gaps`` is empty and the cursor's ``lost`` is 0.
+
+Prints ``{suite, fault, kills, db_restarts, times, events, events_sent, acknowledged, rows,
+lost, duplicated, gaps, archived_during_chaos, archiver_failed_runs, violations, ok}``
+(``archiver_failed_runs``: archive runs that raised, e.g. while the database restarted);
+exits 1 unless ``ok``. The kills land at random moments, so some hit a transaction in
+flight and some an idle poll; the figures do not say which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from script import BENCH, chaos_main, load_module, print_log_tail, sized_args
+from sqlalchemy import func, select
+
+from dnc.audit import schema
+from dnc.audit.archive import Archiver, streams
+from dnc.audit.database import open_engine, upgrade
+from dnc.audit.entries import normaliser
+from dnc.events import Action, StoredEvent
+from dnc.keys import RedisKeys
+from dnc.store import EventStore, StoreLimits
+
+_harness = load_module("harness", BENCH / "harness.py")
+_audit_bench = load_module("audit_bench", BENCH / "audit.py")
+Postgres = _audit_bench.Postgres
+
+NAMESPACE = "chaos-archive"
+KEYS = RedisKeys(NAMESPACE)
+WRITE_BATCH = 50
+LONG = {
+    "database": "postgresql",
+    "events": 20_000,
+    "write_s": 30.0,
+    "kills": 10,
+    "db_restarts": 2,
+    "batch": 500,
+    "seed": 7,
+}
+SHORT = LONG | {"events": 3_000, "write_s": 6.0, "kills": 3, "db_restarts": 1}
+
+
+# -- the check ---------------------------------------------------------------------------------
+
+
+def compare(written: Sequence[str], archived: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Archived rows ``(status, event_id)`` in stream entry id order against the eventIds
+    ``written`` in order: ``lost`` (written, not archived), ``duplicated`` (archived copies
+    beyond the first), ``unknown`` (archived, never written), ``not_queued`` (a status other
+    than ``queued``) and ``out_of_order`` (positions where the archived order, which is the
+    stream's, differs from the written order, counted over the ids both hold once)."""
+    wanted = set(written)
+    seen = Counter(event_id for _status, event_id in archived)
+    once = [event_id for _status, event_id in archived if seen[event_id] == 1]
+    expected = [event_id for event_id in written if seen[event_id] == 1]
+    return {
+        "lost": len(wanted - seen.keys()),
+        "duplicated": sum(count - 1 for count in seen.values()),
+        "unknown": sum(1 for event_id in seen if event_id not in wanted),
+        "not_queued": sum(1 for status, _id in archived if status != "queued"),
+        "out_of_order": sum(1 for a, b in zip(once, expected, strict=False) if a != b),
+    }
+
+
+# -- the archiver process ----------------------------------------------------------------------
+
+
+async def archive_forever(redis_url: str, database_url: str, batch: int) -> None:
+    """``Archiver.run`` in a loop (what the scheduled flow does, without the pauses); a
+    failing run (database restarting) is retried after 0.1 s, as the next flow run would."""
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=10)
+    engine = open_engine(database_url)
+    archiver = Archiver(client, engine, streams(KEYS, normaliser("US")), batch=batch)
+    while True:
+        try:
+            report = await archiver.run(budget_s=5)
+        except Exception as exc:  # any failure: try again, as a new run
+            print(f"archive run failed: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
+            await asyncio.sleep(0.1)
+            continue
+        if not report.total:
+            await asyncio.sleep(0.02)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """Redis, the database and the archiver process of one run."""
+
+    tmp: Path
+    database: str
+    redis_proc: subprocess.Popen[bytes] | None = None
+    redis_url: str = ""
+    postgres: Any = None
+    database_url: str = ""
+    archiver: subprocess.Popen[bytes] | None = None
+    archiver_log: Any = None
+    events: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        port = _harness.free_ports(1)[0]
+        self.redis_proc, client = _harness.start_redis_server(port, self.tmp)
+        client.close()
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        if self.database == "postgresql":
+            self.postgres = Postgres.start()
+            self.database_url = self.postgres.url
+        else:
+            self.database_url = f"sqlite:///{self.tmp}/audit.sqlite3"
+        engine = open_engine(self.database_url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        self.archiver_log = (self.tmp / "archiver.log").open("ab")
+
+    def start_archiver(self, batch: int) -> None:
+        self.archiver = subprocess.Popen(
+            [sys.executable, __file__, "--archiver", self.redis_url, self.database_url,
+             str(batch)],
+            stdout=self.archiver_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def kill_archiver(self) -> None:
+        if self.archiver is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.archiver.pid, signal.SIGKILL)
+            self.archiver.wait(10)
+            self.archiver = None
+
+    def stop_all(self) -> None:
+        self.kill_archiver()
+        _harness.stop_popen(self.redis_proc, 10)
+        if self.postgres is not None:
+            self.postgres.stop()
+        if self.archiver_log is not None:
+            self.archiver_log.close()
+
+    def log_tails(self) -> None:
+        print_log_tail(self.tmp, ("redis.log", "archiver.log"))
+
+
+def stored_event(index: int, base_ms: int) -> StoredEvent:
+    """Event ``index``: its own eventId, one of 500 numbers, later than every event before."""
+    return StoredEvent(
+        eventId=f"archive-kill-{index:07d}",
+        eventIdDerived=False,
+        e164=f"+1202555{index % 500:04d}",
+        action=Action.OPT_OUT if index % 3 else Action.OPT_IN,
+        eventMs=base_ms + index,
+        receivedMs=base_ms + index,
+    )
+
+
+async def write(stack: Stack, args: argparse.Namespace) -> None:
+    """Record ``args.events`` events, paced over ``args.write_s``; their ids go to
+    ``stack.events`` as each batch is recorded (a batch whose call failed is raised)."""
+    client = aioredis.Redis.from_url(stack.redis_url, socket_timeout=30)
+    store = EventStore(client, KEYS, StoreLimits())
+    base_ms = int(time.time() * 1000) - args.events
+    pause = args.write_s / max(1, args.events / WRITE_BATCH)
+    try:
+        for start in range(0, args.events, WRITE_BATCH):
+            batch = [
+                stored_event(i, base_ms)
+                for i in range(start, min(args.events, start + WRITE_BATCH))
+            ]
+            statuses = await store.record_many(batch)
+            if any(status != "queued" for status in statuses):
+                raise _harness.BenchError(f"an event was not queued: {set(statuses)}")
+            stack.events.extend(event.eventId for event in batch)
+            await asyncio.sleep(pause)
+    finally:
+        await client.aclose()
+
+
+async def chaos(
+    stack: Stack, args: argparse.Namespace, writing: asyncio.Task[None]
+) -> dict[str, Any]:
+    """Kill the archiver ``args.kills`` times and restart PostgreSQL ``args.db_restarts``
+    times at random moments while ``writing`` runs."""
+    rng = random.Random(args.seed)
+    restarts = args.db_restarts if stack.database == "postgresql" else 0
+    faults = ["kill"] * args.kills + ["restart"] * restarts
+    rng.shuffle(faults)
+    gap_s = args.write_s / (len(faults) + 1)
+    done: Counter[str] = Counter()
+    restart_s: list[float] = []
+    stack.start_archiver(args.batch)
+    for fault in faults:
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * gap_s)
+        if writing.done():
+            break
+        if fault == "kill":
+            stack.kill_archiver()
+            done["kill"] += 1
+            stack.start_archiver(args.batch)
+        else:
+            mode = "immediate" if done["restart"] % 2 == 0 else "fast"
+            restart_s.append(round(await asyncio.to_thread(stack.postgres.restart, mode), 2))
+            done["restart"] += 1
+    await writing
+    stack.kill_archiver()  # the last one is stopped the hard way too (not counted)
+    return {"kills": done["kill"], "db_restarts": done["restart"], "db_restart_s": restart_s}
+
+
+async def drain_and_check(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    client = aioredis.Redis.from_url(stack.redis_url, socket_timeout=30)
+    engine = open_engine(stack.database_url)
+    try:
+        with engine.connect() as connection:
+            during = connection.execute(
+                select(func.count()).select_from(schema.events)
+            ).scalar_one()
+        archiver = Archiver(client, engine, streams(KEYS, normaliser("US")), batch=args.batch)
+        final = await archiver.run(budget_s=300)
+        info = await client.xinfo_stream(KEYS.audit)
+        with engine.connect() as connection:
+            rows = [
+                (status, event_id)
+                for status, event_id in connection.execute(
+                    select(schema.events.c.status, schema.events.c.event_id).order_by(
+                        schema.events.c.stream_ms, schema.events.c.stream_seq
+                    )
+                )
+            ]
+            gaps = connection.execute(select(func.count()).select_from(schema.gaps)).scalar_one()
+            cursor_lost = connection.execute(
+                select(func.coalesce(func.sum(schema.cursors.c.lost), 0))
+            ).scalar_one()
+    finally:
+        await client.aclose()
+        engine.dispose()
+    found = compare(stack.events, rows)
+    stack.archiver_log.flush()
+    failed_runs = (
+        (stack.tmp / "archiver.log").read_text(errors="replace").count("archive run failed")
+    )
+    return found | {
+        "archiver_failed_runs": failed_runs,
+        "rows": len(rows),
+        "gaps": int(gaps),
+        "cursor_lost": int(cursor_lost),
+        "stream_left": int(info["length"]),
+        "stream_entries_added": int(info["entries-added"]),
+        "archived_during_chaos": int(during),
+        "archived_by_final_run": final.archived.get("events", 0),
+    }
+
+
+def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    stack.start()
+
+    async def both() -> dict[str, Any]:
+        writing = asyncio.create_task(write(stack, args))
+        faults = await chaos(stack, args, writing)
+        return faults | await drain_and_check(stack, args)
+
+    figures = asyncio.run(both())
+    events = len(stack.events)
+    violations = [
+        f"{name}: {figures[name]}"
+        for name in ("lost", "duplicated", "unknown", "not_queued", "out_of_order", "gaps",
+                     "cursor_lost", "stream_left")
+        if figures[name]
+    ]  # fmt: skip
+    if figures["rows"] != events or figures["stream_entries_added"] != events:
+        violations.append(
+            f"rows {figures['rows']}, stream entries {figures['stream_entries_added']}, "
+            f"events {events}"
+        )
+    if events != args.events:
+        violations.append(f"only {events} of {args.events} events were written")
+    return {
+        "suite": "archive_kill",
+        "fault": f"archive SIGKILLed mid-batch"
+        f"{' and PostgreSQL restarted' if stack.database == 'postgresql' else ''} under load "
+        f"({stack.database})",
+        "database": stack.database,
+        "times": figures["kills"] + figures["db_restarts"],
+        "events": events,
+        "events_sent": events,
+        "acknowledged": events,
+        **figures,
+        "violations": violations,
+        "ok": not violations,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--archiver"]:
+        redis_url, database_url, batch = argv[1:4]
+        asyncio.run(archive_forever(redis_url, database_url, int(batch)))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("postgresql", "sqlite"))
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--write-s", type=float)
+    parser.add_argument("--kills", type=int)
+    parser.add_argument("--db-restarts", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--seed", type=int)
+    args = sized_args(parser, LONG, SHORT, argv)
+    return chaos_main(
+        "dnc-chaos-archive-",
+        lambda tmp: Stack(tmp, args.database),
+        lambda stack: run(stack, args),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

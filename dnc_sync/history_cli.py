@@ -1,0 +1,183 @@
+"""``dnc-sync history NUMBER``: one number's current state and its timeline from the audit store.
+
+Exit codes: 0 shown, 1 Redis or the audit store cannot be read (or the store is not migrated:
+``dnc-sync audit migrate``), 2 NUMBER or ``--region`` cannot be read. The whole number is
+printed (the operator named it); it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from dnc.audit.database import AuditStoreNotReady, open_engine
+from dnc.audit.history import DEFAULT_LIMIT, NumberHistory, number_history, read_number
+from dnc.e164 import PhoneNumberProblem, is_supported_region
+from dnc.errors import StoreError
+from dnc.keys import RedisKeys
+from dnc.settings import AuditSettings, IntakeSettings, RedisSettings
+from dnc.store import open_redis
+from dnc.timestamps import iso_utc
+from dnc_sync.status_cli import redis_address
+
+EXIT_UNREADABLE = 1
+
+
+def history(
+    number: Annotated[
+        str,
+        typer.Argument(
+            help="The number, in any form intake accepts ('(202) 555-0123' is read in "
+            "--region, else DNC_INTAKE_DEFAULT_REGION).",
+            show_default=False,
+        ),
+    ],
+    region: Annotated[
+        str | None,
+        typer.Option(help="Region of a number without a country code (ISO 3166-1, or none)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Newest timeline entries shown.")
+    ] = DEFAULT_LIMIT,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Print a number's current state (latest event, pending, retries, dead letter, last
+    CXone answer) and its timeline. Exit 1 when Redis or the audit store cannot be read."""
+    e164 = _e164(number, region)
+    console = Console(width=None if sys.stdout.isatty() else 240)
+    try:
+        found = asyncio.run(gather_history(e164, limit))
+    except StoreError as exc:
+        where = redis_address(RedisSettings())
+        _fail(json_output, console, "redis_unavailable", f"cannot read Redis at {where}: {exc}")
+    except AuditStoreNotReady as exc:
+        _fail(json_output, console, "audit_store_not_ready", str(exc))
+    except OperationalError as exc:
+        where = _database_address(AuditSettings())
+        _fail(
+            json_output,
+            console,
+            "audit_store_unavailable",
+            f"cannot reach the audit store at {where} ({type(exc.orig).__name__})",
+        )
+    if json_output:
+        typer.echo(json.dumps(found.as_dict(), indent=2))
+    else:
+        render(found, console)
+
+
+def _e164(raw: str, region: str | None) -> str:
+    """``raw`` as E.164, read like intake in ``region`` (default: the intake setting)."""
+    if region is None:
+        chosen = IntakeSettings().policy().default_region
+    elif region.lower() == "none":
+        chosen = None
+    elif is_supported_region(region):
+        chosen = region.upper()
+    else:
+        raise typer.BadParameter(
+            f"{region!r} is not a region with a numbering plan", param_hint="--region"
+        )
+    try:
+        return read_number(raw, chosen)
+    except PhoneNumberProblem as exc:
+        raise typer.BadParameter(f"{raw!r} cannot be read: {exc}", param_hint="NUMBER") from None
+
+
+async def gather_history(e164: str, limit: int) -> NumberHistory:
+    """Read ``e164``'s history with settings from the environment (``DNC_REDIS_*``,
+    ``DNC_AUDIT_*``). Raises ``StoreError``, ``AuditStoreNotReady`` or SQLAlchemy's errors."""
+    settings, audit = RedisSettings(), AuditSettings()
+    client = open_redis(settings)
+    engine = open_engine(audit.database_url.get_secret_value())
+    try:
+        return await number_history(client, RedisKeys(settings.namespace), engine, e164, limit)
+    finally:
+        await client.aclose()
+        engine.dispose()
+
+
+def _database_address(settings: AuditSettings) -> str:
+    """The audit store's URL without its password."""
+    return make_url(settings.database_url.get_secret_value()).render_as_string(hide_password=True)
+
+
+def _fail(json_output: bool, console: Console, error: str, message: str) -> NoReturn:
+    if json_output:
+        typer.echo(json.dumps({"error": error, "detail": message}))
+    else:
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(EXIT_UNREADABLE)
+
+
+def render(found: NumberHistory, console: Console) -> None:
+    """The history as two rich tables (current state, timeline) and a note on entries the
+    archive has not copied yet."""
+    state = found.state
+    table = Table("current state", "value", title=f"history of {found.number}")
+    table.add_row("latest event", escape(_event_line(state.latest_event)))
+    pending = state.pending_since_ms
+    table.add_row("pending since (UTC)", "-" if pending is None else iso_utc(pending))
+    table.add_row("retrying", _retry_line(found))
+    dead = state.dead_letter
+    table.add_row(
+        "dead letter",
+        "-"
+        if dead is None
+        else escape(f"since {_time(dead.get('deadAtMs'))}: {dead.get('reason')}"),
+    )
+    table.add_row("last CXone application", escape(_application_line(found.last_application)))
+    console.print(table)
+    lines = Table("time (UTC)", "kind", "summary", title="timeline (oldest first)")
+    for entry in found.timeline:
+        lines.add_row(iso_utc(entry.at_ms), entry.kind, escape(entry.summary))
+    console.print(lines)
+    if found.truncated:
+        console.print(f"older entries not shown (the newest {len(found.timeline)} are)")
+    waiting = {name: count for name, count in found.unarchived.items() if count}
+    if waiting:
+        counts = ", ".join(f"{name} {count}" for name, count in waiting.items())
+        console.print(
+            f"not yet archived ({counts}, all numbers): the newest records may be missing "
+            "from the timeline until the archive-audit flow runs"
+        )
+
+
+def _event_line(event: dict[str, Any] | None) -> str:
+    if event is None:
+        return "- (no event recorded)"
+    return (
+        f"{event.get('action', '?')} at {_time(event.get('eventMs'))} (received "
+        f"{_time(event.get('receivedMs'))}, eventId {event.get('eventId', '?')})"
+    )
+
+
+def _retry_line(found: NumberHistory) -> str:
+    retry = found.state.retry
+    if retry is None:
+        return "-"
+    until = retry.deferred_until_ms
+    return f"{retry.attempts or 0} attempt(s), next not before {_time(until)}"
+
+
+def _application_line(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "- (never pushed, or not archived yet)"
+    status = f", HTTP {row['http_status']}" if row.get("http_status") is not None else ""
+    return (
+        f"{row['action']} {row['result']}{status}, {row['outcome']} at "
+        f"{_time(row['settled_ms'])} (run {row['flow_run_id']})"
+    )
+
+
+def _time(ms: object) -> str:
+    return iso_utc(ms) if isinstance(ms, int) and not isinstance(ms, bool) else "?"
