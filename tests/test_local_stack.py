@@ -65,6 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         DNC_SANDBOX_PORT=str(ports["sandbox"]),
         DNC_LOCAL_PREFECT_PORT=str(ports["prefect"]),
         DNC_LOCAL_SYNC_INTERVAL_S=str(INTERVAL_S),
+        DNC_LOCAL_ARCHIVE_INTERVAL_S="5",
     )
     output = data.parent / "run-local.out"
     with output.open("wb") as sink:
@@ -131,6 +132,64 @@ def test_replay_matches_the_generator_and_the_sandbox_holds_the_latest_state(
     assert _dnc_digits(stack) == want
     for name in ("redis", "prefect", "sandbox", "receiver", "sync"):
         assert (stack.data / f"{name}.log").exists()
+
+
+def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dnc-sync ARGS`` with the stack's Redis, audit store and Prefect, as a user would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
+    redis_port = stack.text().split("redis://127.0.0.1:")[1].split("/")[0]
+    env.update(
+        DNC_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        PREFECT_API_URL=f"{stack.prefect}/api",
+        DNC_AUDIT_DATABASE_URL=f"sqlite:///{stack.data.resolve()}/audit.sqlite3",
+    )
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dnc-sync"), *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _archived(stack: Stack, timeout_s: float) -> None:
+    """Wait until nothing is pending and the archive has copied every stream entry."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = json.loads(_cli(stack, "status", "--json").stdout)
+        queue = report["queue"]
+        if queue["backlog"] == 0 and not any(queue["unarchived"].values()):
+            return
+        assert time.monotonic() < deadline, f"not archived in {timeout_s} s: {queue}"
+        time.sleep(1)
+
+
+def test_the_audit_store_holds_the_replay_and_the_applications(stack: Stack) -> None:
+    # Issue 12's acceptance: the replay's events and the sync's applications are in the audit
+    # store (SQLite in the data folder); the export of the whole replay has exactly its rows.
+    _archived(stack, timeout_s=120)
+    exported = _cli(stack, "audit", "export", "--since", "2000-01-01", "--format", "jsonl",
+                    "--output", "-")  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    events = [r for r in rows if r["kind"] == "event" and not json.loads(r["raw"]).get("aliasOf")]
+    statuses = {
+        s: sum(r["status"] == s for r in events) for s in ("queued", "duplicate", "superseded")
+    }
+    assert statuses == {s: EXPECTED["statuses"][s] for s in statuses}
+    assert sum(r["kind"] == "rejection" for r in rows) == EXPECTED["statuses"]["rejected"]
+    acknowledged = {
+        r["number"]: r["action"]
+        for r in rows
+        if r["kind"] == "application" and r["status"] == "acknowledged"
+    }  # the last acknowledged application per number is its final state in CXone
+    assert {n: acknowledged.get(n) for n in EXPECTED["final"]} == EXPECTED["final"]
+    number = next(n for n, a in EXPECTED["final"].items() if a == "optOut" and n.startswith("+1"))
+    national = f"({number[2:5]}) {number[5:8]}-{number[8:]}"  # as a person would type it
+    shown = _cli(stack, "history", national, "--json")
+    assert shown.returncode == 0, shown.stderr
+    history = json.loads(shown.stdout)
+    kinds = {entry["kind"] for entry in history["timeline"]}
+    assert {"event", "application"} <= kinds and history["number"] == number
+    assert history["last_application"]["outcome"] == "acknowledged"
+    assert history["last_application"]["action"] == "optOut"
 
 
 def test_the_printed_curl_command_is_applied_within_one_interval(stack: Stack) -> None:
