@@ -26,6 +26,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import Engine
 
+from dnc.audit.archive import backlog
 from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnavailable
 from dnc.intake import AcceptedEvent, IntakePolicy, build_event, under_derived_id
 from dnc.keys import RedisKeys
@@ -128,8 +129,10 @@ class ReceiverApp:
             disabled=settings.auth_disabled,
         )
         self.metrics = ReceiverMetrics()
+        audit = audit or AuditSettings()
+        self._archive_lag_max = audit.archive_lag_max_entries
         self._numbers = NumberReads(
-            audit or AuditSettings(),
+            audit,
             self._auth,
             policy.default_region,
             retry_after_s=settings.retry_after_s,
@@ -231,12 +234,24 @@ class ReceiverApp:
         elif path == "/readyz":
             await self._ready(send)
         elif path == "/metrics":
+            await self._observe_archive()
             await send_bytes(send, 200, self.metrics.render(), METRICS_CONTENT_TYPE)
         elif path == "/openapi.json":
             await send_bytes(send, 200, self._openapi, b"application/json")
         else:
             outcome = await self._reject(scope, 404, "not_found", "no such path")
             await self._finish(send, outcome, time.perf_counter())
+
+    async def _observe_archive(self) -> None:
+        """Set the archive gauges from Redis before a scrape; a Redis failure leaves the last
+        values and is counted (the scrape still answers)."""
+        store = self._get_store()
+        try:
+            waiting = await backlog(store._client, store.keys)
+        except StoreError:
+            self.metrics.redis_errors.labels("unavailable").inc()
+            return
+        self.metrics.observe_archive(waiting, int(time.time() * 1000), self._archive_lag_max)
 
     async def _ready(self, send: Send) -> None:
         """Ready when Redis answers and will not evict keys (``dnc.redis_policy``)."""

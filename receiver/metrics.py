@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -56,7 +56,41 @@ class ReceiverMetrics:
             registry=self.registry,
         )
 
+        self.unarchived = Gauge(
+            "dnc_audit_unarchived_entries",
+            "Stream entries not yet copied into the audit store, by stream (events, rejected, "
+            "unauthenticated, applications); read from Redis at each scrape.",
+            ["stream"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.oldest_unarchived = Gauge(
+            "dnc_audit_oldest_unarchived_seconds",
+            "How long the oldest stream entry not yet in the audit store has waited, seconds.",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.archive_lagging = Gauge(
+            "dnc_audit_archive_lagging",
+            "1 when more entries wait to be archived than DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES "
+            "(nothing is dropped; Redis grows), else 0.",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+
         self._request_children: dict[tuple[str, str], Counter] = {}
+
+    def observe_archive(
+        self, unarchived: dict[str, tuple[int, int | None]], now_ms: int, lag_max: int
+    ) -> None:
+        """Set the archive gauges from ``dnc.audit.archive.backlog``'s answer (per stream:
+        entries waiting, the oldest one's time in UTC ms) at ``now_ms`` (UTC ms)."""
+        oldest = [ms for _, ms in unarchived.values() if ms is not None]
+        for stream, (count, _) in unarchived.items():
+            self.unarchived.labels(stream).set(count)
+        self.oldest_unarchived.set(max(0.0, (now_ms - min(oldest)) / 1000) if oldest else 0.0)
+        waiting = sum(count for count, _ in unarchived.values())
+        self.archive_lagging.set(1 if waiting > lag_max else 0)
 
     def observe(self, outcome: str, reason: str, seconds: float) -> None:
         """Count one finished request and its latency in seconds."""

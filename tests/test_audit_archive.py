@@ -193,3 +193,29 @@ def test_an_unreadable_entry_is_kept_not_skipped() -> None:
     row = event_row("5-1", {"status": "queued", "event": "{not json"})
     assert (row["stream_ms"], row["stream_seq"], row["event"]) == (5, 1, "{not json")
     assert json.dumps(row)  # every column has a value a database takes
+
+
+async def test_metrics_tell_a_lagging_archive(fake_redis: aioredis.Redis) -> None:
+    from dnc.intake import IntakePolicy
+    from dnc.settings import AuditSettings, ReceiverSettings, RedisSettings
+    from receiver.app import ReceiverApp
+    from tests.conftest import BEARER, make_client
+
+    store = EventStore(fake_redis, RedisKeys("lag"), StoreLimits())
+    app = ReceiverApp(
+        ReceiverSettings(bearer_secrets=[BEARER]),
+        IntakePolicy(),
+        RedisSettings(allow_eviction=True),
+        store=store,
+        audit=AuditSettings(archive_lag_max_entries=1),
+    )
+    async with make_client(app) as client:
+        text = (await client.get("/metrics")).text
+        assert 'dnc_audit_unarchived_entries{stream="events"} 0.0' in text
+        assert "dnc_audit_archive_lagging 0.0" in text
+        await store.record(event("+12025550101", T0))
+        await store.record(event("+12025550102", T0))
+        text = (await client.get("/metrics")).text
+    assert 'dnc_audit_unarchived_entries{stream="events"} 2.0' in text
+    assert "dnc_audit_archive_lagging 1.0" in text
+    assert "dnc_audit_oldest_unarchived_seconds" in text
