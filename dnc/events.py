@@ -138,8 +138,10 @@ class StoredEvent(BaseModel):
     opt-out kept for a number of a possible length that the installed metadata does not know;
     ``aliases`` (on an opt-out) lists the other E.164 forms of the same subscriber the opt-out
     was also recorded under, and ``aliasOf`` (on such a copy) is the E.164 of the number as
-    sent, its eventId being ``"<that event's eventId>~<this e164>"``. Each of these is left
-    out of the JSON when absent, so events without them are stored as before.
+    sent, its eventId being ``"<that event's eventId>~<this e164>"``. ``sender`` says who sent
+    it, for the audit record: ``bearer-<n>``/``hmac-<n>`` (the credential's position in its
+    setting, never the secret), ``unknown`` (authentication disabled), ``import``. Each of
+    these is left out of the JSON when absent, so events without them are stored as before.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -161,6 +163,7 @@ class StoredEvent(BaseModel):
     unverifiedNumber: bool | None = None
     aliases: tuple[str, ...] | None = None
     aliasOf: str | None = None
+    sender: str | None = None
 
     @property
     def fingerprint(self) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
 
 from pydantic import ValidationError
@@ -103,6 +103,14 @@ class AcceptedEvent:
     def events(self) -> tuple[StoredEvent, ...]:
         """The event and its alias copies, in that order: one group, recorded atomically."""
         return (self.event, *self.alias_events)
+
+    def sent_by(self, sender: str) -> AcceptedEvent:
+        """The same, with ``sender`` (``StoredEvent.sender``) on the event and its copies."""
+        return replace(
+            self,
+            event=self.event.model_copy(update={"sender": sender}),
+            alias_events=tuple(e.model_copy(update={"sender": sender}) for e in self.alias_events),
+        )
 
     @property
     def naive_time(self) -> bool:

@@ -297,7 +297,7 @@ class _Run:
             if isinstance(verdict, AcceptedEvent):
                 batch.events.append(verdict.event)
                 batch.origins.append((row, cells))
-                batch.accepted.append(verdict)
+                batch.accepted.append(verdict.sent_by(IMPORT_SENDER))
                 reasons = verdict.warning_reasons
                 self.report.warned += bool(reasons)
                 self.report.warnings.update(reasons)
@@ -375,6 +375,7 @@ def rejection_entry(
         "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
         "bodyTruncated": "false",
         "phoneNumber": fields.get(PHONE, "")[:64],  # for the audit store's per-number lookup
+        "sender": IMPORT_SENDER,
     }
 
 

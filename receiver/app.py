@@ -336,7 +336,9 @@ class ReceiverApp:
             kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
         except UnsupportedMediaType as exc:
             # Authenticated: keep the body for audit (and answer 503 if it cannot be kept).
-            return await self._reject(scope, 415, "unsupported_media_type", str(exc), body=body)
+            return await self._reject(
+                scope, 415, "unsupported_media_type", str(exc), body=body, sender=sender
+            )
         return await self._accept(scope, kind, charset, body, sender)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes | Outcome:
@@ -384,7 +386,9 @@ class ReceiverApp:
         try:
             decoded = decode_fields(kind, charset, body)
         except MalformedBody as exc:
-            return await self._reject(scope, 400, "malformed_body", str(exc), body=body)
+            return await self._reject(
+                scope, 400, "malformed_body", str(exc), body=body, sender=sender
+            )
         except DuplicateField as exc:
             problem = FieldProblem(exc.field, "duplicate", str(exc))
             return await self._reject(
@@ -394,6 +398,7 @@ class ReceiverApp:
                 "one or more fields are missing or invalid",
                 problems=[problem],
                 body=body,
+                sender=sender,
             )
         fields = decoded.fields
         try:
@@ -407,6 +412,7 @@ class ReceiverApp:
                 problems=exc.problems,
                 body=body,
                 raw_number=fields.get("phoneNumber"),
+                sender=sender,
             )
         return await self._record(scope, accepted, decoded.warnings, body, sender)
 
@@ -418,6 +424,7 @@ class ReceiverApp:
         body: bytes,
         sender: str,
     ) -> Outcome:
+        accepted = accepted.sent_by(sender)  # who sent it, for the audit record
         event = accepted.event
         # A derived id is our own hash; a caller's id may carry a number: mask its digits.
         event_id = event.eventId if event.eventIdDerived else redact(event.eventId)
@@ -448,6 +455,7 @@ class ReceiverApp:
                 problems=[problem],
                 body=body,
                 raw_number=event.e164,
+                sender=sender,
             )
         if status is not RecordStatus.DUPLICATE:
             await self._count_warnings(accepted, sender)
@@ -508,15 +516,19 @@ class ReceiverApp:
         raw_number: object = None,
         headers: tuple[tuple[bytes, bytes], ...] = (),
         audit: Mapping[str, str] | None = None,
+        sender: str | None = None,
     ) -> Outcome:
         """Refuse with ``status``/``error``/``message`` (and ``problems``), keeping the refusal
-        in the rejected stream with ``audit`` fields beside it (never sent to the caller)."""
+        in the rejected stream with ``audit`` fields beside it (never sent to the caller) and
+        the authenticated ``sender`` (``StoredEvent.sender``) when known."""
         payload = _error(error, message)
         if problems:
             payload["problems"] = [p.as_dict() for p in problems]
         reason = ",".join(sorted({p.reason for p in problems})) if problems else error
         number = mask_number(raw_number if isinstance(raw_number, str) else None)
         kept_fields = dict(audit or {})
+        if sender is not None:
+            kept_fields["sender"] = sender
         if isinstance(raw_number, str):  # the audit store looks rejections up by number
             kept_fields["phoneNumber"] = raw_number[:64]
         kept = await self._keep_rejection(scope, status, payload, body, kept_fields)

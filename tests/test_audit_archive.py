@@ -219,3 +219,26 @@ async def test_metrics_tell_a_lagging_archive(fake_redis: aioredis.Redis) -> Non
     assert 'dnc_audit_unarchived_entries{stream="events"} 2.0' in text
     assert "dnc_audit_archive_lagging 1.0" in text
     assert "dnc_audit_oldest_unarchived_seconds" in text
+
+
+async def test_the_record_says_who_sent_each_event_and_refusal(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    from tests.conftest import make_app, make_client
+
+    keys = RedisKeys(namespace)
+    app = make_app(EventStore(real_redis, keys, StoreLimits()))
+    async with make_client(app) as client:
+        body = {"phoneNumber": "(202) 555-0101", "eventName": "optOut", "timestamp": T0}
+        assert (await client.post("/v1/events", json=body)).status_code == 202
+        assert (await client.post("/v1/events", json=body)).status_code == 202  # duplicate
+        bad = {"phoneNumber": "(202) 555-0101", "eventName": "maybe", "timestamp": T0}
+        assert (await client.post("/v1/events", json=bad)).status_code == 422
+    await archiver(real_redis, keys, engine).run(budget_s=30)
+    with engine.connect() as connection:
+        senders = connection.execute(select(schema.events.c.status, schema.events.c.sender)).all()
+        refused = connection.execute(
+            select(schema.rejections.c.source, schema.rejections.c.number)
+        ).all()
+    assert sorted(senders) == [("duplicate", "bearer-1"), ("queued", "bearer-1")]
+    assert refused == [("bearer-1", "+12025550101")]

@@ -60,6 +60,7 @@ def event_row(entry_id: str, fields: Fields) -> dict[str, Any]:
         "event_ms": _int(event.get("eventMs")) or 0,
         "received_ms": _int(event.get("receivedMs")) or ms,
         "expires_ms": _int(event.get("expiresMs")),
+        "sender": None if event.get("sender") is None else str(event["sender"])[:64],
         "event": raw,
     }
 
@@ -79,7 +80,7 @@ def rejection_row(
         "status": _int(fields.get("status")) or 0,
         "error": fields.get("error", "")[:64],
         "number": normalise(sent) if sent else None,
-        "source": fields.get("source", "receiver")[:16],
+        "source": (fields.get("sender") or fields.get("source") or "receiver")[:16],
         "fields": json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":")),
     }
 

@@ -75,9 +75,11 @@ opt-out's expiry, empty: never); ``result`` (application: CXone's per-record res
 ``record_id`` (application: CXone's record id); ``reason`` (rejection: ``error: detail``;
 application: the reason); ``flow_run_id`` and ``adapter`` (application); ``stream_id``
 (the Redis stream entry id ``<ms>-<seq>``, prefixed with the stream for a refusal:
-``rejected:<ms>-<seq>``, ``unauthenticated:<ms>-<seq>``); ``source`` (rejection:
-``receiver`` or ``import``); ``raw`` (event: the recorded event's JSON; rejection: every field
-of the stream entry as JSON; application: empty)."""
+``rejected:<ms>-<seq>``, ``unauthenticated:<ms>-<seq>``); ``source`` (who sent it: event
+and rejection, ``bearer-<n>``/``hmac-<n>`` (the credential's position, never the secret),
+``unknown``, ``import``; a refusal before authentication: ``receiver``); ``raw`` (event:
+the recorded event's JSON; rejection: every field of the stream entry as JSON; application:
+empty)."""
 
 Row = dict[str, str]
 """One exported row: ``COLUMNS`` -> text, keys in ``COLUMNS`` order."""
@@ -179,7 +181,7 @@ def _events() -> tuple[Select[Any], Table, ColumnElement[int]]:
         _text("").label("stream"),
         t.c.stream_ms,
         t.c.stream_seq,
-        _text("").label("source"),
+        cast(t.c.sender, Text).label("source"),
         t.c.event.label("raw"),
     )
     return query, t, t.c.received_ms

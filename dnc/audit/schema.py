@@ -41,6 +41,7 @@ events = Table(
     Column("event_ms", BigInteger, nullable=False),
     Column("received_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger),
+    Column("sender", String(64)),  # who sent it: bearer-<n>, hmac-<n>, unknown, import
     Column("event", Text, nullable=False),  # the recorded event's JSON (dnc.events.StoredEvent)
     Index(None, "number", "received_ms"),
     Index(None, "received_ms"),
@@ -57,7 +58,7 @@ rejections = Table(
     Column("status", Integer, nullable=False),  # the HTTP status answered
     Column("error", String(64), nullable=False),
     Column("number", String(32)),  # E.164 when the number as sent could be read, else NULL
-    Column("source", String(16), nullable=False),  # receiver, import
+    Column("source", String(16), nullable=False),  # the sender (as events), or receiver
     Column("fields", Text, nullable=False),  # every field of the stream entry, as JSON
     Index(None, "number", "received_ms"),
     Index(None, "received_ms"),

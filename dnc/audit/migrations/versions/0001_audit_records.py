@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("event_ms", sa.BigInteger(), nullable=False),
         sa.Column("received_ms", sa.BigInteger(), nullable=False),
         sa.Column("expires_ms", sa.BigInteger(), nullable=True),
+        sa.Column("sender", sa.String(64), nullable=True),
         sa.Column("event", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("stream_ms", "stream_seq", name="pk_audit_events"),
     )
