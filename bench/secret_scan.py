@@ -25,7 +25,8 @@ secret (as they are, URL-encoded, and inside the base64 of an HTTP Basic header)
 shaped like a JWT (the sandbox's tokens are JWTs: three base64url parts, the first ``eyJ``),
 and every full number sent, as E.164, E.164 digits, national digits and as typed (also with
 separators squeezed out). Not scanned for numbers: the stores of record, which hold them by
-design: Redis's folder and the sandbox's state file (CXone's records). The secret file itself
+design: Redis's folder, the sandbox's state file (CXone's records) and the audit store's
+SQLite file (the proof of each opt-out). The secret file itself
 is skipped too.
 
 Prints one JSON line: ``{"suite": "secrets", "places", "files_scanned", "api_objects_scanned",
@@ -78,7 +79,10 @@ JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 SQUEEZE = re.compile(rb"(?<=\d)[ ().\-]{1,3}(?=\d)")
 # 32+ characters of base64 (standard or URL-safe), lines wrapped or "\n"-escaped in JSON.
 BASE64 = re.compile(rb"(?:[A-Za-z0-9+/_-]|\\n|\n){32,}={0,2}")
-NUMBER_STORES = ("redis", "sandbox-state.json")  # hold full numbers by design
+# Hold full numbers by design: Redis, CXone's records, and the audit store (the proof; its
+# SQLite file and WAL side files are created 0600). Secrets are still looked for in them.
+NUMBER_STORES = ("redis", "sandbox-state.json", "audit.sqlite3", "audit.sqlite3-wal",
+                 "audit.sqlite3-shm")  # fmt: skip
 
 
 @dataclass

@@ -91,6 +91,13 @@ class RedisKeys:
         return f"{self.tag}:rejection-counts"
 
     @property
+    def archive_lease(self) -> str:
+        """STRING: the token of the archive run allowed to copy the streams (one at a time:
+        its count of entries lost before archiving needs it); TTL = the run's time budget
+        plus a minute (``dnc.audit.archive``)."""
+        return f"{self.tag}:archive-lease"
+
+    @property
     def sync_lease(self) -> str:
         """STRING: the token of the sync run allowed to claim; TTL = lease TTL (settings), so a
         run that dies releases it by itself."""

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from dnc.e164 import is_supported_region
 from dnc.intake import IntakePolicy
@@ -252,7 +254,10 @@ class ReceiverSettings(BaseSettings):
         description="Replay window for signed requests (X-Signature-Timestamp), seconds.",
     )
     auth_disabled: bool = Field(
-        default=False, description="Run without authentication (logs a warning at start-up)."
+        default=False,
+        description="Take events without authentication (logs a warning at start-up); "
+        "per-number history (GET /v1/numbers/{number}) still needs an intake bearer secret or "
+        "a DNC_AUDIT_READ_SECRETS one.",
     )
     max_body_bytes: int = Field(
         default=65_536, ge=1_024, le=1_048_576, description="Request body cap, bytes."
@@ -462,6 +467,10 @@ class SyncSettings(BaseSettings):
     )
 
 
+_AUDIT_BACKENDS = frozenset({"sqlite", "postgresql"})
+"""The databases the audit store runs on (``dnc.audit.database``)."""
+
+
 class AuditSettings(BaseSettings):
     """The audit store, the system of record (``DNC_AUDIT_*``; ``dnc.audit``)."""
 
@@ -502,11 +511,42 @@ class AuditSettings(BaseSettings):
         description="Unarchived stream entries beyond which status, /metrics and the archive "
         "run report a lagging archive (nothing is dropped).",
     )
+    archive_lag_max_s: int = Field(
+        default=900,
+        ge=1,
+        le=30 * 86_400,
+        description="An unarchived stream entry older than this also means a lagging archive "
+        "(a stopped archive on a quiet system), seconds.",
+    )
     read_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Bearer secrets that may only read per-number history "
         "(GET /v1/numbers/{number}); intake secrets may read it too.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        """Refuse now, naming why, a URL the audit store cannot be opened with (never echoing
+        it: it may hold a password)."""
+        try:
+            url = make_url(value.get_secret_value())
+            port, backend = url.port, url.get_backend_name()
+        except ArgumentError:
+            raise ValueError(
+                "DNC_AUDIT_DATABASE_URL is not a URL SQLAlchemy can read (write "
+                "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB)"
+            ) from None
+        except ValueError:  # int() of the port: its message would quote the URL
+            raise ValueError("DNC_AUDIT_DATABASE_URL has a port that is not a number") from None
+        if port is not None and not 1 <= port <= 65_535:
+            raise ValueError("DNC_AUDIT_DATABASE_URL has a port outside 1-65535")
+        if backend not in _AUDIT_BACKENDS:
+            raise ValueError(
+                "DNC_AUDIT_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL (the "
+                "audit store runs on SQLite or PostgreSQL only)"
+            )
+        return value
 
     @field_validator("read_secrets", mode="before")
     @classmethod

@@ -1,10 +1,11 @@
 """``dnc-sync audit``: the audit store from the command line: export a time range for a
 regulator or a lawyer, migrate the schema.
 
-Exit codes: 0 done; 1 the audit store is not migrated or cannot be read, or the output
-cannot be written (a failed export leaves no file behind: a partial one would look whole);
-2 bad usage. ``export`` writes only the rows to its output; the progress bar and the summary
-go to standard error.
+Exit codes: 0 done; 1 the audit store is not there (``export`` never creates one), not
+migrated or cannot be read, or the output cannot be written (a failed export leaves no file
+behind: a partial one would look whole); 2 bad usage or an invalid ``DNC_*`` setting.
+``export`` writes only the rows to its output; the progress bar and the summary go to
+standard error.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dnc.audit.database import AuditStoreNotReady, current_revision, open_engine, upgrade
 from dnc.audit.entries import normaliser
@@ -34,6 +35,7 @@ from dnc.audit.export import Row, count_rows, export_rows, write_csv, write_json
 from dnc.masking import mask_number
 from dnc.settings import AuditSettings, IntakeSettings
 from dnc.timestamps import TimestampProblem, iso_utc, parse_time
+from dnc_sync.audit_errors import database_failure, load_settings, settings_problems
 
 app = typer.Typer(
     help="The audit store (the system of record): export records, migrate the schema.",
@@ -150,7 +152,7 @@ def migrate() -> None:
 
 def _migrate(url: str) -> tuple[str | None, str | None]:
     """The revisions before and after migrating the store at ``url`` to the newest."""
-    engine = _engine(url)
+    engine = _engine(url, create=True)
     try:
         before = current_revision(engine)
         upgrade(engine)
@@ -158,7 +160,7 @@ def _migrate(url: str) -> tuple[str | None, str | None]:
     except CommandError as exc:  # e.g. a revision newer than this version knows
         raise _Failed(f"cannot migrate the audit store: {exc}") from None
     except SQLAlchemyError as exc:
-        raise _Failed(_unreadable(exc)) from None
+        raise _Failed(database_failure(exc, "migrate")) from None
     finally:
         engine.dispose()
 
@@ -172,8 +174,8 @@ def _export(
     export_format: ExportFormat,
 ) -> int:
     """Write the export to ``output`` (``None``: standard output); returns the rows written.
-    The store is checked before the file is touched."""
-    engine = _engine(url)
+    The store is checked before the file is touched, and never created."""
+    engine = _engine(url, create=False)
     try:
         total = count_rows(engine, since_ms, until_ms, number)
         rows = export_rows(engine, since_ms, until_ms, number)
@@ -186,7 +188,7 @@ def _export(
     except AuditStoreNotReady as exc:
         raise _Failed(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise _Failed(_unreadable(exc)) from None
+        raise _Failed(database_failure(exc)) from None
     except OSError as exc:  # a full disk, a closed pipe: the file is removed
         raise _Failed(f"cannot write the export: {exc.strerror or exc}") from None
     finally:
@@ -285,8 +287,9 @@ def _e164(raw: str, region: str | None) -> str:
     try:
         settings = IntakeSettings() if region is None else IntakeSettings(default_region=region)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise typer.BadParameter(problems, param_hint="--region / DNC_INTAKE_*") from None
+        raise typer.BadParameter(
+            settings_problems(exc), param_hint="--region / DNC_INTAKE_*"
+        ) from None
     e164 = normaliser(settings.policy().default_region)(raw)
     if e164 is None:
         raise typer.BadParameter(f"{mask_number(raw)} is not a phone number", param_hint="--number")
@@ -294,16 +297,15 @@ def _e164(raw: str, region: str | None) -> str:
 
 
 def _database_url() -> str:
-    try:
-        return AuditSettings().database_url.get_secret_value()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise typer.BadParameter(problems, param_hint="DNC_AUDIT_*") from None
+    return load_settings(AuditSettings).database_url.get_secret_value()
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, *, create: bool) -> Engine:
+    """``open_engine``; a reader (``create=False``) is refused a SQLite file that is not there."""
     try:
-        return open_engine(url)
+        return open_engine(url, create=create)
+    except AuditStoreNotReady as exc:
+        raise _Failed(str(exc)) from None
     except ArgumentError:  # the URL itself is never printed: it may hold a password
         raise _Failed("DNC_AUDIT_DATABASE_URL is not a database URL SQLAlchemy can open") from None
     except OSError as exc:
@@ -318,10 +320,3 @@ def _not_the_database(output: Path, url: str) -> None:
         sqlite = parsed.get_backend_name() == "sqlite" and parsed.database
         if sqlite and output.exists() and os.path.samefile(output, str(parsed.database)):
             raise typer.BadParameter("is the audit store itself", param_hint="--output")
-
-
-def _unreadable(exc: SQLAlchemyError) -> str:
-    """A one-line reason for a database failure, without the URL or the SQL."""
-    cause = exc.orig if isinstance(exc, DBAPIError) else exc
-    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-    return f"cannot read the audit store (DNC_AUDIT_DATABASE_URL): {reason}"

@@ -26,6 +26,7 @@ from dnc.errors import StoreUnavailable
 from dnc.fence import check_lease_timing
 from dnc.redis_policy import EvictionPolicyError, require_noeviction
 from dnc.settings import (
+    AuditSettings,
     CxoneSettings,
     IntakeSettings,
     ReceiverSettings,
@@ -115,7 +116,12 @@ def _redis_settings() -> RedisSettings | None:
 def find_problems(*, receiver: bool = True, cxone: bool = True) -> list[str]:
     """Every problem of the settings in the environment, as lines naming the variable; empty
     when all is well. Secrets are never echoed (the settings hide input values)."""
-    loaders: list[Callable[[], BaseModel]] = [RedisSettings, IntakeSettings, SyncSettings]
+    loaders: list[Callable[[], BaseModel]] = [
+        RedisSettings,
+        IntakeSettings,
+        SyncSettings,
+        AuditSettings,
+    ]
     if receiver:
         loaders.append(ReceiverSettings)
     problems = []

@@ -1,8 +1,9 @@
 """``dnc-sync history NUMBER``: one number's current state and its timeline from the audit store.
 
-Exit codes: 0 shown, 1 Redis or the audit store cannot be read (or the store is not migrated:
-``dnc-sync audit migrate``), 2 NUMBER or ``--region`` cannot be read. The whole number is
-printed (the operator named it); it is never logged.
+Exit codes: 0 shown, 1 Redis or the audit store cannot be read (or the store is not there or
+not migrated: ``dnc-sync audit migrate``), 2 NUMBER or ``--region`` cannot be read, or a
+``DNC_*`` setting is invalid. Read only: a SQLite store that does not exist is not created. The
+whole number is printed (the operator named it); it is never logged.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dnc.audit.database import AuditStoreNotReady, open_engine
 from dnc.audit.history import DEFAULT_LIMIT, NumberHistory, number_history, read_number
@@ -27,7 +27,7 @@ from dnc.keys import RedisKeys
 from dnc.settings import AuditSettings, IntakeSettings, RedisSettings
 from dnc.store import open_redis
 from dnc.timestamps import iso_utc
-from dnc_sync.status_cli import redis_address
+from dnc_sync.audit_errors import database_failure, load_settings, redis_failure
 
 EXIT_UNREADABLE = 1
 
@@ -53,22 +53,16 @@ def history(
     """Print a number's current state (latest event, pending, retries, dead letter, last
     CXone answer) and its timeline. Exit 1 when Redis or the audit store cannot be read."""
     e164 = _e164(number, region)
+    settings, audit = load_settings(RedisSettings), load_settings(AuditSettings)
     console = Console(width=None if sys.stdout.isatty() else 240)
     try:
-        found = asyncio.run(gather_history(e164, limit))
+        found = asyncio.run(gather_history(e164, limit, settings, audit))
     except StoreError as exc:
-        where = redis_address(RedisSettings())
-        _fail(json_output, console, "redis_unavailable", f"cannot read Redis at {where}: {exc}")
+        _fail(json_output, console, "redis_unavailable", redis_failure(exc))
     except AuditStoreNotReady as exc:
         _fail(json_output, console, "audit_store_not_ready", str(exc))
-    except OperationalError as exc:
-        where = _database_address(AuditSettings())
-        _fail(
-            json_output,
-            console,
-            "audit_store_unavailable",
-            f"cannot reach the audit store at {where} ({type(exc.orig).__name__})",
-        )
+    except (SQLAlchemyError, OSError) as exc:
+        _fail(json_output, console, "audit_store_unavailable", database_failure(exc))
     if json_output:
         typer.echo(json.dumps(found.as_dict(), indent=2))
     else:
@@ -78,7 +72,7 @@ def history(
 def _e164(raw: str, region: str | None) -> str:
     """``raw`` as E.164, read like intake in ``region`` (default: the intake setting)."""
     if region is None:
-        chosen = IntakeSettings().policy().default_region
+        chosen = load_settings(IntakeSettings).policy().default_region
     elif region.lower() == "none":
         chosen = None
     elif is_supported_region(region):
@@ -93,22 +87,23 @@ def _e164(raw: str, region: str | None) -> str:
         raise typer.BadParameter(f"{raw!r} cannot be read: {exc}", param_hint="NUMBER") from None
 
 
-async def gather_history(e164: str, limit: int) -> NumberHistory:
-    """Read ``e164``'s history with settings from the environment (``DNC_REDIS_*``,
-    ``DNC_AUDIT_*``). Raises ``StoreError``, ``AuditStoreNotReady`` or SQLAlchemy's errors."""
-    settings, audit = RedisSettings(), AuditSettings()
+async def gather_history(
+    e164: str,
+    limit: int,
+    settings: RedisSettings | None = None,
+    audit: AuditSettings | None = None,
+) -> NumberHistory:
+    """Read ``e164``'s history (``settings`` and ``audit`` default to the environment's
+    ``DNC_REDIS_*``, ``DNC_AUDIT_*``), creating nothing. Raises ``StoreError``,
+    ``AuditStoreNotReady`` (also for a SQLite file that is not there) or SQLAlchemy's errors."""
+    settings, audit = settings or RedisSettings(), audit or AuditSettings()
+    engine = open_engine(audit.database_url.get_secret_value(), create=False)
     client = open_redis(settings)
-    engine = open_engine(audit.database_url.get_secret_value())
     try:
         return await number_history(client, RedisKeys(settings.namespace), engine, e164, limit)
     finally:
         await client.aclose()
         engine.dispose()
-
-
-def _database_address(settings: AuditSettings) -> str:
-    """The audit store's URL without its password."""
-    return make_url(settings.database_url.get_secret_value()).render_as_string(hide_password=True)
 
 
 def _fail(json_output: bool, console: Console, error: str, message: str) -> NoReturn:

@@ -14,7 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dnc.audit.archive import backlog
+from dnc.audit.archive import backlog, lag_reason
+from dnc.audit.archive import oldest_age_s as archive_oldest_age_s
 from dnc.keys import RedisKeys
 from dnc.pending import PendingQueue
 from dnc.store import REDIS_FAILURES, convert_error
@@ -81,6 +82,7 @@ class Status:
     last_sync: LastSync | None
     prefect_error: str | None = None
     archive_lag_max_entries: int = 200_000
+    archive_lag_max_s: int = 900
 
     @property
     def lagging(self) -> bool:
@@ -88,14 +90,30 @@ class Status:
         return self.queue.oldest_pending_age_s > self.lag_limit_s
 
     @property
+    def archive_lag(self) -> str | None:
+        """Why the archive is lagging (``dnc.audit.archive.lag_reason``: too many entries
+        wait, or the oldest has waited too long), or ``None``; nothing is dropped."""
+        queue = self.queue
+        return lag_reason(
+            sum(queue.unarchived.values()),
+            queue.oldest_unarchived_age_s,
+            self.archive_lag_max_entries,
+            self.archive_lag_max_s,
+        )
+
+    @property
     def archive_lagging(self) -> bool:
-        """Whether more stream entries wait to be archived than
-        ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (nothing is dropped; Redis grows)."""
-        return sum(self.queue.unarchived.values()) > self.archive_lag_max_entries
+        """Whether the archive is lagging (``archive_lag``)."""
+        return self.archive_lag is not None
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready data (``--json``)."""
-        return {**asdict(self), "lagging": self.lagging, "archive_lagging": self.archive_lagging}
+        return {
+            **asdict(self),
+            "lagging": self.lagging,
+            "archive_lagging": self.archive_lagging,
+            "archive_lag": self.archive_lag,
+        }
 
 
 async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> QueueStatus:
@@ -126,10 +144,7 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
         warnings_by_reason=_counts(warned),
         naive_times_by_sender=_counts(naive),
         unarchived={name: length for name, (length, _) in unarchived.items()},
-        oldest_unarchived_age_s=round(
-            max((oldest_age_s(ms, now_ms) for _, ms in unarchived.values() if ms), default=0.0),
-            1,
-        ),
+        oldest_unarchived_age_s=round(archive_oldest_age_s(unarchived, now_ms), 1),
     )
 
 

@@ -80,8 +80,15 @@ async def gather_status() -> Status:
     finally:
         await client.aclose()
     last, problem = await _last_sync()
-    limit = AuditSettings().archive_lag_max_entries
-    return Status(queue, SyncSettings().lag_limit_s, last, problem, limit)
+    audit = AuditSettings()
+    return Status(
+        queue,
+        SyncSettings().lag_limit_s,
+        last,
+        problem,
+        audit.archive_lag_max_entries,
+        audit.archive_lag_max_s,
+    )
 
 
 async def _last_sync() -> tuple[LastSync | None, str | None]:
@@ -125,7 +132,7 @@ def render(report: Status, console: Console) -> None:
     waiting = f"{sum(queue.unarchived.values()):,} (oldest {queue.oldest_unarchived_age_s:.0f} s)"
     table.add_row(
         "not yet in the audit store",
-        f"[red]{waiting} lagging archive[/red] (limit {report.archive_lag_max_entries:,})"
+        f"[red]{waiting} lagging archive[/red] ({report.archive_lag})"
         if report.archive_lagging
         else waiting,
     )

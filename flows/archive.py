@@ -6,9 +6,10 @@ time) and served by ``dnc-sync archive serve`` on the local stack; run once with
 ``dnc-sync archive run``. Each run migrates the database to the newest schema, archives every
 stream (``dnc.audit.archive``: once per entry id, trimmed only after the commit) within its
 time budget, purges rows older than ``DNC_AUDIT_RETENTION_DAYS`` (the purge is recorded), and
-writes a table artifact. It fails (``ArchiveLagging``, after the artifact) when more entries
-wait than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES``, and emits ``dnc.audit.lagging`` /
-``dnc.audit.gap`` events. Parameters hold no secrets: the database URL and Redis come from
+writes a table artifact. One run at a time (a Redis lease; a run that finds it taken does
+nothing). It fails (``ArchiveLagging``, after the artifact) when the archive lags
+(``dnc.audit.archive.lag_reason``), and emits ``dnc.audit.lagging`` / ``dnc.audit.gap``
+events. Parameters hold no secrets: the database URL and Redis come from
 the worker's ``DNC_*`` environment.
 """
 
@@ -23,7 +24,14 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
-from dnc.audit.archive import Archiver, ArchiveReport, streams
+from dnc.audit.archive import (
+    Archiver,
+    ArchiveReport,
+    backlog,
+    lag_reason,
+    oldest_age_s,
+    streams,
+)
 from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
 from dnc.audit.retention import PurgeReport, purge
@@ -35,8 +43,9 @@ SUMMARY_KEY = "dnc-archive-summary"
 
 
 class ArchiveLagging(RuntimeError):
-    """More stream entries wait to be archived than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES``:
-    nothing is dropped (the streams keep them), but Redis grows until the archive catches up."""
+    """More stream entries wait to be archived than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES``, or
+    the oldest has waited longer than ``DNC_AUDIT_ARCHIVE_LAG_MAX_S``: nothing is dropped (the
+    streams keep them), but Redis grows and history lacks them until the archive catches up."""
 
 
 @flow(name="archive-audit")
@@ -50,7 +59,7 @@ async def archive_audit(time_budget_s: float | None = None) -> dict[str, object]
     was trimmed."""
     redis_settings, audit = RedisSettings(), AuditSettings()
     region = IntakeSettings().policy().default_region
-    run_id = _run_id()
+    keys = RedisKeys(redis_settings.namespace)
     engine = open_engine(audit.database_url.get_secret_value())
     client = open_redis(redis_settings)
     try:
@@ -58,28 +67,32 @@ async def archive_audit(time_budget_s: float | None = None) -> dict[str, object]
         archiver = Archiver(
             client,
             engine,
-            streams(RedisKeys(redis_settings.namespace), normaliser(region)),
+            streams(keys, normaliser(region)),
+            lease_key=keys.archive_lease,
             batch=audit.archive_batch,
         )
         report = await archiver.run(time_budget_s or audit.archive_time_budget_s)
+        if report.skipped:
+            get_run_logger().info("another archive run holds the lease: nothing to do here")
+            return {"skipped": True}
         purged = await asyncio.to_thread(
-            purge, engine, int(time.time() * 1000), audit.retention_days, run_id
+            purge, engine, int(time.time() * 1000), audit.retention_days, _run_id()
         )
+        waiting = await backlog(client, keys)
     finally:
         await client.aclose()
         engine.dispose()
     counts = await _report(report, purged, redis_settings.namespace, audit.retention_days)
-    waiting = sum(report.backlog.values())
-    if waiting > audit.archive_lag_max_entries:
+    entries = sum(count for count, _ in waiting.values())
+    oldest = oldest_age_s(waiting, int(time.time() * 1000))
+    why = lag_reason(entries, oldest, audit.archive_lag_max_entries, audit.archive_lag_max_s)
+    if why is not None:
         emit_event(
             "dnc.audit.lagging",
             resource={"prefect.resource.id": f"dnc.audit.{redis_settings.namespace}"},
-            payload={"unarchived": waiting, "limit": audit.archive_lag_max_entries},
+            payload={"unarchived": entries, "oldest_unarchived_s": round(oldest, 1)},
         )
-        raise ArchiveLagging(
-            f"{waiting:,} stream entries wait to be archived (limit "
-            f"{audit.archive_lag_max_entries:,}); nothing is dropped"
-        )
+        raise ArchiveLagging(f"{why}; nothing is dropped")
     return counts
 
 
@@ -106,10 +119,18 @@ async def _report(
             "audit_archive_gaps): %s",
             ", ".join(f"{name} {count:,}" for name, count in lost.items()),
         )
+    if report.reset:
+        logger.warning(
+            "the count of %s restarted (the stream was deleted, or Redis came back without its "
+            "data): entries added since the last archive run may be lost, in unknown number "
+            "(recorded in audit_archive_gaps)",
+            ", ".join(report.reset),
+        )
+    if lost or report.reset:
         emit_event(
             "dnc.audit.gap",
             resource={"prefect.resource.id": f"dnc.audit.{namespace}"},
-            payload={"lost": lost},
+            payload={"lost": lost, "unknown": report.reset},
         )
     if purged.total:
         logger.info(
@@ -129,6 +150,7 @@ async def _report(
         "archived": dict(report.archived),
         "backlog": dict(report.backlog),
         "lost": dict(report.gaps),
+        "reset": list(report.reset),
         "purged": purged.total,
     }
 

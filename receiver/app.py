@@ -26,7 +26,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import Engine
 
-from dnc.audit.archive import backlog
+from dnc.audit.archive import backlog, lag_reason, oldest_age_s
 from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnavailable
 from dnc.intake import AcceptedEvent, IntakePolicy, build_event, under_derived_id
 from dnc.keys import RedisKeys
@@ -100,7 +100,8 @@ class ReceiverApp:
     existing ``EventStore`` (tests), otherwise one is opened at lifespan start-up (or on the
     first request when the server runs no lifespan) and closed at shutdown. ``audit`` (default:
     from ``DNC_AUDIT_*``) and ``audit_engine`` serve ``GET /v1/numbers/{number}``
-    (``receiver.numbers``)."""
+    (``receiver.numbers``), which always needs an intake bearer or a read secret, even with
+    ``auth_disabled``."""
 
     def __init__(
         self,
@@ -130,10 +131,10 @@ class ReceiverApp:
         )
         self.metrics = ReceiverMetrics()
         audit = audit or AuditSettings()
-        self._archive_lag_max = audit.archive_lag_max_entries
+        self._audit_settings = audit
         self._numbers = NumberReads(
             audit,
-            self._auth,
+            [s.get_secret_value().encode() for s in settings.bearer_secrets],
             policy.default_region,
             retry_after_s=settings.retry_after_s,
             metrics=self.metrics,
@@ -251,7 +252,11 @@ class ReceiverApp:
         except StoreError:
             self.metrics.redis_errors.labels("unavailable").inc()
             return
-        self.metrics.observe_archive(waiting, int(time.time() * 1000), self._archive_lag_max)
+        oldest = oldest_age_s(waiting, int(time.time() * 1000))
+        entries = sum(count for count, _ in waiting.values())
+        audit = self._audit_settings
+        why = lag_reason(entries, oldest, audit.archive_lag_max_entries, audit.archive_lag_max_s)
+        self.metrics.observe_archive(waiting, oldest, why is not None)
 
     async def _ready(self, send: Send) -> None:
         """Ready when Redis answers and will not evict keys (``dnc.redis_policy``)."""
@@ -274,11 +279,14 @@ class ReceiverApp:
         await send_json(send, 200, {"status": "ready"})
 
     async def _number(self, scope: Scope, send: Send) -> None:
-        """``GET /v1/numbers/{number}`` (``receiver.numbers``); refused as intake refuses."""
+        """``GET /v1/numbers/{number}`` (``receiver.numbers``); refused as intake refuses, and
+        always authenticated (personal data: ``auth_disabled`` does not open it). The route's
+        422 is kept in the authenticated rejected stream with its sender, without the number
+        field (it belongs to no number's timeline)."""
         started = time.perf_counter()
         found, repeated = collect_headers(scope, _AUTHORIZATION)
         sender = self._numbers.sender(found.get(b"authorization"))
-        doubled = sender is not None and not self._auth.disabled and b"authorization" in repeated
+        doubled = sender is not None and b"authorization" in repeated
         if scope["method"] != "GET":
             outcome = await self._reject(
                 scope, 405, "method_not_allowed", "use GET", headers=((b"allow", b"GET"),)
@@ -286,8 +294,14 @@ class ReceiverApp:
         elif sender is None or doubled:
             outcome = await self._unauthorized(scope, found, doubled)
         else:
+            reader = sender
+
+            async def keep(status: int, payload: dict[str, Any]) -> bool:
+                # A GET has no body: b"" marks the refusal as an authenticated caller's.
+                return await self._keep_rejection(scope, status, payload, b"", {"sender": reader})
+
             store = self._get_store()
-            await self._numbers.answer(scope, send, store._client, store.keys, sender)
+            await self._numbers.answer(scope, send, store._client, store.keys, sender, keep)
             return
         await self._finish(send, outcome, started)
 

@@ -81,16 +81,15 @@ class ReceiverMetrics:
         self._request_children: dict[tuple[str, str], Counter] = {}
 
     def observe_archive(
-        self, unarchived: dict[str, tuple[int, int | None]], now_ms: int, lag_max: int
+        self, unarchived: dict[str, tuple[int, int | None]], oldest_s: float, lagging: bool
     ) -> None:
         """Set the archive gauges from ``dnc.audit.archive.backlog``'s answer (per stream:
-        entries waiting, the oldest one's time in UTC ms) at ``now_ms`` (UTC ms)."""
-        oldest = [ms for _, ms in unarchived.values() if ms is not None]
+        entries waiting, the oldest one's time in UTC ms), the oldest entry's wait
+        (``oldest_s``, seconds) and whether that is a lagging archive."""
         for stream, (count, _) in unarchived.items():
             self.unarchived.labels(stream).set(count)
-        self.oldest_unarchived.set(max(0.0, (now_ms - min(oldest)) / 1000) if oldest else 0.0)
-        waiting = sum(count for count, _ in unarchived.values())
-        self.archive_lagging.set(1 if waiting > lag_max else 0)
+        self.oldest_unarchived.set(oldest_s)
+        self.archive_lagging.set(1 if lagging else 0)
 
     def observe(self, outcome: str, reason: str, seconds: float) -> None:
         """Count one finished request and its latency in seconds."""

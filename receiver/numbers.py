@@ -2,13 +2,17 @@
 
 Read by holders of an intake bearer secret (``DNC_RECEIVER_BEARER_SECRETS``) or of a read-only
 one (``DNC_AUDIT_READ_SECRETS``), compared in constant time over every secret of both lists
-(``receiver.auth``); the app refuses anyone else with intake's 401, kept in the rejected
-stream. The path's number (already URL-decoded by the server, never decoded twice) is read like
-intake, in ``?region=`` or the intake policy's default region. The audit store's engine is
-opened on the first read and kept for the app's life; database work runs in a worker thread.
-Answers: 200 ``NumberHistory.as_dict()``, 422 for an unreadable number, region or limit, 503
-with Retry-After when Redis or the audit store cannot answer (or the store is not migrated).
-Log lines carry the number masked (``***0123``), never whole.
+(``receiver.auth``), always: ``DNC_RECEIVER_AUTH_DISABLED=true`` opens event intake, never
+anyone's history (with no secret of either list, every read is refused). The app refuses
+anyone else with intake's 401, kept in the rejected stream. The path's number (already
+URL-decoded by the server, never decoded twice) is read like intake, in ``?region=`` or the
+intake policy's default region. The audit store's engine is opened on the first read and kept
+for the app's life; database work runs in a worker thread.
+Answers: 200 ``NumberHistory.as_dict()``, 422 for an unreadable number, region or limit (kept
+in the rejected stream like every refusal of the app, without the number field, so it is in
+no number's timeline), 503 with Retry-After when Redis or the audit store cannot answer (or
+the store is not there or not migrated: a read never creates it). Log lines carry the number
+masked (``***0123``), never whole.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,6 +46,10 @@ MAX_LIMIT = 1_000
 
 log = logging.getLogger("dnc.receiver")
 
+Keep = Callable[[int, dict[str, Any]], Awaitable[bool]]
+"""Keeps a refusal (HTTP status, JSON body) in the rejected stream; returns whether Redis took
+it (``ReceiverApp._keep_rejection``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -54,15 +63,16 @@ class Answer:
 
 
 class NumberReads:
-    """The route's state: who may read (``intake`` authenticator plus ``settings``'
-    read secrets), the intake ``default_region``, the engine (injected, or opened from
-    ``settings.database_url`` on first use and disposed by ``close``), ``retry_after_s``
-    for 503s, and the app's ``metrics`` (Redis failures are counted there)."""
+    """The route's state: who may read (the intake ``bearer_secrets``, raw bytes, plus
+    ``settings``' read secrets, each in an authenticator of its own that is never disabled),
+    the intake ``default_region``, the engine (injected, or opened from
+    ``settings.database_url`` on first use and disposed by ``close``), ``retry_after_s`` for
+    503s, and the app's ``metrics`` (Redis failures are counted there)."""
 
     def __init__(
         self,
         settings: AuditSettings,
-        intake: Authenticator,
+        bearer_secrets: Sequence[bytes],
         default_region: str | None,
         *,
         retry_after_s: int,
@@ -70,7 +80,8 @@ class NumberReads:
         engine: Engine | None = None,
     ) -> None:
         self._settings = settings
-        self._intake = intake
+        # Not the app's intake authenticator: that one lets everyone in when disabled.
+        self._intake = Authenticator(bearer_secrets, [], 1)
         read = [secret.get_secret_value().encode() for secret in settings.read_secrets]
         self._readers = Authenticator(read, [], 1)
         self._region = default_region
@@ -80,9 +91,9 @@ class NumberReads:
         self._metrics = metrics
 
     def sender(self, authorization: bytes | None) -> str | None:
-        """Who ``authorization`` (``Bearer <secret>``) is: ``bearer-<n>`` (an intake secret,
-        or ``unknown`` with authentication disabled), ``read-<n>`` (the n-th read secret),
-        ``None`` for anyone else. Both lists are always compared in full."""
+        """Who ``authorization`` (``Bearer <secret>``) is: ``bearer-<n>`` (the n-th intake
+        secret), ``read-<n>`` (the n-th read secret), ``None`` for anyone else, whatever
+        ``DNC_RECEIVER_AUTH_DISABLED`` says. Both lists are always compared in full."""
         intake = self._intake.bearer_sender(authorization)
         reader = self._readers.bearer_sender(authorization)
         if intake is not None:
@@ -90,13 +101,26 @@ class NumberReads:
         return None if reader is None else reader.replace("bearer-", "read-", 1)
 
     async def answer(
-        self, scope: Scope, send: Send, client: aioredis.Redis, keys: RedisKeys, sender: str
+        self,
+        scope: Scope,
+        send: Send,
+        client: aioredis.Redis,
+        keys: RedisKeys,
+        sender: str,
+        keep: Keep | None = None,
     ) -> None:
-        """Answer an authenticated ``GET /v1/numbers/{number}`` and log one line."""
+        """Answer an authenticated ``GET /v1/numbers/{number}`` and log one line. A 422 is
+        first given to ``keep`` (the rejected stream); one that cannot be kept is answered
+        503 with Retry-After instead, as intake answers an authenticated refusal it cannot
+        keep."""
         started = time.perf_counter()
         raw = str(scope["path"])[len(NUMBERS_PREFIX) :]
         try:
             answer = await self._read(raw, scope, client, keys)
+            if answer.status == 422 and keep is not None and not await keep(422, answer.body):
+                answer = self._unavailable(
+                    "redis_unavailable", "the refusal cannot be kept for audit; try again later"
+                )
         except Exception:
             log.exception("internal error", extra={"fields": {"path": NUMBERS_PREFIX + "{number}"}})
             answer = Answer(500, _error("internal_error", "internal error"))
@@ -178,8 +202,11 @@ class NumberReads:
         return Answer(503, _error(error, message), self._retry_after, {"reason": error})
 
     def _get_engine(self) -> Engine:
+        """The engine, opened on first use without creating anything (raises
+        ``AuditStoreNotReady`` while a SQLite store is not there; the next read tries again)."""
         if self._engine is None:
-            self._engine = open_engine(self._settings.database_url.get_secret_value())
+            url = self._settings.database_url.get_secret_value()
+            self._engine = open_engine(url, create=False)
         return self._engine
 
     def close(self) -> None:

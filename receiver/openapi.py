@@ -201,8 +201,11 @@ _NUMBER_HISTORY = {
     },
 }
 _NUMBER_ERRORS = {
-    "401": "Missing or wrong credentials (an intake or a read bearer secret).",
-    "422": "The number (or region, limit) cannot be read; problems name it with the reason.",
+    "401": "Missing or wrong credentials (an intake or a read bearer secret; needed even with "
+    "DNC_RECEIVER_AUTH_DISABLED=true).",
+    "405": "Any method but GET; the Allow header says GET.",
+    "422": "The number (or region, limit) cannot be read; problems name it with the reason. "
+    "Kept in the rejected stream, like every refusal.",
     "503": "Redis or the audit store cannot be read, or the store is not migrated; retry "
     "after Retry-After seconds.",
 }
@@ -259,6 +262,9 @@ def _number_operation() -> dict[str, Any]:
     }
     for code, text in _NUMBER_ERRORS.items():
         responses[code] = {"description": text, "content": _json(_ref("Error"))}
+    responses["405"]["headers"] = {
+        "Allow": {"description": "The methods the path answers: GET.", "schema": {"const": "GET"}}
+    }
     query = [
         (
             "region",
@@ -274,8 +280,9 @@ def _number_operation() -> dict[str, Any]:
     ]
     return {
         "summary": "One number's current state and timeline",
-        "description": "Read by intake bearer secrets and DNC_AUDIT_READ_SECRETS. The number "
-        "in any form intake accepts (URL-encoded), read as intake reads it.",
+        "description": "Read by intake bearer secrets (DNC_RECEIVER_BEARER_SECRETS) and "
+        "DNC_AUDIT_READ_SECRETS only, whatever DNC_RECEIVER_AUTH_DISABLED says: it is personal "
+        "data. The number in any form intake accepts (URL-encoded), read as intake reads it.",
         "security": [{"bearer": []}],
         "parameters": [
             {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}},

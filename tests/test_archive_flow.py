@@ -71,20 +71,21 @@ async def test_a_run_archives_and_purges_past_retention(
 ) -> None:
     store = EventStore(real_redis, RedisKeys(namespace), StoreLimits())
     now_ms = int(time.time() * 1000)
-    await store.record(event("+12025550101", now_ms - 3 * DAY_MS))  # older than retention
+    await store.record(event("+12025550101", now_ms - 3 * DAY_MS))  # past retention: purged
+    await store.record(event("+12025550101", now_ms - 3 * DAY_MS + 1))  # its current state: kept
     await store.record(event("+12025550102", now_ms))
     first = await archive_audit()
     assert first["archived"] == {
-        "events": 2,
+        "events": 3,
         "rejected": 0,
         "unauthenticated": 0,
         "applications": 0,
     }
-    assert first["purged"] == 0 and rows(database, schema.events) == 2
+    assert first["purged"] == 0 and rows(database, schema.events) == 3
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DNC_AUDIT_RETENTION_DAYS", "2")
         second = await archive_audit()
-    assert second["purged"] == 1 and rows(database, schema.events) == 1
+    assert second["purged"] == 1 and rows(database, schema.events) == 2
     assert rows(database, schema.purges) == 1  # the purge is itself on record
 
 

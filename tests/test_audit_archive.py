@@ -101,7 +101,7 @@ async def test_a_batch_archived_twice_is_written_once(
         await first.run(budget_s=30)
     assert count(engine, schema.events) == 4 and await real_redis.xlen(keys.audit) == 10
     report = await archiver(real_redis, keys, engine, batch=4).run(budget_s=30)
-    assert report.archived["events"] == 10  # all read again; the first 4 skipped by key
+    assert report.archived["events"] == 6  # all read again; the first 4 skipped by key
     assert count(engine, schema.events) == 10 and await real_redis.xlen(keys.audit) == 0
 
 
@@ -242,3 +242,67 @@ async def test_the_record_says_who_sent_each_event_and_refusal(
         ).all()
     assert sorted(senders) == [("duplicate", "bearer-1"), ("queued", "bearer-1")]
     assert refused == [("bearer-1", "+12025550101")]
+
+
+async def test_only_one_archive_run_at_a_time(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    # Two runs at once would count each other's trims as losses (a break-it pass saw 1,200
+    # entries "lost" that were all archived): the second one does nothing.
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    for i in range(3):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    await real_redis.set(keys.archive_lease, "another-run", px=10_000)
+    skipped = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert skipped.skipped and skipped.archived == {} and await real_redis.xlen(keys.audit) == 3
+    await real_redis.delete(keys.archive_lease)
+    done = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert done.archived["events"] == 3 and not await real_redis.exists(keys.archive_lease)
+
+
+async def test_a_run_that_loses_its_lease_stops(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    for i in range(20):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    run = archiver(real_redis, keys, engine, batch=5)
+    original, calls = run._holds_lease, [0]
+
+    async def lose_it_after_one_batch() -> bool:
+        calls[0] += 1
+        if calls[0] == 3:  # before the second batch, another run took over
+            await real_redis.set(keys.archive_lease, "someone-else")
+        return await original()
+
+    monkeypatch.setattr(run, "_holds_lease", lose_it_after_one_batch)
+    report = await run.run(budget_s=30)
+    assert report.archived["events"] == 5 and not report.drained
+    assert await real_redis.get(keys.archive_lease) == b"someone-else"  # not freed by us
+
+
+async def test_a_stream_that_restarts_its_count_is_recorded_as_a_gap_of_unknown_size(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    # Redis restarted without its data (or the stream was deleted) after accepting events
+    # that were never archived: they are gone, and the record must say so (a break-it pass
+    # found the archive silently "rebasing" its count instead).
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    await store.record(event("+12025550100", T0))
+    await archiver(real_redis, keys, engine).run(budget_s=30)
+    for i in range(1, 6):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    await real_redis.delete(keys.audit)  # as a restart without persistence leaves it
+    await store.record(event("+12025550099", T0 + 99))
+    report = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert report.reset == ["events"] and report.archived["events"] == 1
+    with engine.connect() as connection:
+        (gap,) = connection.execute(select(schema.gaps)).mappings().all()
+    assert (gap["stream"], gap["missing"]) == ("events", None)
+    # Counted anew: a later loss is counted again, an ordinary run records nothing more.
+    await store.record(event("+12025550098", T0 + 98))
+    again = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert again.reset == [] and again.gaps["events"] == 0 and again.archived["events"] == 1

@@ -472,3 +472,47 @@ def test_migrate_from_the_previous_revision(
     result = CliRunner().invoke(app, ["audit", "migrate"])
     assert result.exit_code == 0, result.output
     assert f"from 0001 to {head_revision()}" in result.stdout
+
+
+def test_export_never_creates_a_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    typo = tmp_path / "typo" / "audit.sqlite3"
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{typo}")
+    path = tmp_path / "export.csv"
+    result = export(path)
+    assert result.exit_code == 1, result.output
+    assert f"no audit store at {typo}" in result.stderr and "Traceback" not in result.output
+    assert not typo.parent.exists() and not path.exists()
+
+
+def test_migrate_still_creates_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "fresh" / "audit.sqlite3"
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{path}")
+    result = CliRunner().invoke(app, ["audit", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("command", ["export", "migrate"])
+def test_a_malformed_database_url_is_a_usage_error(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql+psycopg://dnc:pa55word@db.example.com:54x32/x"
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", url)
+    path = tmp_path / "export.csv"
+    result = export(path) if command == "export" else CliRunner().invoke(app, ["audit", command])
+    assert result.exit_code == 2, result.output
+    assert "DNC_AUDIT_DATABASE_URL has a port that is not a number" in result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert "pa55word" not in result.output and "54x32" not in result.output
+    assert not path.exists()
+
+
+def test_migrate_an_unreachable_store_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+psycopg://dnc:secret-password@127.0.0.1:1/audit"
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", url)
+    result = CliRunner().invoke(app, ["audit", "migrate"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        "error: cannot migrate the audit store (DNC_AUDIT_DATABASE_URL): OperationalError"
+    )
+    assert "secret-password" not in result.output and "Traceback" not in result.output

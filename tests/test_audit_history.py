@@ -354,3 +354,60 @@ def test_cli_redis_down(cli_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["history", "2025550101"])
     assert result.exit_code == 1 and "cannot read Redis" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_a_store_that_is_not_there_is_not_created(
+    cli_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typo = tmp_path / "typo" / "audit.sqlite3"
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{typo}")
+    result = CliRunner().invoke(app, ["history", "2025550101", "--json"])
+    assert result.exit_code == 1, result.output
+    error = json.loads(result.output)
+    assert error["error"] == "audit_store_not_ready"
+    assert error["detail"].startswith(f"no audit store at {typo}")
+    assert not typo.parent.exists()  # read only: no folder, no empty database
+
+
+def test_reading_creates_no_store(redis_url: str, tmp_path: Path) -> None:
+    from dnc.settings import AuditSettings, RedisSettings
+    from dnc_sync.history_cli import gather_history
+
+    typo = tmp_path / "typo" / "audit.sqlite3"
+    audit = AuditSettings(database_url=f"sqlite:///{typo}")
+    with pytest.raises(AuditStoreNotReady, match="no audit store at"):
+        asyncio.run(gather_history(NUMBER, 10, RedisSettings(url=redis_url), audit))
+    assert not typo.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql+psycopg://dnc:pa55word@db.example.com:54x32/x", "not a number"),
+        ("mysql://dnc:pa55word@db.example.com/x", "SQLite or PostgreSQL"),
+        ("no url at all pa55word", "not a URL"),
+    ],
+)
+def test_cli_a_malformed_database_url_is_a_usage_error(
+    cli_env: str, monkeypatch: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", url)
+    result = CliRunner().invoke(app, ["history", "2025550101"])
+    assert result.exit_code == 2, result.output
+    assert "DNC_AUDIT_DATABASE_URL" in result.output and reason in result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert "pa55word" not in result.output and "54x32" not in result.output
+    assert "db.example.com" not in result.output
+
+
+def test_cli_unreachable_store_names_no_url(cli_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv(
+        "DNC_AUDIT_DATABASE_URL",
+        f"postgresql+psycopg://dnc:hunter2-password@127.0.0.1:{port}/audit?connect_timeout=2",
+    )
+    result = CliRunner().invoke(app, ["history", "2025550101"])
+    assert result.exit_code == 1, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "cannot read the audit store (DNC_AUDIT_DATABASE_URL): OperationalError" in result.output
+    assert "hunter2" not in result.output and str(port) not in result.output

@@ -1,5 +1,6 @@
 """Audit store migrations: from an empty database and from the previous revision, on SQLite
-and PostgreSQL; the migrated schema is the one the code uses (``dnc.audit.schema``)."""
+and PostgreSQL; the migrated schema is the one the code uses (``dnc.audit.schema``). Opening
+the store: readers create no SQLite file, and DNC_AUDIT_DATABASE_URL is checked up front."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from pydantic import ValidationError
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from dnc.audit import schema
 from dnc.audit.database import (
@@ -21,6 +24,9 @@ from dnc.audit.database import (
     require_current,
     upgrade,
 )
+from dnc.settings import AuditSettings
+from dnc_sync.check_cli import find_problems
+from dnc_sync.cli import app
 
 
 def test_from_an_empty_database_to_head(audit_database_url: str) -> None:
@@ -73,3 +79,60 @@ def test_the_sqlite_file_is_private(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     engine.dispose()
+
+
+def test_a_reader_creates_no_sqlite_store(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "audit.sqlite3"
+    with pytest.raises(AuditStoreNotReady, match=f"no audit store at {path}"):
+        open_engine(f"sqlite:///{path}", create=False)
+    assert not path.parent.exists()
+    open_engine(f"sqlite:///{path}").dispose()  # a writer creates it
+    engine = open_engine(f"sqlite:///{path}", create=False)  # then readers open it
+    with pytest.raises(AuditStoreNotReady, match="dnc-sync audit migrate"):
+        require_current(engine)
+    engine.dispose()
+    open_engine("sqlite://", create=False).dispose()  # in memory: nothing to find
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///.data/audit.sqlite3",
+        "sqlite:////var/lib/dnc/audit.sqlite3",
+        "sqlite://",
+        "postgresql+psycopg://dnc:pw@db.example.com:5432/dnc_audit?connect_timeout=2",
+        "postgresql+psycopg://dnc@db.example.com/dnc_audit",
+    ],
+)
+def test_database_urls_the_store_runs_on(url: str) -> None:
+    assert AuditSettings(database_url=url).database_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql+psycopg://u:pa55word@db.example.com:54x32/x", "a port that is not a number"),
+        ("postgresql+psycopg://u:pa55word@db.example.com:99999/x", "a port outside 1-65535"),
+        ("mysql+pymysql://u:pa55word@db.example.com/x", "SQLite or PostgreSQL only"),
+        ("db.example.com:5432 pa55word", "not a URL SQLAlchemy can read"),
+        ("", "not a URL SQLAlchemy can read"),
+    ],
+)
+def test_a_database_url_the_store_cannot_open_is_refused_unechoed(url: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        AuditSettings(database_url=url)
+    text = str(refused.value)
+    assert "DNC_AUDIT_DATABASE_URL" in text and reason in text
+    assert "pa55word" not in text and "db.example.com" not in text and "54x32" not in text
+
+
+def test_check_names_a_bad_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", "postgresql+psycopg://u:pa55word@db:54x32/x")
+    problems = find_problems(receiver=False, cxone=False)
+    assert problems == [
+        "DNC_AUDIT_DATABASE_URL: Value error, DNC_AUDIT_DATABASE_URL has a port that is not a "
+        "number"
+    ]
+    result = CliRunner().invoke(app, ["check", "--no-receiver", "--no-cxone", "--no-redis"])
+    assert result.exit_code == 2 and "configuration OK" not in result.output
+    assert "DNC_AUDIT_DATABASE_URL" in result.output and "pa55word" not in result.output

@@ -33,10 +33,15 @@ FULL = "2025550123"
 
 
 def number_app(
-    store: EventStore, engine: Engine | None, audit: AuditSettings | None = None
+    store: EventStore,
+    engine: Engine | None,
+    audit: AuditSettings | None = None,
+    **receiver: object,
 ) -> ReceiverApp:
-    """``tests.conftest.make_app`` plus a read secret and the audit store ``engine``."""
-    settings = ReceiverSettings(bearer_secrets=[BEARER], hmac_secrets=[HMAC_KEY])
+    """``tests.conftest.make_app`` plus a read secret and the audit store ``engine``;
+    ``receiver``: other ``ReceiverSettings`` values."""
+    values: dict[str, object] = {"bearer_secrets": [BEARER], "hmac_secrets": [HMAC_KEY]}
+    settings = ReceiverSettings(**{**values, **receiver})
     return ReceiverApp(
         settings,
         IntakePolicy(default_region="US"),
@@ -135,6 +140,51 @@ async def test_a_doubled_authorization_header_is_refused(store: EventStore, engi
     assert response.status_code == 401
 
 
+def senders(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [
+        (r.fields["status"], r.fields["sender"])
+        for r in caplog.records
+        if r.getMessage() == "number history request"
+    ]
+
+
+async def test_disabled_authentication_never_opens_history(
+    store: EventStore, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = number_app(store, engine, auth_disabled=True)
+    async with make_client(app, auth=False) as anyone:
+        assert (await anyone.post("/v1/events", json=event_body())).status_code == 202
+        with caplog.at_level(logging.INFO, logger="dnc.receiver"):
+            bare = await anyone.get(PATH)
+            wrong = await anyone.get(PATH, headers={"Authorization": "Bearer not-a-secret-at-all"})
+            intake = await anyone.get(PATH, headers={"Authorization": f"Bearer {BEARER}"})
+            reader = await anyone.get(PATH, headers={"Authorization": f"Bearer {READER}"})
+            doubled = await anyone.get(
+                PATH, headers=[("Authorization", f"Bearer {READER}"), ("Authorization", "x")]
+            )
+    assert (bare.status_code, wrong.status_code, doubled.status_code) == (401, 401, 401)
+    assert bare.headers["www-authenticate"] == "Bearer"
+    assert (intake.status_code, reader.status_code) == (200, 200)
+    assert senders(caplog) == [(200, "bearer-1"), (200, "read-1")]  # never "unknown"
+    entries = await store._client.xrange(store.keys.rejected_unauthenticated)
+    reasons = [fields[b"authReason"] for _, fields in entries]
+    assert reasons == [b"no_credentials", b"wrong_bearer_secret", b"repeated_authorization"]
+
+
+async def test_disabled_authentication_without_secrets_refuses_every_read(
+    store: EventStore, engine: Engine
+) -> None:
+    app = number_app(
+        store, engine, AuditSettings(), auth_disabled=True, bearer_secrets=[], hmac_secrets=[]
+    )
+    async with make_client(app, auth=False) as anyone:
+        assert (await anyone.post("/v1/events", json=event_body())).status_code == 202
+        assert (await anyone.get(PATH)).status_code == 401
+        for secret in (BEARER, READER, ""):
+            headers = {"Authorization": f"Bearer {secret}"}
+            assert (await anyone.get(PATH, headers=headers)).status_code == 401
+
+
 async def test_the_read_secret_reads_but_cannot_write(store: EventStore, engine: Engine) -> None:
     async with make_client(number_app(store, engine), auth=False) as reader:
         reader.headers["Authorization"] = f"Bearer {READER}"
@@ -165,6 +215,37 @@ async def test_bad_options_are_422(client: httpx.AsyncClient, query: str, field:
     assert [p["field"] for p in response.json()["problems"]] == [field]
 
 
+async def test_a_422_is_kept_as_an_authenticated_refusal_in_no_timeline(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    store = make_store(real_redis, namespace)
+    async with make_client(number_app(store, engine), auth=False) as reader:
+        reader.headers["Authorization"] = f"Bearer {READER}"
+        refused = await reader.get("/v1/numbers/2025550?limit=0")
+        assert refused.status_code == 422
+        entries = await real_redis.xrange(store.keys.rejected)
+        assert await real_redis.xlen(store.keys.rejected_unauthenticated) == 0
+        assert len(entries) == 1
+        kept = {k.decode(): v.decode() for k, v in entries[0][1].items()}
+        assert kept["status"] == "422" and kept["error"] == "invalid_request"
+        assert kept["sender"] == "read-1" and kept["method"] == "GET"
+        assert kept["body"] == "" and "phoneNumber" not in kept
+        assert json.loads(kept["detail"]) == refused.json()["problems"]
+        # Archived, it belongs to no number: the number's own history stays empty.
+        await Archiver(real_redis, engine, streams(store.keys, normaliser("US"))).run(budget_s=30)
+        found = await reader.get("/v1/numbers/2025550123")
+    assert found.status_code == 200 and found.json()["timeline"] == []
+
+
+async def test_a_422_that_cannot_be_kept_is_503(
+    client: httpx.AsyncClient, fake_server: fakeredis.FakeServer
+) -> None:
+    fake_server.connected = False
+    response = await client.get("/v1/numbers/12")
+    assert (response.status_code, response.json()["error"]) == (503, "redis_unavailable")
+    assert response.headers["retry-after"] == "5"
+
+
 async def test_only_get(client: httpx.AsyncClient) -> None:
     response = await client.delete(PATH)
     assert (response.status_code, response.headers["allow"]) == (405, "GET")
@@ -187,6 +268,23 @@ async def test_redis_down_is_503(
     response = await client.get(PATH)
     assert (response.status_code, response.json()["error"]) == (503, "redis_unavailable")
     assert response.headers["retry-after"] == "5"
+
+
+async def test_a_store_that_is_not_there_is_503_and_not_created(
+    store: EventStore, tmp_path: Path
+) -> None:
+    typo = tmp_path / "typo" / "audit.sqlite3"
+    app = number_app(store, None, AuditSettings(database_url=f"sqlite:///{typo}"))
+    async with make_client(app) as client:
+        response = await client.get(PATH)
+        assert (response.status_code, response.json()["error"]) == (503, "audit_store_not_ready")
+        assert response.headers["retry-after"] == "5"
+        assert not typo.parent.exists()  # a read creates nothing
+        migrated = open_engine(f"sqlite:///{typo}")  # once it is there, the next read works
+        upgrade(migrated)
+        migrated.dispose()
+        assert (await client.get(PATH)).status_code == 200
+    await app.shutdown()
 
 
 async def test_the_engine_is_opened_from_settings_once(
@@ -224,5 +322,6 @@ async def test_the_number_is_masked_in_logs(
 def test_the_openapi_document_has_the_route() -> None:
     document = build_document()
     operation = document["paths"]["/v1/numbers/{number}"]["get"]
-    assert set(operation["responses"]) == {"200", "401", "422", "503"}
+    assert set(operation["responses"]) == {"200", "401", "405", "422", "503"}
+    assert set(operation["responses"]["405"]["headers"]) == {"Allow"}
     assert "NumberHistory" in document["components"]["schemas"]

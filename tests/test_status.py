@@ -129,3 +129,21 @@ async def test_a_number_retrying_after_a_failure_still_counts_and_lags(
     await fake_redis.hset(keys.retry_state, oldest, f"1:{NOW_MS - 90_000}:{NOW_MS - 1_000}")
     queue = await read_queue(fake_redis, keys, NOW_MS)
     assert (queue.backlog, queue.retrying, queue.oldest_pending_age_s) == (2, 1, 90.0)
+
+
+async def test_a_stopped_archive_is_lagging_even_on_a_quiet_system(
+    fake_redis: aioredis.Redis,
+) -> None:
+    # One entry that waited three years is a stopped archive, however few entries wait (a
+    # break-it pass found status exit 0 for it).
+    from dnc_sync.status import Status
+
+    keys = RedisKeys("st")
+    await fake_redis.xadd(keys.audit, {"status": "queued", "event": "{}"}, id="1700000000000-0")
+    queue = await read_queue(fake_redis, keys, NOW_MS)
+    report = Status(
+        queue, 3_600, None, None, archive_lag_max_entries=200_000, archive_lag_max_s=900
+    )
+    assert report.archive_lagging and "has waited" in (report.archive_lag or "")
+    fresh = await read_queue(fake_redis, keys, 1_700_000_000_000 + 60_000)
+    assert not Status(fresh, 3_600, None, None, 200_000, 900).archive_lagging

@@ -106,13 +106,20 @@ def compare(written: Sequence[str], archived: Sequence[tuple[str, str]]) -> dict
 
 # -- the archiver process ----------------------------------------------------------------------
 
+LEASE_TTL_S = 1.0
+"""The archivers' lease, seconds: how long a killed one keeps the next waiting."""
+
 
 async def archive_forever(redis_url: str, database_url: str, batch: int) -> None:
     """``Archiver.run`` in a loop (what the scheduled flow does, without the pauses); a
     failing run (database restarting) is retried after 0.1 s, as the next flow run would."""
     client = aioredis.Redis.from_url(redis_url, socket_timeout=10)
     engine = open_engine(database_url)
-    archiver = Archiver(client, engine, streams(KEYS, normaliser("US")), batch=batch)
+    # A short lease: a killed archiver blocks the next for at most a second (in production
+    # 30 s); it is renewed before every batch.
+    archiver = Archiver(
+        client, engine, streams(KEYS, normaliser("US")), batch=batch, lease_ttl_s=LEASE_TTL_S
+    )
     while True:
         try:
             report = await archiver.run(budget_s=5)
@@ -256,8 +263,14 @@ async def drain_and_check(stack: Stack, args: argparse.Namespace) -> dict[str, A
             during = connection.execute(
                 select(func.count()).select_from(schema.events)
             ).scalar_one()
-        archiver = Archiver(client, engine, streams(KEYS, normaliser("US")), batch=args.batch)
+        archiver = Archiver(
+            client, engine, streams(KEYS, normaliser("US")), batch=args.batch,
+            lease_ttl_s=LEASE_TTL_S,
+        )  # fmt: skip
         final = await archiver.run(budget_s=300)
+        while final.skipped:  # the last killed archiver's lease runs out first
+            await asyncio.sleep(LEASE_TTL_S / 2)
+            final = await archiver.run(budget_s=300)
         info = await client.xinfo_stream(KEYS.audit)
         with engine.connect() as connection:
             rows = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,22 @@ from dnc.audit.entries import (
 )
 from dnc.keys import RedisKeys
 from dnc.store import REDIS_FAILURES, convert_error
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""Compare-and-delete: a run frees only its own lease."""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+"""Compare-and-extend: a run renews only its own lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +100,19 @@ class Cursor:
 
 @dataclass
 class ArchiveReport:
-    """What one run did, per stream name: entries ``archived`` (copied and trimmed), entries
-    found lost before archiving (``gaps``: recorded in ``audit_archive_gaps``), and the
-    ``backlog`` left unarchived; ``drained``: every stream was emptied."""
+    """What one run did, per stream name: entries ``archived`` (written to the store by this
+    run and trimmed), entries found lost before archiving (``gaps``: recorded in
+    ``audit_archive_gaps``), ``reset``: streams whose count restarted (deleted, or Redis lost
+    its data) so that an unknown number of entries may be lost (also recorded there), and
+    the ``backlog`` left unarchived; ``drained``: every stream was emptied; ``skipped``:
+    another archive run held the lease, this one did nothing."""
 
     archived: dict[str, int] = field(default_factory=dict)
     gaps: dict[str, int] = field(default_factory=dict)
+    reset: list[str] = field(default_factory=list)
     backlog: dict[str, int] = field(default_factory=dict)
     drained: bool = True
+    skipped: bool = False
 
     @property
     def total(self) -> int:
@@ -100,9 +122,14 @@ class ArchiveReport:
 
 class Archiver:
     """Copies ``streams`` from ``client`` into ``engine`` (schema at head), ``batch`` entries
-    per transaction. ``clock`` gives UTC seconds (tests fix it). Raises ``StoreError`` /
-    ``StoreUnavailable`` when Redis fails and SQLAlchemy's errors when the database does;
-    either way nothing archived is lost and nothing unarchived is trimmed."""
+    per transaction, one run at a time per namespace: a lease (``lease_key``, default the
+    streams' namespace's ``RedisKeys.archive_lease``) of ``lease_ttl_s`` seconds, renewed
+    before every batch, so a run that dies blocks the next for at most that long (the gap
+    count needs one run at a time; the copy itself is idempotent). ``clock`` gives UTC
+    seconds (tests fix it).
+    Raises ``StoreError`` / ``StoreUnavailable`` when Redis fails and SQLAlchemy's errors when
+    the database does; either way nothing archived is lost and nothing unarchived is
+    trimmed."""
 
     def __init__(
         self,
@@ -110,21 +137,56 @@ class Archiver:
         engine: Engine,
         streams: Sequence[Stream],
         *,
+        lease_key: str | None = None,
+        lease_ttl_s: float = 30.0,
         batch: int = 5_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._engine = engine
         self._streams = list(streams)
+        tag = self._streams[0].key.split("}", 1)[0] + "}" if self._streams else "{dnc}"
+        self._lease_key = lease_key or f"{tag}:archive-lease"
+        self._lease_ttl_ms = int(lease_ttl_s * 1000)
         self._batch = batch
         self._clock = clock
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self._token = ""
 
     async def run(self, budget_s: float) -> ArchiveReport:
-        """Archive every stream until it is empty or ``budget_s`` seconds have passed."""
+        """Archive every stream until it is empty or ``budget_s`` seconds have passed; does
+        nothing (``skipped``) while another run holds the lease, and stops where it is when
+        its lease was lost (it could not renew it in time)."""
         deadline = time.monotonic() + budget_s
+        self._token = uuid.uuid4().hex
+        taken = await self._redis(
+            "set", self._lease_key, self._token, nx=True, px=self._lease_ttl_ms
+        )
+        if not taken:
+            return ArchiveReport(skipped=True)
+        try:
+            return await self._run(deadline)
+        finally:
+            await self._redis_script(self._release, [self._lease_key], [self._token])
+
+    async def _holds_lease(self) -> bool:
+        """Renew the lease for another ``lease_ttl_s``; false when it is not ours any more."""
+        renewed = await self._redis_script(
+            self._renew, [self._lease_key], [self._token, self._lease_ttl_ms]
+        )
+        return bool(renewed)
+
+    async def _run(self, deadline: float) -> ArchiveReport:
         report = ArchiveReport()
         for stream in self._streams:
-            report.gaps[stream.name] = await self._record_gap(stream)
+            if not await self._holds_lease():
+                report.drained = False
+                break
+            missing = await self._record_gap(stream)
+            report.gaps[stream.name] = max(missing or 0, 0)
+            if missing is None:
+                report.reset.append(stream.name)
             report.archived[stream.name] = await self._drain(stream, deadline)
             report.backlog[stream.name] = await self._redis("xlen", stream.key)
             report.drained = report.drained and report.backlog[stream.name] == 0
@@ -133,25 +195,27 @@ class Archiver:
     async def _drain(self, stream: Stream, deadline: float) -> int:
         copied = 0
         start = "-"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and await self._holds_lease():
             entries = await self._redis("xrange", stream.key, start, "+", count=self._batch)
             if not entries:
                 break
             rows = [stream.to_row(_text(entry_id), _decode(fields)) for entry_id, fields in entries]
             last = _text(entries[-1][0])
-            await asyncio.to_thread(self._write, stream, rows, last)
+            copied += await asyncio.to_thread(self._write, stream, rows, last)
             # Only now, with the rows committed, may the stream forget them.
             await self._redis("xtrim", stream.key, minid=next_id(last), approximate=False)
-            copied += len(entries)
             start = "(" + last
         return copied
 
-    def _write(self, stream: Stream, rows: list[dict[str, Any]], last: str) -> None:
+    def _write(self, stream: Stream, rows: list[dict[str, Any]], last: str) -> int:
+        """Write ``rows`` (those already there are skipped) and move the cursor to ``last``,
+        in one transaction; returns how many rows were new."""
         with self._engine.begin() as connection:
             insert = _dialect(connection).insert(stream.table).on_conflict_do_nothing()
             key = stream.table.primary_key.columns.values()[-1]
             inserted = len(connection.execute(insert.returning(key), rows).all())
             self._advance(connection, stream.name, last, archived=inserted)
+            return inserted
 
     def _advance(
         self, connection: Connection, name: str, entry_id: str, *, archived: int = 0, lost: int = 0
@@ -180,13 +244,14 @@ class Archiver:
             )
         )
 
-    async def _record_gap(self, stream: Stream) -> int:
+    async def _record_gap(self, stream: Stream) -> int | None:
         """Record entries removed from the stream before they were archived; returns how many
-        were found (0 almost always). Counts, not ids: Redis trims (MAXLEN, XTRIM) leave no
-        trace but ``entries-added`` (XINFO STREAM), so lost = removed (added - length) minus
-        the removed ones that were archived (archived - those still in the stream) minus the
-        losses already on record. Needs one archive run at a time (the deployment's
-        concurrency limit): a run that trims meanwhile could be counted as a loss."""
+        were found (0 almost always), ``None`` when the stream's count restarted (it was
+        deleted, or Redis lost its data: an unknown number may be lost). Counts, not ids:
+        Redis trims (MAXLEN, XTRIM) leave no trace but ``entries-added`` (XINFO STREAM), so
+        lost = removed (added - length) minus the removed ones that were archived (archived -
+        those still in the stream) minus the losses already on record. Needs one archive run
+        at a time (the lease): a run that trims meanwhile could be counted as a loss."""
         try:
             info = await self._redis("xinfo_stream", stream.key)
         except LookupError:  # no such key: nothing was ever written, nothing lost
@@ -202,7 +267,7 @@ class Archiver:
         if missing == 0:
             return 0
         await asyncio.to_thread(self._write_gap, stream, cursor, through, missing, present)
-        return max(missing, 0)
+        return missing if missing > 0 else None
 
     def _cursor(self, name: str) -> Cursor:
         with self._engine.connect() as connection:
@@ -222,26 +287,34 @@ class Archiver:
         self, stream: Stream, cursor: Cursor, through: str, missing: int, present: int
     ) -> None:
         with self._engine.begin() as connection:
-            if missing < 0:
-                # Fewer removed than archived: the stream was deleted and made anew (its
-                # count restarted). Rebase the count on it; nothing is known lost.
-                removed = missing + (cursor.archived - present) + cursor.lost
-                rebase = removed + present - cursor.lost - cursor.archived
-                self._advance(connection, stream.name, cursor.entry_id, archived=rebase)
-                return
             connection.execute(
                 schema.gaps.insert().values(
                     stream=stream.name,
                     after_id=cursor.entry_id,
                     through_id=through,
-                    missing=missing,
+                    missing=missing if missing > 0 else None,  # None: unknown
                     found_ms=self._now_ms(),
                 )
             )
-            self._advance(connection, stream.name, cursor.entry_id, lost=missing)
+            if missing > 0:
+                self._advance(connection, stream.name, cursor.entry_id, lost=missing)
+                return
+            # Fewer removed than archived: the stream's count restarted (deleted, or Redis
+            # came back without its data). What it held since the last run may be lost, in
+            # unknown number (recorded above); count anew from the stream as it is, so that
+            # later losses are counted again.
+            removed = missing + (cursor.archived - present) + cursor.lost
+            rebase = removed + present - cursor.lost - cursor.archived
+            self._advance(connection, stream.name, cursor.entry_id, archived=rebase)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    async def _redis_script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
 
     async def _redis(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -250,6 +323,27 @@ class Archiver:
             if name == "xinfo_stream" and "no such key" in str(exc).lower():
                 raise LookupError("no such key") from exc
             raise convert_error(exc) from exc
+
+
+def lag_reason(entries: int, oldest_age_s: float, max_entries: int, max_age_s: float) -> str | None:
+    """Why the archive is lagging, or ``None``: more than ``max_entries`` stream entries wait,
+    or the oldest has waited more than ``max_age_s`` seconds (a stopped archive on a quiet
+    system). The one rule status, ``/metrics`` and the archive flow apply
+    (``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES``, ``DNC_AUDIT_ARCHIVE_LAG_MAX_S``)."""
+    if entries > max_entries:
+        return f"{entries:,} stream entries wait to be archived (limit {max_entries:,})"
+    if entries and oldest_age_s > max_age_s:
+        return (
+            f"the oldest unarchived entry has waited {oldest_age_s:,.0f} s "
+            f"(limit {max_age_s:,.0f} s)"
+        )
+    return None
+
+
+def oldest_age_s(waiting: Mapping[str, tuple[int, int | None]], now_ms: int) -> float:
+    """How long the oldest entry of ``backlog``'s answer has waited at ``now_ms``, seconds."""
+    oldest = [ms for _, ms in waiting.values() if ms is not None]
+    return max(0.0, (now_ms - min(oldest)) / 1000) if oldest else 0.0
 
 
 async def backlog(client: aioredis.Redis, keys: RedisKeys) -> dict[str, tuple[int, int | None]]:

@@ -3,8 +3,11 @@
 ``open_engine(url)``: a SQLAlchemy engine for ``DNC_AUDIT_DATABASE_URL``. SQLite (the embedded
 default) is opened in WAL mode with ``synchronous=FULL`` (a committed row survives a power
 cut: the archive trims Redis only after a commit) and a busy timeout, its file created mode
-0600 in a 0700 folder (it holds full phone numbers). PostgreSQL goes through psycopg 3
-(``postgresql+psycopg://``) with pre-ping, so a restarted server costs one failed attempt.
+0600 in a 0700 folder (it holds full phone numbers) by the writers (the archive flow, ``audit
+migrate``); readers (``history``, ``audit export``, the receiver's ``GET /v1/numbers``) open
+with ``create=False`` and are refused a file that is not there rather than create an empty
+one. PostgreSQL goes through psycopg 3 (``postgresql+psycopg://``) with pre-ping, so a
+restarted server costs one failed attempt.
 
 ``upgrade(engine)`` brings the schema to the newest revision (Alembic, ``migrations/``);
 ``require_current(engine)`` refuses to read a database that is not there yet.
@@ -31,15 +34,25 @@ class AuditStoreNotReady(RuntimeError):
     archive flow migrates at start)."""
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url`` (a SQLAlchemy URL: ``sqlite:///PATH`` or
-    ``postgresql+psycopg://...``). Creates a SQLite file's folder (0700) and file (0600).
-    Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy cannot read."""
+    ``postgresql+psycopg://...``). Creates a SQLite file's folder (0700) and file (0600);
+    with ``create=False`` (readers) creates nothing and raises ``AuditStoreNotReady`` when the
+    SQLite file does not exist. Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy
+    cannot read, ``OSError`` when the file cannot be created."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        _create_private_file(Path(parsed.database))
+        path = Path(parsed.database)
+        if create:
+            _create_private_file(path)
+        elif not path.is_file():
+            # A SQLite path holds no secret: name it, it is most likely a typo.
+            raise AuditStoreNotReady(
+                f"no audit store at {path}: check DNC_AUDIT_DATABASE_URL, or create it with "
+                "'dnc-sync audit migrate' (the archive-audit flow creates it when it runs)"
+            )
     engine = create_engine(parsed, connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -4,13 +4,18 @@ Record-keeping rules ask for years (the TSR's telemarketing records: 5 years sin
 hence the default of 1,830 days. A purge deletes by the row's own time (an event's receipt,
 a refusal's receipt, an application's settling), in one transaction with its record in
 ``audit_purges``; a purge that deletes nothing leaves no record.
+
+It never deletes the proof of a number's current state, however old: the number's last
+``queued`` event (the one its state in Redis and CXone comes from: a permanent opt-out of
+years ago still protects the person) and its last ``acknowledged`` application (when CXone
+applied it). A call in year six to someone who opted out in year one is still provable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import ColumnElement, Engine, Table, and_, delete, exists, or_
 
 from dnc.audit import schema
 
@@ -36,13 +41,20 @@ def purge(engine: Engine, now_ms: int, retention_days: int, flow_run_id: str) ->
     """Delete rows older than ``retention_days`` before ``now_ms`` (UTC ms); record the purge
     (by ``flow_run_id``) when it deleted anything. Raises SQLAlchemy's errors."""
     cutoff = now_ms - retention_days * DAY_MS
+    events, applications = schema.events, schema.applications
     with engine.begin() as connection:
         counts = [
-            connection.execute(delete(table).where(column < cutoff)).rowcount
-            for table, column in (
-                (schema.events, schema.events.c.received_ms),
-                (schema.rejections, schema.rejections.c.received_ms),
-                (schema.applications, schema.applications.c.settled_ms),
+            connection.execute(delete(table).where(old)).rowcount
+            for table, old in (
+                (events, and_(events.c.received_ms < cutoff, ~_last_of(events, "queued"))),
+                (schema.rejections, schema.rejections.c.received_ms < cutoff),
+                (
+                    applications,
+                    and_(
+                        applications.c.settled_ms < cutoff,
+                        ~_last_of(applications, "acknowledged"),
+                    ),
+                ),
             )
         ]
         report = PurgeReport(cutoff, *counts)
@@ -59,3 +71,16 @@ def purge(engine: Engine, now_ms: int, retention_days: int, flow_run_id: str) ->
                 )
             )
     return report
+
+
+def _last_of(table: Table, kind: str) -> ColumnElement[bool]:
+    """Whether a row of ``table`` is its number's last (in stream order) with ``kind`` as its
+    status (events) or outcome (applications): the proof of the current state, kept."""
+    column = "status" if "status" in table.c else "outcome"
+    newer = table.alias("newer")
+    later = or_(
+        newer.c.stream_ms > table.c.stream_ms,
+        and_(newer.c.stream_ms == table.c.stream_ms, newer.c.stream_seq > table.c.stream_seq),
+    )
+    same = and_(newer.c.number == table.c.number, newer.c[column] == kind, later)
+    return and_(table.c[column] == kind, ~exists().where(same))

@@ -114,13 +114,14 @@ gaps = Table(
     Column("stream", String(16), nullable=False),
     Column("after_id", String(48), nullable=False),
     Column("through_id", String(48), nullable=False),
-    Column("missing", BigInteger, nullable=False),
+    Column("missing", BigInteger),  # NULL: unknown (the stream's count restarted)
     Column("found_ms", BigInteger, nullable=False),
 )
 """Entries a stream lost before the archive copied them (the capped unauthenticated stream
-under a flood, a stream capped before the archive existed, a manual XTRIM or DEL):
-``missing`` entries, with ids after ``after_id`` (the cursor then) and before
-``through_id`` (the stream's first entry when found)."""
+under a flood, a stream capped before the archive existed, a manual XTRIM or DEL, Redis
+restarted without its data): ``missing`` entries (NULL: an unknown number, when the stream's
+count restarted), with ids after ``after_id`` (the cursor then) and before ``through_id``
+(the stream's first entry when found)."""
 
 purges = Table(
     "audit_purges",

@@ -96,7 +96,7 @@ def upgrade() -> None:
         sa.Column("stream", sa.String(16), nullable=False),
         sa.Column("after_id", sa.String(48), nullable=False),
         sa.Column("through_id", sa.String(48), nullable=False),
-        sa.Column("missing", sa.BigInteger(), nullable=False),
+        sa.Column("missing", sa.BigInteger(), nullable=True),
         sa.Column("found_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit_archive_gaps"),
     )
