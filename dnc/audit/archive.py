@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from psycopg import sql
 from sqlalchemy import Connection, Engine, Table, and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -211,9 +212,12 @@ class Archiver:
         """Write ``rows`` (those already there are skipped) and move the cursor to ``last``,
         in one transaction; returns how many rows were new."""
         with self._engine.begin() as connection:
-            insert = _dialect(connection).insert(stream.table).on_conflict_do_nothing()
-            key = stream.table.primary_key.columns.values()[-1]
-            inserted = len(connection.execute(insert.returning(key), rows).all())
+            if connection.dialect.name == "postgresql":
+                inserted = _copy_insert(connection, stream.table, rows)
+            else:
+                insert = _dialect(connection).insert(stream.table).on_conflict_do_nothing()
+                key = stream.table.primary_key.columns.values()[-1]
+                inserted = len(connection.execute(insert.returning(key), rows).all())
             self._advance(connection, stream.name, last, archived=inserted)
             return inserted
 
@@ -363,6 +367,34 @@ async def backlog(client: aioredis.Redis, keys: RedisKeys) -> dict[str, tuple[in
         length, first = int(replies[2 * i]), replies[2 * i + 1]
         found[name] = (length, split_id(_text(first[0][0]))[0] if first else None)
     return found
+
+
+def _copy_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """PostgreSQL: ``COPY`` the rows into a temporary staging table, then ``INSERT ... SELECT
+    ... ON CONFLICT DO NOTHING`` into ``table``, in the caller's transaction; returns how many
+    rows were new. About five times faster than a multi-row INSERT ... RETURNING (measured
+    with ``bench/audit.py``). The staging table lives as long as the pooled connection and
+    empties at every commit or rollback."""
+    columns = [column.name for column in table.columns]
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    target, staging = sql.Identifier(table.name), sql.Identifier(f"staging_{table.name}")
+    driver = connection.connection.driver_connection
+    assert driver is not None  # noqa: S101 - a live pooled connection always has one
+    with driver.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                staging, target
+            )
+        )
+        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy:
+            for row in rows:
+                copy.write_row([row.get(column) for column in columns])
+        cursor.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                target, names, names, staging
+            )
+        )
+        return int(cursor.rowcount)
 
 
 def _dialect(connection: Connection) -> Any:
