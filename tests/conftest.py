@@ -29,6 +29,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 import sqlalchemy
+from sqlalchemy import Engine
 
 from dnc.intake import IntakePolicy
 from dnc.keys import RedisKeys
@@ -280,3 +281,15 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+@pytest.fixture
+def engine(audit_database_url: str) -> Iterator[Engine]:
+    """An audit store engine on a fresh, migrated database (``audit_database_url``: SQLite
+    and PostgreSQL), disposed after the test."""
+    from dnc.audit.database import open_engine, upgrade
+
+    engine = open_engine(audit_database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()

@@ -5,7 +5,6 @@ the real redis-server."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,7 +13,6 @@ from sqlalchemy import Engine, func, select
 from dnc.applications import Application
 from dnc.audit import schema
 from dnc.audit.archive import Archiver, backlog, streams
-from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
@@ -24,14 +22,6 @@ from dnc.store import EventStore, StoreLimits
 from dnc.target import ChangeOutcome, OutcomeKind
 
 T0 = 1_794_994_200_000
-
-
-@pytest.fixture
-def engine(audit_database_url: str) -> Iterator[Engine]:
-    engine = open_engine(audit_database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def event(number: str, ms: int, action: Action = Action.OPT_OUT) -> StoredEvent:

@@ -36,14 +36,6 @@ A, B, C = "+12025550101", "+12025550102", "+12025550103"
 FORMULA = '=HYPERLINK("http://evil.example","click")'
 
 
-@pytest.fixture
-def engine(audit_database_url: str) -> Iterator[Engine]:
-    engine = open_engine(audit_database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def event_row(ms: int, number: str, status: str = "queued", event_id: str = "") -> dict[str, Any]:
     stored = {"eventId": event_id or f"e-{ms}", "e164": number, "action": "optOut"}
     return {

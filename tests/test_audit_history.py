@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +41,6 @@ from tests.conftest import free_port
 T0 = 1_794_994_200_000
 NUMBER = "+12025550101"
 OTHER = "+12025550199"
-
-
-@pytest.fixture
-def engine(audit_database_url: str) -> Iterator[Engine]:
-    engine = open_engine(audit_database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def stored(number: str, ms: int, action: Action = Action.OPT_OUT) -> StoredEvent:

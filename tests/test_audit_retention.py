@@ -3,26 +3,15 @@ the proof of each number's current state is kept however old; SQLite and Postgre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, select
 
 from dnc.audit import schema
-from dnc.audit.database import open_engine, upgrade
 from dnc.audit.retention import DAY_MS, purge
 
 NOW = 1_900_000_000_000
 OLD = NOW - 2_000 * DAY_MS  # past the default 1,830 days
-
-
-@pytest.fixture
-def engine(audit_database_url: str) -> Iterator[Engine]:
-    engine = open_engine(audit_database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def event(seq: int, number: str, status: str, received_ms: int) -> dict[str, Any]:
