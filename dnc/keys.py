@@ -61,9 +61,10 @@ class RedisKeys:
     @property
     def applications(self) -> str:
         """STREAM: one entry per number the sync pushed to CXone: ``outcome`` (acknowledged,
-        dead_lettered, deferred, changed), ``settledMs`` (UTC ms) and ``application`` (JSON
-        ``dnc.applications.ApplicationRecord``: what CXone was asked and answered), appended
-        by the settle script. No cap: the archive trims it once copied (``dnc.audit``)."""
+        dead_lettered, deferred, changed; abandoned: sent before the lease was lost),
+        ``settledMs`` (UTC ms) and ``application`` (JSON ``dnc.applications.ApplicationRecord``:
+        what CXone was asked and answered), appended by the settle script (abandoned ones by
+        ``PendingQueue.record_abandoned``). No cap: the archive trims it once copied."""
         return f"{self.tag}:applications"
 
     @property

@@ -234,6 +234,29 @@ class PendingQueue:
         flags = await self._settle_all(items, at_ms, applications)
         return Deferral(flags.count(3), flags.count(2), flags.count(0))
 
+    async def record_abandoned(
+        self, claims: Sequence[Claim], applications: Applications, now_ms: int | None = None
+    ) -> None:
+        """Append the applications of ``claims`` whose requests were abandoned when the lease
+        was lost (CXone may have applied them) to the applications stream, outcome
+        ``abandoned``, without settling anything: the numbers stay pending for whoever holds
+        the lease now."""
+        at_ms = str(_now_ms(now_ms))
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for claim in claims:
+                    application = applications.get(claim.e164)
+                    if application is None:
+                        continue
+                    record = application.record(claim.e164, claim.event).model_dump_json()
+                    pipe.xadd(
+                        self._keys.applications,
+                        {"outcome": "abandoned", "settledMs": at_ms, "application": record},
+                    )
+                await pipe.execute()
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
+
     async def dead_letters(self) -> dict[str, DeadLetter]:
         """Every dead letter by E.164."""
         raw = await self._run_command("hgetall", self._keys.dead_letters)

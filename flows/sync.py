@@ -291,21 +291,38 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]], deadline: float) 
                 len(batch),
                 type(result).__name__,
             )
+            reason = f"batch failed: {type(result).__name__}"
+            if index in requested:  # it was sent: CXone may have applied it
+                failure = Application(requested[index], run.target.name, run.run_id, failure=reason)
+                failures.update((claim.e164, failure) for claim in batch)
             if not run.fence.lost:  # a batch's failure delays its numbers, never dead-letters
                 after = getattr(result, "retry_after_s", None)
-                reason = f"batch failed: {type(result).__name__}"
                 failed += [Retry(claim, reason, after, counts=False) for claim in batch]
-                if index in requested:  # it was sent: CXone may have applied it
-                    failure = Application(
-                        requested[index], run.target.name, run.run_id, failure=reason
-                    )
-                    failures.update((claim.e164, failure) for claim in batch)
         else:
             settled += result
     if failed:
         deferral = await defer_retries(run.queue, quote(failed), failures)
         run.counters.deferred += deferral.deferred
+    elif failures:  # the lease was lost: the numbers are the next holder's, but what was sent
+        await _record_abandoned(
+            run, [c for b in batches for c in b if c.e164 in failures], failures
+        )
     return settled
+
+
+async def _record_abandoned(
+    run: _Run, claims: list[Claim], failures: dict[str, Application]
+) -> None:
+    """Keep the audit record of requests sent before the lease was lost (CXone may have
+    applied them), without settling their numbers (another run may hold them now); a Redis
+    failure here is logged, not raised: the run already ends ``LeaseLost``."""
+    try:
+        await run.queue.record_abandoned(claims, failures)
+    except StoreError:
+        get_run_logger().warning(
+            "%d abandoned request(s) could not be kept in the audit record: Redis failed",
+            len(claims),
+        )
 
 
 async def _push(run: _Run, batch: list[Claim], requested_ms: int) -> int:

@@ -312,3 +312,23 @@ async def test_settling_without_applications_records_nothing(
     await queue.acquire_lease(TOKEN, 10_000)
     assert await queue.acknowledge(await queue.claim(TOKEN, 10)) == [True]
     assert await any_redis.xlen(queue._keys.applications) == 0
+
+
+async def test_abandoned_requests_are_recorded_without_settling(
+    stores: tuple[EventStore, PendingQueue], any_redis: aioredis.Redis
+) -> None:
+    # The lease was lost while a request was under way: CXone may have applied it, so it is
+    # on record, but the number is not settled (another run may hold it now).
+    store, queue = stores
+    await fill(store, event("+12025550101", T0))
+    await queue.acquire_lease(TOKEN, 10_000)
+    (claim,) = await queue.claim(TOKEN, 10)
+    sent = Application(T0, "dnc-groups", "run-abc", failure="batch failed: LeaseLost")
+    await queue.record_abandoned([claim], {claim.e164: sent})
+    (record,) = await applications(queue, any_redis)
+    assert (record["outcome"], record["result"], record["number"]) == (
+        "abandoned",
+        "batch_failed",
+        claim.e164,
+    )
+    assert (await queue.backlog())[0] == 1  # still pending
