@@ -49,6 +49,7 @@ def run_once(
     except (SQLAlchemyError, OSError) as exc:
         _fail(f"error: {database_failure(exc, 'open')}")
 
+    from dnc.audit.archive import AuditWriteError
     from flows.archive import ArchiveLagging, archive_audit  # Prefect loads only here
 
     try:
@@ -59,6 +60,8 @@ def run_once(
         _fail(f"error: {redis_failure(exc, 'reach')}")
     except SQLAlchemyError as exc:
         _fail(f"error: {database_failure(exc, 'write')}")
+    except AuditWriteError as exc:  # already stripped of what the rows held
+        _fail(f"error: {exc}")
     Console().print_json(json.dumps(counts))
 
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from dnc.errors import StoreError
 from dnc.settings import RedisSettings
@@ -39,9 +39,12 @@ def settings_problems(exc: ValidationError) -> str:
 
 def database_failure(exc: SQLAlchemyError | OSError, doing: str = "read") -> str:
     """One line for a database failure: what could not be done and the exception's type (the
-    driver's, for a DBAPI error), never its text (which may quote the URL or SQL)."""
+    driver's, for a DBAPI error, with a hint for ``OperationalError``), never the driver's
+    text: it may quote the URL (a password) or the rows (full numbers)."""
     if isinstance(exc, DBAPIError):
         reason = type(exc.orig).__name__
+        if isinstance(exc, OperationalError):  # the driver's text may quote the URL: a hint
+            reason += " (unreachable, refused the credentials, or locked by another writer)"
     elif isinstance(exc, OSError):
         reason = exc.strerror or type(exc).__name__
     else:

@@ -169,7 +169,13 @@ class NumberReads:
 
     def _options(self, query: dict[str, list[str]]) -> tuple[str | None, int, list[FieldProblem]]:
         """``?region=`` (ISO 3166-1 alpha-2 or ``none``) and ``?limit=`` (1..MAX_LIMIT)."""
-        problems: list[FieldProblem] = []
+        problems = [
+            FieldProblem(name, "duplicate", f"{name} is given more than once")
+            for name in ("region", "limit")
+            if len(query.get(name, [])) > 1
+        ]
+        if problems:  # which one would count is ambiguous, as for intake's fields
+            return self._region, DEFAULT_LIMIT, problems
         region = self._region
         given = query.get("region", [None])[-1]
         if given is not None:

@@ -57,6 +57,7 @@ def test_postgresql_unreachable(env: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 1
     assert one_line(result) == (
         "error: cannot open the audit store (DNC_AUDIT_DATABASE_URL): OperationalError"
+        " (unreachable, refused the credentials, or locked by another writer)"
     )
     assert PASSWORD not in result.output and "postgresql" not in result.output
 

@@ -289,10 +289,95 @@ async def test_a_stream_that_restarts_its_count_is_recorded_as_a_gap_of_unknown_
     await store.record(event("+12025550099", T0 + 99))
     report = await archiver(real_redis, keys, engine).run(budget_s=30)
     assert report.reset == ["events"] and report.archived["events"] == 1
-    with engine.connect() as connection:
-        (gap,) = connection.execute(select(schema.gaps)).mappings().all()
-    assert (gap["stream"], gap["missing"]) == ("events", None)
-    # Counted anew: a later loss is counted again, an ordinary run records nothing more.
+    assert await gap_sizes(engine) == [None]
+    # Counted anew: an ordinary run records nothing more, a later loss is counted again.
     await store.record(event("+12025550098", T0 + 98))
     again = await archiver(real_redis, keys, engine).run(budget_s=30)
     assert again.reset == [] and again.gaps["events"] == 0 and again.archived["events"] == 1
+    for i in range(10, 14):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    await real_redis.xtrim(keys.audit, maxlen=1, approximate=False)
+    trimmed = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert trimmed.gaps["events"] == 3 and await gap_sizes(engine) == [None, 3]
+
+
+async def gap_sizes(engine: Engine) -> list[int | None]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(select(schema.gaps.c.missing).order_by(schema.gaps.c.id)).scalars()
+        )
+
+
+async def test_a_reset_stream_then_trimmed_is_counted_not_cancelled_out(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    # Second break-it pass: 5 archived, the stream deleted, 10 new opt-outs of which 5 are
+    # trimmed before the next run: the old count of 5 archived used to cancel the 5 lost.
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    for i in range(5):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    await archiver(real_redis, keys, engine).run(budget_s=30)
+    await real_redis.delete(keys.audit)
+    for i in range(5, 15):
+        await store.record(event(f"+1202555{i:04d}", T0 + i))
+    await real_redis.xtrim(keys.audit, maxlen=5, approximate=False)
+    report = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert report.reset == ["events"] and report.gaps["events"] == 5
+    assert await gap_sizes(engine) == [None, 5]
+
+
+async def test_a_flushed_stream_is_reported_at_the_next_run_even_if_quiet(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    # Redis came back empty and nothing new arrived: the loss is reported now, not when the
+    # stream is next written to.
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    await store.record(event("+12025550100", T0))
+    await archiver(real_redis, keys, engine).run(budget_s=30)
+    await store.record(event("+12025550101", T0 + 1))  # never archived
+    await real_redis.delete(keys.audit)
+    report = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert report.reset == ["events"] and await gap_sizes(engine) == [None]
+    assert (await archiver(real_redis, keys, engine).run(budget_s=30)).reset == []
+
+
+async def test_a_failed_write_never_quotes_the_rows(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A locked or failing store: the error Prefect logs and the CLI prints named the rows'
+    # full numbers (second break-it pass). Now the driver's type and code only.
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from dnc.audit.archive import AuditWriteError
+
+    keys = RedisKeys(namespace)
+    store = EventStore(real_redis, keys, StoreLimits())
+    await store.record(event("+12025550101", T0))
+    run = archiver(real_redis, keys, engine)
+
+    def locked(*_args: object) -> int:
+        raise OperationalError(
+            "INSERT ...",
+            {"number": "+12025550101"},
+            sqlite3.OperationalError("locked +12025550101"),
+        )
+
+    monkeypatch.setattr(run, "_write_rows", locked)
+    with pytest.raises(AuditWriteError) as raised:
+        await run.run(budget_s=30)
+    assert "2025550101" not in str(raised.value) and raised.value.__cause__ is None
+    assert "OperationalError" in str(raised.value)
+    assert await real_redis.xlen(keys.audit) == 1  # nothing trimmed
+
+
+def test_the_engine_hides_statement_parameters(engine: Engine) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
+        connection.execute(text("SELECT * FROM no_such_table WHERE n = :n"), {"n": "+12025550101"})
+    assert "2025550101" not in str(raised.value)

@@ -506,5 +506,6 @@ def test_migrate_an_unreachable_store_exits_1(monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 1, result.output
     assert result.stderr.strip() == (
         "error: cannot migrate the audit store (DNC_AUDIT_DATABASE_URL): OperationalError"
+        " (unreachable, refused the credentials, or locked by another writer)"
     )
     assert "secret-password" not in result.output and "Traceback" not in result.output

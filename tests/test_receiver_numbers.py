@@ -207,7 +207,14 @@ async def test_an_unreadable_number_is_422(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [("region=ZZ", "region"), ("limit=0", "limit"), ("limit=²", "limit")]
+    ("query", "field"),
+    [
+        ("region=ZZ", "region"),
+        ("limit=0", "limit"),
+        ("limit=²", "limit"),
+        ("limit=abc&limit=5", "limit"),  # given twice: which one counts is ambiguous
+        ("region=US&region=AR", "region"),
+    ],
 )
 async def test_bad_options_are_422(client: httpx.AsyncClient, query: str, field: str) -> None:
     response = await client.get(f"{PATH}?{query}")

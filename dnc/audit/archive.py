@@ -17,16 +17,19 @@ record. The database work runs in a worker thread; Redis calls are async.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import redis.asyncio as aioredis
 from psycopg import sql
 from sqlalchemy import Connection, Engine, Table, and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from dnc.audit import schema
 from dnc.audit.entries import (
@@ -48,6 +51,10 @@ end
 return 0
 """
 """Compare-and-delete: a run frees only its own lease."""
+
+INCARNATION_GROUP = "dnc-archive"
+"""The empty consumer group the archive keeps on each stream to notice a reset stream (it
+reads nothing through it; ``Archiver._record_gap``)."""
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -87,6 +94,20 @@ def streams(keys: RedisKeys, normalise: Normalise) -> list[Stream]:
         ),
         Stream("applications", keys.applications, schema.applications, application_row),
     ]
+
+
+class AuditWriteError(RuntimeError):
+    """The audit store refused or failed a write (unreachable, locked, restarting, full): the
+    batch was not committed and its entries stay in Redis. The message names the driver's
+    error type and code, never its text, which may quote the rows (full phone numbers)."""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> AuditWriteError:
+        """The error for ``exc`` (SQLAlchemy's ``DBAPIError`` or the driver's own)."""
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        code = getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None)
+        detail = type(cause).__name__ + (f" ({code})" if code else "")
+        return cls(f"the audit store did not take a batch: {detail}; nothing was trimmed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +205,8 @@ class Archiver:
             if not await self._holds_lease():
                 report.drained = False
                 break
-            missing = await self._record_gap(stream)
-            report.gaps[stream.name] = max(missing or 0, 0)
-            if missing is None:
+            report.gaps[stream.name], reset = await self._record_gap(stream)
+            if reset:
                 report.reset.append(stream.name)
             report.archived[stream.name] = await self._drain(stream, deadline)
             report.backlog[stream.name] = await self._redis("xlen", stream.key)
@@ -210,7 +230,14 @@ class Archiver:
 
     def _write(self, stream: Stream, rows: list[dict[str, Any]], last: str) -> int:
         """Write ``rows`` (those already there are skipped) and move the cursor to ``last``,
-        in one transaction; returns how many rows were new."""
+        in one transaction; returns how many rows were new. Raises ``AuditWriteError`` (the
+        driver's error type and code only: its message may quote the rows)."""
+        try:
+            return self._write_rows(stream, rows, last)
+        except (DBAPIError, psycopg.Error, sqlite3.Error) as exc:
+            raise AuditWriteError.of(exc) from None
+
+    def _write_rows(self, stream: Stream, rows: list[dict[str, Any]], last: str) -> int:
         with self._engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 inserted = _copy_insert(connection, stream.table, rows)
@@ -248,30 +275,45 @@ class Archiver:
             )
         )
 
-    async def _record_gap(self, stream: Stream) -> int | None:
+    async def _record_gap(self, stream: Stream) -> tuple[int, bool]:
         """Record entries removed from the stream before they were archived; returns how many
-        were found (0 almost always), ``None`` when the stream's count restarted (it was
-        deleted, or Redis lost its data: an unknown number may be lost). Counts, not ids:
-        Redis trims (MAXLEN, XTRIM) leave no trace but ``entries-added`` (XINFO STREAM), so
-        lost = removed (added - length) minus the removed ones that were archived (archived -
-        those still in the stream) minus the losses already on record. Needs one archive run
-        at a time (the lease): a run that trims meanwhile could be counted as a loss."""
+        were found (0 almost always) and whether the stream was reset (deleted, or Redis came
+        back without its data), losing an unknown number more.
+
+        Resets: the archive keeps an empty consumer group (``INCARNATION_GROUP``) on each
+        stream. It lives inside the stream's key, so it disappears with it (DEL, FLUSHALL, a
+        restart without AOF/RDB) and survives what keeps the stream; a stream the archive has
+        copied before (a cursor in the store) without the group is a new one. Trims within
+        one stream: counts, not ids (MAXLEN and XTRIM leave no trace but ``entries-added``),
+        so lost = removed (added - length) minus the removed ones that were archived (archived
+        since the stream began - those still in it) minus the losses already on record.
+        Needs one archive run at a time (the lease)."""
+        cursor = await asyncio.to_thread(self._cursor, stream.name)
+        seen = cursor != Cursor("0-0", 0, 0)
         try:
             info = await self._redis("xinfo_stream", stream.key)
-        except LookupError:  # no such key: nothing was ever written, nothing lost
-            return 0
+            groups = await self._redis("xinfo_groups", stream.key)
+        except LookupError:  # no such key
+            if not seen:
+                return 0, False  # nothing was ever written, nothing lost
+            info, groups = None, []
+        if not any(_text(group.get("name", b"")) == INCARNATION_GROUP for group in groups):
+            await self._redis("xgroup_create", stream.key, INCARNATION_GROUP, "$", mkstream=True)
+            if seen:  # copied before, but this is not that stream any more
+                removed = 0 if info is None else int(info["entries-added"]) - int(info["length"])
+                await asyncio.to_thread(self._write_reset, stream, cursor, info, removed)
+                return max(removed, 0), True
+        if info is None:
+            return 0, False
         removed = int(info["entries-added"]) - int(info["length"])
-        first = info.get("first-entry")
-        through = _text(first[0]) if first else _text(info["last-generated-id"])
-        cursor = await asyncio.to_thread(self._cursor, stream.name)
         present = 0
         if cursor.entry_id != "0-0":
             present = len(await self._redis("xrange", stream.key, "-", cursor.entry_id))
         missing = removed - (cursor.archived - present) - cursor.lost
-        if missing == 0:
-            return 0
-        await asyncio.to_thread(self._write_gap, stream, cursor, through, missing, present)
-        return missing if missing > 0 else None
+        if missing <= 0:  # fewer only if counted wrong before: never report a negative loss
+            return 0, False
+        await asyncio.to_thread(self._write_gap, stream, cursor, _first_id(info), missing)
+        return missing, False
 
     def _cursor(self, name: str) -> Cursor:
         with self._engine.connect() as connection:
@@ -287,29 +329,40 @@ class Archiver:
             return Cursor("0-0", 0, 0)
         return Cursor(f"{row[0]}-{row[1]}", int(row[2]), int(row[3]))
 
-    def _write_gap(
-        self, stream: Stream, cursor: Cursor, through: str, missing: int, present: int
-    ) -> None:
+    def _write_gap(self, stream: Stream, cursor: Cursor, through: str, missing: int) -> None:
         with self._engine.begin() as connection:
+            self._insert_gap(connection, stream.name, cursor.entry_id, through, missing)
+            self._advance(connection, stream.name, cursor.entry_id, lost=missing)
+
+    def _write_reset(
+        self, stream: Stream, cursor: Cursor, info: Mapping[str, Any] | None, removed: int
+    ) -> None:
+        """Record a reset stream: an unknown number lost from the stream that was (what it
+        held after the last run), and, counted, the entries the new stream already lost;
+        then count anew from the new stream (its ``entries-added`` restarted)."""
+        through = _first_id(info) if info is not None else "-"
+        with self._engine.begin() as connection:
+            self._insert_gap(connection, stream.name, cursor.entry_id, through, None)
+            if removed > 0:  # trimmed from the new stream before any run copied them
+                self._insert_gap(connection, stream.name, cursor.entry_id, through, removed)
             connection.execute(
-                schema.gaps.insert().values(
-                    stream=stream.name,
-                    after_id=cursor.entry_id,
-                    through_id=through,
-                    missing=missing if missing > 0 else None,  # None: unknown
-                    found_ms=self._now_ms(),
-                )
+                update(schema.cursors)
+                .where(schema.cursors.c.stream == stream.name)
+                .values(archived=0, lost=removed, updated_ms=self._now_ms())
             )
-            if missing > 0:
-                self._advance(connection, stream.name, cursor.entry_id, lost=missing)
-                return
-            # Fewer removed than archived: the stream's count restarted (deleted, or Redis
-            # came back without its data). What it held since the last run may be lost, in
-            # unknown number (recorded above); count anew from the stream as it is, so that
-            # later losses are counted again.
-            removed = missing + (cursor.archived - present) + cursor.lost
-            rebase = removed + present - cursor.lost - cursor.archived
-            self._advance(connection, stream.name, cursor.entry_id, archived=rebase)
+
+    def _insert_gap(
+        self, connection: Connection, name: str, after: str, through: str, missing: int | None
+    ) -> None:
+        connection.execute(
+            schema.gaps.insert().values(
+                stream=name,
+                after_id=after,
+                through_id=through,
+                missing=missing,  # None: unknown
+                found_ms=self._now_ms(),
+            )
+        )
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -324,7 +377,7 @@ class Archiver:
         try:
             return await getattr(self._client, name)(*args, **kwargs)
         except REDIS_FAILURES as exc:
-            if name == "xinfo_stream" and "no such key" in str(exc).lower():
+            if name.startswith("xinfo_") and "no such key" in str(exc).lower():
                 raise LookupError("no such key") from exc
             raise convert_error(exc) from exc
 
@@ -395,6 +448,12 @@ def _copy_insert(connection: Connection, table: Table, rows: list[dict[str, Any]
             )
         )
         return int(cursor.rowcount)
+
+
+def _first_id(info: Mapping[str, Any]) -> str:
+    """The id of a stream's first entry (``XINFO STREAM``), or its last id when empty."""
+    first = info.get("first-entry")
+    return _text(first[0]) if first else _text(info["last-generated-id"])
 
 
 def _dialect(connection: Connection) -> Any:

@@ -27,6 +27,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_S = 10
+"""How long a SQLite statement waits for another writer's lock, seconds: well under the
+archive lease (30 s), so a blocked archive run gives up before another may start."""
 
 
 class AuditStoreNotReady(RuntimeError):
@@ -41,8 +44,10 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     SQLite file does not exist. Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy
     cannot read, ``OSError`` when the file cannot be created."""
     parsed = make_url(url)
+    # hide_parameters: a failed statement's message (logged by Prefect, printed by a CLI)
+    # never carries the rows it wrote; they hold full phone numbers.
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
         if create:
@@ -53,7 +58,7 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
                 f"no audit store at {path}: check DNC_AUDIT_DATABASE_URL, or create it with "
                 "'dnc-sync audit migrate' (the archive-audit flow creates it when it runs)"
             )
-    engine = create_engine(parsed, connect_args={"timeout": 30})
+    engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S}, hide_parameters=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -68,7 +73,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.close()
 
 
