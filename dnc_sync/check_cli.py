@@ -2,7 +2,9 @@
 process starts, and name each problem (``scripts/run-local`` runs it first).
 
 Unless ``--no-redis``, it also connects to Redis and refuses one that may evict keys
-(``maxmemory-policy`` other than ``noeviction``, see ``dnc.redis_policy``).
+(``maxmemory-policy`` other than ``noeviction``, see ``dnc.redis_policy``), and opens the
+audit store (a warning when it cannot be opened or is not migrated). A retention shorter than
+the TSR's five years is a warning.
 
 Exit codes: 0 fine, 2 a setting is invalid or missing (or Redis may evict keys), 3 Redis is
 not reachable (its policy was not checked).
@@ -20,7 +22,9 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
+from dnc.audit.database import AuditStoreNotReady, open_engine, require_current
 from dnc.cxone.factory import build_target
 from dnc.errors import StoreUnavailable
 from dnc.fence import check_lease_timing
@@ -34,6 +38,7 @@ from dnc.settings import (
     SyncSettings,
 )
 from dnc.store import open_redis
+from dnc_sync.audit_errors import database_failure
 
 EXIT_INVALID = 2
 EXIT_REDIS_UNREACHABLE = 3
@@ -49,13 +54,14 @@ def check(
     """Check every DNC_* setting, what the CXone adapter needs and Redis's eviction policy;
     exit 2 naming each problem, 3 when Redis cannot be reached."""
     problems = find_problems(receiver=receiver, cxone=cxone)
-    warnings: list[str] = []
+    warnings: list[str] = audit_warnings(connect=redis)
     unreachable = ""
     redis_settings = _redis_settings() if redis else None
     if redis_settings is not None:
         try:
-            found, warnings = redis_problems(redis_settings)
+            found, redis_warnings = redis_problems(redis_settings)
             problems.extend(found)
+            warnings.extend(redis_warnings)
         except StoreUnavailable as exc:
             unreachable = (
                 f"Redis is not reachable ({exc}), so its maxmemory-policy was not checked: "
@@ -93,6 +99,40 @@ def redis_problems(settings: RedisSettings) -> tuple[list[str], list[str]]:
     except EvictionPolicyError as exc:
         return [str(exc)], collected.lines
     return [], collected.lines
+
+
+TSR_RECORD_DAYS = 1_826
+"""Five years: how long the Telemarketing Sales Rule (16 CFR 310.5, as amended in 2024) asks
+telemarketers to keep their records."""
+
+
+def audit_warnings(*, connect: bool) -> list[str]:
+    """Warnings about the audit store (never errors: the receiver and the sync run without
+    it): a retention shorter than the TSR's five years, and with ``connect`` a store that
+    cannot be opened or is not migrated yet. Nothing when ``DNC_AUDIT_*`` is invalid (named
+    as a problem by ``find_problems``)."""
+    try:
+        settings = AuditSettings()
+    except ValidationError:
+        return []
+    warnings = []
+    if settings.retention_days < TSR_RECORD_DAYS:
+        warnings.append(
+            f"DNC_AUDIT_RETENTION_DAYS={settings.retention_days}: under five years, the "
+            "Telemarketing Sales Rule's record-keeping period (16 CFR 310.5)"
+        )
+    if connect:
+        try:
+            engine = open_engine(settings.database_url.get_secret_value(), create=False)
+            try:
+                require_current(engine)
+            finally:
+                engine.dispose()
+        except AuditStoreNotReady as exc:
+            warnings.append(f"audit store: {exc}")
+        except (SQLAlchemyError, OSError) as exc:
+            warnings.append(f"audit store: {database_failure(exc, 'open')}")
+    return warnings
 
 
 class _Collected(logging.Handler):

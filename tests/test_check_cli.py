@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
+from dnc.audit.database import open_engine, upgrade
 from dnc_sync.check_cli import find_problems
 from dnc_sync.cli import app
 
@@ -19,11 +22,25 @@ GOOD = {
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> pytest.MonkeyPatch:
+def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, tmp_path: Path) -> pytest.MonkeyPatch:
     for key, value in GOOD.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DNC_REDIS_URL", redis_url)  # `check` also reads Redis's eviction policy
+    store = f"sqlite:///{tmp_path}/audit.sqlite3"  # and opens the audit store
+    upgrade(open_engine(store))
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", store)
     return monkeypatch
+
+
+def test_an_audit_store_not_migrated_or_a_short_retention_is_a_warning(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/missing/audit.sqlite3")
+    env.setenv("DNC_AUDIT_RETENTION_DAYS", "365")
+    result = CliRunner().invoke(app, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "no audit store at" in result.output and "under five years" in result.output
+    assert not (tmp_path / "missing").exists()  # a check creates nothing
 
 
 def test_a_complete_configuration_passes(env: pytest.MonkeyPatch) -> None:
