@@ -53,11 +53,12 @@ from harness import BenchError, free_ports, run_main, start_redis_server, stop_p
 from sqlalchemy import Engine, inspect, text
 
 from dnc.audit import schema
-from dnc.audit.archive import Archiver, streams
+from dnc.audit.archive import Archiver
 from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
 from dnc.audit.export import export_rows, write_csv
 from dnc.audit.history import timeline
+from dnc.audit.streams import streams
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits

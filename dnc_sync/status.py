@@ -14,8 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dnc.audit.archive import backlog, lag_reason
-from dnc.audit.archive import oldest_age_s as archive_oldest_age_s
+from dnc.audit.lag import backlog, lag_reason
+from dnc.audit.lag import oldest_age_s as archive_oldest_age_s
 from dnc.keys import RedisKeys
 from dnc.pending import PendingQueue
 from dnc.store import REDIS_FAILURES, convert_error

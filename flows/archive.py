@@ -24,17 +24,12 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
-from dnc.audit.archive import (
-    Archiver,
-    ArchiveReport,
-    backlog,
-    lag_reason,
-    oldest_age_s,
-    streams,
-)
+from dnc.audit.archive import Archiver, ArchiveReport
 from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
+from dnc.audit.lag import backlog, lag_reason, oldest_age_s
 from dnc.audit.retention import PurgeReport, purge
+from dnc.audit.streams import streams
 from dnc.keys import RedisKeys
 from dnc.settings import AuditSettings, IntakeSettings, RedisSettings
 from dnc.store import open_redis

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import Engine
 
-from dnc.audit.archive import backlog, lag_reason, oldest_age_s
+from dnc.audit.lag import backlog, lag_reason, oldest_age_s
 from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnavailable
 from dnc.intake import AcceptedEvent, IntakePolicy, build_event, under_derived_id
 from dnc.keys import RedisKeys

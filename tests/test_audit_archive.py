@@ -12,8 +12,10 @@ from sqlalchemy import Engine, func, select
 
 from dnc.applications import Application
 from dnc.audit import schema
-from dnc.audit.archive import Archiver, backlog, streams
+from dnc.audit.archive import Archiver
 from dnc.audit.entries import normaliser
+from dnc.audit.lag import backlog
+from dnc.audit.streams import streams
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
@@ -352,21 +354,21 @@ async def test_a_failed_write_never_quotes_the_rows(
 
     from sqlalchemy.exc import OperationalError
 
-    from dnc.audit.archive import AuditWriteError
+    from dnc.audit.ledger import AuditWriteError
 
     keys = RedisKeys(namespace)
     store = EventStore(real_redis, keys, StoreLimits())
     await store.record(event("+12025550101", T0))
     run = archiver(real_redis, keys, engine)
 
-    def locked(*_args: object) -> int:
+    def locked(*_args: object, **_kwargs: object) -> int:
         raise OperationalError(
             "INSERT ...",
             {"number": "+12025550101"},
             sqlite3.OperationalError("locked +12025550101"),
         )
 
-    monkeypatch.setattr(run, "_write_rows", locked)
+    monkeypatch.setattr("dnc.audit.ledger.advance", locked)  # inside the write's transaction
     with pytest.raises(AuditWriteError) as raised:
         await run.run(budget_s=30)
     assert "2025550101" not in str(raised.value) and raised.value.__cause__ is None

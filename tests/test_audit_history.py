@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from dnc.applications import ApplicationRecord
 from dnc.audit import schema
-from dnc.audit.archive import Archiver, streams
+from dnc.audit.archive import Archiver
 from dnc.audit.database import AuditStoreNotReady, open_engine, upgrade
 from dnc.audit.entries import application_row, event_row, normaliser, rejection_row
 from dnc.audit.history import (
@@ -28,6 +28,7 @@ from dnc.audit.history import (
     stored_records,
     timeline,
 )
+from dnc.audit.streams import streams
 from dnc.e164 import PhoneNumberProblem
 from dnc.errors import StoreUnavailable
 from dnc.events import Action, StoredEvent

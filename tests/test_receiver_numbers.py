@@ -17,9 +17,10 @@ import redis.asyncio as aioredis
 from jsonschema import Draft202012Validator
 from sqlalchemy import Engine
 
-from dnc.audit.archive import Archiver, streams
+from dnc.audit.archive import Archiver
 from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
+from dnc.audit.streams import streams
 from dnc.intake import IntakePolicy
 from dnc.settings import AuditSettings, ReceiverSettings, RedisSettings
 from dnc.store import EventStore

@@ -56,9 +56,10 @@ from script import BENCH, chaos_main, load_module, print_log_tail, sized_args
 from sqlalchemy import func, select
 
 from dnc.audit import schema
-from dnc.audit.archive import Archiver, streams
+from dnc.audit.archive import Archiver
 from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
+from dnc.audit.streams import streams
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits

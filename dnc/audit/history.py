@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import Column, Connection, Engine, Table, select
 
 from dnc.audit import schema
-from dnc.audit.archive import backlog
 from dnc.audit.database import require_current
+from dnc.audit.lag import backlog
 from dnc.e164 import to_e164
 from dnc.keys import RedisKeys
 from dnc.store import REDIS_FAILURES, convert_error
