@@ -16,6 +16,7 @@ lease). The database work runs in a worker thread; Redis calls are async.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,14 @@ import redis.asyncio as aioredis
 from sqlalchemy import Engine
 
 from dnc.audit.entries import next_id
-from dnc.audit.ledger import Cursor, read_cursor, record_loss, record_reset, write_batch
+from dnc.audit.ledger import (
+    Cursor,
+    note_added,
+    read_cursor,
+    record_loss,
+    record_reset,
+    write_batch,
+)
 from dnc.audit.streams import Stream, decode_fields, text
 from dnc.store import REDIS_FAILURES, convert_error
 
@@ -170,7 +178,10 @@ class Archiver:
         Resets: the archive keeps an empty consumer group (``INCARNATION_GROUP``) on each
         stream. It lives inside the stream's key, so it disappears with it (DEL, FLUSHALL, a
         restart without AOF/RDB) and survives what keeps the stream; a stream the archive has
-        copied before (a cursor in the store) without the group is a new one. Trims within
+        copied before (a cursor in the store) without the group is a new one, and so is one
+        that has added fewer entries than when last checked (restored from an older
+        snapshot). Entries a Redis without an fsynced AOF acknowledged and then lost before
+        any archive run saw them leave no trace anywhere: run Redis as README says. Trims within
         one stream: counts, not ids (MAXLEN and XTRIM leave no trace but ``entries-added``),
         so lost = removed (added - length) minus the removed ones that were archived (archived
         since the stream began - those still in it) minus the losses already on record.
@@ -183,23 +194,42 @@ class Archiver:
             if not cursor.seen:
                 return 0, False  # nothing was ever written, nothing lost
             info, groups = None, []
-        if not any(text(group.get("name", b"")) == INCARNATION_GROUP for group in groups):
+        marked = any(text(group.get("name", b"")) == INCARNATION_GROUP for group in groups)
+        if not marked:
             await self._redis("xgroup_create", stream.key, INCARNATION_GROUP, "$", mkstream=True)
-            if cursor.seen:  # copied before, but this is not that stream any more
-                return await self._record_reset(stream, cursor, info), True
+        went_back = info is not None and int(info["entries-added"]) < cursor.added
+        if cursor.seen and (not marked or went_back):
+            # Not the stream copied before: deleted, Redis back empty, or restored from an
+            # older snapshot (fewer entries added than last seen).
+            return await self._record_reset(stream, cursor, info, marked), True
         if info is None:
             return 0, False
-        return await self._record_trims(stream, cursor, info), False
+        found = await self._record_trims(stream, cursor, info)
+        await asyncio.to_thread(
+            note_added, self._engine, stream.name, int(info["entries-added"]), self._now_ms()
+        )
+        return found, False
 
     async def _record_reset(
-        self, stream: Stream, cursor: Cursor, info: Mapping[str, Any] | None
+        self, stream: Stream, cursor: Cursor, info: Mapping[str, Any] | None, marked: bool
     ) -> int:
+        """Record a reset stream; returns the entries counted lost from the new stream (none
+        when it carries the archive's group: a restored snapshot whose trims were ours)."""
         removed = 0 if info is None else _removed(info)
         through = "-" if info is None else _first_id(info)
         await asyncio.to_thread(
-            record_reset, self._engine, stream.name, cursor, through, removed, self._now_ms()
+            functools.partial(
+                record_reset,
+                self._engine,
+                stream.name,
+                cursor,
+                through,
+                removed,
+                self._now_ms(),
+                archived_before=marked,
+            )
         )
-        return max(removed, 0)
+        return 0 if marked else max(removed, 0)
 
     async def _record_trims(self, stream: Stream, cursor: Cursor, info: Mapping[str, Any]) -> int:
         present = 0

@@ -10,6 +10,8 @@ stream began (a reset stream starts both anew). All times are UTC ms.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +43,13 @@ class AuditWriteError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """A stream's archive cursor: the newest ``entry_id`` archived (``"0-0"``: none), how
-    many distinct entries were ``archived`` and how many were recorded ``lost``."""
+    many of its entries were ``archived`` and how many were recorded ``lost``, and how many
+    it had ``added`` when last checked."""
 
     entry_id: str
     archived: int
     lost: int
+    added: int = 0
 
     @property
     def seen(self) -> bool:
@@ -53,7 +57,7 @@ class Cursor:
         return self != NO_CURSOR
 
 
-NO_CURSOR = Cursor("0-0", 0, 0)
+NO_CURSOR = Cursor("0-0", 0, 0, 0)
 
 
 def write_batch(
@@ -61,19 +65,38 @@ def write_batch(
 ) -> int:
     """Write ``rows`` of ``stream`` (those already there are skipped: a stream entry is
     written once) and move its cursor to ``last``, in one transaction; returns how many rows
-    were new. Raises ``AuditWriteError`` (the driver's error type and code only)."""
+    were new. The cursor's ``archived`` count grows by the rows past the cursor (entries of
+    this stream archived for the first time, new to the store or not: a stream restored from
+    a snapshot holds entries the store has already). Raises ``AuditWriteError`` (the driver's
+    error type and code only)."""
+    with sanitised_errors(), engine.begin() as connection:
+        after = _cursor_id(connection, stream.name)
+        beyond = sum((row["stream_ms"], row["stream_seq"]) > after for row in rows)
+        if connection.dialect.name == "postgresql":
+            inserted = _copy_insert(connection, stream.table, rows)
+        else:
+            insert = _dialect(connection).insert(stream.table).on_conflict_do_nothing()
+            key = stream.table.primary_key.columns.values()[-1]
+            inserted = len(connection.execute(insert.returning(key), rows).all())
+        advance(connection, stream.name, last, now_ms, archived=beyond)
+        return inserted
+
+
+@contextmanager
+def sanitised_errors() -> Iterator[None]:
+    """Turn the database's errors into ``AuditWriteError`` (no text, no chained cause)."""
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                inserted = _copy_insert(connection, stream.table, rows)
-            else:
-                insert = _dialect(connection).insert(stream.table).on_conflict_do_nothing()
-                key = stream.table.primary_key.columns.values()[-1]
-                inserted = len(connection.execute(insert.returning(key), rows).all())
-            advance(connection, stream.name, last, now_ms, archived=inserted)
-            return inserted
+        yield
     except (DBAPIError, psycopg.Error, sqlite3.Error) as exc:
         raise AuditWriteError.of(exc) from None
+
+
+def _cursor_id(connection: Connection, name: str) -> tuple[int, int]:
+    columns = schema.cursors.c
+    row = connection.execute(
+        select(columns.last_ms, columns.last_seq).where(columns.stream == name)
+    ).first()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def read_cursor(engine: Engine, name: str) -> Cursor:
@@ -81,13 +104,13 @@ def read_cursor(engine: Engine, name: str) -> Cursor:
     columns = schema.cursors.c
     with engine.connect() as connection:
         row = connection.execute(
-            select(columns.last_ms, columns.last_seq, columns.archived, columns.lost).where(
-                columns.stream == name
-            )
+            select(
+                columns.last_ms, columns.last_seq, columns.archived, columns.lost, columns.added
+            ).where(columns.stream == name)
         ).first()
     if row is None:
         return NO_CURSOR
-    return Cursor(f"{row[0]}-{row[1]}", int(row[2]), int(row[3]))
+    return Cursor(f"{row[0]}-{row[1]}", int(row[2]), int(row[3]), int(row[4]))
 
 
 def advance(
@@ -106,7 +129,7 @@ def advance(
     connection.execute(
         _dialect(connection)
         .insert(table)
-        .values(stream=name, last_ms=0, last_seq=0, updated_ms=0, archived=0, lost=0)
+        .values(stream=name, last_ms=0, last_seq=0, updated_ms=0, archived=0, lost=0, added=0)
         .on_conflict_do_nothing()
     )
     later = or_(table.c.last_ms < ms, and_(table.c.last_ms == ms, table.c.last_seq < seq))
@@ -127,26 +150,54 @@ def record_loss(
     engine: Engine, name: str, cursor: Cursor, through: str, missing: int, now_ms: int
 ) -> None:
     """Record ``missing`` entries of stream ``name`` lost after ``cursor`` and before
-    ``through`` (an entry id), and count them in the cursor."""
-    with engine.begin() as connection:
+    ``through`` (an entry id), and count them in the cursor. Raises ``AuditWriteError``."""
+    with sanitised_errors(), engine.begin() as connection:
         _insert_gap(connection, name, cursor.entry_id, through, missing, now_ms)
         advance(connection, name, cursor.entry_id, now_ms, lost=missing)
 
 
-def record_reset(
-    engine: Engine, name: str, cursor: Cursor, through: str, removed: int, now_ms: int
-) -> None:
-    """Record a reset stream ``name``: an unknown number lost from the stream that was (what
-    it held after the last run), and, counted, the ``removed`` entries the new stream lost
-    already; then count anew from the new stream (its ``entries-added`` restarted)."""
-    with engine.begin() as connection:
-        _insert_gap(connection, name, cursor.entry_id, through, None, now_ms)
-        if removed > 0:  # trimmed from the new stream before any run copied them
-            _insert_gap(connection, name, cursor.entry_id, through, removed, now_ms)
+def note_added(engine: Engine, name: str, added: int, now_ms: int) -> None:
+    """Keep how many entries stream ``name`` had added when checked (``XINFO STREAM``).
+    Raises ``AuditWriteError``."""
+    with sanitised_errors(), engine.begin() as connection:
         connection.execute(
             update(schema.cursors)
             .where(schema.cursors.c.stream == name)
-            .values(archived=0, lost=removed, updated_ms=now_ms)
+            .values(added=added, updated_ms=now_ms)
+        )
+
+
+def record_reset(
+    engine: Engine,
+    name: str,
+    cursor: Cursor,
+    through: str,
+    removed: int,
+    now_ms: int,
+    *,
+    archived_before: bool,
+) -> None:
+    """Record a reset stream ``name``: an unknown number lost from the stream that was (what
+    it held after the last run); then count anew from the stream as it is now (its
+    ``entries-added`` restarted, its ids may be older than the cursor's). Its ``removed``
+    entries are counted lost too, unless ``archived_before`` (a snapshot restored with the
+    archive's group in it: an archive trimmed them). Raises ``AuditWriteError``."""
+    lost = 0 if archived_before else max(removed, 0)
+    with sanitised_errors(), engine.begin() as connection:
+        _insert_gap(connection, name, cursor.entry_id, through, None, now_ms)
+        if lost:  # trimmed from the new stream before any run copied them
+            _insert_gap(connection, name, cursor.entry_id, through, lost, now_ms)
+        connection.execute(
+            update(schema.cursors)
+            .where(schema.cursors.c.stream == name)
+            .values(
+                last_ms=0,
+                last_seq=0,
+                archived=max(removed, 0) - lost,
+                lost=lost,
+                added=0,
+                updated_ms=now_ms,
+            )
         )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Engine, Table, and_, delete, exists, or_
 
 from dnc.audit import schema
+from dnc.audit.ledger import sanitised_errors
 
 DAY_MS = 86_400_000
 
@@ -39,10 +40,10 @@ class PurgeReport:
 
 def purge(engine: Engine, now_ms: int, retention_days: int, flow_run_id: str) -> PurgeReport:
     """Delete rows older than ``retention_days`` before ``now_ms`` (UTC ms); record the purge
-    (by ``flow_run_id``) when it deleted anything. Raises SQLAlchemy's errors."""
+    (by ``flow_run_id``) when it deleted anything. Raises ``AuditWriteError``."""
     cutoff = now_ms - retention_days * DAY_MS
     events, applications = schema.events, schema.applications
-    with engine.begin() as connection:
+    with sanitised_errors(), engine.begin() as connection:
         counts = [
             connection.execute(delete(table).where(old)).rowcount
             for table, old in (

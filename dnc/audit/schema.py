@@ -102,10 +102,13 @@ cursors = Table(
     Column("updated_ms", BigInteger, nullable=False),
     Column("archived", BigInteger, nullable=False),
     Column("lost", BigInteger, nullable=False),
+    Column("added", BigInteger, nullable=False),
 )
-"""Per stream: the newest entry id archived (only ever moves forward), how many distinct
-entries were ever ``archived`` and how many were found ``lost`` (removed from the stream
-before the archive copied them; ``audit_archive_gaps``)."""
+"""Per stream, since the stream began (a reset stream starts anew): the newest entry id
+archived (only ever moves forward), how many of its entries were ``archived`` and trimmed,
+how many were found ``lost`` (removed before the archive copied them; ``audit_archive_gaps``)
+and how many it had ``added`` when last checked (``XINFO STREAM``: a stream that has fewer
+went back in time, e.g. Redis restored from an older snapshot)."""
 
 gaps = Table(
     "audit_archive_gaps",

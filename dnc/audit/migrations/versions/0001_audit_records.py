@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("updated_ms", sa.BigInteger(), nullable=False),
         sa.Column("archived", sa.BigInteger(), nullable=False),
         sa.Column("lost", sa.BigInteger(), nullable=False),
+        sa.Column("added", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("stream", name="pk_audit_archive_cursors"),
     )
     op.create_table(
