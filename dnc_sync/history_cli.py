@@ -115,8 +115,8 @@ def _fail(json_output: bool, console: Console, error: str, message: str) -> NoRe
 
 
 def render(found: NumberHistory, console: Console) -> None:
-    """The history as two rich tables (current state, timeline) and a note on entries the
-    archive has not copied yet."""
+    """The history as two rich tables (current state, timeline), a note on entries the
+    archive has not copied yet and, in red, the gaps of the record in the timeline's span."""
     state = found.state
     table = Table("current state", "value", title=f"history of {found.number}")
     table.add_row("latest event", escape(_event_line(state.latest_event)))
@@ -145,6 +145,22 @@ def render(found: NumberHistory, console: Console) -> None:
             f"not yet archived ({counts}, all numbers): the newest records may be missing "
             "from the timeline until the archive-audit flow runs"
         )
+    if found.gaps:
+        gaps = "; ".join(_gap_line(gap) for gap in found.gaps)
+        console.print(
+            f"[red]the audit record has gaps in this period: {escape(gaps)} (all numbers: "
+            "records of this number may be missing)[/red]"
+        )
+
+
+def _gap_line(gap: dict[str, Any]) -> str:
+    missing = gap.get("missing")
+    count = "an unknown number of" if missing is None else str(missing)
+    return (
+        f"{count} {gap.get('stream')} entries lost after {_time(gap.get('from_ms'))} "
+        f"(ids after {gap.get('after_id')} up to {gap.get('through_id')}, found "
+        f"{_time(gap.get('found_ms'))})"
+    )
 
 
 def _event_line(event: dict[str, Any] | None) -> str:

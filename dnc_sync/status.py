@@ -1,11 +1,14 @@
-"""What ``dnc-sync status`` reports: the queue in Redis and the last sync run in Prefect.
+"""What ``dnc-sync status`` reports: the queue in Redis, the entries the archive found lost
+before it copied them (the audit store's ``audit_archive_gaps``) and the last sync run in
+Prefect.
 
-Plain async functions over an injected Redis client and Prefect client, so a probe, the CLI
-and tests read the same figures.
+Plain functions over an injected Redis client, audit store engine and Prefect client, so a
+probe, the CLI and tests read the same figures.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -13,13 +16,17 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from sqlalchemy import Engine, func, select
 
+from dnc.audit import schema
+from dnc.audit.database import open_engine, require_current
 from dnc.audit.lag import backlog, lag_reason
 from dnc.audit.lag import oldest_age_s as archive_oldest_age_s
 from dnc.keys import RedisKeys
 from dnc.pending import PendingQueue
 from dnc.store import REDIS_FAILURES, convert_error
 from dnc.sync import oldest_age_s
+from dnc.timestamps import iso_utc
 
 SUMMARY_KEY = "dnc-sync-summary"
 """Key of the table artifact each sync run writes (``flows/sync.py``)."""
@@ -73,9 +80,33 @@ class LastSync:
 
 
 @dataclass(frozen=True, slots=True)
+class GapCounts:
+    """Entries lost before archiving (``audit_archive_gaps``): ``gaps`` recorded, ``missing``
+    entries of the gaps whose size is known, ``unknown_size`` gaps of an unknown number of
+    entries (a stream reset) and ``latest_found`` (RFC 3339 UTC, ``None`` without a gap)."""
+
+    gaps: int = 0
+    missing: int = 0
+    unknown_size: int = 0
+    latest_found: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveGaps:
+    """The audit record's gaps: all streams' ``total`` and ``by_stream`` (stream name ->
+    ``GapCounts``, only streams with a gap). Any gap means the record is incomplete for its
+    period."""
+
+    total: GapCounts
+    by_stream: dict[str, GapCounts] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """Everything ``dnc-sync status`` prints. ``last_sync`` is ``None`` when no run finished
-    yet; ``prefect_error`` says why Prefect could not be asked (then ``last_sync`` is None)."""
+    yet; ``prefect_error`` says why Prefect could not be asked (then ``last_sync`` is None).
+    ``archive_gaps`` is ``None`` when the audit store was not read; ``audit_error`` then says
+    why it could not be (one line, never the URL)."""
 
     queue: QueueStatus
     lag_limit_s: int
@@ -83,6 +114,14 @@ class Status:
     prefect_error: str | None = None
     archive_lag_max_entries: int = 200_000
     archive_lag_max_s: int = 900
+    archive_gaps: ArchiveGaps | None = None
+    audit_error: str | None = None
+
+    @property
+    def has_gaps(self) -> bool:
+        """Whether the audit store records entries lost before archiving (``False`` when it
+        could not be read: that part is unknown)."""
+        return self.archive_gaps is not None and self.archive_gaps.total.gaps > 0
 
     @property
     def lagging(self) -> bool:
@@ -113,6 +152,7 @@ class Status:
             "lagging": self.lagging,
             "archive_lagging": self.archive_lagging,
             "archive_lag": self.archive_lag,
+            "has_gaps": self.has_gaps,
         }
 
 
@@ -146,6 +186,57 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
         unarchived={name: length for name, (length, _) in unarchived.items()},
         oldest_unarchived_age_s=round(archive_oldest_age_s(unarchived, now_ms), 1),
     )
+
+
+def read_gaps(engine: Engine) -> ArchiveGaps:
+    """The gaps the audit store records (``audit_archive_gaps``), counted per stream. Raises
+    ``AuditStoreNotReady`` when the schema is not current, SQLAlchemy's errors when the
+    database cannot be read."""
+    require_current(engine)
+    t = schema.gaps
+    query = select(
+        t.c.stream,
+        func.count().label("gaps"),
+        func.count(t.c.missing).label("known"),
+        func.coalesce(func.sum(t.c.missing), 0).label("missing"),
+        func.max(t.c.found_ms).label("found_ms"),
+    ).group_by(t.c.stream)
+    with engine.connect() as connection:
+        rows = connection.execute(query).mappings().all()
+    by_stream: dict[str, GapCounts] = {}
+    found: list[int] = []
+    for row in sorted(rows, key=lambda r: str(r["stream"])):
+        gaps = int(row["gaps"])
+        by_stream[str(row["stream"])] = GapCounts(
+            gaps=gaps,
+            missing=int(row["missing"]),  # PostgreSQL's SUM of a BIGINT is a NUMERIC
+            unknown_size=gaps - int(row["known"]),
+            latest_found=iso_utc(int(row["found_ms"])),
+        )
+        found.append(int(row["found_ms"]))
+    counts = by_stream.values()
+    total = GapCounts(
+        gaps=sum(c.gaps for c in counts),
+        missing=sum(c.missing for c in counts),
+        unknown_size=sum(c.unknown_size for c in counts),
+        latest_found=iso_utc(max(found)) if found else None,
+    )
+    return ArchiveGaps(total, by_stream)
+
+
+async def read_store_gaps(database_url: str) -> ArchiveGaps:
+    """``read_gaps`` of the audit store at ``database_url``, opened read-only
+    (``create=False``: a SQLite file that is not there is not created) in a worker thread.
+    Raises ``AuditStoreNotReady``, SQLAlchemy's errors or ``OSError``."""
+
+    def read() -> ArchiveGaps:
+        engine = open_engine(database_url, create=False)
+        try:
+            return read_gaps(engine)
+        finally:
+            engine.dispose()
+
+    return await asyncio.to_thread(read)
 
 
 def _counts(raw: dict[Any, Any]) -> dict[str, int]:

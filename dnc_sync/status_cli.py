@@ -1,13 +1,15 @@
-"""``dnc-sync status``: backlog, lag, dead letters, rejections, the archive's backlog and the
-last sync run.
+"""``dnc-sync status``: backlog, lag, dead letters, rejections, the archive's backlog, entries
+lost before archiving and the last sync run.
 
-Exit codes (for cron or a probe): 0 healthy; 1 a pending change has waited longer than
-``DNC_SYNC_LAG_LIMIT_S``, or more stream entries wait to be archived than
-``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (a lagging archive: nothing is dropped); 3 Redis cannot
-be read; 4 dead letters wait for someone (CXone refused those numbers for good: an opt-out
-among them is a person still callable). The last sync run comes from the Prefect API at
-``PREFECT_API_URL``; without it (or when it does not answer) that part is reported as unknown
-and does not change the exit code.
+Exit codes (for cron or a probe), the first that applies: 3 Redis cannot be read; 1 a pending
+change has waited longer than ``DNC_SYNC_LAG_LIMIT_S``, or more stream entries wait to be
+archived than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (a lagging archive: nothing is dropped);
+4 dead letters wait for someone (CXone refused those numbers for good: an opt-out among them
+is a person still callable); 5 the audit record has gaps (stream entries were lost before the
+archive copied them: ``audit_archive_gaps``); else 0 healthy. The gaps come from the audit
+store (``DNC_AUDIT_DATABASE_URL``, opened read-only) and the last sync run from the Prefect
+API at ``PREFECT_API_URL``; when either cannot be read that part is reported as unknown, with
+a one-line reason, and does not change the exit code.
 """
 
 from __future__ import annotations
@@ -21,25 +23,39 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
+from dnc.audit.database import AuditStoreNotReady
 from dnc.errors import StoreError
 from dnc.keys import RedisKeys
 from dnc.settings import AuditSettings, RedisSettings, SyncSettings
 from dnc.store import open_redis
-from dnc_sync.status import LastSync, QueueStatus, Status, read_last_sync, read_queue
+from dnc_sync.status import (
+    ArchiveGaps,
+    GapCounts,
+    LastSync,
+    QueueStatus,
+    Status,
+    read_last_sync,
+    read_queue,
+    read_store_gaps,
+)
 
 EXIT_LAGGING = 1
 EXIT_REDIS_DOWN = 3
 EXIT_DEAD_LETTERS = 4
+EXIT_GAPS = 5
 PREFECT_TIMEOUT_S = 10.0
 
 
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Print backlog, lag, dead letters, rejections, the archive's backlog and the last sync
-    run. Exit 1 lagging (sync or archive), 3 Redis unreadable, 4 dead letters waiting."""
+    """Print backlog, lag, dead letters, rejections, the archive's backlog, entries lost
+    before archiving and the last sync run. Exit 3 Redis unreadable, 1 lagging (sync or
+    archive), 4 dead letters waiting, 5 the audit record has gaps (the first that applies)."""
     console = Console()
     try:
         report = asyncio.run(gather_status())
@@ -60,6 +76,8 @@ def status(
         raise typer.Exit(EXIT_LAGGING)
     if report.queue.dead_letters:
         raise typer.Exit(EXIT_DEAD_LETTERS)
+    if report.has_gaps:
+        raise typer.Exit(EXIT_GAPS)
 
 
 def redis_address(settings: RedisSettings) -> str:
@@ -71,16 +89,18 @@ def redis_address(settings: RedisSettings) -> str:
 
 
 async def gather_status() -> Status:
-    """Read Redis (``DNC_REDIS_*``) and Prefect (``PREFECT_API_URL``). Raises ``StoreError``
-    when Redis cannot be read."""
+    """Read Redis (``DNC_REDIS_*``), the audit store (``DNC_AUDIT_DATABASE_URL``) and Prefect
+    (``PREFECT_API_URL``). Raises ``StoreError`` when Redis cannot be read; the other two only
+    come back unknown, with the reason."""
     settings = RedisSettings()
     client = open_redis(settings)
     try:
         queue = await read_queue(client, RedisKeys(settings.namespace), int(time.time() * 1000))
     finally:
         await client.aclose()
-    last, problem = await _last_sync()
     audit = AuditSettings()
+    gaps, audit_problem = await audit_gaps(audit.database_url.get_secret_value())
+    last, problem = await _last_sync()
     return Status(
         queue,
         SyncSettings().lag_limit_s,
@@ -88,7 +108,26 @@ async def gather_status() -> Status:
         problem,
         audit.archive_lag_max_entries,
         audit.archive_lag_max_s,
+        gaps,
+        audit_problem,
     )
+
+
+async def audit_gaps(database_url: str) -> tuple[ArchiveGaps | None, str | None]:
+    """The audit store's gaps, or ``None`` and why it could not be read: one line, never the
+    URL (it may hold a password), never the driver's text."""
+    from dnc_sync.audit_errors import database_failure  # it imports this module
+
+    try:
+        return await read_store_gaps(database_url), None
+    except AuditStoreNotReady:
+        # Its text names a SQLite file's path: keep to what to do about it.
+        return None, (
+            "the audit store is not there or not migrated (DNC_AUDIT_DATABASE_URL; "
+            "dnc-sync audit migrate)"
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        return None, database_failure(exc)
 
 
 async def _last_sync() -> tuple[LastSync | None, str | None]:
@@ -138,6 +177,7 @@ def render(report: Status, console: Console) -> None:
     )
     for stream, count in queue.unarchived.items():
         table.add_row(f"  {stream}", str(count))
+    _gap_rows(report, table)
     console.print(table)
     last = report.last_sync
     if last is None:
@@ -150,6 +190,33 @@ def render(report: Status, console: Console) -> None:
     for metric, value in last.summary.items():
         runs.add_row(f"  {metric}", _value(value))
     console.print(runs)
+
+
+def _gap_rows(report: Status, table: Table) -> None:
+    """``lost before archiving``: the audit record's gaps in red, or unknown with the reason."""
+    gaps = report.archive_gaps
+    if gaps is None:
+        why = report.audit_error or "audit store not read"
+        table.add_row("lost before archiving", f"unknown ({escape(why)})")
+        return
+    if not gaps.total.gaps:
+        table.add_row("lost before archiving", "0 (no gap recorded)")
+        return
+    table.add_row(
+        "lost before archiving",
+        f"[red]{_gap_line(gaps.total)}: the audit record has gaps[/red] "
+        "(dnc-sync audit export lists them)",
+    )
+    for stream, counts in gaps.by_stream.items():
+        table.add_row(f"  {escape(stream)}", f"[red]{_gap_line(counts)}[/red]")
+
+
+def _gap_line(counts: GapCounts) -> str:
+    unknown = f", {counts.unknown_size} of unknown size" if counts.unknown_size else ""
+    return (
+        f"{counts.missing:,} entries in {counts.gaps} gap(s){unknown}, latest found "
+        f"{counts.latest_found or '?'}"
+    )
 
 
 def _value(value: Any) -> str:

@@ -150,9 +150,43 @@ _TIMELINE_ENTRY = {
         },
     },
 }
+_GAP = {
+    "type": "object",
+    "required": [
+        "stream",
+        "after_id",
+        "through_id",
+        "missing",
+        "from_ms",
+        "from",
+        "found_ms",
+        "found",
+    ],
+    "properties": {
+        "stream": {"type": "string", "description": "events, rejected, unauthenticated..."},
+        "after_id": {"type": "string", "description": "Lost entries' ids are after this one."},
+        "through_id": {"type": "string", "description": "...and before this one."},
+        "missing": {
+            "type": ["integer", "null"],
+            "description": "Entries lost; null: an unknown number.",
+        },
+        "from_ms": {"type": "integer", "description": "Start of the period (UTC ms)."},
+        "from": {"type": "string", "description": "from_ms as RFC 3339 UTC."},
+        "found_ms": {"type": "integer", "description": "When the archive found it (UTC ms)."},
+        "found": {"type": "string", "description": "found_ms as RFC 3339 UTC."},
+    },
+}
 _NUMBER_HISTORY = {
     "type": "object",
-    "required": ["number", "state", "last_application", "timeline", "truncated", "unarchived"],
+    "required": [
+        "number",
+        "state",
+        "last_application",
+        "timeline",
+        "truncated",
+        "unarchived",
+        "gaps",
+    ],
     "properties": {
         "number": {"type": "string", "description": "The number read, E.164."},
         "state": {
@@ -197,6 +231,13 @@ _NUMBER_HISTORY = {
             "additionalProperties": {"type": "integer"},
             "description": "Per stream, entries of all numbers not yet copied to the audit "
             "store: the newest records may be missing from the timeline while any is not 0.",
+        },
+        "gaps": {
+            "type": "array",
+            "items": _GAP,
+            "description": "Stream entries of all numbers lost before the archive copied them, "
+            "in a period reaching the timeline's first record or later (every gap when the "
+            "timeline is empty), oldest first: the timeline may miss records of that period.",
         },
     },
 }

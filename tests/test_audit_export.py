@@ -509,3 +509,80 @@ def test_migrate_an_unreachable_store_exits_1(monkeypatch: pytest.MonkeyPatch) -
         " (unreachable, refused the credentials, or locked by another writer)"
     )
     assert "secret-password" not in result.output and "Traceback" not in result.output
+
+
+# -- gaps: entries lost before archiving, rows of every export -----------------------------
+
+
+def gap_row(stream: str, after: str, through: str, missing: int | None) -> dict[str, Any]:
+    return {
+        "stream": stream,
+        "after_id": after,
+        "through_id": through,
+        "missing": missing,
+        "found_ms": T0 + 5_000,
+    }
+
+
+def seed_gaps(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            schema.gaps.insert(),
+            [
+                gap_row("events", f"{T0 + 30}-0", f"{T0 + 45}-2", 12),
+                gap_row("unauthenticated", "0-0", f"{T0 + 10}-0", None),  # from the first id
+                gap_row("rejected", f"{T0 + 100}-0", f"{T0 + 200}-0", 1),  # after the range
+                gap_row("applications", "0-0", "-", None),  # no id: when it was found
+            ],
+        )
+
+
+def test_gaps_are_rows_of_the_export_for_every_number(engine: Engine) -> None:
+    seed(engine)
+    seed_gaps(engine)
+    rows = list(export_rows(engine, T0, T0 + 100))
+    assert shape(rows) == [
+        ("event", 10, B),
+        ("rejection", 10, ""),
+        ("application", 10, B),
+        ("gap", 10, ""),  # after the records of its time
+        ("rejection", 20, A),
+        ("event", 30, A),
+        ("gap", 30, ""),
+        ("application", 40, A),
+        ("event", 50, A),
+    ]
+    assert rows[6] == {
+        **dict.fromkeys(COLUMNS, ""),
+        "kind": "gap",
+        "at": iso_utc(T0 + 30),
+        "at_ms": str(T0 + 30),
+        "status": "lost",
+        "reason": f"12 events entries lost before archiving, ids after {T0 + 30}-0 up to "
+        f"{T0 + 45}-2",
+        "stream_id": f"events:{T0 + 30}-0..{T0 + 45}-2",
+    }
+    assert rows[3]["reason"] == (
+        "an unknown number of unauthenticated entries lost before archiving, ids after 0-0 "
+        f"up to {T0 + 10}-0"
+    )
+    assert rows[3]["stream_id"] == f"unauthenticated:0-0..{T0 + 10}-0"
+    one = list(export_rows(engine, T0, T0 + 100, C))  # C has no record in the range
+    assert shape(one) == [("gap", 10, ""), ("gap", 30, "")]
+    assert count_rows(engine, T0, T0 + 100) == 9 and count_rows(engine, T0, T0 + 100, C) == 2
+    later = list(export_rows(engine, T0 + 100, T0 + 6_000))
+    assert [(row["kind"], row["at_ms"]) for row in later] == [
+        ("event", str(T0 + 100)),
+        ("gap", str(T0 + 100)),
+        ("gap", str(T0 + 5_000)),  # "0-0" up to "-": the time it was found
+    ]
+    assert count_rows(engine, T0 + 100, T0 + 6_000) == 3
+
+
+def test_gap_rows_are_written_like_the_others(engine: Engine) -> None:
+    seed_gaps(engine)
+    rows = list(export_rows(engine, T0, T0 + 100))
+    out = io.StringIO(newline="")
+    assert write_csv(rows, out) == 2
+    out.seek(0)
+    assert list(csv.DictReader(out)) == rows

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import click
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
@@ -36,6 +37,7 @@ from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
 from dnc.pending import PendingQueue, Retry
 from dnc.store import EventStore, StoreLimits
+from dnc.timestamps import iso_utc
 from dnc_sync.cli import app
 from tests.conftest import free_port
 
@@ -254,8 +256,82 @@ async def test_history_counts_what_is_not_archived_yet(
         "timeline",
         "truncated",
         "unarchived",
+        "gaps",
     }
+    assert shape["gaps"] == []
     assert shape["state"]["pending_since_ms"] == T0 and json.dumps(shape)
+
+
+# -- gaps: entries lost before archiving -----------------------------------------------------
+
+
+def gap(stream: str, after: str, through: str, missing: int | None, found: int) -> dict[str, Any]:
+    return {
+        "stream": stream,
+        "after_id": after,
+        "through_id": through,
+        "missing": missing,
+        "found_ms": found,
+    }
+
+
+def test_gaps_of_the_timelines_span_are_listed(engine: Engine) -> None:
+    fill_mixed(engine)  # the number's timeline spans T0 + 100 .. T0 + 400
+    insert(
+        engine,
+        schema.gaps,
+        gap("events", f"{T0 + 150}-0", f"{T0 + 180}-3", 7, T0 + 900),
+        gap("events", f"{T0 - 500}-0", f"{T0 - 400}-0", 2, T0 - 300),  # before: not listed
+        gap("unauthenticated", "0-0", f"{T0 + 50}-0", None, T0 + 950),  # reaches into it
+        gap("rejected", f"{T0 + 600}-1", "-", None, T0 + 990),  # after the newest: listed
+    )
+    gaps = stored_records(engine, NUMBER).gaps
+    assert [(g["stream"], g["from_ms"] - T0, g["missing"]) for g in gaps] == [
+        ("events", 150, 7),
+        ("rejected", 600, None),
+    ]
+    later = stored_records(engine, NUMBER, limit=1).gaps  # the timeline starts at T0 + 400
+    assert [g["stream"] for g in later] == ["rejected"]
+    assert gaps[0] == {
+        "stream": "events",
+        "after_id": f"{T0 + 150}-0",
+        "through_id": f"{T0 + 180}-3",
+        "missing": 7,
+        "from_ms": T0 + 150,
+        "from": iso_utc(T0 + 150),
+        "found_ms": T0 + 900,
+        "found": iso_utc(T0 + 900),
+    }
+
+
+def test_a_number_without_records_gets_every_gap(engine: Engine) -> None:
+    insert(
+        engine,
+        schema.gaps,
+        gap("events", "0-0", f"{T0}-0", None, T0 + 5),
+        gap("events", "0-0", "-", 3, T0 + 9),  # no id at all: its time is when it was found
+    )
+    gaps = stored_records(engine, NUMBER).gaps
+    assert [g["from_ms"] for g in gaps] == [T0, T0 + 9]
+
+
+async def test_history_carries_the_gaps_and_the_document_describes_them(
+    fake_redis: aioredis.Redis, engine: Engine
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    from receiver.openapi import build_document
+
+    fill_mixed(engine)
+    insert(engine, schema.gaps, gap("events", f"{T0 + 150}-0", f"{T0 + 180}-3", None, T0 + 900))
+    found = await number_history(fake_redis, RedisKeys("g"), engine, NUMBER)
+    shape = found.as_dict()
+    assert [g["after_id"] for g in shape["gaps"]] == [f"{T0 + 150}-0"] and json.dumps(shape)
+    documented = build_document()["components"]["schemas"]["NumberHistory"]
+    assert "gaps" in documented["required"]
+    Draft202012Validator(documented).validate(shape)
+    gap_schema = documented["properties"]["gaps"]["items"]
+    assert set(gap_schema["required"]) == set(shape["gaps"][0])
 
 
 # -- dnc-sync history ------------------------------------------------------------------------
@@ -305,6 +381,33 @@ def test_cli_json(cli_env: str) -> None:
     assert shape["number"] == NUMBER and shape["truncated"] is True
     assert [e["kind"] for e in shape["timeline"]] == ["rejection"]
     assert shape["state"]["pending_since_ms"] == T0
+
+
+def test_cli_shows_the_gaps_in_red(cli_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    engine = open_engine(cli_env)
+    insert(engine, schema.gaps, gap("events", "0-0", f"{T0}-0", None, T0 + 9))
+    insert(engine, schema.gaps, gap("rejected", f"{T0 - 9}-0", f"{T0 - 5}-0", 4, T0 + 9))
+    engine.dispose()
+    result = CliRunner().invoke(app, ["history", "(202) 555-0101"])
+    assert result.exit_code == 0, result.output
+    plain = click.unstyle(result.output)
+    assert "the audit record has gaps in this period: an unknown number of events entries" in (
+        " ".join(plain.split())
+    )
+    assert f"ids after 0-0 up to {T0}-0" in plain
+    assert "4 rejected entries" not in " ".join(plain.split())  # before the timeline's start
+    assert "\x1b[31m" in result.output  # red
+    monkeypatch.delenv("FORCE_COLOR")
+    shape = CliRunner().invoke(app, ["history", "(202) 555-0101", "--json"])
+    assert [g["stream"] for g in json.loads(shape.output)["gaps"]] == ["events"]
+
+
+def test_cli_without_gaps_says_nothing_of_them(cli_env: str) -> None:
+    result = CliRunner().invoke(app, ["history", "(202) 555-0101"])
+    assert result.exit_code == 0, result.output
+    assert "gaps" not in result.output
 
 
 def test_cli_region(cli_env: str) -> None:

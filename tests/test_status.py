@@ -6,18 +6,24 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from rich.console import Console
+from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from dnc.audit import schema
+from dnc.audit.database import open_engine, upgrade
 from dnc.keys import RedisKeys
 from dnc.rejection_reasons import count_rejections
 from dnc.settings import RedisSettings
 from dnc.store import EventStore, StoreLimits
+from dnc.timestamps import iso_utc
 from dnc_sync.cli import app
-from dnc_sync.status import read_queue
-from dnc_sync.status_cli import redis_address
+from dnc_sync.status import GapCounts, Status, read_gaps, read_queue
+from dnc_sync.status_cli import audit_gaps, redis_address, render
 
 NOW_MS = 1_800_000_000_000
 
@@ -82,7 +88,12 @@ def test_redis_address_never_shows_credentials() -> None:
     [(1_000, 0, 0), (7_200_000, 0, 1), (1_000, 1, 4), (7_200_000, 1, 1)],
 )
 def test_exit_codes_for_probes(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch, waited_ms: int, dead: int, code: int
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    waited_ms: int,
+    dead: int,
+    code: int,
 ) -> None:
     namespace = "st" + uuid.uuid4().hex[:8]
     keys = RedisKeys(namespace)
@@ -100,6 +111,7 @@ def test_exit_codes_for_probes(
     monkeypatch.setenv("DNC_REDIS_URL", redis_url)
     monkeypatch.setenv("DNC_REDIS_NAMESPACE", namespace)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/none.sqlite3")
     result = CliRunner().invoke(app, ["status", "--json"])
     assert result.exit_code == code, result.output
     report = json.loads(result.output)
@@ -147,3 +159,137 @@ async def test_a_stopped_archive_is_lagging_even_on_a_quiet_system(
     assert report.archive_lagging and "has waited" in (report.archive_lag or "")
     fresh = await read_queue(fake_redis, keys, 1_700_000_000_000 + 60_000)
     assert not Status(fresh, 3_600, None, None, 200_000, 900).archive_lagging
+
+
+# -- entries lost before archiving (the audit store's gaps) ----------------------------------
+
+
+def gap(stream: str, missing: int | None, found_ms: int) -> dict[str, object]:
+    return {
+        "stream": stream,
+        "after_id": f"{found_ms - 100}-0",
+        "through_id": f"{found_ms - 10}-0",
+        "missing": missing,
+        "found_ms": found_ms,
+    }
+
+
+def add_gaps(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            schema.gaps.insert(),
+            [
+                gap("unauthenticated", 40, NOW_MS - 3_000),
+                gap("unauthenticated", None, NOW_MS - 1_000),
+                gap("events", 2_000_000_000_000, NOW_MS - 2_000),  # more than a 32-bit sum
+            ],
+        )
+
+
+def test_read_gaps_counts_per_stream(engine: Engine) -> None:
+    assert read_gaps(engine).total == GapCounts(0, 0, 0, None)
+    add_gaps(engine)
+    gaps = read_gaps(engine)
+    assert gaps.total == GapCounts(3, 2_000_000_000_040, 1, iso_utc(NOW_MS - 1_000))
+    assert gaps.by_stream == {
+        "events": GapCounts(1, 2_000_000_000_000, 0, iso_utc(NOW_MS - 2_000)),
+        "unauthenticated": GapCounts(2, 40, 1, iso_utc(NOW_MS - 1_000)),
+    }
+
+
+async def test_an_unreadable_store_is_unknown_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "secret-place" / "audit.sqlite3"
+    gaps, why = await audit_gaps(f"sqlite:///{missing}")
+    assert gaps is None and why is not None and "not migrated" in why
+    assert "secret-place" not in why and "\n" not in why
+    assert not missing.exists()  # read-only: nothing created
+    from tests.conftest import free_port
+
+    url = f"postgresql+psycopg://who:pa55word@127.0.0.1:{free_port()}/db?connect_timeout=2"
+    gaps, why = await audit_gaps(url)
+    assert gaps is None and why is not None and why.startswith("cannot read the audit store")
+    assert "pa55word" not in why and "127.0.0.1" not in why and "\n" not in why
+    empty = tmp_path / "empty.sqlite3"
+    open_engine(f"sqlite:///{empty}").dispose()  # there, but not migrated
+    gaps, why = await audit_gaps(f"sqlite:///{empty}")
+    assert gaps is None and why is not None and "migrate" in why
+
+
+async def test_gaps_render_red_and_unknown_renders_the_reason(
+    fake_redis: aioredis.Redis, engine: Engine
+) -> None:
+    queue = await read_queue(fake_redis, RedisKeys("st"), NOW_MS)
+    add_gaps(engine)
+    report = Status(queue, 3_600, None, None, 200_000, 900, read_gaps(engine), None)
+    assert report.has_gaps and report.as_json()["has_gaps"] is True
+    console = Console(record=True, force_terminal=True, color_system="standard", width=250)
+    render(report, console)
+    text = console.export_text(styles=True)
+    line = next(row for row in text.splitlines() if "lost before archiving" in row)
+    assert "\x1b[31m" in line and "2,000,000,000,040 entries in 3 gap(s), 1 of unknown size" in (
+        line
+    )
+    unknown = Status(queue, 3_600, None, None, audit_error="cannot read the audit store: X")
+    assert not unknown.has_gaps
+    console = Console(record=True, width=250)
+    render(unknown, console)
+    line = next(row for row in console.export_text().splitlines() if "lost before" in row)
+    assert "unknown (cannot read the audit store: X)" in line
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("dead", "code"), [(0, 5), (1, 4)])
+def test_gaps_exit_5_after_the_other_codes(
+    redis_url: str,
+    audit_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    dead: int,
+    code: int,
+) -> None:
+    engine = open_engine(audit_database_url)
+    upgrade(engine)
+    add_gaps(engine)
+    engine.dispose()
+    namespace = "st" + uuid.uuid4().hex[:8]
+
+    async def setup() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        for i in range(dead):
+            await client.hset(RedisKeys(namespace).dead_letters, f"+1202555090{i}", "{}")
+        await client.aclose()
+
+    asyncio.run(setup())
+    monkeypatch.setenv("DNC_REDIS_URL", redis_url)
+    monkeypatch.setenv("DNC_REDIS_NAMESPACE", namespace)
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", audit_database_url)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert result.exit_code == code, result.output
+    report = json.loads(result.output)
+    assert report["has_gaps"] is True and report["audit_error"] is None
+    assert report["archive_gaps"]["total"] == {
+        "gaps": 3,
+        "missing": 2_000_000_000_040,
+        "unknown_size": 1,
+        "latest_found": iso_utc(NOW_MS - 1_000),
+    }
+    assert set(report["archive_gaps"]["by_stream"]) == {"events", "unauthenticated"}
+    text = CliRunner().invoke(app, ["status"])
+    assert text.exit_code == code and "lost before archiving" in text.output
+
+
+@pytest.mark.redis
+def test_an_unreadable_store_does_not_change_the_exit_code(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DNC_REDIS_URL", redis_url)
+    monkeypatch.setenv("DNC_REDIS_NAMESPACE", "st" + uuid.uuid4().hex[:8])
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/nowhere.sqlite3")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["archive_gaps"] is None and report["has_gaps"] is False
+    assert "not migrated" in report["audit_error"] and str(tmp_path) not in result.output
+    text = CliRunner().invoke(app, ["status"])
+    assert text.exit_code == 0 and "unknown (the audit store is not there" in text.output

@@ -1,9 +1,12 @@
 """Export: every audit record of a time range, as one table for a regulator or a lawyer.
 
-The three record tables become rows of the same ``COLUMNS`` (``kind``: ``event``,
-``rejection``, ``application``), read by one ``UNION ALL`` query ordered by the row's time
-(``at_ms``: an event's or a refusal's receipt, an application's settling; UTC ms), then kind
-(event, rejection, application: received before applied), then stream entry id. The query
+The three record tables and the archive's gaps become rows of the same ``COLUMNS`` (``kind``:
+``event``, ``rejection``, ``application``, ``gap``), read by one ``UNION ALL`` query ordered by
+the row's time (``at_ms``: an event's or a refusal's receipt, an application's settling, the
+start of a gap's period; UTC ms), then kind (event, rejection, application, gap: received
+before applied), then stream entry id. A gap (``audit_archive_gaps``: stream entries lost
+before the archive copied them) concerns every number, so it is exported with ``number`` too:
+a reader must see that the record is incomplete for that period. The query
 is streamed (``stream_results``, ``yield_per``: a server-side cursor on PostgreSQL), so an
 export of millions of rows holds one batch in memory.
 
@@ -24,12 +27,14 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Engine,
+    FunctionElement,
     Integer,
     RowMapping,
     Select,
     String,
     Table,
     Text,
+    case,
     cast,
     func,
     literal,
@@ -37,6 +42,8 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from dnc.audit import schema
 from dnc.audit.database import require_current
@@ -64,27 +71,31 @@ COLUMNS = (
 )
 """The columns of every exported row, in order:
 
-``kind`` (``event``, ``rejection``, ``application``); ``at`` / ``at_ms`` (the row's time:
-RFC 3339 UTC / UTC ms); ``number`` (E.164; empty for a refusal whose number could not be
-read); ``action`` (``optIn``, ``optOut``; empty for a refusal); ``status`` (event:
-``queued``, ``superseded``, ``duplicate``; rejection: the HTTP status answered; application:
-the outcome, ``acknowledged``, ``dead_lettered``, ``deferred``, ...); ``event_id``;
+``kind`` (``event``, ``rejection``, ``application``, ``gap``); ``at`` / ``at_ms`` (the row's
+time: RFC 3339 UTC / UTC ms; a gap: the time part of the last id archived before it, the
+start of the period whose records may be missing); ``number`` (E.164; empty for a refusal
+whose number could not be read and for a gap); ``action`` (``optIn``, ``optOut``; empty for a
+refusal and a gap); ``status`` (event: ``queued``, ``superseded``, ``duplicate``; rejection:
+the HTTP status answered; application: the outcome, ``acknowledged``, ``dead_lettered``,
+``deferred``, ...; gap: ``lost``); ``event_id``;
 ``event_at`` (the event's time, RFC 3339 UTC, empty when unknown); ``expires_at`` (an
 opt-out's expiry, empty: never); ``result`` (application: CXone's per-record result);
 ``http_status`` (rejection: the receiver's answer; application: CXone's, empty if none);
 ``record_id`` (application: CXone's record id); ``reason`` (rejection: ``error: detail``;
-application: the reason); ``flow_run_id`` and ``adapter`` (application); ``stream_id``
-(the Redis stream entry id ``<ms>-<seq>``, prefixed with the stream for a refusal:
-``rejected:<ms>-<seq>``, ``unauthenticated:<ms>-<seq>``); ``source`` (who sent it: event
-and rejection, ``bearer-<n>``/``hmac-<n>`` (the credential's position, never the secret),
-``unknown``, ``import``; a refusal before authentication: ``receiver``); ``raw`` (event:
-the recorded event's JSON; rejection: every field of the stream entry as JSON; application:
-empty)."""
+application: the reason; gap: ``<n> <stream> entries lost before archiving, ids after
+<after_id> up to <through_id>``, ``an unknown number of`` for ``<n>`` when not known);
+``flow_run_id`` and ``adapter`` (application); ``stream_id`` (the Redis stream entry id
+``<ms>-<seq>``, prefixed with the stream for a refusal: ``rejected:<ms>-<seq>``,
+``unauthenticated:<ms>-<seq>``; a gap: ``<stream>:<after_id>..<through_id>``); ``source``
+(who sent it: event and rejection, ``bearer-<n>``/``hmac-<n>`` (the credential's position,
+never the secret), ``unknown``, ``import``; a refusal before authentication: ``receiver``);
+``raw`` (event: the recorded event's JSON; rejection: every field of the stream entry as
+JSON; application and gap: empty). A gap's other columns are empty."""
 
 Row = dict[str, str]
 """One exported row: ``COLUMNS`` -> text, keys in ``COLUMNS`` order."""
 
-_KINDS = ("event", "rejection", "application")  # also the order of a tie on at_ms
+_KINDS = ("event", "rejection", "application", "gap")  # also the order of a tie on at_ms
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
@@ -138,10 +149,12 @@ def _stream(
 
 
 def _records(since_ms: int, until_ms: int, number: str | None) -> CompoundSelect[Any]:
-    """The three tables as one ``UNION ALL`` of the same labelled columns."""
+    """The three tables and the gaps as one ``UNION ALL`` of the same labelled columns; a gap
+    is never left out for ``number`` (it concerns every number)."""
     parts = [_events(), _rejections(), _applications()]
     filtered = [_within(part, table, at, since_ms, until_ms, number) for part, table, at in parts]
-    return union_all(*filtered)
+    gaps, _, at = _gaps()
+    return union_all(*filtered, _within(gaps, schema.gaps, at, since_ms, until_ms, None))
 
 
 def _within(
@@ -241,8 +254,73 @@ def _applications() -> tuple[Select[Any], Table, ColumnElement[int]]:
     return query, t, t.c.settled_ms
 
 
+def _gaps() -> tuple[Select[Any], Table, ColumnElement[int]]:
+    """The gaps, their ids and size carried in columns the other kinds use otherwise
+    (``event_id``: ``after_id``, ``record_id``: ``through_id``, ``expires_ms``: ``missing``),
+    made into a row by ``_gap_row``."""
+    t = schema.gaps
+    at = gap_start_ms(t.c.after_id, t.c.through_id, t.c.found_ms)
+    query = select(
+        literal(_KINDS[3], String).label("kind"),
+        literal(3, Integer).label("kind_order"),
+        at.label("at_ms"),
+        _text(None).label("number"),
+        _text("").label("action"),
+        _text("lost").label("status"),
+        cast(t.c.after_id, Text).label("event_id"),
+        cast(null(), BigInteger).label("event_ms"),
+        t.c.missing.label("expires_ms"),
+        _text("").label("result"),
+        cast(null(), Integer).label("http_status"),
+        cast(t.c.through_id, Text).label("record_id"),
+        _text("").label("reason"),
+        _text("").label("flow_run_id"),
+        _text("").label("adapter"),
+        cast(t.c.stream, Text).label("stream"),
+        at.label("stream_ms"),
+        cast(t.c.id, BigInteger).label("stream_seq"),
+        _text("").label("source"),
+        _text("").label("raw"),
+    )
+    return query, t, at
+
+
+def gap_start_ms(
+    after_id: ColumnElement[str], through_id: ColumnElement[str], found_ms: ColumnElement[int]
+) -> ColumnElement[int]:
+    """SQL: when a gap's period starts (UTC ms): the time part of ``after_id`` (the last
+    entry archived before it), of ``through_id`` when nothing was archived before (``0-0``),
+    else (no entry id either: a deleted stream) ``found_ms``."""
+    return case(
+        (after_id != "0-0", _IdMs(after_id)),
+        (through_id.like("%_-_%"), _IdMs(through_id)),
+        else_=found_ms,
+    )
+
+
+class _IdMs(FunctionElement[int]):
+    """SQL: the ``<ms>`` part of a stream entry id ``<ms>-<seq>``, as a BIGINT."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "id_ms"
+
+
+@compiles(_IdMs)
+def _id_ms_sqlite(element: _IdMs, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(element.clauses, **kw)
+    return f"CAST(substr({text}, 1, instr({text}, '-') - 1) AS INTEGER)"
+
+
+@compiles(_IdMs, "postgresql")
+def _id_ms_postgresql(element: _IdMs, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(split_part({compiler.process(element.clauses, **kw)}, '-', 1) AS BIGINT)"
+
+
 def _row(record: RowMapping) -> Row:
     """A database record of ``_records`` -> an exported row."""
+    if record["kind"] == _KINDS[3]:
+        return _gap_row(record)
     entry_id = f"{record['stream_ms']}-{record['stream_seq']}"
     stream = record["stream"] or ""
     kind = str(record["kind"])
@@ -266,6 +344,24 @@ def _row(record: RowMapping) -> Row:
         "source": record["source"] or "",
         "raw": record["raw"] or "",
     }
+
+
+def _gap_row(record: RowMapping) -> Row:
+    """A gap's record (``_gaps``) -> an exported row: ``lost``, the reason and the ids."""
+    stream, after, through = record["stream"], record["event_id"], record["record_id"]
+    missing = record["expires_ms"]
+    count = "an unknown number of" if missing is None else str(missing)
+    ids = f"ids after {after} up to {through}"
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        kind=_KINDS[3],
+        at=iso_utc(record["at_ms"]),
+        at_ms=str(record["at_ms"]),
+        status="lost",
+        reason=f"{count} {stream} entries lost before archiving, {ids}",
+        stream_id=f"{stream}:{after}..{through}",
+    )
+    return row
 
 
 def _time(ms: int | None) -> str:

@@ -4,7 +4,9 @@ The timeline merges the number's rows of the three record tables (events by ``re
 rejections by ``received_ms``, CXone applications by ``settled_ms``; UTC ms), newest first in
 each query so the ``(number, time)`` indexes answer it, then oldest first for the reader. What
 the archive has not copied yet is still in Redis: ``NumberHistory.unarchived`` counts those
-entries (all numbers' entries, per stream), so a reader knows the newest may be missing.
+entries (all numbers' entries, per stream), so a reader knows the newest may be missing, and
+``NumberHistory.gaps`` lists the entries the archive found lost before it copied them
+(``audit_archive_gaps``, all numbers) during the timeline's span: the record is incomplete there.
 Full numbers throughout: this is read by the operator who asked for the number (never log it).
 """
 
@@ -101,15 +103,67 @@ class StoredRecords:
     timeline: list[TimelineEntry]
     truncated: bool
     last_application: dict[str, Any] | None
+    gaps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def stored_records(engine: Engine, e164: str, limit: int = DEFAULT_LIMIT) -> StoredRecords:
     """``timeline`` and ``last_application`` of ``e164`` read on one connection, plus whether
-    more than ``limit`` entries exist. Raises as ``timeline``."""
+    more than ``limit`` entries exist and the ``gaps`` of the timeline's span
+    (``gaps_since``). Raises as ``timeline``."""
     require_current(engine)
     with engine.connect() as connection:
         entries, truncated = _timeline(connection, e164, limit)
-        return StoredRecords(entries, truncated, _last_application(connection, e164))
+        since_ms = entries[0].at_ms if entries else None
+        return StoredRecords(
+            entries,
+            truncated,
+            _last_application(connection, e164),
+            gaps_since(connection, since_ms),
+        )
+
+
+def gaps_since(connection: Connection, since_ms: int | None) -> list[dict[str, Any]]:
+    """The archive's gaps (entries of all numbers lost before archiving) whose period reaches
+    ``since_ms`` or later (UTC ms: the timeline's first entry; ``None``, an empty timeline:
+    every gap), oldest first, each a JSON-ready dict: ``stream``, ``after_id``,
+    ``through_id`` (the lost entries' ids are after the one and before the other),
+    ``missing`` (``None``: an unknown number), ``from_ms``/``from`` (the period's start, UTC
+    ms / RFC 3339) and ``found_ms``/``found`` (when the archive found it)."""
+    found = []
+    for row in connection.execute(select(schema.gaps)).mappings():
+        start = gap_start_ms(row["after_id"], row["through_id"], row["found_ms"])
+        through_ms = _id_ms(row["through_id"])
+        end = max(start, row["found_ms"] if through_ms is None else through_ms)
+        if since_ms is None or end >= since_ms:
+            found.append((start, row))
+    found.sort(key=lambda item: (item[0], item[1]["id"]))
+    return [
+        {
+            "stream": row["stream"],
+            "after_id": row["after_id"],
+            "through_id": row["through_id"],
+            "missing": row["missing"],
+            "from_ms": start,
+            "from": iso_utc(start),
+            "found_ms": row["found_ms"],
+            "found": iso_utc(row["found_ms"]),
+        }
+        for start, row in found
+    ]
+
+
+def gap_start_ms(after_id: str, through_id: str, found_ms: int) -> int:
+    """When a gap's period starts (UTC ms), as ``dnc.audit.export`` exports it: the time part
+    of ``after_id``, of ``through_id`` when nothing was archived before (``0-0``), else
+    ``found_ms``."""
+    ms = _id_ms(after_id) if after_id != "0-0" else _id_ms(through_id)
+    return found_ms if ms is None else ms
+
+
+def _id_ms(entry_id: str) -> int | None:
+    """The ``<ms>`` of a stream entry id ``<ms>-<seq>``; ``None`` for another text (``-``)."""
+    ms, dash, _ = entry_id.partition("-")
+    return int(ms) if dash and ms.isdecimal() else None
 
 
 def _timeline(connection: Connection, e164: str, limit: int) -> tuple[list[TimelineEntry], bool]:
@@ -288,8 +342,10 @@ def _int(text: str) -> int | None:
 class NumberHistory:
     """Everything known about ``number`` (E.164): its ``state`` in Redis, its
     ``last_application`` row, its ``timeline`` (oldest first; ``truncated``: older entries
-    exist) and ``unarchived``: per stream, entries (of all numbers) still in Redis and not yet
-    in the audit store, so the timeline may miss the newest when any is non-zero."""
+    exist), ``unarchived``: per stream, entries (of all numbers) still in Redis and not yet
+    in the audit store, so the timeline may miss the newest when any is non-zero, and ``gaps``:
+    entries (of all numbers) lost before archiving during the timeline's span
+    (``gaps_since``), so the timeline may miss records of that period when any is listed."""
 
     number: str
     state: NumberState
@@ -297,6 +353,7 @@ class NumberHistory:
     timeline: list[TimelineEntry]
     truncated: bool = False
     unarchived: dict[str, int] = field(default_factory=dict)
+    gaps: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``GET /v1/numbers/{number}`` and ``dnc-sync history --json``."""
@@ -307,6 +364,7 @@ class NumberHistory:
             "timeline": [entry.as_dict() for entry in self.timeline],
             "truncated": self.truncated,
             "unarchived": self.unarchived,
+            "gaps": self.gaps,
         }
 
 
@@ -325,5 +383,11 @@ async def number_history(
     unarchived = {name: count for name, (count, _) in (await backlog(client, keys)).items()}
     stored = await asyncio.to_thread(stored_records, engine, e164, limit)
     return NumberHistory(
-        e164, state, stored.last_application, stored.timeline, stored.truncated, unarchived
+        e164,
+        state,
+        stored.last_application,
+        stored.timeline,
+        stored.truncated,
+        unarchived,
+        stored.gaps,
     )
