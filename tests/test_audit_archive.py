@@ -421,3 +421,41 @@ async def test_a_stream_restored_from_an_older_snapshot_is_a_reset(
     await real_redis.restore(keys.audit, 0, snapshot, replace=True)
     report = await archiver(real_redis, keys, engine).run(budget_s=30)
     assert report.reset == ["events"] and await gap_sizes(engine) == [None]
+
+
+async def test_an_entry_the_database_would_refuse_does_not_stop_its_stream(
+    real_redis: aioredis.Redis, namespace: str, engine: Engine
+) -> None:
+    # Fourth break-it pass: a NUL in CXone's reason (PostgreSQL's text refuses it) failed
+    # every batch of the applications stream for good, and Redis grew.
+    keys = RedisKeys(namespace)
+    application = {
+        "number": "+12025550123",
+        "action": "optOut",
+        "eventId": "x",
+        "eventMs": 1,
+        "receivedMs": 1,
+        "requestedAtMs": 1,
+        "result": "rejected",
+        "reason": "bad\x00reason",
+        "httpStatus": 2**40,  # out of an INTEGER's range
+        "recordId": "r\x00",
+        "adapter": "dnc-groups",
+        "flowRunId": "f",
+    }
+    await real_redis.xadd(
+        keys.applications,
+        {"outcome": "dead_lettered", "settledMs": str(T0), "application": json.dumps(application)},
+    )
+    report = await archiver(real_redis, keys, engine).run(budget_s=30)
+    assert report.archived["applications"] == 1 and report.drained
+    with engine.connect() as connection:
+        (row,) = connection.execute(select(schema.applications)).mappings().all()
+    assert (row["reason"], row["record_id"], row["http_status"]) == (
+        "bad\\x00reason",
+        "r\\x00",
+        None,
+    )
+    with engine.connect() as connection:
+        (added,) = connection.execute(select(schema.cursors.c.added)).scalars().all()
+    assert added == 1  # kept from the stream's first run on (it was 0 until the second)

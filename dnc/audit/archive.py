@@ -26,7 +26,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import Engine
 
-from dnc.audit.entries import next_id
+from dnc.audit.entries import next_id, storable
 from dnc.audit.ledger import (
     Cursor,
     note_added,
@@ -158,7 +158,9 @@ class Archiver:
             entries = await self._redis("xrange", stream.key, start, "+", count=self._batch)
             if not entries:
                 break
-            rows = [stream.to_row(text(entry_id), decode_fields(f)) for entry_id, f in entries]
+            rows = [
+                storable(stream.to_row(text(entry_id), decode_fields(f))) for entry_id, f in entries
+            ]
             last = text(entries[-1][0])
             copied += await asyncio.to_thread(self._write, stream, rows, last)
             # Only now, with the rows committed, may the stream forget them.

@@ -121,6 +121,32 @@ def _json_object(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def storable(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as every supported database takes it: a NUL character (which PostgreSQL's text
+    refuses; CXone's words or a hand-written entry may hold one) written as ``\\x00`` in the
+    decoded columns (the raw JSON columns escape it already, losslessly), and an integer out
+    of its column's range as NULL (the raw JSON keeps it). One unstorable entry would
+    otherwise stop its whole stream from being archived."""
+    clean: dict[str, Any] = {}
+    for name, value in row.items():
+        if isinstance(value, str) and "\x00" in value:
+            value = value.replace("\x00", "\\x00")
+        elif isinstance(value, int) and not _fits(name, value):
+            value = None if name in _NULLABLE_INTS else 0
+        clean[name] = value
+    return clean
+
+
+_INT32 = frozenset({"status", "http_status"})
+"""Columns of type INTEGER (the others are BIGINT)."""
+_NULLABLE_INTS = frozenset({"expires_ms", "http_status"})
+
+
+def _fits(name: str, value: int) -> bool:
+    limit: int = 2**31 if name in _INT32 else 2**63
+    return -limit <= value < limit
+
+
 def _int(value: object) -> int | None:
     if isinstance(value, bool):
         return None

@@ -160,6 +160,7 @@ def note_added(engine: Engine, name: str, added: int, now_ms: int) -> None:
     """Keep how many entries stream ``name`` had added when checked (``XINFO STREAM``).
     Raises ``AuditWriteError``."""
     with sanitised_errors(), engine.begin() as connection:
+        advance(connection, name, "0-0", now_ms)  # the cursor row, on a stream's first run
         connection.execute(
             update(schema.cursors)
             .where(schema.cursors.c.stream == name)
