@@ -6,10 +6,12 @@ change has waited longer than ``DNC_SYNC_LAG_LIMIT_S``, or more stream entries w
 archived than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (a lagging archive: nothing is dropped);
 4 dead letters wait for someone (CXone refused those numbers for good: an opt-out among them
 is a person still callable); 5 the audit record has gaps (stream entries were lost before the
-archive copied them: ``audit_archive_gaps``); else 0 healthy. The gaps come from the audit
-store (``DNC_AUDIT_DATABASE_URL``, opened read-only) and the last sync run from the Prefect
-API at ``PREFECT_API_URL``; when either cannot be read that part is reported as unknown, with
-a one-line reason, and does not change the exit code.
+archive copied them: ``audit_archive_gaps``); 6 the audit store cannot be read (so its gaps
+are unknown; ``--no-audit`` skips it on a host without the store); else 0 healthy. The gaps
+come from the audit store (``DNC_AUDIT_DATABASE_URL``, opened read-only) and the last sync
+run from the Prefect API at ``PREFECT_API_URL``; when either cannot be read that part is
+reported as unknown, with a one-line reason (the Prefect part does not change the exit
+code).
 """
 
 from __future__ import annotations
@@ -47,18 +49,23 @@ EXIT_LAGGING = 1
 EXIT_REDIS_DOWN = 3
 EXIT_DEAD_LETTERS = 4
 EXIT_GAPS = 5
+EXIT_AUDIT_UNREADABLE = 6
 PREFECT_TIMEOUT_S = 10.0
 
 
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+    audit: Annotated[
+        bool, typer.Option(help="Read the audit store's gaps (--no-audit: a host without it).")
+    ] = True,
 ) -> None:
     """Print backlog, lag, dead letters, rejections, the archive's backlog, entries lost
     before archiving and the last sync run. Exit 3 Redis unreadable, 1 lagging (sync or
-    archive), 4 dead letters waiting, 5 the audit record has gaps (the first that applies)."""
+    archive), 4 dead letters waiting, 5 the audit record has gaps, 6 the audit store cannot
+    be read (the first that applies)."""
     console = Console()
     try:
-        report = asyncio.run(gather_status())
+        report = asyncio.run(gather_status(read_audit=audit))
     except StoreError as exc:
         where = redis_address(RedisSettings())
         if json_output:
@@ -78,6 +85,8 @@ def status(
         raise typer.Exit(EXIT_DEAD_LETTERS)
     if report.has_gaps:
         raise typer.Exit(EXIT_GAPS)
+    if audit and report.audit_error:
+        raise typer.Exit(EXIT_AUDIT_UNREADABLE)
 
 
 def redis_address(settings: RedisSettings) -> str:
@@ -88,10 +97,10 @@ def redis_address(settings: RedisSettings) -> str:
     return f"{url.hostname or url.path}:{url.port or 6379}{url.path if url.hostname else ''}"
 
 
-async def gather_status() -> Status:
-    """Read Redis (``DNC_REDIS_*``), the audit store (``DNC_AUDIT_DATABASE_URL``) and Prefect
-    (``PREFECT_API_URL``). Raises ``StoreError`` when Redis cannot be read; the other two only
-    come back unknown, with the reason."""
+async def gather_status(*, read_audit: bool = True) -> Status:
+    """Read Redis (``DNC_REDIS_*``), the audit store (``DNC_AUDIT_DATABASE_URL``, unless not
+    ``read_audit``) and Prefect (``PREFECT_API_URL``). Raises ``StoreError`` when Redis cannot
+    be read; the other two only come back unknown, with the reason."""
     settings = RedisSettings()
     client = open_redis(settings)
     try:
@@ -99,7 +108,9 @@ async def gather_status() -> Status:
     finally:
         await client.aclose()
     audit = AuditSettings()
-    gaps, audit_problem = await audit_gaps(audit.database_url.get_secret_value())
+    gaps, audit_problem = (
+        await audit_gaps(audit.database_url.get_secret_value()) if read_audit else (None, None)
+    )
     last, problem = await _last_sync()
     return Status(
         queue,

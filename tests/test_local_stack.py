@@ -240,17 +240,10 @@ def test_a_second_stack_on_the_same_data_folder_is_refused(stack: Stack) -> None
 
 
 def test_status_reports_the_queue_and_the_last_sync(stack: Stack) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
-    redis_port = stack.text().split("redis://127.0.0.1:")[1].split("/")[0]
-    env.update(
-        DNC_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", PREFECT_API_URL=f"{stack.prefect}/api"
-    )
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "dnc-sync"), "status", "--json"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    result = _cli(stack, "status", "--json")  # with the stack's Redis, audit store and Prefect
+    assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(result.stdout)
+    assert report["audit_error"] is None and report["has_gaps"] is False
     assert report["queue"]["rejected"] == EXPECTED["statuses"]["rejected"]
     assert report["lagging"] is False
     assert report["last_sync"]["state"] == "Completed"

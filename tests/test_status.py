@@ -111,7 +111,9 @@ def test_exit_codes_for_probes(
     monkeypatch.setenv("DNC_REDIS_URL", redis_url)
     monkeypatch.setenv("DNC_REDIS_NAMESPACE", namespace)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/none.sqlite3")
+    store = f"sqlite:///{tmp_path}/audit.sqlite3"
+    upgrade(open_engine(store))
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", store)
     result = CliRunner().invoke(app, ["status", "--json"])
     assert result.exit_code == code, result.output
     report = json.loads(result.output)
@@ -279,7 +281,7 @@ def test_gaps_exit_5_after_the_other_codes(
 
 
 @pytest.mark.redis
-def test_an_unreadable_store_does_not_change_the_exit_code(
+def test_an_unreadable_store_is_reported_in_one_line(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("DNC_REDIS_URL", redis_url)
@@ -287,9 +289,24 @@ def test_an_unreadable_store_does_not_change_the_exit_code(
     monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/nowhere.sqlite3")
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     result = CliRunner().invoke(app, ["status", "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 6, result.output
     report = json.loads(result.output)
     assert report["archive_gaps"] is None and report["has_gaps"] is False
     assert "not migrated" in report["audit_error"] and str(tmp_path) not in result.output
     text = CliRunner().invoke(app, ["status"])
-    assert text.exit_code == 0 and "unknown (the audit store is not there" in text.output
+    assert text.exit_code == 6 and "unknown (the audit store is not there" in text.output
+
+
+def test_an_unreadable_audit_store_is_exit_6_unless_skipped(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Fourth break-it pass: a stopped store read as "no gaps" (exit 0) to monitoring.
+    monkeypatch.setenv("DNC_REDIS_URL", redis_url)
+    monkeypatch.setenv("DNC_REDIS_NAMESPACE", "st" + uuid.uuid4().hex[:8])
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("DNC_AUDIT_DATABASE_URL", f"sqlite:///{tmp_path}/none.sqlite3")
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert result.exit_code == 6, result.output
+    assert json.loads(result.output)["audit_error"]
+    skipped = CliRunner().invoke(app, ["status", "--json", "--no-audit"])
+    assert skipped.exit_code == 0, skipped.output
