@@ -116,7 +116,8 @@ def _fail(json_output: bool, console: Console, error: str, message: str) -> NoRe
 
 def render(found: NumberHistory, console: Console) -> None:
     """The history as two rich tables (current state, timeline), a note on entries the
-    archive has not copied yet and, in red, the gaps of the record in the timeline's span."""
+    archive has not copied yet, in red, the gaps of the record in the timeline's span, and
+    when records were purged (retention)."""
     state = found.state
     table = Table("current state", "value", title=f"history of {found.number}")
     table.add_row("latest event", escape(_event_line(state.latest_event)))
@@ -150,6 +151,11 @@ def render(found: NumberHistory, console: Console) -> None:
         console.print(
             f"[red]the audit record has gaps in this period: {escape(gaps)} (all numbers: "
             "records of this number may be missing)[/red]"
+        )
+    if found.purged_before_ms is not None:
+        console.print(
+            f"records received before {iso_utc(found.purged_before_ms)} were purged "
+            "(retention); the current state's proof is kept"
         )
 
 

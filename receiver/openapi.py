@@ -186,6 +186,8 @@ _NUMBER_HISTORY = {
         "truncated",
         "unarchived",
         "gaps",
+        "purged_before_ms",
+        "purged_before",
     ],
     "properties": {
         "number": {"type": "string", "description": "The number read, E.164."},
@@ -238,6 +240,17 @@ _NUMBER_HISTORY = {
             "description": "Stream entries of all numbers lost before the archive copied them, "
             "in a period reaching the timeline's first record or later (every gap when the "
             "timeline is empty), oldest first: the timeline may miss records of that period.",
+        },
+        "purged_before_ms": {
+            **_MAYBE_MS,
+            "description": "The latest retention purge's cutoff (UTC ms): records of all numbers "
+            "received (applications: settled) before it were deleted, except each number's "
+            "last queued event and last acknowledged application; null: nothing was purged.",
+        },
+        "purged_before": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "purged_before_ms as RFC 3339 UTC; null: nothing was purged.",
         },
     },
 }

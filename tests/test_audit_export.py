@@ -586,3 +586,77 @@ def test_gap_rows_are_written_like_the_others(engine: Engine) -> None:
     assert write_csv(rows, out) == 2
     out.seek(0)
     assert list(csv.DictReader(out)) == rows
+
+
+# -- purges: records deleted past retention, rows of every export it concerns ----------------
+
+
+def purge_row(cutoff_ms: int, flow_run_id: str = "run-9") -> dict[str, Any]:
+    return {
+        "purged_ms": cutoff_ms + 30 * 86_400_000,
+        "cutoff_ms": cutoff_ms,
+        "retention_days": 30,
+        "events": 7,
+        "rejections": 2,
+        "applications": 5,
+        "flow_run_id": flow_run_id,
+    }
+
+
+def seed_purges(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            schema.purges.insert(),
+            [
+                purge_row(T0 + 20, "in-range"),
+                purge_row(T0, "at-since"),  # deleted only records before the range: left out
+                purge_row(T0 - 5_000, "before"),  # left out
+                purge_row(T0 + 9_000, "after"),  # deleted the whole range: at its last ms
+            ],
+        )
+
+
+def test_purges_are_rows_of_the_export_for_every_number(engine: Engine) -> None:
+    seed(engine)
+    seed_purges(engine)
+    rows = list(export_rows(engine, T0, T0 + 100))
+    assert shape(rows) == [
+        ("event", 10, B),
+        ("rejection", 10, ""),
+        ("application", 10, B),
+        ("rejection", 20, A),
+        ("purge", 20, ""),  # after the records of its time
+        ("event", 30, A),
+        ("application", 40, A),
+        ("event", 50, A),
+        ("purge", 99, ""),  # cutoff after the range: clipped to its last ms
+    ]
+    assert rows[4] == {
+        **dict.fromkeys(COLUMNS, ""),
+        "kind": "purge",
+        "at": iso_utc(T0 + 20),
+        "at_ms": str(T0 + 20),
+        "status": "purged",
+        "reason": f"7 events, 2 refusals, 5 CXone applications received before "
+        f"{iso_utc(T0 + 20)} were purged on {iso_utc(T0 + 20 + 30 * 86_400_000)} "
+        "(retention 30 days; each number's current state kept)",
+        "flow_run_id": "in-range",
+        "stream_id": "purge:1",
+    }
+    assert rows[8]["flow_run_id"] == "after" and rows[8]["stream_id"] == "purge:4"
+    assert f"before {iso_utc(T0 + 9_000)} were" in rows[8]["reason"]  # the cutoff, unclipped
+    one = list(export_rows(engine, T0, T0 + 100, C))  # C has no record in the range
+    assert shape(one) == [("purge", 20, ""), ("purge", 99, "")]
+    assert [row["flow_run_id"] for row in one] == ["in-range", "after"]
+    assert count_rows(engine, T0, T0 + 100) == len(rows) == 9
+    assert count_rows(engine, T0, T0 + 100, C) == len(one) == 2
+    before = list(export_rows(engine, T0 - 10_000, T0 - 9_000))  # every cutoff is later
+    assert [(row["flow_run_id"], row["at_ms"]) for row in before] == [
+        ("in-range", str(T0 - 9_001)),  # a tie: in the order they were recorded
+        ("at-since", str(T0 - 9_001)),
+        ("before", str(T0 - 9_001)),
+        ("after", str(T0 - 9_001)),
+    ]
+    assert count_rows(engine, T0 - 10_000, T0 - 9_000) == 4
+    assert list(export_rows(engine, T0 + 9_000, T0 + 9_500)) == []  # no cutoff after since
+    assert count_rows(engine, T0 + 9_000, T0 + 9_500) == 0

@@ -257,8 +257,10 @@ async def test_history_counts_what_is_not_archived_yet(
         "truncated",
         "unarchived",
         "gaps",
+        "purged_before_ms",
+        "purged_before",
     }
-    assert shape["gaps"] == []
+    assert shape["gaps"] == [] and shape["purged_before_ms"] is shape["purged_before"] is None
     assert shape["state"]["pending_since_ms"] == T0 and json.dumps(shape)
 
 
@@ -332,6 +334,60 @@ async def test_history_carries_the_gaps_and_the_document_describes_them(
     Draft202012Validator(documented).validate(shape)
     gap_schema = documented["properties"]["gaps"]["items"]
     assert set(gap_schema["required"]) == set(shape["gaps"][0])
+
+
+# -- purges: records deleted past retention --------------------------------------------------
+
+
+def purge(cutoff_ms: int) -> dict[str, Any]:
+    return {
+        "purged_ms": cutoff_ms + 86_400_000,
+        "cutoff_ms": cutoff_ms,
+        "retention_days": 1,
+        "events": 3,
+        "rejections": 0,
+        "applications": 1,
+        "flow_run_id": "run-p",
+    }
+
+
+async def test_history_says_before_when_records_were_purged(
+    fake_redis: aioredis.Redis, engine: Engine
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    from receiver.openapi import build_document
+
+    fill_mixed(engine)
+    assert stored_records(engine, NUMBER).purged_before_ms is None
+    insert(engine, schema.purges, purge(T0 - 9_000), purge(T0 + 50), purge(T0 - 5_000))
+    assert stored_records(engine, NUMBER).purged_before_ms == T0 + 50  # the latest cutoff
+    found = await number_history(fake_redis, RedisKeys("p"), engine, NUMBER)
+    shape = found.as_dict()
+    assert (shape["purged_before_ms"], shape["purged_before"]) == (T0 + 50, iso_utc(T0 + 50))
+    documented = build_document()["components"]["schemas"]["NumberHistory"]
+    assert set(documented["required"]) == set(shape)
+    Draft202012Validator(documented).validate(shape)
+    Draft202012Validator(documented).validate(
+        {**shape, "purged_before_ms": None, "purged_before": None}
+    )
+
+
+def test_cli_says_when_records_were_purged(cli_env: str) -> None:
+    before = CliRunner().invoke(app, ["history", "(202) 555-0101"])
+    assert before.exit_code == 0, before.output
+    assert "purged" not in before.output
+    engine = open_engine(cli_env)
+    insert(engine, schema.purges, purge(T0 - 7))
+    engine.dispose()
+    result = CliRunner().invoke(app, ["history", "(202) 555-0101"])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"records received before {iso_utc(T0 - 7)} were purged (retention); the current "
+        "state's proof is kept"
+    ) in " ".join(result.output.split())
+    shape = json.loads(CliRunner().invoke(app, ["history", "(202) 555-0101", "--json"]).output)
+    assert shape["purged_before_ms"] == T0 - 7
 
 
 # -- dnc-sync history ------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """Export: every audit record of a time range, as one table for a regulator or a lawyer.
 
-The three record tables and the archive's gaps become rows of the same ``COLUMNS`` (``kind``:
-``event``, ``rejection``, ``application``, ``gap``), read by one ``UNION ALL`` query ordered by
-the row's time (``at_ms``: an event's or a refusal's receipt, an application's settling, the
-start of a gap's period; UTC ms), then kind (event, rejection, application, gap: received
-before applied), then stream entry id. A gap (``audit_archive_gaps``: stream entries lost
-before the archive copied them) concerns every number, so it is exported with ``number`` too:
-a reader must see that the record is incomplete for that period. The query
+The three record tables, the archive's gaps and the retention purges become rows of the same
+``COLUMNS`` (``kind``: ``event``, ``rejection``, ``application``, ``gap``, ``purge``), read by
+one ``UNION ALL`` query ordered by the row's time (``at_ms``: an event's or a refusal's
+receipt, an application's settling, the start of a gap's period, a purge's cutoff clipped into
+the range; UTC ms), then kind (event, rejection, application, gap, purge: received before
+applied), then stream entry id. A gap (``audit_archive_gaps``: stream entries lost before the
+archive copied them) concerns every number, so it is exported with ``number`` too: a reader
+must see that the record is incomplete for that period. So does a purge (``audit_purges``):
+every purge whose cutoff is after the range's start is exported, since it deleted records of
+the range or before it, and a reader must see that records were purged, not never there. The
+query
 is streamed (``stream_results``, ``yield_per``: a server-side cursor on PostgreSQL), so an
 export of millions of rows holds one batch in memory.
 
@@ -71,31 +75,36 @@ COLUMNS = (
 )
 """The columns of every exported row, in order:
 
-``kind`` (``event``, ``rejection``, ``application``, ``gap``); ``at`` / ``at_ms`` (the row's
-time: RFC 3339 UTC / UTC ms; a gap: the time part of the last id archived before it, the
-start of the period whose records may be missing); ``number`` (E.164; empty for a refusal
-whose number could not be read and for a gap); ``action`` (``optIn``, ``optOut``; empty for a
-refusal and a gap); ``status`` (event: ``queued``, ``superseded``, ``duplicate``; rejection:
-the HTTP status answered; application: the outcome, ``acknowledged``, ``dead_lettered``,
-``deferred``, ...; gap: ``lost``); ``event_id``;
+``kind`` (``event``, ``rejection``, ``application``, ``gap``, ``purge``); ``at`` / ``at_ms``
+(the row's time: RFC 3339 UTC / UTC ms; a gap: the time part of the last id archived before
+it, the start of the period whose records may be missing; a purge: its cutoff, clipped into
+the exported range); ``number`` (E.164; empty for a refusal whose number could not be read,
+for a gap and for a purge); ``action`` (``optIn``, ``optOut``; empty for a refusal, a gap and
+a purge); ``status`` (event: ``queued``, ``superseded``, ``duplicate``; rejection: the HTTP
+status answered; application: the outcome, ``acknowledged``, ``dead_lettered``,
+``deferred``, ...; gap: ``lost``; purge: ``purged``); ``event_id``;
 ``event_at`` (the event's time, RFC 3339 UTC, empty when unknown); ``expires_at`` (an
 opt-out's expiry, empty: never); ``result`` (application: CXone's per-record result);
 ``http_status`` (rejection: the receiver's answer; application: CXone's, empty if none);
 ``record_id`` (application: CXone's record id); ``reason`` (rejection: ``error: detail``;
 application: the reason; gap: ``<n> <stream> entries lost before archiving, ids after
-<after_id> up to <through_id>``, ``an unknown number of`` for ``<n>`` when not known);
-``flow_run_id`` and ``adapter`` (application); ``stream_id`` (the Redis stream entry id
+<after_id> up to <through_id>``, ``an unknown number of`` for ``<n>`` when not known;
+purge: ``<events> events, <rejections> refusals, <applications> CXone applications received
+before <cutoff> were purged on <purged> (retention <days> days; each number's current state
+kept)``, times RFC 3339 UTC); ``flow_run_id`` (application, purge: the run that purged) and
+``adapter`` (application); ``stream_id`` (the Redis stream entry id
 ``<ms>-<seq>``, prefixed with the stream for a refusal: ``rejected:<ms>-<seq>``,
-``unauthenticated:<ms>-<seq>``; a gap: ``<stream>:<after_id>..<through_id>``); ``source``
+``unauthenticated:<ms>-<seq>``; a gap: ``<stream>:<after_id>..<through_id>``; a purge:
+``purge:<id>``); ``source``
 (who sent it: event and rejection, ``bearer-<n>``/``hmac-<n>`` (the credential's position,
 never the secret), ``unknown``, ``import``; a refusal before authentication: ``receiver``);
 ``raw`` (event: the recorded event's JSON; rejection: every field of the stream entry as
-JSON; application and gap: empty). A gap's other columns are empty."""
+JSON; application, gap and purge: empty). A gap's and a purge's other columns are empty."""
 
 Row = dict[str, str]
 """One exported row: ``COLUMNS`` -> text, keys in ``COLUMNS`` order."""
 
-_KINDS = ("event", "rejection", "application", "gap")  # also the order of a tie on at_ms
+_KINDS = ("event", "rejection", "application", "gap", "purge")  # also the order of a tie on at_ms
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
@@ -149,12 +158,24 @@ def _stream(
 
 
 def _records(since_ms: int, until_ms: int, number: str | None) -> CompoundSelect[Any]:
-    """The three tables and the gaps as one ``UNION ALL`` of the same labelled columns; a gap
-    is never left out for ``number`` (it concerns every number)."""
+    """The three tables, the gaps and the purges as one ``UNION ALL`` of the same labelled
+    columns; a gap or a purge is never left out for ``number`` (it concerns every number)."""
     parts = [_events(), _rejections(), _applications()]
     filtered = [_within(part, table, at, since_ms, until_ms, number) for part, table, at in parts]
     gaps, _, at = _gaps()
-    return union_all(*filtered, _within(gaps, schema.gaps, at, since_ms, until_ms, None))
+    purges, purge_table, purge_at = _purges(since_ms, until_ms)
+    return union_all(
+        *filtered,
+        _within(gaps, schema.gaps, at, since_ms, until_ms, None),
+        _within(
+            purges.where(purge_table.c.cutoff_ms > since_ms),
+            purge_table,
+            purge_at,
+            since_ms,
+            until_ms,
+            None,
+        ),
+    )
 
 
 def _within(
@@ -285,6 +306,43 @@ def _gaps() -> tuple[Select[Any], Table, ColumnElement[int]]:
     return query, t, at
 
 
+def _purges(since_ms: int, until_ms: int) -> tuple[Select[Any], Table, ColumnElement[int]]:
+    """The purges, their times, counts and retention carried in columns the other kinds use
+    otherwise (``event_ms``: ``purged_ms``, ``expires_ms``: ``cutoff_ms``, ``http_status``:
+    ``retention_days``, ``event_id``: ``events``, ``record_id``: ``rejections``, ``result``:
+    ``applications``), made into a row by ``_purge_row``; ``at_ms``: the cutoff clipped into
+    ``[since_ms, until_ms - 1]``."""
+    t = schema.purges
+    at = case(
+        (t.c.cutoff_ms < since_ms, literal(since_ms, BigInteger)),
+        (t.c.cutoff_ms > until_ms - 1, literal(until_ms - 1, BigInteger)),
+        else_=t.c.cutoff_ms,
+    )
+    query = select(
+        literal(_KINDS[4], String).label("kind"),
+        literal(4, Integer).label("kind_order"),
+        at.label("at_ms"),
+        _text(None).label("number"),
+        _text("").label("action"),
+        _text("purged").label("status"),
+        cast(t.c.events, Text).label("event_id"),
+        t.c.purged_ms.label("event_ms"),
+        t.c.cutoff_ms.label("expires_ms"),
+        cast(t.c.applications, Text).label("result"),
+        t.c.retention_days.label("http_status"),
+        cast(t.c.rejections, Text).label("record_id"),
+        _text("").label("reason"),
+        cast(t.c.flow_run_id, Text).label("flow_run_id"),
+        _text("").label("adapter"),
+        _text("purge").label("stream"),
+        at.label("stream_ms"),
+        cast(t.c.id, BigInteger).label("stream_seq"),
+        _text("").label("source"),
+        _text("").label("raw"),
+    )
+    return query, t, at
+
+
 def gap_start_ms(
     after_id: ColumnElement[str], through_id: ColumnElement[str], found_ms: ColumnElement[int]
 ) -> ColumnElement[int]:
@@ -321,6 +379,8 @@ def _row(record: RowMapping) -> Row:
     """A database record of ``_records`` -> an exported row."""
     if record["kind"] == _KINDS[3]:
         return _gap_row(record)
+    if record["kind"] == _KINDS[4]:
+        return _purge_row(record)
     entry_id = f"{record['stream_ms']}-{record['stream_seq']}"
     stream = record["stream"] or ""
     kind = str(record["kind"])
@@ -360,6 +420,27 @@ def _gap_row(record: RowMapping) -> Row:
         status="lost",
         reason=f"{count} {stream} entries lost before archiving, {ids}",
         stream_id=f"{stream}:{after}..{through}",
+    )
+    return row
+
+
+def _purge_row(record: RowMapping) -> Row:
+    """A purge's record (``_purges``) -> an exported row: ``purged``, what was deleted, when."""
+    counts = (
+        f"{record['event_id']} events, {record['record_id']} refusals, "
+        f"{record['result']} CXone applications"
+    )
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        kind=_KINDS[4],
+        at=iso_utc(record["at_ms"]),
+        at_ms=str(record["at_ms"]),
+        status="purged",
+        reason=f"{counts} received before {iso_utc(record['expires_ms'])} were purged on "
+        f"{iso_utc(record['event_ms'])} (retention {record['http_status']} days; each "
+        "number's current state kept)",
+        flow_run_id=record["flow_run_id"] or "",
+        stream_id=f"purge:{record['stream_seq']}",
     )
     return row
 

@@ -7,6 +7,8 @@ the archive has not copied yet is still in Redis: ``NumberHistory.unarchived`` c
 entries (all numbers' entries, per stream), so a reader knows the newest may be missing, and
 ``NumberHistory.gaps`` lists the entries the archive found lost before it copied them
 (``audit_archive_gaps``, all numbers) during the timeline's span: the record is incomplete there.
+``NumberHistory.purged_before_ms`` is the latest retention purge's cutoff (``audit_purges``):
+records received (or settled) before it were deleted, except each number's current state.
 Full numbers throughout: this is read by the operator who asked for the number (never log it).
 """
 
@@ -18,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import Column, Connection, Engine, Table, select
+from sqlalchemy import Column, Connection, Engine, Table, func, select
 
 from dnc.audit import schema
 from dnc.audit.database import require_current
@@ -98,18 +100,20 @@ def last_application(engine: Engine, e164: str) -> dict[str, Any] | None:
 @dataclass(frozen=True, slots=True)
 class StoredRecords:
     """What the audit store holds for a number: its ``timeline`` (oldest first), whether
-    older entries were left out (``truncated``), and its ``last_application`` row."""
+    older entries were left out (``truncated``), its ``last_application`` row, the ``gaps``
+    of the timeline's span and ``purged_before_ms`` (``purged_before``)."""
 
     timeline: list[TimelineEntry]
     truncated: bool
     last_application: dict[str, Any] | None
     gaps: list[dict[str, Any]] = field(default_factory=list)
+    purged_before_ms: int | None = None
 
 
 def stored_records(engine: Engine, e164: str, limit: int = DEFAULT_LIMIT) -> StoredRecords:
     """``timeline`` and ``last_application`` of ``e164`` read on one connection, plus whether
-    more than ``limit`` entries exist and the ``gaps`` of the timeline's span
-    (``gaps_since``). Raises as ``timeline``."""
+    more than ``limit`` entries exist, the ``gaps`` of the timeline's span (``gaps_since``)
+    and the latest purge's cutoff (``purged_before``). Raises as ``timeline``."""
     require_current(engine)
     with engine.connect() as connection:
         entries, truncated = _timeline(connection, e164, limit)
@@ -119,7 +123,17 @@ def stored_records(engine: Engine, e164: str, limit: int = DEFAULT_LIMIT) -> Sto
             truncated,
             _last_application(connection, e164),
             gaps_since(connection, since_ms),
+            purged_before(connection),
         )
+
+
+def purged_before(connection: Connection) -> int | None:
+    """The latest cutoff of a retention purge (UTC ms; the largest, should a longer retention
+    have followed a shorter one): records of all numbers received (applications: settled)
+    before it were deleted, except each number's last queued event and last acknowledged
+    application. ``None``: nothing was ever purged."""
+    found = connection.execute(select(func.max(schema.purges.c.cutoff_ms))).scalar_one()
+    return None if found is None else int(found)
 
 
 def gaps_since(connection: Connection, since_ms: int | None) -> list[dict[str, Any]]:
@@ -345,7 +359,9 @@ class NumberHistory:
     exist), ``unarchived``: per stream, entries (of all numbers) still in Redis and not yet
     in the audit store, so the timeline may miss the newest when any is non-zero, and ``gaps``:
     entries (of all numbers) lost before archiving during the timeline's span
-    (``gaps_since``), so the timeline may miss records of that period when any is listed."""
+    (``gaps_since``), so the timeline may miss records of that period when any is listed, and
+    ``purged_before_ms``: records received before it were purged (retention; the current
+    state's proof kept), ``None`` when nothing was."""
 
     number: str
     state: NumberState
@@ -354,6 +370,7 @@ class NumberHistory:
     truncated: bool = False
     unarchived: dict[str, int] = field(default_factory=dict)
     gaps: list[dict[str, Any]] = field(default_factory=list)
+    purged_before_ms: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``GET /v1/numbers/{number}`` and ``dnc-sync history --json``."""
@@ -365,6 +382,10 @@ class NumberHistory:
             "truncated": self.truncated,
             "unarchived": self.unarchived,
             "gaps": self.gaps,
+            "purged_before_ms": self.purged_before_ms,
+            "purged_before": None
+            if self.purged_before_ms is None
+            else iso_utc(self.purged_before_ms),
         }
 
 
@@ -390,4 +411,5 @@ async def number_history(
         stored.truncated,
         unarchived,
         stored.gaps,
+        stored.purged_before_ms,
     )
