@@ -56,7 +56,8 @@ from dnc.audit import schema
 from dnc.audit.archive import Archiver
 from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
-from dnc.audit.export import export_rows, write_csv
+from dnc.audit.export import export_rows
+from dnc.audit.export_format import write_csv
 from dnc.audit.history import timeline
 from dnc.audit.streams import streams
 from dnc.events import Action, StoredEvent

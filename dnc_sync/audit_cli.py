@@ -31,7 +31,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dnc.audit.database import AuditStoreNotReady, current_revision, open_engine, upgrade
 from dnc.audit.entries import normaliser
-from dnc.audit.export import Row, count_rows, export_rows, write_csv, write_jsonl
+from dnc.audit.export import count_rows, export_rows
+from dnc.audit.export_format import Row, write_csv, write_jsonl
 from dnc.masking import mask_number
 from dnc.settings import AuditSettings, IntakeSettings
 from dnc.timestamps import TimestampProblem, iso_utc, parse_time

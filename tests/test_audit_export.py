@@ -27,7 +27,8 @@ from dnc.audit.database import (
     open_engine,
     upgrade,
 )
-from dnc.audit.export import COLUMNS, count_rows, csv_cell, export_rows, write_csv, write_jsonl
+from dnc.audit.export import count_rows, export_rows
+from dnc.audit.export_format import COLUMNS, csv_cell, write_csv, write_jsonl
 from dnc.timestamps import iso_utc
 from dnc_sync.cli import app
 
