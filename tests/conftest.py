@@ -274,15 +274,6 @@ def audit_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect server for every flow test of the session (each costs ~10 s)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
-
-
 @pytest.fixture
 def engine(audit_database_url: str) -> Iterator[Engine]:
     """An audit store engine on a fresh, migrated database (``audit_database_url``: SQLite

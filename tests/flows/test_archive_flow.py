@@ -1,4 +1,4 @@
-"""The archive-audit flow under the session's Prefect test harness: it migrates the store,
+"""The archive-audit flow under the package's Prefect test harness: it migrates the store,
 archives every stream, purges past retention (and records the purge), and fails as lagging
 when more entries wait than the limit."""
 
