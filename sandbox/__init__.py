@@ -8,7 +8,9 @@ Emulated, adapter 1 (CXone Admin API, public contract; developer.niceincontact.c
 - ``POST /auth/token``: password grant, access key id/secret as username/password, the
   application's client id/secret in HTTP Basic; an ``access_token`` and ``id_token`` JWT;
 - ``POST|DELETE|GET /inContactAPI/services/vNN.0/dnc-groups/{groupId}/records``: add
-  (opt-out), expire (opt-in), list/search, with per-record results in a 200.
+  (opt-out), expire (opt-in), with per-record results in a 200; list/search with ``skip``,
+  ``top``, ``orderBy``, ``fields``, ``phoneNumber`` and ``totalRecords`` (the shape partly
+  assumed: ``sandbox.dnc_groups``).
 
 Emulated, adapter 2 (outbound contacts, the original design's contract):
 ``POST /oauth/token`` (client credentials, JSON body) and
@@ -21,7 +23,9 @@ the expiry is applied that long after the request arrived, even when the client 
 meanwhile, so an abandoned opt-in lands late), numbers that always fail, a seed, and the
 token lifetime, set at start (``DNC_SANDBOX_*``) or at run time (``POST /_sandbox/faults``);
 the unauthenticated control API ``/_sandbox/state``, ``/_sandbox/journal``,
-``/_sandbox/reset``, ``/_sandbox/faults`` and ``/healthz``. State is in memory, per process.
+``/_sandbox/reset``, ``/_sandbox/faults``, ``/_sandbox/dnc-groups/{groupId}/records``
+(out-of-band changes, as a CXone admin would make; not journaled) and ``/healthz``. State
+is in memory, per process.
 
 The write journal (``sandbox.journal``, ``GET /_sandbox/journal?after=<seq>``): every DNC-group
 record and outbound contact written, in order, with a sequence number, the sandbox time (ms),

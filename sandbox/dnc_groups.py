@@ -3,8 +3,32 @@
 ``POST .../dnc-groups/{groupId}/records`` adds (opt-out), ``DELETE`` on the same path expires
 (opt-in), both with ``{"dncGroupRecords": [{"phoneNumber", "expiredDate"?}]}`` (at most
 ``MAX_RECORDS``), and both answer 200 even when records fail: one ``recordResults`` entry per
-record, in order, with ``success`` and one of the error texts below. ``GET`` lists the active
-records (``skip``, ``top`` ≤ 1000, ``phoneNumber`` to search one number).
+record, in order, with ``success`` and one of the error texts below.
+
+``GET`` lists the active records as ``{"totalRecords", "dncGroupRecords"}``, each record
+``{"phoneNumber", "expiredDate", "createdAt"}``, with the query parameters:
+
+- ``skip`` (default 0) and ``top`` (default 100, at most ``MAX_PAGE``): the page;
+- ``phoneNumber``: only that number (matched as digits);
+- ``orderBy``: ``<field>[ asc|desc]``, comma-separated for more than one key, the first most
+  significant; fields ``phoneNumber``, ``expiredDate`` (no expiry sorts last ascending),
+  ``createdAt``. The default, and the final tie-break under any order, is ``phoneNumber asc``,
+  so the order is total and paging with ``skip``/``top`` visits every record exactly once
+  while nothing changes (a write between pages can shift the rest, as on any offset paging);
+- ``fields``: a comma-separated subset of the record keys to return (always in the order
+  above); ``totalRecords`` counts every record matched, not the page.
+
+An unknown ``orderBy`` field or direction, or an unknown ``fields`` name, is a 400
+``{"error": "invalid_request", "message", "parameter": "orderBy"|"fields"}``. The listing
+gets the same latency, rate limit, injected errors and lost replies as the writes.
+
+Assumed about the real listing (the public docs show ``skip``, ``top``, ``orderBy``, ``fields``
+and ``totalRecords`` on Admin API list calls, not every detail): the ``orderBy`` syntax
+(field, a space, ``asc``/``desc``; comma-separated keys), the field names accepted, where
+records without an expiry sort, phone numbers compared as digit strings (not numerically),
+the default order (the real one is not documented; a client should always send ``orderBy``
+when it pages), ``top``'s cap and default, and the 400 shape (CXone's own error body differs;
+the sandbox adds ``parameter``).
 
 A phone number is valid when it is a string of digits, optionally with ``+ - ( ) .`` and
 spaces, holding 7-15 digits; it is stored and matched as those digits (``formattedPhone``).
@@ -17,6 +41,7 @@ state already was the one asked, unchanged). Refused records are not journaled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,13 +96,23 @@ def expire_records(sandbox: Sandbox, request: Request) -> Response:
 
 
 def list_records(sandbox: Sandbox, request: Request) -> Response:
-    """``{"totalRecords", "dncGroupRecords"}``: active records, filtered and paged."""
+    """``{"totalRecords", "dncGroupRecords"}``: active records, filtered, ordered, paged and
+    cut to ``fields`` (see the module docstring); 400 naming ``orderBy`` or ``fields`` when
+    either is not understood."""
     group = _group(sandbox, request)
     if group is None:
         return _no_group(request)
     skip = request.query_int("skip", 0, 0, 1_000_000_000)
     top = request.query_int("top", 100, 1, MAX_PAGE)
     wanted = request.query_value("phoneNumber")
+    try:
+        order = _order_by(request.query_value("orderBy"))
+    except BadRequest as exc:
+        return _bad_parameter("orderBy", str(exc))
+    try:
+        fields = _fields(request.query_value("fields"))
+    except BadRequest as exc:
+        return _bad_parameter("fields", str(exc))
     group.sweep(sandbox.now())
     records = list(group.active.values())
     if wanted is not None:
@@ -85,8 +120,66 @@ def list_records(sandbox: Sandbox, request: Request) -> Response:
         if not valid:
             raise BadRequest("phoneNumber must hold 7-15 digits")
         records = [r for r in records if r.phone_number == digits]
-    page = [record.as_json() for record in records[skip : skip + top]]
+    records.sort(key=lambda r: r.phone_number)  # the tie-break: a total order, stable pages
+    for name, descending in reversed(order):
+        records.sort(key=_SORT_KEYS[name], reverse=descending)  # stable, ties kept
+    page = [_cut(record.as_json(), fields) for record in records[skip : skip + top]]
     return Response(200, {"totalRecords": len(records), "dncGroupRecords": page})
+
+
+RECORD_FIELDS = ("phoneNumber", "expiredDate", "createdAt")
+"""The keys of a listed record, in the order they are shown; what ``fields`` may name."""
+_NEVER = float("inf")  # a record without expiry sorts as expiring last
+_SORT_KEYS: dict[str, Callable[[DncRecord], Any]] = {
+    "phoneNumber": lambda r: r.phone_number,
+    "expiredDate": lambda r: _NEVER if r.expires_at_s is None else r.expires_at_s,
+    "createdAt": lambda r: r.created_at_s,
+}
+_DIRECTIONS = {"asc": False, "desc": True}
+
+
+def _order_by(value: str | None) -> list[tuple[str, bool]]:
+    """``orderBy`` as (field, descending) pairs, most significant first; ``BadRequest``
+    (its text names no parameter) when a field or direction is unknown."""
+    if value is None:
+        return []
+    order = []
+    for part in value.split(","):
+        words = part.split()
+        if not 1 <= len(words) <= 2 or words[0] not in _SORT_KEYS:
+            raise BadRequest(
+                f"orderBy: cannot order by {part.strip()!r}; use one or more of "
+                f"{', '.join(_SORT_KEYS)}, each optionally followed by asc or desc"
+            )
+        direction = words[1].lower() if len(words) == 2 else "asc"
+        if direction not in _DIRECTIONS:
+            raise BadRequest(f"orderBy: direction {words[1]!r} is neither asc nor desc")
+        order.append((words[0], _DIRECTIONS[direction]))
+    return order
+
+
+def _fields(value: str | None) -> tuple[str, ...] | None:
+    """``fields`` as the record keys to show (``None``: all); ``BadRequest`` when one is
+    blank or unknown."""
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",")]
+    unknown = [name for name in names if name not in RECORD_FIELDS]
+    if unknown:
+        raise BadRequest(
+            f"fields: unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(RECORD_FIELDS)}"
+        )
+    return tuple(name for name in RECORD_FIELDS if name in names)
+
+
+def _cut(record: dict[str, Any], fields: tuple[str, ...] | None) -> dict[str, Any]:
+    return record if fields is None else {name: record[name] for name in fields}
+
+
+def _bad_parameter(name: str, message: str) -> Response:
+    """400 for a query parameter not understood: ``{"error", "message", "parameter"}``."""
+    return Response(400, {"error": "invalid_request", "message": message, "parameter": name})
 
 
 def phone_digits(value: object) -> tuple[str, bool]:
@@ -111,7 +204,7 @@ def _add_one(
     expires_at_s = None
     if problem is None:
         try:
-            expires_at_s = _expiry(record.get("expiredDate"), now_s)
+            expires_at_s = parse_expiry(record.get("expiredDate"), now_s)
         except (ValueError, OverflowError):  # out-of-range dates overflow
             problem = INVALID_EXPIRED_DATE
         else:
@@ -168,7 +261,7 @@ def _journal(
 def _asked_expiry(value: object, now_s: float) -> float | None:
     """The expiry an add asked for (epoch seconds), ``None`` when none or unreadable."""
     try:
-        return _expiry(value, now_s)
+        return parse_expiry(value, now_s)
     except (ValueError, OverflowError):
         return None
 
@@ -195,7 +288,7 @@ def is_failing(sandbox: Sandbox, digits: str) -> bool:
     return len(digits) == 11 and digits.startswith("1") and digits[1:] in failing
 
 
-def _expiry(value: object, now_s: float) -> float | None:
+def parse_expiry(value: object, now_s: float) -> float | None:
     """``None`` (no expiry) or the epoch seconds of a future ISO 8601 date (no zone: UTC);
     ``ValueError`` for anything else."""
     if value is None:

@@ -341,7 +341,7 @@ async def test_add_then_list(client: httpx.AsyncClient, clock: FakeClock) -> Non
         "totalRecords": 2,
         "dncGroupRecords": [
             {"phoneNumber": n, "expiredDate": "2027-01-01T00:00:00.000Z", "createdAt": created}
-            for n in ("2025550123", "12025550124")
+            for n in ("12025550124", "2025550123")  # default order: phoneNumber asc
         ],
     }
 
