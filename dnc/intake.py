@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, tzinfo
 
 from pydantic import ValidationError
@@ -104,14 +104,6 @@ class AcceptedEvent:
         """The event and its alias copies, in that order: one group, recorded atomically."""
         return (self.event, *self.alias_events)
 
-    def sent_by(self, sender: str) -> AcceptedEvent:
-        """The same, with ``sender`` (``StoredEvent.sender``) on the event and its copies."""
-        return replace(
-            self,
-            event=self.event.model_copy(update={"sender": sender}),
-            alias_events=tuple(e.model_copy(update={"sender": sender}) for e in self.alias_events),
-        )
-
     @property
     def naive_time(self) -> bool:
         """Whether the event time was written without a time zone."""
@@ -132,12 +124,16 @@ class _Judged:
     sent: str | None = None
 
 
-def build_event(fields: Mapping[str, object], policy: IntakePolicy, now_ms: int) -> AcceptedEvent:
+def build_event(
+    fields: Mapping[str, object], policy: IntakePolicy, now_ms: int, *, sender: str | None = None
+) -> AcceptedEvent:
     """Validate and normalise one event's ``fields`` (wire names: ``phoneNumber``, ...).
 
     ``now_ms`` is the receive time (UTC epoch ms), stored as ``receivedMs``; an event time
-    after it is recorded as it. Raises ``EventValidationError`` listing every bad field at
-    once; an opt-out whose only problems are in optional fields is accepted without them.
+    after it is recorded as it. ``sender`` (``StoredEvent.sender``: ``bearer-<n>``,
+    ``hmac-<n>``, ``import``) is recorded with the event and its alias copies. Raises
+    ``EventValidationError`` listing every bad field at once; an opt-out whose only problems
+    are in optional fields is accepted without them.
     """
     # An empty optional field (an unset template variable) is an absent one.
     fields = {k: v for k, v in fields.items() if not (k in _OPTIONAL and v in ("", None))}
@@ -150,14 +146,18 @@ def build_event(fields: Mapping[str, object], policy: IntakePolicy, now_ms: int)
             # Only optional fields are malformed: judge the opt-out without them.
             rest = {k: v for k, v in fields.items() if k not in malformed}
             judged = [_Judged(p, True, _excerpt(fields.get(p.field))) for p in problems]
-            return _build_from_body(EventBody.model_validate(rest), policy, now_ms, judged)
+            return _build_from_body(EventBody.model_validate(rest), policy, now_ms, judged, sender)
         problems.extend(_semantic_problems(fields, policy, now_ms, malformed))
         raise EventValidationError(problems) from None
-    return _build_from_body(body, policy, now_ms, [])
+    return _build_from_body(body, policy, now_ms, [], sender)
 
 
 def _build_from_body(
-    body: EventBody, policy: IntakePolicy, now_ms: int, malformed: list[_Judged]
+    body: EventBody,
+    policy: IntakePolicy,
+    now_ms: int,
+    malformed: list[_Judged],
+    sender: str | None,
 ) -> AcceptedEvent:
     """The event of a well-shaped ``body``; ``malformed``: optional fields of an opt-out
     already left out of it for their shape (all droppable)."""
@@ -211,6 +211,7 @@ def _build_from_body(
         planChange=number.plan_change,
         unverifiedNumber=True if number.unverified else None,
         aliases=aliases or None,
+        sender=sender,
     )
     warnings = tuple(n.message for n in notes) + tuple(_dropped_warning(p) for p in dropped)
     return AcceptedEvent(event, warnings, dropped, tuple(notes), _alias_events(event, aliases))

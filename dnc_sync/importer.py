@@ -164,7 +164,8 @@ def judge_rows(
     verdicts: list[Verdict] = []
     for _, cells in chunk:
         try:
-            verdicts.append(build_event(row_fields(cells, positions), policy, now_ms))
+            fields = row_fields(cells, positions)
+            verdicts.append(build_event(fields, policy, now_ms, sender=IMPORT_SENDER))
         except EventValidationError as exc:
             verdicts.append(tuple(exc.problems))
     return verdicts
@@ -297,7 +298,7 @@ class _Run:
             if isinstance(verdict, AcceptedEvent):
                 batch.events.append(verdict.event)
                 batch.origins.append((row, cells))
-                batch.accepted.append(verdict.sent_by(IMPORT_SENDER))
+                batch.accepted.append(verdict)
                 reasons = verdict.warning_reasons
                 self.report.warned += bool(reasons)
                 self.report.warnings.update(reasons)

@@ -416,7 +416,8 @@ class ReceiverApp:
             )
         fields = decoded.fields
         try:
-            accepted = build_event(fields, self._policy, int(time.time() * 1000))
+            now_ms = int(time.time() * 1000)
+            accepted = build_event(fields, self._policy, now_ms, sender=sender)
         except EventValidationError as exc:
             return await self._reject(
                 scope,
@@ -438,7 +439,6 @@ class ReceiverApp:
         body: bytes,
         sender: str,
     ) -> Outcome:
-        accepted = accepted.sent_by(sender)  # who sent it, for the audit record
         event = accepted.event
         # A derived id is our own hash; a caller's id may carry a number: mask its digits.
         event_id = event.eventId if event.eventIdDerived else redact(event.eventId)

@@ -176,6 +176,12 @@ def test_rejects_file_and_stream_name_each_bad_row(tmp_path: Path, fake_env: red
     assert json.loads(entries[3][b"body"]) == {"phoneNumber": "***0126", "eventName": "optOut"}
     assert json.loads(entries[1][b"detail"])[0]["reason"] == "not_for_opt_in"
     assert not any(b"5550124" in value for e in entries for value in e.values())
+    # The number as written and the sender go with each refusal to the audit store (full
+    # numbers are kept there, not in the body excerpt), and with each recorded event.
+    assert entries[3][b"phoneNumber"] == b"+12025550126"
+    assert {e[b"sender"] for e in entries} == {b"import"}
+    recorded = [json.loads(f[b"event"]) for _, f in fake_env.xrange(KEYS.audit)]
+    assert recorded and {event["sender"] for event in recorded} == {"import"}
 
 
 def test_opt_out_rows_with_bad_optional_columns_are_kept(
