@@ -4,9 +4,9 @@ Every request: match the path (unknown: 404), the method (wrong: 405 with Allow)
 body (over ``MAX_BODY_BYTES``: 413); for API and token calls, apply latency and faults
 (``sandbox.faults``) before anything else; for API calls, check the bearer token (401); for a
 DNC-group DELETE, sleep ``delete_latency_ms`` (whether or not the client still waits); then
-call the handler, a plain function that cannot interleave with another request's; for a
-write, or a DNC-group listing, the answer may then be lost (``lost_reply_rate``: a hang and
-a 504). Answers are JSON. API, token and discovery requests are counted per endpoint and status.
+call the handler, a plain function that cannot interleave with another request's; for an
+API call (a write or a read) the answer may then be lost (``lost_reply_rate``: a hang and a
+504). Answers are JSON. API, token and discovery requests are counted per endpoint and status.
 """
 
 from __future__ import annotations
@@ -122,9 +122,8 @@ ROUTES = (
     ),
 )
 _BEARER_ISSUER = {Guard.CXONE: tokens.AUTH_ENDPOINT, Guard.OUTBOUND: tokens.OAUTH_ENDPOINT}
-_WRITE_GUARDS = (Guard.CXONE, Guard.OUTBOUND)
-_LOSSY_READS = frozenset({("dnc_records", "GET")})
-"""Reads whose answer can be lost like a write's (the DNC listing a reconciliation reads)."""
+_API_GUARDS = (Guard.CXONE, Guard.OUTBOUND)
+"""The API calls whose answer can be lost (``lost_reply_rate``): writes and reads alike."""
 
 
 class SandboxApp:
@@ -208,12 +207,10 @@ class SandboxApp:
         if route.name == "dnc_records" and request.method == "DELETE":
             await self._slow_delete()
         response = self._call(route.methods[request.method], request)
-        lossy = (route.guard in _WRITE_GUARDS and request.method in ("POST", "DELETE")) or (
-            route.name,
-            request.method,
-        ) in _LOSSY_READS
-        if lossy and (
-            response.status < 300 and lose_reply(self.sandbox.injector, self.sandbox.config)
+        if (
+            route.guard in _API_GUARDS
+            and response.status < 300
+            and lose_reply(self.sandbox.injector, self.sandbox.config)
         ):
             await hang(receive, self.sandbox.config.hang_s)  # answered, but the answer is lost
             return error(504, "gateway_timeout", "injected lost reply")

@@ -89,7 +89,8 @@ class FaultInjector:
 
 
 def lose_reply(injector: FaultInjector, config: FaultConfig) -> bool:
-    """Whether the answer to an applied write is lost (``lost_reply_rate``)."""
+    """Whether the answer to a successful API call (an applied write, an answered read) is
+    lost (``lost_reply_rate``)."""
     return config.lost_reply_rate > 0 and injector.roll() < config.lost_reply_rate
 
 

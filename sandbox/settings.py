@@ -65,8 +65,9 @@ class FaultConfig(BaseModel):
         default=0,
         ge=0,
         le=1,
-        description="Fraction of successful API writes whose answer is lost: the change is "
-        "applied, then the call hangs for hang_s and answers 504 (the dangerous timeout).",
+        description="Fraction of successful API calls whose answer is lost: a write is "
+        "applied (a read answered), then the call hangs for hang_s and answers 504 (the "
+        "dangerous timeout).",
     )
     hang_s: float = Field(
         default=45,
