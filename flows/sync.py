@@ -301,7 +301,7 @@ async def _push_all(run: _Run, batches: Sequence[list[Claim]], deadline: float) 
         else:
             settled += result
     if failed:
-        deferral = await defer_retries(run.queue, quote(failed), failures)
+        deferral = await defer_retries(run.queue, quote(failed), quote(list(failures.items())))
         run.counters.deferred += deferral.deferred
     elif failures:  # the lease was lost: the numbers are the next holder's, but what was sent
         await _record_abandoned(
@@ -339,9 +339,10 @@ async def _push(run: _Run, batch: list[Claim], requested_ms: int) -> int:
         o.e164: Application(requested_ms, run.target.name, run.run_id, o) for o in outcomes
     }
     settlement = await resolve_conflicts(quote(batch), quote(outcomes))
-    acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge), applications)
-    dead = await dead_letter(run.queue, quote(settlement.dead_letter), applications)
-    deferral = await defer_retries(run.queue, quote(settlement.retry), applications)
+    answered = quote(list(applications.items()))
+    acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge), answered)
+    dead = await dead_letter(run.queue, quote(settlement.dead_letter), answered)
+    deferral = await defer_retries(run.queue, quote(settlement.retry), answered)
     dead += deferral.dead_lettered
     run.counters.dead_lettered += dead
     run.counters.retried += len(settlement.retry)

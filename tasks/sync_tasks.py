@@ -19,14 +19,19 @@ from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
+from dnc.applications import Application
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
 from dnc.cxone.errors import is_transient
 from dnc.cxone.factory import Target
-from dnc.pending import Applications, Claim, Deferral, PendingQueue, Retry, chunk
+from dnc.pending import Claim, Deferral, PendingQueue, Retry, chunk
 from dnc.sync import Settlement, settle
 from dnc.target import ChangeOutcome
 
 EPHEMERAL: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+AnsweredPairs = Sequence[tuple[str, Application]]
+"""(E.164, what CXone was asked and answered) pairs, passed in ``quote`` like the claims so
+Prefect does not walk them on every call (``dnc.applications``)."""
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -97,28 +102,28 @@ async def resolve_conflicts(
 
 @task(**EPHEMERAL)
 async def ack_applied(
-    queue: PendingQueue, claims: Sequence[Claim], applications: Applications
+    queue: PendingQueue, claims: Sequence[Claim], applications: AnsweredPairs
 ) -> int:
     """Remove acknowledged numbers whose watermark is unchanged, recording their
     ``applications`` (``PendingQueue.acknowledge``); returns how many left."""
-    return sum(await queue.acknowledge(claims, applications))
+    return sum(await queue.acknowledge(claims, dict(applications)))
 
 
 @task(**EPHEMERAL)
 async def dead_letter(
     queue: PendingQueue,
     refused: Sequence[tuple[Claim, str]],
-    applications: Applications,
+    applications: AnsweredPairs,
 ) -> int:
     """Move refused numbers to the dead letters, recording their ``applications``; returns
     how many moved."""
-    return sum(await queue.dead_letter(refused, applications=applications))
+    return sum(await queue.dead_letter(refused, applications=dict(applications)))
 
 
 @task(**EPHEMERAL)
 async def defer_retries(
-    queue: PendingQueue, retries: Sequence[Retry], applications: Applications
+    queue: PendingQueue, retries: Sequence[Retry], applications: AnsweredPairs
 ) -> Deferral:
     """Set numbers that failed for now to wait out their retry backoff, or dead-letter those
     at the retry limits, recording their ``applications`` (``PendingQueue.defer``)."""
-    return await queue.defer(retries, applications=applications)
+    return await queue.defer(retries, applications=dict(applications))
