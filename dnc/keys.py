@@ -112,6 +112,33 @@ class RedisKeys:
         return f"{self.tag}:sync-lease-history"
 
     @property
+    def owned(self) -> str:
+        """HASH: E.164 -> JSON ``dnc.ownership.OwnedRecord`` of a DNC record this service
+        created (or adopted): record id, when (UTC ms), by which run, its expiry. The ownership
+        ledger: an opt-in removes a record only when it is here. No TTL: an entry leaves when
+        this service's opt-in removed the record (or found it gone)."""
+        return f"{self.tag}:owned"
+
+    @property
+    def adds_in_flight(self) -> str:
+        """HASH: E.164 -> when (UTC ms) this service first sent an opt-out for it whose answer
+        it has not had yet; an add of ours may have landed. Deleted when the number's push has
+        a final answer (``dnc.ownership``). No TTL."""
+        return f"{self.tag}:adds-in-flight"
+
+    @property
+    def ownership_adopted(self) -> str:
+        """STRING: JSON of the one-time adoption (``dnc-sync reconcile --adopt``): when (UTC
+        ms) and how many records were adopted. No TTL."""
+        return f"{self.tag}:ownership-adopted"
+
+    @property
+    def reconcile_last(self) -> str:
+        """STRING: JSON ``dnc.reconcile.report.ReconcileReport`` of the last reconciliation
+        (for ``dnc-sync status`` and ``/metrics``). No TTL (one small value)."""
+        return f"{self.tag}:reconcile-last"
+
+    @property
     def dead_letters(self) -> str:
         """HASH: E.164 -> JSON {reason, event, deadAtMs} of numbers CXone refused for good. No
         TTL: they stay until requeued."""

@@ -134,6 +134,7 @@ class PendingQueue:
         self._claim = client.register_script(load_lua("claim.lua"))
         self._settle = client.register_script(load_lua("settle.lua"))
         self._requeue = client.register_script(load_lua("requeue.lua"))
+        self._resync = client.register_script(load_lua("resync.lua"))
 
     async def acquire_lease(self, token: str, ttl_ms: int, grace_ms: int = 0) -> LeaseGrant:
         """Take the lease for ``ttl_ms`` ms if it is free (or already ours). ``grace_ms``: how
@@ -282,6 +283,22 @@ class PendingQueue:
                 count += await self._requeue_chunk(at_ms, [_text(k) for k in page])
             if int(cursor) == 0:
                 return count
+
+    async def resync(self, numbers: Sequence[str], now_ms: int | None = None) -> int:
+        """Put settled numbers (not dead-lettered, not waiting out a backoff) back in the
+        pending set, waiting since ``now_ms`` (UTC ms, default now), so the next sync pushes
+        their latest state again; returns how many were put back."""
+        at_ms, keys, count = _now_ms(now_ms), self._keys, 0
+        for start in range(0, len(numbers), REQUEUE_CHUNK):
+            chunk = list(numbers[start : start + REQUEUE_CHUNK])
+            count += int(
+                await self._run(
+                    self._resync,
+                    [keys.pending, keys.watermark, keys.dead_letters, keys.deferred],
+                    [at_ms, *chunk],
+                )
+            )
+        return count
 
     async def _requeue_chunk(self, now_ms: int, numbers: Sequence[str]) -> int:
         keys = self._keys

@@ -47,13 +47,15 @@ class SyncCounters:
     a retry backoff (their own failure or their batch's); ``http_retries``: CXone
     calls the client repeated after a transient failure of the whole call (429, 5xx, timeout,
     connection); ``failed_batches``: batches that failed even after Prefect's retries;
-    ``api_calls``: HTTP requests sent, every retry included."""
+    ``api_calls``: HTTP requests sent, every retry included; ``not_owned``: opt-ins not sent
+    because no record of this service's was there to remove (``dnc.ownership``)."""
 
     claimed: int = 0
     applied_opt_outs: int = 0
     applied_opt_ins: int = 0
     already_applied: int = 0
     conflicts_resolved: int = 0
+    not_owned: int = 0
     retried: int = 0
     deferred: int = 0
     http_retries: int = 0
@@ -77,6 +79,8 @@ class SyncCounters:
                 self.already_applied += 1
             elif outcome.kind is OutcomeKind.CONFLICT_RESOLVED:
                 self.conflicts_resolved += 1
+            elif outcome.kind is OutcomeKind.NOT_OWNED:
+                self.not_owned += 1
 
     def as_rows(self) -> list[dict[str, object]]:
         """``[{"metric": name, "value": value}, ...]`` for a Prefect table artifact."""

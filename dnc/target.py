@@ -36,6 +36,9 @@ class OutcomeKind(StrEnum):
     """Not applied this time; try again later (``retry_after_s`` when the target said)."""
     REJECTED = "rejected"
     """Refused for good (``reason`` from the target); goes to the dead letter set."""
+    NOT_OWNED = "not_owned"
+    """An opt-in not sent: no record of this service's is there to remove, and a record
+    someone else added stays (``dnc.ownership``); the number leaves the pending set."""
 
     @property
     def acknowledged(self) -> bool:
@@ -44,6 +47,7 @@ class OutcomeKind(StrEnum):
             OutcomeKind.APPLIED,
             OutcomeKind.ALREADY_APPLIED,
             OutcomeKind.CONFLICT_RESOLVED,
+            OutcomeKind.NOT_OWNED,
         )
 
 
@@ -73,7 +77,9 @@ class ChangeOutcome:
     ``retry_after_s`` (seconds) when the target asked for a delay, and for the audit trail
     the answer's ``http_status`` and the target's ``record_id`` for the number (DNC groups:
     the phone number as the group keys it; outbound contacts: the contact's record id, when
-    the answer gave one)."""
+    the answer gave one). ``after_lost_reply``: an earlier attempt of the same request went
+    unanswered (a timeout), so a record that "already exists" may be this service's own
+    doing (``dnc.ownership``)."""
 
     e164: str
     kind: OutcomeKind
@@ -81,6 +87,7 @@ class ChangeOutcome:
     retry_after_s: float | None = None
     http_status: int | None = None
     record_id: str | None = None
+    after_lost_reply: bool = False
 
 
 class DncTarget(Protocol):

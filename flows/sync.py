@@ -32,6 +32,7 @@ from dnc.cxone.factory import Target, build_http_client, build_target
 from dnc.errors import StoreError
 from dnc.fence import LeaseFence, attempt_bound_s, check_lease_timing, stop, takeover_grace_s
 from dnc.keys import RedisKeys
+from dnc.ownership import OwnershipLedger
 from dnc.pending import Claim, LeaseLost, PendingQueue, Retry, RetryLimits
 from dnc.redis_policy import require_noeviction
 from dnc.settings import CxoneSettings, RedisSettings, SyncSettings
@@ -46,7 +47,10 @@ from tasks.sync_tasks import (
     defer_retries,
     discover_endpoints,
     fetch_token,
+    hold_not_owned,
+    note_adds,
     push_batch,
+    record_ownership,
     resolve_conflicts,
 )
 
@@ -87,6 +91,7 @@ class _Run:
     batch_size: int
     counters: SyncCounters
     fence: LeaseFence
+    ledger: OwnershipLedger
     max_concurrency: int = 4
     run_id: str = ""
     """The Prefect flow run id (``local-...`` outside Prefect), for the applications record."""
@@ -131,7 +136,8 @@ async def sync_dnc(
             margin_s=sync.fence_margin_s,
         )
         target.transport.fence = fence
-        run = _Run(queue, target, token, sync, size, counters, fence, cxone.max_concurrency)
+        ledger = OwnershipLedger(client, RedisKeys(redis_settings.namespace))
+        run = _Run(queue, target, token, sync, size, counters, fence, ledger, cxone.max_concurrency)
         run.run_id = token.removeprefix("flow-run-")
         await _with_lease(run, cxone, max_batches, time_budget_s or sync.time_budget_s)
         await _count_backlog(run)
@@ -330,10 +336,7 @@ async def _push(run: _Run, batch: list[Claim], requested_ms: int) -> int:
     what CXone answered for it (``dnc.applications``). Returns how many were settled."""
     if run.fence.lost:  # the heartbeat could not renew: another run may own these numbers
         raise LeaseLost("the sync lease was lost during the run")
-    outcomes: list[ChangeOutcome] = await push_batch.with_options(
-        retries=run.sync.push_retries,
-        retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),
-    )(run.target, quote(batch))
+    outcomes = await _apply(run, batch)
     run.counters.count(batch, outcomes)
     applications = {
         o.e164: Application(requested_ms, run.target.name, run.run_id, o) for o in outcomes
@@ -359,6 +362,31 @@ async def _push(run: _Run, batch: list[Claim], requested_ms: int) -> int:
         left,
     )
     return acknowledged + dead + deferral.deferred
+
+
+async def _apply(run: _Run, batch: list[Claim]) -> list[ChangeOutcome]:
+    """One outcome per claim of ``batch``, in order: opt-ins with no record of ours to remove
+    are not sent (``not_owned``, unless ``DNC_SYNC_REMOVE_FOREIGN_RECORDS``); the rest go to
+    CXone, with the ownership ledger kept in step (``dnc.ownership``). Raises what the push
+    raises after its retries."""
+    held: list[ChangeOutcome] = []
+    if not run.sync.remove_foreign_records:
+        held = await hold_not_owned(run.ledger, quote(batch))
+    kept = {outcome.e164 for outcome in held}
+    send = [claim for claim in batch if claim.e164 not in kept]
+    sent: list[ChangeOutcome] = []
+    if send:
+        earlier = await note_adds(run.ledger, quote(send), int(time.time() * 1000))
+        sent = await push_batch.with_options(
+            retries=run.sync.push_retries,
+            retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),
+        )(run.target, quote(send))
+        changes = [claim.change() for claim in send]
+        await record_ownership(
+            run.ledger, quote(changes), quote(sent), earlier, run.run_id, int(time.time() * 1000)
+        )
+    by_number = {outcome.e164: outcome for outcome in held + sent}
+    return [by_number[claim.e164] for claim in batch]
 
 
 async def _report(counters: SyncCounters, namespace: str, lag_limit_s: int) -> None:

@@ -23,9 +23,11 @@ from dnc.applications import Application
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
 from dnc.cxone.errors import is_transient
 from dnc.cxone.factory import Target
+from dnc.events import Action
+from dnc.ownership import OwnershipLedger, not_owned_outcome, ownership_update
 from dnc.pending import Claim, Deferral, PendingQueue, Retry, chunk
 from dnc.sync import Settlement, settle
-from dnc.target import ChangeOutcome
+from dnc.target import ChangeOutcome, DncChange
 
 EPHEMERAL: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -89,6 +91,37 @@ async def chunk_claims(claims: Sequence[Claim], batch_size: int) -> list[list[Cl
 async def push_batch(target: Target, claims: Sequence[Claim]) -> list[ChangeOutcome]:
     """Apply one batch through the target; transient failures are retried by Prefect."""
     return await target.apply([claim.change() for claim in claims])
+
+
+@task(**EPHEMERAL)
+async def hold_not_owned(ledger: OwnershipLedger, claims: Sequence[Claim]) -> list[ChangeOutcome]:
+    """The ``not_owned`` outcomes of the opt-ins among ``claims`` that must not be sent: no
+    record of this service's is there to remove (``dnc.ownership``)."""
+    opt_ins = [claim.e164 for claim in claims if claim.event.action is Action.OPT_IN]
+    removable = await ledger.removable(opt_ins)
+    return [not_owned_outcome(number) for number in opt_ins if number not in removable]
+
+
+@task(**EPHEMERAL)
+async def note_adds(ledger: OwnershipLedger, claims: Sequence[Claim], now_ms: int) -> list[str]:
+    """Mark the opt-outs among ``claims`` as adds of ours in flight before they are sent;
+    returns the numbers that already had one (``OwnershipLedger.note_adds``)."""
+    adds = [claim.e164 for claim in claims if claim.event.action is Action.OPT_OUT]
+    return sorted(await ledger.note_adds(adds, now_ms))
+
+
+@task(**EPHEMERAL)
+async def record_ownership(
+    ledger: OwnershipLedger,
+    changes: Sequence[DncChange],
+    outcomes: Sequence[ChangeOutcome],
+    earlier_adds: Sequence[str],
+    flow_run_id: str,
+    now_ms: int,
+) -> None:
+    """Record which records this push created or removed (``dnc.ownership.ownership_update``)."""
+    update = ownership_update(changes, outcomes, set(earlier_adds), flow_run_id, now_ms)
+    await ledger.apply(update)
 
 
 @task(**EPHEMERAL)

@@ -88,6 +88,7 @@ def test_claims_are_sized_by_batches_left_and_by_the_pace_within_the_budget() ->
         batch_size=100,
         counters=SyncCounters(),
         fence=None,  # type: ignore[arg-type]
+        ledger=None,  # type: ignore[arg-type]
     )
     assert _claim_limit(run, None, 25.0, 0) == 10_000  # no pace known: the claim size
     assert _claim_limit(run, None, 25.0, 2.0) == 5_000  # 2 calls/s x 100 x 25 s

@@ -92,6 +92,11 @@ class OutboundContactsTarget:
         """Contacts per API call (``DNC_CXONE_BATCH_SIZE``)."""
         return self._settings.batch_size
 
+    @property
+    def base_url(self) -> str:
+        """``DNC_CXONE_CONTACTS_BASE_URL`` without a trailing ``/``."""
+        return self._base
+
     async def apply(self, changes: Sequence[DncChange]) -> list[ChangeOutcome]:
         """Create or upsert each contact's DNC flag; one outcome per change, in order."""
         check_batch(changes, self.batch_size)
@@ -114,6 +119,7 @@ class OutboundContactsTarget:
                 change.e164,
                 OutcomeKind.ALREADY_APPLIED,
                 "409 after a timed-out attempt: the first attempt landed",
+                after_lost_reply=True,
             )
         note = NO_EXPIRY if change.expires_at_ms is not None else ""
         if change.e164 in state.record_ids:

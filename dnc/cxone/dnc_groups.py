@@ -138,6 +138,11 @@ class DncGroupsTarget:
         """Numbers per API call (``DNC_CXONE_BATCH_SIZE``)."""
         return self._settings.batch_size
 
+    @property
+    def settings(self) -> CxoneSettings:
+        """The CXone settings this target was built with."""
+        return self._settings
+
     async def apply(self, changes: Sequence[DncChange]) -> list[ChangeOutcome]:
         """Opt-outs by POST, opt-ins by DELETE; one outcome per change, in order. Raises
         ``ValueError`` for a batch over ``batch_size`` or naming a number twice."""
@@ -174,7 +179,9 @@ class DncGroupsTarget:
                 self._endpoints = Endpoints(self._endpoints.token_endpoint, api)
             return self._endpoints
 
-    async def _records_url(self) -> str:
+    async def records_url(self) -> str:
+        """The DNC group's records URL (``.../dnc-groups/{groupId}/records``), discovering
+        the API host first if needed."""
         api = (await self.endpoints()).api_endpoint
         settings = self._settings
         return (
@@ -184,7 +191,7 @@ class DncGroupsTarget:
 
     async def _send(self, method: str, changes: list[DncChange]) -> list[ChangeOutcome]:
         records = [self._record(change) for change in changes]
-        url = await self.transport.retrying(self._records_url)  # discovery and first mint
+        url = await self.transport.retrying(self.records_url)  # discovery and first mint
         trace = trace_headers(
             [(r["phoneNumber"], c) for r, c in zip(records, changes, strict=True)],
             self._settings.send_trace,
@@ -208,6 +215,7 @@ class DncGroupsTarget:
                     outcome,
                     http_status=reply.response.status_code,
                     record_id=record["phoneNumber"],
+                    after_lost_reply=reply.after_timeout,
                 )
             )
         checks = (self._verified(c, o, url) for c, o in zip(changes, outcomes, strict=True))

@@ -7,9 +7,12 @@ import random
 
 import httpx
 
+from dnc.cxone.contact_records import ContactsReader
 from dnc.cxone.contacts import OutboundContactsTarget
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
+from dnc.cxone.group_records import DncGroupsReader
 from dnc.cxone.transport import Sleep
+from dnc.held_records import RecordReader
 from dnc.settings import CxoneSettings
 
 Target = DncGroupsTarget | OutboundContactsTarget
@@ -49,3 +52,12 @@ def build_target(
     if settings.adapter == "outbound-contacts":
         return OutboundContactsTarget(client, settings, sleep=sleep, rng=rng)
     return DncGroupsTarget(client, settings, endpoints=endpoints, sleep=sleep, rng=rng)
+
+
+def build_reader(target: Target, page_size: int, concurrency: int) -> RecordReader:
+    """The reader of what ``target`` holds (``dnc.held_records``): the DNC group's records,
+    or the contacts flagged do-not-call; ``page_size`` records per listing call,
+    ``concurrency`` calls in flight."""
+    if isinstance(target, OutboundContactsTarget):
+        return ContactsReader(target, page_size, concurrency)
+    return DncGroupsReader(target, page_size, concurrency)

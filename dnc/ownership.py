@@ -1,0 +1,246 @@
+"""The ownership ledger: which DNC records this service created, so that an opt-in removes
+only those.
+
+A DNC group also holds records this service never wrote: a compliance officer's, a
+litigator-list scrub's, another integration's. Removing one of them on an opt-in would lift
+protection this service did not give, so an opt-in is sent to CXone only for a number the
+ledger names (``removable``); otherwise it is settled as ``not_owned`` without a request and
+the record, if there is one, stays (``DNC_SYNC_REMOVE_FOREIGN_RECORDS=true`` turns this off).
+
+Who owns what (``ownership_update``, after each push):
+
+- an opt-out CXone answered as applied (a record created, or a contact's flag set by an
+  upsert) is ours, recorded with the record id, when (UTC ms), the flow run and the expiry;
+- an opt-out answered "already exists" is ours only when an earlier add of ours for that
+  number went unanswered (a lost reply: ``adds-in-flight`` held it before this push, or the
+  transport retried this very request after a timeout), since that add is what made it;
+  otherwise the record was someone else's and stays theirs;
+- an opt-in CXone answered as applied or already applied (no record left) ends ownership.
+
+``adds-in-flight`` holds, per number, when an add of ours was first sent without a final
+answer; it counts as ownership for an opt-in (the add may have landed), and a final answer
+clears it. Known limit: a record someone else adds in the moments between an add of ours
+that was lost and its retry is taken for ours.
+
+Keys: ``RedisKeys.owned``, ``RedisKeys.adds_in_flight``, ``RedisKeys.ownership_adopted``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from dnc.events import Action
+from dnc.keys import RedisKeys
+from dnc.store import REDIS_FAILURES, convert_error
+from dnc.target import ChangeOutcome, DncChange, OutcomeKind
+
+CREATED = "created"
+"""``OwnedRecord.how``: CXone answered our add as applied."""
+CREATED_UNANSWERED = "created-answer-lost"
+"""``OwnedRecord.how``: CXone said "already exists" after an add of ours went unanswered."""
+ADOPTED = "adopted"
+"""``OwnedRecord.how``: marked ours by ``dnc-sync reconcile --adopt``."""
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedRecord:
+    """One ledger entry: the target's ``record_id`` (DNC groups: the number as the group keys
+    it; outbound contacts: the contact's record id), ``created_ms`` (UTC ms, when CXone's
+    answer reached us, or the adoption), ``flow_run_id`` (Prefect flow run, ``local-...``,
+    or ``adopt``), ``expires_ms`` (UTC ms, ``None``: never) and ``how`` (``CREATED``...)."""
+
+    record_id: str
+    created_ms: int
+    flow_run_id: str
+    expires_ms: int | None = None
+    how: str = CREATED
+
+    def to_json(self) -> str:
+        """Compact JSON as stored in ``RedisKeys.owned``."""
+        return json.dumps(
+            {
+                "recordId": self.record_id,
+                "createdMs": self.created_ms,
+                "flowRunId": self.flow_run_id,
+                "expiresMs": self.expires_ms,
+                "how": self.how,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> OwnedRecord:
+        """Read a stored entry; raises ``ValueError`` when it is not one."""
+        try:
+            data = json.loads(text)
+            return cls(
+                str(data["recordId"]),
+                int(data["createdMs"]),
+                str(data["flowRunId"]),
+                None if data.get("expiresMs") is None else int(data["expiresMs"]),
+                str(data.get("how") or CREATED),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an ownership ledger entry: {type(exc).__name__}") from None
+
+
+@dataclass(slots=True)
+class OwnershipUpdate:
+    """What one push changes in the ledger: ``grant`` (E.164 -> entry), ``release`` (numbers
+    whose record our opt-in removed or found gone) and ``answered`` (numbers whose add marker
+    a final answer clears)."""
+
+    grant: dict[str, OwnedRecord] = field(default_factory=dict)
+    release: list[str] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.grant or self.release or self.answered)
+
+
+def ownership_update(
+    changes: Sequence[DncChange],
+    outcomes: Sequence[ChangeOutcome],
+    earlier_adds: Collection[str],
+    flow_run_id: str,
+    now_ms: int,
+) -> OwnershipUpdate:
+    """The ledger changes for one pushed batch (``changes`` and their ``outcomes``, same
+    order), following the rules of the module docstring. ``earlier_adds``: numbers that had
+    an add of ours in flight before this push (``OwnershipLedger.note_adds``)."""
+    update = OwnershipUpdate()
+    for change, outcome in zip(changes, outcomes, strict=True):
+        kind = outcome.kind
+        if change.action is Action.OPT_OUT:
+            how = _creation(kind, change.e164 in earlier_adds or outcome.after_lost_reply)
+            if how is not None:
+                update.grant[change.e164] = OwnedRecord(
+                    outcome.record_id or change.e164,
+                    now_ms,
+                    flow_run_id,
+                    change.expires_at_ms,
+                    how,
+                )
+            if kind.acknowledged or kind is OutcomeKind.REJECTED:
+                update.answered.append(change.e164)
+        elif kind.acknowledged and kind is not OutcomeKind.NOT_OWNED:
+            update.release.append(change.e164)
+            update.answered.append(change.e164)
+    return update
+
+
+def _creation(kind: OutcomeKind, earlier_add_unanswered: bool) -> str | None:
+    if kind in (OutcomeKind.APPLIED, OutcomeKind.CONFLICT_RESOLVED):
+        return CREATED
+    if kind is OutcomeKind.ALREADY_APPLIED and earlier_add_unanswered:
+        return CREATED_UNANSWERED
+    return None
+
+
+def not_owned_outcome(e164: str) -> ChangeOutcome:
+    """The outcome of an opt-in not sent because no record of ours is there to remove."""
+    return ChangeOutcome(
+        e164,
+        OutcomeKind.NOT_OWNED,
+        "not sent: this service created no record for this number, so a record someone "
+        "else added stays (DNC_SYNC_REMOVE_FOREIGN_RECORDS)",
+    )
+
+
+class OwnershipLedger:
+    """The ledger in Redis for one namespace. Methods raise ``StoreError``/
+    ``StoreUnavailable`` when Redis fails."""
+
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+        self._client = client
+        self._keys = keys
+
+    async def removable(self, numbers: Sequence[str]) -> set[str]:
+        """Which of ``numbers`` (E.164) an opt-in may remove: owned, or an add of ours in
+        flight."""
+        if not numbers:
+            return set()
+        wanted = list(numbers)
+        owned, adding = await self._pipeline(
+            lambda p: (
+                p.hmget(self._keys.owned, wanted),
+                p.hmget(self._keys.adds_in_flight, wanted),
+            )
+        )
+        return {n for n, o, a in zip(numbers, owned, adding, strict=True) if o or a}
+
+    async def note_adds(self, numbers: Sequence[str], now_ms: int) -> set[str]:
+        """Mark an add of ours as sent for each of ``numbers`` (first send kept, UTC ms);
+        returns the numbers that already had one in flight."""
+        if not numbers:
+            return set()
+        key = self._keys.adds_in_flight
+        fresh = await self._pipeline(lambda p: tuple(p.hsetnx(key, n, now_ms) for n in numbers))
+        return {number for number, new in zip(numbers, fresh, strict=True) if not new}
+
+    async def apply(self, update: OwnershipUpdate) -> None:
+        """Write ``update`` in one transaction."""
+        if not update:
+            return
+        keys = self._keys
+
+        def commands(p: Any) -> tuple[Any, ...]:
+            queued = []
+            if update.grant:
+                mapping = {n: r.to_json() for n, r in update.grant.items()}
+                queued.append(p.hset(keys.owned, mapping=mapping))
+            if update.release:
+                queued.append(p.hdel(keys.owned, *update.release))
+            if update.answered:
+                queued.append(p.hdel(keys.adds_in_flight, *update.answered))
+            return tuple(queued)
+
+        await self._pipeline(commands, transaction=True)
+
+    async def entries(self, numbers: Sequence[str]) -> dict[str, OwnedRecord | None]:
+        """The ledger entry of each of ``numbers`` (``None``: not owned); an unreadable
+        entry counts as owned with nothing known (record id = the number)."""
+        if not numbers:
+            return {}
+        (values,) = await self._pipeline(lambda p: (p.hmget(self._keys.owned, list(numbers)),))
+        pairs = zip(numbers, values, strict=True)
+        return {number: _entry(number, value) for number, value in pairs}
+
+    async def adopt(self, entries: Iterable[tuple[str, OwnedRecord]]) -> int:
+        """Add entries for numbers not in the ledger yet (an owned one is kept as it is);
+        returns how many were added."""
+        items = list(entries)
+        if not items:
+            return 0
+        key = self._keys.owned
+        added = await self._pipeline(
+            lambda p: tuple(p.hsetnx(key, n, r.to_json()) for n, r in items), transaction=True
+        )
+        return sum(int(flag) for flag in added)
+
+    async def count(self) -> int:
+        """How many records the ledger names."""
+        (size,) = await self._pipeline(lambda p: (p.hlen(self._keys.owned),))
+        return int(size)
+
+    async def _pipeline(self, queue: Any, transaction: bool = False) -> list[Any]:
+        try:
+            async with self._client.pipeline(transaction=transaction) as pipe:
+                queue(pipe)
+                return list(await pipe.execute())
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
+
+
+def _entry(number: str, value: object) -> OwnedRecord | None:
+    if value is None:
+        return None
+    try:
+        return OwnedRecord.from_json(value if isinstance(value, str | bytes) else str(value))
+    except ValueError:
+        return OwnedRecord(number, 0, "unknown", None, "unreadable")

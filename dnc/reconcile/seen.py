@@ -1,0 +1,70 @@
+"""The numbers a reconciliation's listing showed, on disk: memory stays flat however large
+the group (a million records take ~40 MB of a temporary SQLite file, not of the process).
+
+A listing paged by offset can show a record twice when a record before it is removed
+mid-run; ``add`` says which numbers of a page are new, so each is compared once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+_CHUNK = 900
+"""Numbers per ``IN (...)`` query: under SQLite's bound on host parameters."""
+
+
+class SeenNumbers:
+    """A set of E.164 numbers in a temporary SQLite file, deleted on ``close`` (use as a
+    context manager)."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="dnc-reconcile-", dir=directory)
+        path = Path(self._dir.name) / "seen.sqlite3"
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8000;"
+            "CREATE TABLE seen (number TEXT PRIMARY KEY) WITHOUT ROWID;"
+        )
+        self.count = 0
+
+    def add(self, numbers: Sequence[str]) -> list[str]:
+        """Remember ``numbers``; returns those not seen before (in order, each once)."""
+        fresh: list[str] = []
+        known = self.contains(numbers)
+        for number in numbers:
+            if number not in known:
+                known.add(number)
+                fresh.append(number)
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((n,) for n in fresh))
+        self.count += len(fresh)
+        return fresh
+
+    def contains(self, numbers: Sequence[str]) -> set[str]:
+        """Which of ``numbers`` were seen."""
+        found: set[str] = set()
+        for start in range(0, len(numbers), _CHUNK):
+            chunk = list(numbers[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT number FROM seen WHERE number IN ({marks})"  # noqa: S608 - only ?s
+            found.update(row[0] for row in self._db.execute(query, chunk))
+        return found
+
+    def close(self) -> None:
+        """Close and delete the file."""
+        self._db.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> SeenNumbers:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
