@@ -116,12 +116,23 @@ class Status:
     archive_lag_max_s: int = 900
     archive_gaps: ArchiveGaps | None = None
     audit_error: str | None = None
+    last_reconcile: dict[str, Any] | None = None
+    """The last reconciliation's report (``dnc.reconcile.report.ReconcileReport`` as a dict),
+    ``None`` before the first."""
 
     @property
     def has_gaps(self) -> bool:
         """Whether the audit store records entries lost before archiving (``False`` when it
         could not be read: that part is unknown)."""
         return self.archive_gaps is not None and self.archive_gaps.total.gaps > 0
+
+    @property
+    def drifted(self) -> bool:
+        """Whether the last reconciliation found drift (or could not finish)."""
+        last = self.last_reconcile
+        if last is None:
+            return False
+        return not last.get("complete") or any(dict(last.get("drift") or {}).values())
 
     @property
     def lagging(self) -> bool:
@@ -153,6 +164,7 @@ class Status:
             "archive_lagging": self.archive_lagging,
             "archive_lag": self.archive_lag,
             "has_gaps": self.has_gaps,
+            "drifted": self.drifted,
         }
 
 

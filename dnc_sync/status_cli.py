@@ -7,7 +7,8 @@ archived than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (a lagging archive: nothing 
 4 dead letters wait for someone (CXone refused those numbers for good: an opt-out among them
 is a person still callable); 5 the audit record has gaps (stream entries were lost before the
 archive copied them: ``audit_archive_gaps``); 6 the audit store cannot be read (so its gaps
-are unknown; ``--no-audit`` skips it on a host without the store); else 0 healthy. The gaps
+are unknown; ``--no-audit`` skips it on a host without the store); 7 the last reconciliation
+found drift or could not finish (``dnc-sync reconcile``); else 0 healthy. The gaps
 come from the audit store (``DNC_AUDIT_DATABASE_URL``, opened read-only) and the last sync
 run from the Prefect API at ``PREFECT_API_URL``; when either cannot be read that part is
 reported as unknown, with a one-line reason (the Prefect part does not change the exit
@@ -32,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dnc.audit.database import AuditStoreNotReady
 from dnc.errors import StoreError
 from dnc.keys import RedisKeys
+from dnc.reconcile.report import load_last
 from dnc.settings import AuditSettings, RedisSettings, SyncSettings
 from dnc.store import open_redis
 from dnc_sync.status import (
@@ -50,6 +52,7 @@ EXIT_REDIS_DOWN = 3
 EXIT_DEAD_LETTERS = 4
 EXIT_GAPS = 5
 EXIT_AUDIT_UNREADABLE = 6
+EXIT_DRIFT = 7
 PREFECT_TIMEOUT_S = 10.0
 
 
@@ -62,7 +65,7 @@ def status(
     """Print backlog, lag, dead letters, rejections, the archive's backlog, entries lost
     before archiving and the last sync run. Exit 3 Redis unreadable, 1 lagging (sync or
     archive), 4 dead letters waiting, 5 the audit record has gaps, 6 the audit store cannot
-    be read (the first that applies)."""
+    be read, 7 the last reconciliation found drift (the first that applies)."""
     console = Console()
     try:
         report = asyncio.run(gather_status(read_audit=audit))
@@ -87,6 +90,8 @@ def status(
         raise typer.Exit(EXIT_GAPS)
     if audit and report.audit_error:
         raise typer.Exit(EXIT_AUDIT_UNREADABLE)
+    if report.drifted:
+        raise typer.Exit(EXIT_DRIFT)
 
 
 def redis_address(settings: RedisSettings) -> str:
@@ -103,8 +108,10 @@ async def gather_status(*, read_audit: bool = True) -> Status:
     be read; the other two only come back unknown, with the reason."""
     settings = RedisSettings()
     client = open_redis(settings)
+    keys = RedisKeys(settings.namespace)
     try:
-        queue = await read_queue(client, RedisKeys(settings.namespace), int(time.time() * 1000))
+        queue = await read_queue(client, keys, int(time.time() * 1000))
+        reconciled = await load_last(client, keys)
     finally:
         await client.aclose()
     audit = AuditSettings()
@@ -121,6 +128,7 @@ async def gather_status(*, read_audit: bool = True) -> Status:
         audit.archive_lag_max_s,
         gaps,
         audit_problem,
+        None if reconciled is None else reconciled.model_dump(),
     )
 
 
@@ -190,6 +198,7 @@ def render(report: Status, console: Console) -> None:
         table.add_row(f"  {stream}", str(count))
     _gap_rows(report, table)
     console.print(table)
+    _render_reconcile(report, console)
     last = report.last_sync
     if last is None:
         console.print(f"last sync: unknown ({report.prefect_error or 'no finished run yet'})")
@@ -201,6 +210,25 @@ def render(report: Status, console: Console) -> None:
     for metric, value in last.summary.items():
         runs.add_row(f"  {metric}", _value(value))
     console.print(runs)
+
+
+def _render_reconcile(report: Status, console: Console) -> None:
+    """The last reconciliation: when, complete or not, drift per class (red when any)."""
+    last = report.last_reconcile
+    if last is None:
+        console.print("last reconciliation: none yet (dnc-sync reconcile)")
+        return
+    table = Table("last reconciliation", "value")
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(last["finished_ms"]) / 1000))
+    reason = escape(str(last.get("incomplete_reason")))
+    state = "complete" if last.get("complete") else f"[red]incomplete[/red] ({reason})"
+    table.add_row("finished (UTC)", f"{finished}, {state}")
+    table.add_row("records read / numbers compared", f"{last['records']:,} / {last['numbers']:,}")
+    for name, count in dict(last.get("drift") or {}).items():
+        table.add_row(f"  {name}", f"[red]{count}[/red]" if count else str(count))
+    if last.get("requeued") is not None:
+        table.add_row("  requeued by --repair", str(last["requeued"]))
+    console.print(table)
 
 
 def _gap_rows(report: Status, table: Table) -> None:

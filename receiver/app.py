@@ -31,6 +31,7 @@ from dnc.errors import EventValidationError, FieldProblem, StoreError, StoreUnav
 from dnc.intake import AcceptedEvent, IntakePolicy, build_event, under_derived_id
 from dnc.keys import RedisKeys
 from dnc.masking import mask_number, redact
+from dnc.reconcile.report import load_last
 from dnc.redis_policy import EvictionPolicyError, require_noeviction
 from dnc.settings import AuditSettings, ReceiverSettings, RedisSettings
 from dnc.store import EventStore, RecordStatus, StoreLimits, open_redis
@@ -257,6 +258,13 @@ class ReceiverApp:
         audit = self._audit_settings
         why = lag_reason(entries, oldest, audit.archive_lag_max_entries, audit.archive_lag_max_s)
         self.metrics.observe_archive(waiting, oldest, why is not None)
+        try:
+            last = await load_last(store._client, store.keys)
+        except StoreError:
+            self.metrics.redis_errors.labels("unavailable").inc()
+            return
+        if last is not None:
+            self.metrics.observe_reconcile(last.drift, last.finished_ms, last.complete)
 
     async def _ready(self, send: Send) -> None:
         """Ready when Redis answers and will not evict keys (``dnc.redis_policy``)."""

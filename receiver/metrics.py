@@ -78,6 +78,27 @@ class ReceiverMetrics:
             multiprocess_mode="mostrecent",
         )
 
+        self.reconcile_drift = Gauge(
+            "dnc_reconcile_drift_numbers",
+            "Numbers in each drift class at the last reconciliation (opt_out_missing, "
+            "opt_in_record, expiry_differs, not_owned); read from Redis at each scrape.",
+            ["drift_class"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.reconcile_finished = Gauge(
+            "dnc_reconcile_last_finished_timestamp_seconds",
+            "When the last reconciliation finished, UTC epoch seconds (0: none yet).",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.reconcile_complete = Gauge(
+            "dnc_reconcile_last_complete",
+            "1 when the last reconciliation read every page, else 0.",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+
         self._request_children: dict[tuple[str, str], Counter] = {}
 
     def observe_archive(
@@ -90,6 +111,14 @@ class ReceiverMetrics:
             self.unarchived.labels(stream).set(count)
         self.oldest_unarchived.set(oldest_s)
         self.archive_lagging.set(1 if lagging else 0)
+
+    def observe_reconcile(self, drift: dict[str, int], finished_ms: int, complete: bool) -> None:
+        """Set the reconciliation gauges from the last report: ``drift`` per class, when it
+        finished (UTC ms) and whether it was complete."""
+        for name, count in drift.items():
+            self.reconcile_drift.labels(name).set(count)
+        self.reconcile_finished.set(finished_ms / 1000)
+        self.reconcile_complete.set(1 if complete else 0)
 
     def observe(self, outcome: str, reason: str, seconds: float) -> None:
         """Count one finished request and its latency in seconds."""
