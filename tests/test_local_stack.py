@@ -135,9 +135,13 @@ def test_replay_matches_the_generator_and_the_sandbox_holds_the_latest_state(
         assert (stack.data / f"{name}.log").exists()
 
 
-def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dnc-sync ARGS`` with the stack's Redis, audit store and Prefect, as a user would."""
+def _cli(
+    stack: Stack, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``dnc-sync ARGS`` with the stack's Redis, audit store and Prefect, as a user would
+    (``extra``: more environment)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
+    env.update(extra or {})
     redis_port = stack.text().split("redis://127.0.0.1:")[1].split("/")[0]
     env.update(
         DNC_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
@@ -316,3 +320,43 @@ def test_prefect_ui_shows_the_deployment_a_completed_run_and_its_summary(stack: 
             page.screenshot(path=SCREENSHOTS / "summary-artifact.png", full_page=True)
         finally:
             browser.close()
+
+
+def test_reconciliation_finds_out_of_band_deletions_and_the_repair_fixes_them(
+    stack: Stack,
+) -> None:
+    """Last in the module: it leaves a drift-free report, as status expects."""
+    assert "reconcile-dnc/reconcile-dnc every 300s" in stack.text()
+    sandbox = {  # the sandbox's development credentials, as scripts/run-local sets them
+        "DNC_CXONE_ISSUER_URL": stack.sandbox,
+        "DNC_CXONE_DNC_GROUP_ID": "1001",
+        "DNC_CXONE_CLIENT_ID": "sandbox-cxone-client-id",
+        "DNC_CXONE_CLIENT_SECRET": "sandbox-cxone-client-secret-0123456789",
+        "DNC_CXONE_ACCESS_KEY_ID": "SANDBOXACCESSKEYID000001",
+        "DNC_CXONE_ACCESS_KEY_SECRET": "sandbox-access-key-secret-0123456789",
+        "DNC_CXONE_PHONE_FORMAT": "e164-digits",
+    }
+    clean = _cli(stack, "reconcile", extra=sandbox)
+    assert clean.returncode == 0, clean.stderr + clean.stdout
+    report = json.loads(clean.stdout)
+    held = _dnc_digits(stack)
+    assert report["complete"] is True and report["records"] == len(held)
+    assert set(report["drift"].values()) == {0}
+
+    gone = sorted(held)[:2]
+    answer = httpx.post(
+        f"{stack.sandbox}/_sandbox/dnc-groups/1001/records", json={"delete": gone}, timeout=10
+    )
+    assert answer.json()["deleted"] == 2
+    found = _cli(stack, "reconcile", "--repair", extra=sandbox)
+    assert found.returncode == 1, found.stderr + found.stdout
+    drifted = json.loads(found.stdout)
+    assert drifted["drift"]["opt_out_missing"] == 2 and drifted["requeued"] == 2
+
+    deadline = time.monotonic() + 6 * INTERVAL_S  # the served sync puts them back
+    while not set(gone) <= _dnc_digits(stack) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert set(gone) <= _dnc_digits(stack)
+    after = _cli(stack, "reconcile", extra=sandbox)
+    assert after.returncode == 0, after.stderr + after.stdout
+    assert set(json.loads(after.stdout)["drift"].values()) == {0}
