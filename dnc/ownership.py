@@ -19,8 +19,9 @@ Who owns what (``ownership_update``, after each push):
 
 ``adds-in-flight`` holds, per number, when an add of ours was first sent without a final
 answer; it counts as ownership for an opt-in (the add may have landed), and a final answer
-clears it. Known limit: a record someone else adds in the moments between an add of ours
-that was lost and its retry is taken for ours.
+clears it (every attempt of a push marks first, so a retry finds the add of the attempt
+before it). Known limit: a record someone else adds between an add of ours that went
+unanswered, or failed for now, and its retry is taken for ours.
 
 Keys: ``RedisKeys.owned``, ``RedisKeys.adds_in_flight``, ``RedisKeys.ownership_adopted``.
 """
@@ -78,14 +79,16 @@ class OwnedRecord:
         """Read a stored entry; raises ``ValueError`` when it is not one."""
         try:
             data = json.loads(text)
+            if not isinstance(data["recordId"], str):
+                raise TypeError("recordId")
             return cls(
-                str(data["recordId"]),
+                data["recordId"],
                 int(data["createdMs"]),
                 str(data["flowRunId"]),
                 None if data.get("expiresMs") is None else int(data["expiresMs"]),
                 str(data.get("how") or CREATED),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"not an ownership ledger entry: {type(exc).__name__}") from None
 
 

@@ -48,7 +48,6 @@ from tasks.sync_tasks import (
     discover_endpoints,
     fetch_token,
     hold_not_owned,
-    note_adds,
     push_batch,
     record_ownership,
     resolve_conflicts,
@@ -376,14 +375,19 @@ async def _apply(run: _Run, batch: list[Claim]) -> list[ChangeOutcome]:
     send = [claim for claim in batch if claim.e164 not in kept]
     sent: list[ChangeOutcome] = []
     if send:
-        earlier = await note_adds(run.ledger, quote(send), int(time.time() * 1000))
-        sent = await push_batch.with_options(
+        pushed = await push_batch.with_options(
             retries=run.sync.push_retries,
             retry_delay_seconds=exponential_backoff(backoff_factor=run.sync.push_retry_delay_s),
-        )(run.target, quote(send))
+        )(run.target, run.ledger, quote(send))
+        sent = pushed.outcomes
         changes = [claim.change() for claim in send]
         await record_ownership(
-            run.ledger, quote(changes), quote(sent), earlier, run.run_id, int(time.time() * 1000)
+            run.ledger,
+            quote(changes),
+            quote(sent),
+            pushed.earlier_adds,
+            run.run_id,
+            int(time.time() * 1000),
         )
     by_number = {outcome.e164: outcome for outcome in held + sent}
     return [by_number[claim.e164] for claim in batch]

@@ -10,7 +10,9 @@ to disk in plain text. Only the discovery answers (public URLs) are cached.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -87,10 +89,24 @@ async def chunk_claims(claims: Sequence[Claim], batch_size: int) -> list[list[Cl
     return chunk(claims, batch_size)
 
 
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """What one push answered: ``outcomes`` (one per claim, in order) and ``earlier_adds``,
+    the opt-outs that had an add of ours in flight before this attempt (``dnc.ownership``)."""
+
+    outcomes: list[ChangeOutcome]
+    earlier_adds: list[str]
+
+
 @task(**TRANSIENT_RETRIES, **EPHEMERAL)
-async def push_batch(target: Target, claims: Sequence[Claim]) -> list[ChangeOutcome]:
-    """Apply one batch through the target; transient failures are retried by Prefect."""
-    return await target.apply([claim.change() for claim in claims])
+async def push_batch(target: Target, ledger: OwnershipLedger, claims: Sequence[Claim]) -> Pushed:
+    """Apply one batch through the target, marking its opt-outs as adds of ours in flight
+    first; transient failures are retried by Prefect. Each attempt marks again, so a retry
+    after an attempt whose add landed unanswered finds that add in flight."""
+    adds = [claim.e164 for claim in claims if claim.event.action is Action.OPT_OUT]
+    earlier = await ledger.note_adds(adds, int(time.time() * 1000))
+    outcomes = await target.apply([claim.change() for claim in claims])
+    return Pushed(outcomes, sorted(earlier))
 
 
 @task(**EPHEMERAL)
@@ -100,14 +116,6 @@ async def hold_not_owned(ledger: OwnershipLedger, claims: Sequence[Claim]) -> li
     opt_ins = [claim.e164 for claim in claims if claim.event.action is Action.OPT_IN]
     removable = await ledger.removable(opt_ins)
     return [not_owned_outcome(number) for number in opt_ins if number not in removable]
-
-
-@task(**EPHEMERAL)
-async def note_adds(ledger: OwnershipLedger, claims: Sequence[Claim], now_ms: int) -> list[str]:
-    """Mark the opt-outs among ``claims`` as adds of ours in flight before they are sent;
-    returns the numbers that already had one (``OwnershipLedger.note_adds``)."""
-    adds = [claim.e164 for claim in claims if claim.event.action is Action.OPT_OUT]
-    return sorted(await ledger.note_adds(adds, now_ms))
 
 
 @task(**EPHEMERAL)
