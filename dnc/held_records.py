@@ -8,7 +8,7 @@ one number up.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,7 +44,7 @@ class RecordReader(Protocol):
         """Listing and lookup calls made so far (each retry included)."""
         ...
 
-    def pages(self) -> AsyncIterator[list[HeldRecord]]:
+    def pages(self) -> AsyncGenerator[list[HeldRecord], None]:
         """Every record, page by page, in a stable order; raises the target's errors
         (``dnc.cxone.errors``)."""
         ...

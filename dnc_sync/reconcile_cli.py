@@ -115,7 +115,7 @@ async def _run_adoption(
     from dnc.keys import RedisKeys
     from dnc.pending import PendingQueue
     from dnc.reconcile.adopt import adopt
-    from dnc.reconcile.lease import SyncLeaseHolder
+    from dnc.reconcile.lease import LeaseBusy, SyncLeaseHolder
     from dnc.store import open_redis
 
     keys = RedisKeys(redis_settings.namespace)
@@ -134,6 +134,8 @@ async def _run_adoption(
                 await target.transport.retrying(target.endpoints)
             reader = build_reader(target, settings.page_size, settings.page_concurrency)
             report = await adopt(client, keys, reader, force=force)
+        if holder.lost:  # a sync may have settled numbers meanwhile: adopt again to be sure
+            raise LeaseBusy(f"{holder.lost} during the adoption; run it again with --force")
     finally:
         await http.aclose()
         await client.aclose()

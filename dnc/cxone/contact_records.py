@@ -9,7 +9,7 @@ stable order; ``?phoneNumber=<E.164>`` finds one. A contact is a held record whe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from dnc.cxone.contacts import OutboundContactsTarget
@@ -44,7 +44,7 @@ class ContactsReader:
         """Calls made through the target's transport since this reader was built."""
         return self._target.transport.calls - self._calls_before
 
-    async def pages(self) -> AsyncIterator[list[HeldRecord]]:
+    async def pages(self) -> AsyncGenerator[list[HeldRecord], None]:
         """Every contact flagged do-not-call, page by page (a page may hold fewer than
         ``page_size``: unflagged contacts are left out)."""
         async for records in ordered_pages(self._page, self._page_size, self._concurrency):

@@ -17,7 +17,7 @@ Numbers come back as the group keys them (digits, no ``+``): with ``DNC_CXONE_PH
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from dnc.cxone.dnc_groups import DncGroupsTarget, group_phone
@@ -77,7 +77,7 @@ class DncGroupsReader:
         and search, retries included)."""
         return self._target.transport.calls - self._calls_before
 
-    async def pages(self) -> AsyncIterator[list[HeldRecord]]:
+    async def pages(self) -> AsyncGenerator[list[HeldRecord], None]:
         """Every active record of the group, ``phoneNumber asc``, page by page."""
         url = await self._target.transport.retrying(self._target.records_url)
         async for records in ordered_pages(

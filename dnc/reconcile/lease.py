@@ -61,13 +61,17 @@ class SyncLeaseHolder:
                 break
             if time.monotonic() >= deadline:
                 raise LeaseBusy(
-                    f"the sync lease stayed taken for {self._wait_s:.0f} s (a sync run or "
+                    f"the sync lease stayed taken for {self._wait_s:g} s (a sync run or "
                     "another reconciliation holds it)"
                 )
             await self._sleep(self.RETRY_S)
         self._heartbeat = asyncio.create_task(self._keep())
-        if grant.wait_ms:  # the last holder's requests may still land
-            await self._sleep(grant.wait_ms / 1000)
+        try:
+            if grant.wait_ms:  # the last holder's requests may still land
+                await self._sleep(grant.wait_ms / 1000)
+        except BaseException:  # cancelled while waiting: __aexit__ will not run
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(

@@ -14,13 +14,15 @@ state, look for opt-outs CXone lacks, and (``repair``) requeue what the sync can
 
 The caller holds the sync lease for the whole run (``flows/reconcile.py``): no sync writes to
 CXone or settles a number meanwhile, so what is read from CXone and from Redis belong
-together. ``should_stop`` is asked before each page (the lease lost, the time budget spent);
-a run that stops is reported incomplete and does not look for missing opt-outs.
+together. ``should_stop`` is asked before each page and each chunk of the missing pass (the
+lease lost, the time budget spent); a run that stops is reported incomplete (stopped while
+listing, it did not look for missing opt-outs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -82,11 +84,10 @@ class Reconciliation:
         report = self._report
         with SeenNumbers() as seen:
             stopped = await self._listing(seen, should_stop, progress, now_ms)
-            if stopped:
-                report.incomplete_reason = stopped
-            else:
-                await self._missing(seen, now_ms)
-                report.complete = True
+            if not stopped:
+                stopped = await self._missing(seen, should_stop, now_ms)
+            report.incomplete_reason = stopped
+            report.complete = not stopped
         report.api_calls = self._reader.calls
         report.page_size = self._reader.page_size
         report.finished_ms = now_ms()
@@ -102,28 +103,39 @@ class Reconciliation:
     ) -> str:
         """Compare every listed record; returns why it stopped early, or ``""``."""
         pages = 0
-        async for page in self._reader.pages():
-            pages += 1
-            stopped = should_stop()
-            if stopped:
-                return stopped
-            by_number = {record.e164: record for record in reversed(page)}  # first one wins
-            fresh = seen.add([record.e164 for record in page])
-            self._report.records += len(fresh)
-            states = await self._states.states(fresh)
-            self._report.numbers += sum(1 for state in states if state.action is not None)
-            at_ms = now_ms()
-            found = [
-                (n, classify(s, by_number[n], at_ms)) for n, s in zip(fresh, states, strict=True)
-            ]
-            await self._settle(found)
-            if progress is not None:
-                await progress(pages)
+        async with contextlib.aclosing(self._reader.pages()) as listing:  # stops fetches too
+            async for page in listing:
+                pages += 1
+                stopped = should_stop()
+                if stopped:
+                    return stopped
+                await self._compare_page(page, seen, now_ms)
+                if progress is not None:
+                    await progress(pages)
         return should_stop()
 
-    async def _missing(self, seen: SeenNumbers, now_ms: Callable[[], int]) -> None:
-        """Compare every known number the listing did not show with "no record"."""
+    async def _compare_page(
+        self, page: Sequence[HeldRecord], seen: SeenNumbers, now_ms: Callable[[], int]
+    ) -> None:
+        """Compare one page's records not seen before."""
+        by_number = {record.e164: record for record in reversed(page)}  # first one wins
+        fresh = seen.add([record.e164 for record in page])
+        self._report.records += len(fresh)
+        states = await self._states.states(fresh)
+        self._report.numbers += sum(1 for state in states if state.action is not None)
+        at_ms = now_ms()
+        found = [(n, classify(s, by_number[n], at_ms)) for n, s in zip(fresh, states, strict=True)]
+        await self._settle(found, at_ms)
+
+    async def _missing(
+        self, seen: SeenNumbers, should_stop: StopCheck, now_ms: Callable[[], int]
+    ) -> str:
+        """Compare every known number the listing did not show with "no record"; returns why
+        it stopped early, or ``""``."""
         async for chunk in self._states.known_numbers():
+            stopped = should_stop()
+            if stopped:
+                return f"{stopped} (looking for missing opt-outs)"
             unseen = seen.add(chunk)  # marks them too: HSCAN may repeat a number
             states = await self._states.states(unseen)
             self._report.numbers += len(unseen)
@@ -137,7 +149,8 @@ class Reconciliation:
                 else:
                     found.append((number, result))
             found += await self._confirm(suspects, at_ms)
-            await self._settle(found)
+            await self._settle(found, at_ms)
+        return ""
 
     async def _confirm(
         self, suspects: Sequence[tuple[str, NumberState]], at_ms: int
@@ -161,7 +174,7 @@ class Reconciliation:
         ]
         return found + [(number, DriftClass.OPT_OUT_MISSING) for number, _ in unchecked]
 
-    async def _settle(self, found: Sequence[tuple[str, DriftClass | Note]]) -> None:
+    async def _settle(self, found: Sequence[tuple[str, DriftClass | Note]], at_ms: int) -> None:
         """Count what was found and requeue the repairable numbers (``repair``)."""
         repairable = []
         for number, result in found:
@@ -169,4 +182,4 @@ class Reconciliation:
             if isinstance(result, DriftClass) and result.repairable:
                 repairable.append(number)
         if self._options.repair and repairable and self._report.requeued is not None:
-            self._report.requeued += await self._queue.resync(repairable)
+            self._report.requeued += await self._queue.resync(repairable, at_ms)
