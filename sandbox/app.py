@@ -1,7 +1,8 @@
 """The sandbox as a plain ASGI callable: routing, faults, the bearer check, one answer.
 
 Every request: match the path (unknown: 404), the method (wrong: 405 with Allow), read the
-body (over ``MAX_BODY_BYTES``: 413); for API and token calls, apply latency and faults
+body (over the route's cap, ``MAX_BODY_BYTES`` but ``CONTROL_MAX_BODY_BYTES`` for out-of-band
+changes: 413); for API and token calls, apply latency and faults
 (``sandbox.faults``) before anything else; for API calls, check the bearer token (401); for a
 DNC-group DELETE, sleep ``delete_latency_ms`` (whether or not the client still waits); then
 call the handler, a plain function that cannot interleave with another request's; for an
@@ -37,6 +38,10 @@ from sandbox.http import BadRequest, Request, Response, error, parse_query
 log = logging.getLogger("dnc.sandbox")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest request body, bytes, on every route but the out-of-band change."""
+CONTROL_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Largest out-of-band change body, bytes: ``control.MAX_OUT_OF_BAND`` adds with an
+``expiredDate`` each are about 7 MB."""
 SAVE_EVERY_S = 2.0
 """How often changed tenant data is written to the state file, seconds."""
 Handler = Callable[[Sandbox, Request], Response]
@@ -55,12 +60,13 @@ class Guard(Enum):
 @dataclass(frozen=True, slots=True)
 class Route:
     """An endpoint: its ``name`` (as counted), path ``pattern`` (named groups become
-    ``Request.params``), handlers by method, and its ``guard``."""
+    ``Request.params``), handlers by method, its ``guard`` and its body cap, bytes."""
 
     name: str
     pattern: re.Pattern[str]
     methods: Mapping[str, Handler]
     guard: Guard
+    max_body_bytes: int = MAX_BODY_BYTES
 
 
 _API = r"(?i:/inContactAPI/services)/v(?P<version>[0-9]{1,3})\.0"
@@ -88,6 +94,12 @@ ROUTES = (
         re.compile(r"/oauth/token"),
         {"POST": tokens.oauth_token},
         Guard.FAULTS,
+    ),
+    Route(  # before dnc_records, though that one's path needs /records and cannot take it
+        "dnc_search",
+        re.compile(_API + r"/dnc-groups/search"),
+        {"POST": dnc_groups.search_records},
+        Guard.CXONE,
     ),
     Route(
         "dnc_records",
@@ -119,6 +131,7 @@ ROUTES = (
         re.compile(r"/_sandbox/dnc-groups/(?P<group_id>[^/]+)/records"),
         {"POST": control.change_records},
         Guard.CONTROL,
+        CONTROL_MAX_BODY_BYTES,
     ),
 )
 _BEARER_ISSUER = {Guard.CXONE: tokens.AUTH_ENDPOINT, Guard.OUTBOUND: tokens.OAUTH_ENDPOINT}
@@ -183,11 +196,12 @@ class SandboxApp:
             response = error(405, "method_not_allowed", "method not allowed", ((b"allow", allow),))
         else:
             try:
-                body = await read_body(scope, receive, MAX_BODY_BYTES)
+                body = await read_body(scope, receive, route.max_body_bytes)
             except ClientGone:
                 return
             except BodyTooLarge:
-                response = error(413, "body_too_large", f"body is over {MAX_BODY_BYTES} bytes")
+                cap = route.max_body_bytes
+                response = error(413, "body_too_large", f"body is over {cap} bytes")
             else:
                 request = _request(scope, body, params)
                 response = await self._guarded(route, request, receive)

@@ -14,7 +14,11 @@
   ``conflict_names_number`` is on;
 - 200: every contact applied, ``{"contacts": [{"recordId", "phoneNumber", "status"}]}``.
 
-``GET /api/v2/outbound/contacts`` lists (``phoneNumber`` to find one, ``skip``, ``top``).
+``GET /api/v2/outbound/contacts`` lists ``{"totalRecords", "contacts"}``: ``skip`` (default 0)
+and ``top`` (default 100, at most ``MAX_PAGE``) page through the contacts in creation order,
+which is ``recordId`` order (``rec-1``, ``rec-2``...; an update keeps a contact's place), so
+paging visits every contact exactly once while none is created; ``totalRecords`` counts every
+contact matched, not the page; ``phoneNumber`` finds one (compared by its digits).
 
 Each contact of an applied batch is journaled (``sandbox.journal``, target ``contacts``):
 ``optOut`` for ``doNotCall`` true, ``optIn`` for false, ``changed`` when the flag differs from
@@ -24,7 +28,9 @@ before (a new contact's "before" is false), with the event ``X-Dnc-Sync-Trace`` 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
+from itertools import islice
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -118,16 +124,18 @@ def upsert_contacts(sandbox: Sandbox, request: Request) -> Response:
 
 
 def list_contacts(sandbox: Sandbox, request: Request) -> Response:
-    """``{"totalRecords", "contacts"}``, in creation order; ``phoneNumber`` is compared by
-    its digits (a ``+`` sent raw in the query arrives as a space)."""
+    """``{"totalRecords", "contacts"}``: the page ``skip``/``top`` of the contacts in creation
+    (``recordId``) order, ``totalRecords`` all of them; ``phoneNumber`` is compared by its
+    digits (a ``+`` sent raw in the query arrives as a space). 400 for a bad ``skip``/``top``."""
     skip = request.query_int("skip", 0, 0, 1_000_000_000)
     top = request.query_int("top", 100, 1, MAX_PAGE)
     wanted = request.query_value("phoneNumber")
-    contacts = list(sandbox.state.contacts.values())
+    contacts: Collection[Contact] = sandbox.state.contacts.values()  # kept in creation order
     if wanted is not None:
         digits = "".join(c for c in wanted if c in "0123456789")
-        contacts = [c for c in contacts if c.phone_number[1:] == digits]
-    page = [contact.as_json() for contact in contacts[skip : skip + top]]
+        found = sandbox.state.contacts.get("+" + digits)  # stored as E.164: "+" and digits
+        contacts = [] if found is None else [found]
+    page = [contact.as_json() for contact in islice(contacts, skip, skip + top)]
     return Response(200, {"totalRecords": len(contacts), "contacts": page})
 
 

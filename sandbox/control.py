@@ -12,8 +12,9 @@ changes a DNC group out of band (below); ``GET /healthz``.
 Out-of-band changes stand for what a CXone admin or another integration does to a DNC group
 behind this service's back (what a reconciliation must notice). The body is
 ``{"add": [{"phoneNumber", "expiredDate"?}], "delete": [phone, ...], "expire": [phone, ...]}``
-(each list optional, at most ``MAX_OUT_OF_BAND`` items in all), applied in that order:
-``add`` makes the number active (an active one gets the new expiry: ``updated``), with an
+(each list optional, at most ``MAX_OUT_OF_BAND`` items in all, in a body of at most
+``app.CONTROL_MAX_BODY_BYTES``: 1,000,000 records are seeded in 10 calls), applied in that
+order: ``add`` makes the number active (an active one gets the new expiry: ``updated``), with an
 ``expiredDate`` (ISO 8601 / RFC 3339, in the future) or none; ``delete`` removes the number
 from the group, active or expired, as if it had never been there; ``expire`` sets an active
 record's expiry to now, so it lapses (kept as expired, as a ``DELETE`` through the API
@@ -28,6 +29,7 @@ them only through the state.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -107,8 +109,10 @@ def faults(sandbox: Sandbox, request: Request) -> Response:
     return Response(200, {"config": config.model_dump(mode="json")})
 
 
-MAX_OUT_OF_BAND = 10_000
-"""Most items (adds, deletes and expiries together) one out-of-band change may hold."""
+MAX_OUT_OF_BAND = 100_000
+"""Most items (adds, deletes and expiries together) one out-of-band change may hold: 1,000,000
+records are seeded in 10 calls (the route's body cap, ``app.CONTROL_MAX_BODY_BYTES``, fits
+100,000 adds with an ``expiredDate`` each)."""
 _OUT_OF_BAND_KEYS = frozenset({"add", "delete", "expire"})
 
 
@@ -137,10 +141,11 @@ def change_records(sandbox: Sandbox, request: Request) -> Response:
             group.active[digits] = DncRecord(digits, expires_at_s, now_s)
             counts["added"] += 1
         else:
-            record.expires_at_s = expires_at_s
+            group.active[digits] = replace(record, expires_at_s=expires_at_s)
             counts["updated"] += 1
-    for digits in deletes:
-        counts["deleted" if _delete(group, digits) else "unchanged"] += 1
+    deleted = _delete(group, deletes)
+    counts["deleted"] += deleted
+    counts["unchanged"] += len(deletes) - deleted
     for digits in expiries:
         if digits in group.active:
             group.expire(digits, now_s)
@@ -167,10 +172,20 @@ def _out_of_band_phone(value: object, key: str, index: int) -> str:
     return digits
 
 
-def _delete(group: DncGroup, digits: str) -> bool:
-    """Remove every record of ``digits`` from ``group``; whether there was one."""
-    found = group.active.pop(digits, None) is not None
-    kept = [record for record in group.expired if record.phone_number != digits]
-    found = found or len(kept) != len(group.expired)
-    group.expired[:] = kept
-    return found
+def _delete(group: DncGroup, numbers: list[str]) -> int:
+    """Remove every record, active or expired, of each of ``numbers`` (digits) from ``group``;
+    how many of them had one (a number named twice counts once). O(expired + numbers)."""
+    if not numbers:
+        return 0
+    in_expired = {record.phone_number for record in group.expired}
+    removed: set[str] = set()
+    deleted = 0
+    for digits in numbers:
+        found = group.active.pop(digits, None) is not None
+        if digits in in_expired and digits not in removed:
+            removed.add(digits)
+            found = True
+        deleted += found
+    if removed:
+        group.expired[:] = [r for r in group.expired if r.phone_number not in removed]
+    return deleted

@@ -20,7 +20,18 @@ record, in order, with ``success`` and one of the error texts below.
 
 An unknown ``orderBy`` field or direction, or an unknown ``fields`` name, is a 400
 ``{"error": "invalid_request", "message", "parameter": "orderBy"|"fields"}``. The listing
-gets the same latency, rate limit, injected errors and lost replies as the writes.
+gets the same latency, rate limit, injected errors and lost replies as the writes. Each
+ordering is sorted once and kept until the group next changes (an add, an expiry, a lapse, an
+out-of-band change), so paging an unchanged group costs about a page per call; the first page
+after a change pays one sort of the group (about half a second at 1,000,000 records).
+
+``POST .../dnc-groups/search?phoneNumber=<number>`` looks one number up across every group:
+200 ``{"dncGroupRecords": [{"dncGroupId", "phoneNumber", "expiredDate", "createdAt"}]}``, the
+active record of that number (matched as digits, exactly: no +1 reading) in each group that
+holds one, in the order the groups are configured, ``[]`` when none does; a lapsed or expired
+record is not shown. A missing, repeated or invalid ``phoneNumber`` is a 400 with
+``"parameter": "phoneNumber"``. It gets the bearer check, latency, rate limit, injected
+errors and lost replies of the records calls, and is counted as ``dnc_search``.
 
 Assumed about the real listing (the public docs show ``skip``, ``top``, ``orderBy``, ``fields``
 and ``totalRecords`` on Admin API list calls, not every detail): the ``orderBy`` syntax
@@ -28,7 +39,11 @@ and ``totalRecords`` on Admin API list calls, not every detail): the ``orderBy``
 records without an expiry sort, phone numbers compared as digit strings (not numerically),
 the default order (the real one is not documented; a client should always send ``orderBy``
 when it pages), ``top``'s cap and default, and the 400 shape (CXone's own error body differs;
-the sandbox adds ``parameter``).
+the sandbox adds ``parameter``). Of the search, the public docs show the path, the method and
+the ``phoneNumber`` parameter, not the answer: its shape (a ``dncGroupRecords`` list of listed
+records with ``dncGroupId``, given as the sandbox's configured group id, a string), that only
+active records are shown, the group order, and the 400 when ``phoneNumber`` is missing are
+the sandbox's guesses.
 
 A phone number is valid when it is a string of digits, optionally with ``+ - ( ) .`` and
 spaces, holding 7-15 digits; it is stored and matched as those digits (``formattedPhone``).
@@ -41,8 +56,9 @@ state already was the one asked, unchanged). Refused records are not journaled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sandbox.context import Sandbox
@@ -114,17 +130,50 @@ def list_records(sandbox: Sandbox, request: Request) -> Response:
     except BadRequest as exc:
         return _bad_parameter("fields", str(exc))
     group.sweep(sandbox.now())
-    records = list(group.active.values())
+    records: Sequence[DncRecord]
     if wanted is not None:
         digits, valid = phone_digits(wanted)
         if not valid:
             raise BadRequest("phoneNumber must hold 7-15 digits")
-        records = [r for r in records if r.phone_number == digits]
-    records.sort(key=lambda r: r.phone_number)  # the tie-break: a total order, stable pages
-    for name, descending in reversed(order):
-        records.sort(key=_SORT_KEYS[name], reverse=descending)  # stable, ties kept
+        found = group.active.get(digits)
+        records = [] if found is None else [found]
+    else:
+        key = tuple(order)
+        records = group.ordered(key, partial(_arrange, key))
     page = [_cut(record.as_json(), fields) for record in records[skip : skip + top]]
     return Response(200, {"totalRecords": len(records), "dncGroupRecords": page})
+
+
+def search_records(sandbox: Sandbox, request: Request) -> Response:
+    """``{"dncGroupRecords": [{"dncGroupId", "phoneNumber", "expiredDate", "createdAt"}]}``:
+    the active record of the ``phoneNumber`` query parameter (matched as digits) in each
+    group holding one, groups in configured order; an empty list when none does. 400 naming
+    ``phoneNumber`` when it is missing, repeated or not a phone number of 7-15 digits."""
+    try:
+        wanted = request.query_value("phoneNumber")
+    except BadRequest as exc:
+        return _bad_parameter("phoneNumber", str(exc))
+    digits, valid = phone_digits(wanted)
+    if not valid:
+        return _bad_parameter(
+            "phoneNumber", "phoneNumber is required: a phone number of 7-15 digits"
+        )
+    now_s = sandbox.now()
+    found = []
+    for group in sandbox.state.groups.values():
+        group.sweep(now_s)
+        record = group.active.get(digits)
+        if record is not None:
+            found.append({"dncGroupId": group.group_id} | record.as_json())
+    return Response(200, {"dncGroupRecords": found})
+
+
+def _arrange(order: tuple[tuple[str, bool], ...], records: list[DncRecord]) -> None:
+    """Sort ``records`` in place by ``order`` ((field, descending) pairs, most significant
+    first), ties broken by ``phoneNumber asc``: a total order, so pages are stable."""
+    records.sort(key=_SORT_KEYS["phoneNumber"])
+    for name, descending in reversed(order):
+        records.sort(key=_SORT_KEYS[name], reverse=descending)  # stable, ties kept
 
 
 RECORD_FIELDS = ("phoneNumber", "expiredDate", "createdAt")

@@ -7,12 +7,25 @@ Times are UTC: ``*_at_s`` epoch seconds for comparisons, ISO strings as CXone sh
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import (
+    Callable,
+    Hashable,
+    ItemsView,
+    Iterator,
+    KeysView,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from sandbox.journal import WriteJournal
+
+_T = TypeVar("_T")
 
 
 def iso_ms(epoch_s: float) -> str:
@@ -21,10 +34,11 @@ def iso_ms(epoch_s: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DncRecord:
     """One number in a DNC group: ``phone_number`` digits (no ``+``), when it lapses
-    (``expires_at_s``, ``None``: never) and when it was added."""
+    (``expires_at_s``, ``None``: never) and when it was added. Immutable: a change of expiry
+    stores a new record (``dataclasses.replace``), so every change goes through the group."""
 
     phone_number: str
     expires_at_s: float | None
@@ -40,28 +54,135 @@ class DncRecord:
         }
 
 
+class ActiveRecords(MutableMapping[str, DncRecord]):
+    """A group's active records by digits, in insertion order (a plain dict's behaviour), that
+    also keeps ``version``, bumped by every store and removal, so an ordering cached at one
+    version is known stale at another, and a heap of ``(expires_at_s, digits)`` so finding
+    the lapsed records costs nothing while none is due."""
+
+    __slots__ = ("_lapsing", "_records", "version")
+
+    def __init__(self) -> None:
+        self._records: dict[str, DncRecord] = {}
+        self._lapsing: list[tuple[float, str]] = []  # may hold stale entries; see lapsed()
+        self.version = 0
+
+    def __getitem__(self, digits: str) -> DncRecord:
+        return self._records[digits]
+
+    def __setitem__(self, digits: str, record: DncRecord) -> None:
+        self._records[digits] = record
+        self.version += 1
+        if record.expires_at_s is not None:
+            heapq.heappush(self._lapsing, (record.expires_at_s, digits))
+            if len(self._lapsing) > 2 * len(self._records) + _HEAP_SLACK:
+                self._rebuild_heap()
+
+    def __delitem__(self, digits: str) -> None:
+        del self._records[digits]
+        self.version += 1
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, digits: object) -> bool:
+        return digits in self._records
+
+    def __repr__(self) -> str:
+        return f"ActiveRecords({self._records!r})"
+
+    @overload
+    def get(self, digits: str, /) -> DncRecord | None: ...
+    @overload
+    def get(self, digits: str, /, default: DncRecord | _T) -> DncRecord | _T: ...
+    def get(self, digits: str, /, default: object = None) -> object:
+        """The record of ``digits``, or ``default`` (a dict's ``get``, at a dict's speed)."""
+        return self._records.get(digits, default)
+
+    def keys(self) -> KeysView[str]:
+        return self._records.keys()
+
+    def values(self) -> ValuesView[DncRecord]:
+        return self._records.values()
+
+    def items(self) -> ItemsView[str, DncRecord]:
+        return self._records.items()
+
+    def lapsed(self, now_s: float) -> list[str]:
+        """The digits of every record whose expiry is at or before ``now_s`` (epoch seconds,
+        UTC), in insertion order; O(log n) per record due, nothing while none is (an O(n)
+        scan orders them when two or more are due at once)."""
+        due: set[str] = set()
+        while self._lapsing and self._lapsing[0][0] <= now_s:
+            expires_at_s, digits = heapq.heappop(self._lapsing)
+            record = self._records.get(digits)
+            if record is not None and record.expires_at_s == expires_at_s:  # else stale
+                due.add(digits)
+        if len(due) < 2:
+            return list(due)
+        return [digits for digits in self._records if digits in due]
+
+    def _rebuild_heap(self) -> None:
+        """Drop the stale heap entries (a record since removed or given another expiry)."""
+        self._lapsing = [
+            (r.expires_at_s, d) for d, r in self._records.items() if r.expires_at_s is not None
+        ]
+        heapq.heapify(self._lapsing)
+
+
+_HEAP_SLACK = 1024  # stale heap entries tolerated beyond 2 per active record before a rebuild
+MAX_CACHED_ORDERS = 4
+"""Most orderings of one group's active records kept at once (``DncGroup.ordered``)."""
+
+
 @dataclass(slots=True)
 class DncGroup:
     """A DNC group: ``active`` records by digits (insertion order) and ``expired`` ones."""
 
     group_id: str
-    active: dict[str, DncRecord] = field(default_factory=dict)
+    active: ActiveRecords = field(default_factory=ActiveRecords)
     expired: list[DncRecord] = field(default_factory=list)
+    _orders: dict[Hashable, tuple[int, list[DncRecord]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @property
+    def version(self) -> int:
+        """Bumped by every change to the active records (``ActiveRecords.version``)."""
+        return self.active.version
 
     def sweep(self, now_s: float) -> None:
-        """Move every active record whose expiry date has passed to ``expired``."""
-        for digits in [d for d, r in self.active.items() if _lapsed(r, now_s)]:
+        """Move every active record whose expiry date has passed (at or before ``now_s``,
+        epoch seconds) to ``expired``, in insertion order. Cheap when nothing is due."""
+        for digits in self.active.lapsed(now_s):
             self.expired.append(self.active.pop(digits))
 
     def expire(self, digits: str, now_s: float) -> None:
-        """End the active record of ``digits`` now (it must exist)."""
+        """End the active record of ``digits`` now (it must exist: ``KeyError``)."""
         record = self.active.pop(digits)
-        record.expires_at_s = now_s
-        self.expired.append(record)
+        self.expired.append(replace(record, expires_at_s=now_s))
 
-
-def _lapsed(record: DncRecord, now_s: float) -> bool:
-    return record.expires_at_s is not None and record.expires_at_s <= now_s
+    def ordered(
+        self, order: Hashable, arrange: Callable[[list[DncRecord]], None]
+    ) -> Sequence[DncRecord]:
+        """The active records sorted in place by ``arrange``, cached under ``order`` (a key
+        naming that arrangement) until the next change: O(1) while the group is unchanged, one
+        sort after a change. At most ``MAX_CACHED_ORDERS`` orderings are kept. Read only."""
+        version = self.active.version
+        cached = self._orders.get(order)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        for stale in [key for key, (seen, _) in self._orders.items() if seen != version]:
+            del self._orders[stale]
+        while len(self._orders) >= MAX_CACHED_ORDERS:
+            del self._orders[next(iter(self._orders))]  # the oldest
+        records = list(self.active.values())
+        arrange(records)
+        self._orders[order] = (version, records)
+        return records
 
 
 @dataclass(slots=True)

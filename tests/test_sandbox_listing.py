@@ -1,9 +1,12 @@
 """The sandbox's DNC-group listing as a reconciliation reads it (``orderBy``, ``fields``,
-stable paging, faults) and the out-of-band control endpoint that changes a group behind the
-service's back. In process through httpx.ASGITransport, on a fake clock."""
+stable paging, faults, cached orderings that follow every change), the out-of-band control
+endpoint that changes a group behind the service's back, and the contacts listing's paging.
+In process through httpx.ASGITransport, on a fake clock."""
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,20 +14,26 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import SandboxApp
+from sandbox.app import MAX_BODY_BYTES, SandboxApp
 from sandbox.context import Sandbox
+from sandbox.control import MAX_OUT_OF_BAND
 from sandbox.settings import SandboxSettings
-from sandbox.state import iso_ms
+from sandbox.state import DncGroup, DncRecord, iso_ms
 from tests.test_sandbox_app import (
     BASE,
     CLIENT_ID,
     CLIENT_SECRET,
+    CONTACTS,
     KEY_ID,
     KEY_SECRET,
+    OUT_ID,
+    OUT_SECRET,
     RECORDS,
     START_S,
     FakeClock,
+    contact,
     cxone_token,
+    outbound_token,
     records,
     set_faults,
 )
@@ -44,6 +53,8 @@ def app(clock: FakeClock) -> SandboxApp:
         client_secret=CLIENT_SECRET,
         access_key_id=KEY_ID,
         access_key_secret=KEY_SECRET,
+        outbound_client_id=OUT_ID,
+        outbound_client_secret=OUT_SECRET,
         dnc_group_ids=["1001", "1002"],
     )
     return SandboxApp(Sandbox.start(settings, clock=clock))
@@ -61,7 +72,7 @@ async def headers(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 async def listing(
-    client: httpx.AsyncClient, headers: dict[str, str], **params: object
+    client: httpx.AsyncClient, headers: dict[str, str], **params: str | int
 ) -> dict[str, Any]:
     response = await client.get(RECORDS, params=params, headers=headers)
     assert response.status_code == 200, response.text
@@ -69,9 +80,12 @@ async def listing(
     return body
 
 
-async def listed_numbers(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
-    body = await listing(client, headers, top=1000)
+def numbers_of(body: dict[str, Any]) -> list[str]:
     return [record["phoneNumber"] for record in body["dncGroupRecords"]]
+
+
+async def listed_numbers(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    return numbers_of(await listing(client, headers, top=1000))
 
 
 async def change(client: httpx.AsyncClient, body: object, path: str = OUT_OF_BAND) -> Any:
@@ -294,3 +308,194 @@ async def test_out_of_band_change_to_an_unknown_group_is_a_404(client: httpx.Asy
     assert other["added"] == 1
     wrong_method = await client.get(OUT_OF_BAND)
     assert wrong_method.status_code == 405
+
+
+async def test_out_of_band_change_takes_its_cap_in_a_body_over_the_api_cap(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    expiry = iso_ms(START_S + 3600)
+    adds = [{"phoneNumber": f"1{i:010d}", "expiredDate": expiry} for i in range(MAX_OUT_OF_BAND)]
+    body = json.dumps({"add": adds}).encode()
+    assert len(body) > MAX_BODY_BYTES  # the control route's cap is the larger one
+    response = await client.post(OUT_OF_BAND, content=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["added"] == MAX_OUT_OF_BAND
+    assert (await listing(client, headers, top=1))["totalRecords"] == MAX_OUT_OF_BAND
+    one_too_many = {"add": adds[:1], "delete": [add["phoneNumber"] for add in adds]}
+    assert (await client.post(OUT_OF_BAND, json=one_too_many)).status_code == 400
+    api = await client.post(RECORDS, content=body, headers=headers)
+    assert (api.status_code, api.json()["error"]) == (413, "body_too_large")
+
+
+# -- cached orderings follow every change ----------------------------------------------------
+
+_LAST = float("inf")
+
+
+def _by_expiry(model: dict[str, float | None]) -> list[str]:
+    return sorted(model, key=lambda n: (_LAST if model[n] is None else model[n], n))
+
+
+async def test_every_kind_of_change_between_pages_shows_in_the_next_page(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    model: dict[str, float | None] = {f"20255501{i:02d}": None for i in range(10)}
+    await change(client, {"add": [{"phoneNumber": number} for number in model]})
+
+    async def check() -> None:
+        for order, expected in (("phoneNumber", sorted(model)), ("expiredDate", _by_expiry(model))):
+            first = await listing(client, headers, orderBy=order, top=3)
+            assert first["totalRecords"] == len(model)
+            assert numbers_of(first) == expected[:3]
+            rest = await listing(client, headers, orderBy=order, skip=3, top=1000)
+            assert numbers_of(rest) == expected[3:]
+
+    await check()  # both orderings sorted and kept
+    added = await client.post(
+        RECORDS, json=records("2025550099", expiredDate=iso_ms(START_S + 500)), headers=headers
+    )
+    assert added.json()["resultSet"]["errorCount"] == 0
+    model["2025550099"] = START_S + 500
+    await check()
+    gone = await client.request("DELETE", RECORDS, json=records("2025550105"), headers=headers)
+    assert gone.json()["resultSet"]["errorCount"] == 0
+    del model["2025550105"]
+    await check()
+    # a new expiry moves a record in the expiredDate order without changing who is listed
+    await change(
+        client, {"add": [{"phoneNumber": "2025550107", "expiredDate": iso_ms(START_S + 9)}]}
+    )
+    model["2025550107"] = START_S + 9
+    await check()
+    await change(client, {"delete": ["2025550102"]})
+    del model["2025550102"]
+    await check()
+    await change(client, {"expire": ["2025550103"], "add": [{"phoneNumber": "2025550001"}]})
+    del model["2025550103"]
+    model["2025550001"] = None
+    await check()
+    with_filter = await listing(client, headers, phoneNumber="(202) 555-0107")
+    assert with_filter["totalRecords"] == 1
+    assert with_filter["dncGroupRecords"][0]["expiredDate"] == iso_ms(START_S + 9)
+
+
+async def test_a_record_lapsing_between_two_listings_leaves_the_second(
+    client: httpx.AsyncClient, headers: dict[str, str], clock: FakeClock
+) -> None:
+    await client.post(
+        RECORDS, json=records("2025550110", expiredDate=iso_ms(START_S + 10)), headers=headers
+    )
+    await client.post(
+        RECORDS, json=records("2025550100", expiredDate=iso_ms(START_S + 20)), headers=headers
+    )
+    await client.post(RECORDS, json=records("2025550120"), headers=headers)
+    by_expiry = ["2025550110", "2025550100", "2025550120"]
+    assert numbers_of(await listing(client, headers, orderBy="expiredDate")) == by_expiry
+    assert await listed_numbers(client, headers) == sorted(by_expiry)
+
+    clock.advance(10)  # 2025550110 lapses at exactly its expiredDate
+    body = await listing(client, headers, orderBy="expiredDate")
+    assert numbers_of(body) == by_expiry[1:]
+    assert body["totalRecords"] == 2
+    assert await listed_numbers(client, headers) == ["2025550100", "2025550120"]
+    clock.advance(9.5)
+    assert await listed_numbers(client, headers) == ["2025550100", "2025550120"]
+    clock.advance(0.5)
+    assert await listed_numbers(client, headers) == ["2025550120"]
+    expired = (await client.get("/_sandbox/state")).json()["dncGroups"]["1001"]["expired"]
+    assert [(r["phoneNumber"], r["expiredDate"]) for r in expired] == [
+        ("2025550110", iso_ms(START_S + 10)),
+        ("2025550100", iso_ms(START_S + 20)),
+    ]
+
+
+def test_sweep_and_cached_order_agree_with_a_plain_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random adds, expiry changes, removals, expiries and clock steps on one group, checked
+    after each step against the original O(n) sweep and a fresh sort (stale heap entries
+    and heap rebuilds included: the slack is set to 0)."""
+    monkeypatch.setattr("sandbox.state._HEAP_SLACK", 0)
+    rng = random.Random(20260528)
+    group = DncGroup("1001")
+    active: dict[str, DncRecord] = {}  # the model: insertion order, as a dict keeps it
+    expired: list[DncRecord] = []
+    now_s = START_S
+
+    def by_expiry(records: list[DncRecord]) -> None:
+        records.sort(
+            key=lambda r: (_LAST if r.expires_at_s is None else r.expires_at_s, r.phone_number)
+        )
+
+    for _ in range(4000):
+        digits, roll = f"20255500{rng.randrange(30):02d}", rng.random()
+        if roll < 0.4:  # add or change the expiry; ties between expiries are common
+            expiry = None if rng.random() < 0.3 else now_s + rng.choice([0.5, 1, 2, 3])
+            kept = active.get(digits)
+            record = DncRecord(digits, expiry, now_s if kept is None else kept.created_at_s)
+            group.active[digits] = active[digits] = record
+        elif roll < 0.5:
+            group.active.pop(digits, None)
+            active.pop(digits, None)
+        elif roll < 0.6 and digits in active:
+            group.expire(digits, now_s)
+            expired.append(DncRecord(digits, now_s, active.pop(digits).created_at_s))
+        else:
+            now_s += rng.choice([0, 0.5, 1, 2])
+        version = group.version
+        group.sweep(now_s)
+        lapsed = [
+            d for d, r in active.items() if r.expires_at_s is not None and r.expires_at_s <= now_s
+        ]
+        assert (group.version == version) == (not lapsed)  # nothing due: cached orders live on
+        expired += [active.pop(d) for d in lapsed]
+        assert list(group.active.items()) == list(active.items())
+        assert group.expired == expired
+        ordered = group.ordered("expiredDate", by_expiry)
+        expected = list(active.values())
+        by_expiry(expected)
+        assert list(ordered) == expected
+        assert group.ordered("expiredDate", by_expiry) is ordered  # unchanged: not sorted again
+
+
+# -- the contacts listing --------------------------------------------------------------------
+
+
+async def test_contacts_page_in_creation_order_with_a_total(client: httpx.AsyncClient) -> None:
+    headers = await outbound_token(client)
+    numbers = [f"+120255501{9 - i:02d}" for i in range(7)]  # created in descending phone order
+    for batch in (numbers[:4], numbers[4:]):
+        response = await client.post(
+            CONTACTS, json={"contacts": [contact(n) for n in batch]}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+    update = contact(numbers[1], updateMode="upsert", dnc={"doNotCall": False})
+    updated = await client.post(CONTACTS, json={"contacts": [update]}, headers=headers)
+    assert updated.json()["contacts"][0]["status"] == "updated"  # and keeps its place
+    seen: list[dict[str, Any]] = []
+    for skip in range(0, 9, 3):
+        page = await client.get(CONTACTS, params={"skip": skip, "top": 3}, headers=headers)
+        assert page.json()["totalRecords"] == 7
+        assert len(page.json()["contacts"]) <= 3
+        seen += page.json()["contacts"]
+    assert [c["recordId"] for c in seen] == [f"rec-{i}" for i in range(1, 8)]
+    assert [c["phoneNumber"] for c in seen] == numbers
+    assert seen[1]["dnc"]["doNotCall"] is False
+    beyond = await client.get(CONTACTS, params={"skip": 7}, headers=headers)
+    assert beyond.json() == {"totalRecords": 7, "contacts": []}
+    one = await client.get(CONTACTS, params={"phoneNumber": numbers[3]}, headers=headers)
+    assert [c["recordId"] for c in one.json()["contacts"]] == ["rec-4"]
+    assert one.json()["totalRecords"] == 1
+    none = await client.get(CONTACTS, params={"phoneNumber": "+15555550100"}, headers=headers)
+    assert none.json() == {"totalRecords": 0, "contacts": []}
+
+
+async def test_out_of_band_delete_clears_expired_records_too_and_counts_a_number_once(
+    client: httpx.AsyncClient,
+) -> None:
+    numbers = ["2025550100", "2025550101", "2025550102"]
+    await change(client, {"add": [{"phoneNumber": number} for number in numbers]})
+    await change(client, {"expire": ["2025550100", "2025550102"]})
+    await change(client, {"add": [{"phoneNumber": "2025550102"}]})  # expired and active
+    counts = await change(client, {"delete": [*numbers, *numbers, "2025550199"]})
+    assert (counts["deleted"], counts["unchanged"]) == (3, 4)
+    group = (await client.get("/_sandbox/state")).json()["dncGroups"]["1001"]
+    assert group == {"active": [], "expired": []}
