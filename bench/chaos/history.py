@@ -24,7 +24,9 @@ Violations, each counted with up to ``examples`` examples (numbers masked):
 - ``lost`` (b): a number's latest accepted event is not reflected: the number's last write
   does not stand for that event or a later-ordered one (so the final state is not its
   action, or holds it only by accident), and no dead letter with an expected reason names
-  that event by event time *and* action.
+  that event by event time *and* action. An opt-in needs no write when no record of this
+  service's is there to remove (the number's last state-changing write is not an add: the
+  sync sends an opt-in only for a record it created, ``dnc.ownership``).
 - ``unexpected_dead_letter`` (c): a dead letter whose reason is not expected, or that does
   not name its number's latest accepted event by (event time, action).
 - ``unknown_event`` (d): a write standing for an event the receiver never accepted (never
@@ -146,12 +148,24 @@ def check_history(
             latest[number] = max(accepted, key=event_order)
     result.numbers = len(latest)
 
-    last = _replay(journal, target, by_number, result)
-    used_letters = _judge_latest(latest, last, dead_letters, expected_dead_reasons, result)
+    entries = [e for e in journal if target is None or e.get("target") == target]
+    last = _replay(entries, target, by_number, result)
+    ours = _holding_ours(entries)
+    used_letters = _judge_latest(latest, last, ours, dead_letters, expected_dead_reasons, result)
     for e164, letter in sorted(dead_letters.items()):
         if e164 not in used_letters:
             result._violate(UNEXPECTED_DEAD_LETTER, _letter_example(e164, letter, latest, stored))
     return result
+
+
+def _holding_ours(entries: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The numbers (as stored) whose last state-changing write is an add (an opt-out): a
+    record this service created is there at the end of the history."""
+    last_change: dict[str, str] = {}
+    for entry in sorted(entries, key=lambda e: int(e["seq"])):
+        if entry.get("changed"):
+            last_change[str(entry["phoneNumber"])] = str(entry.get("action"))
+    return {number for number, action in last_change.items() if action == "optOut"}
 
 
 def _replay(
@@ -217,6 +231,7 @@ def _judge_write(entry: Mapping[str, Any], events: list[Sent], result: HistoryRe
 def _judge_latest(
     latest: Mapping[str, Sent],
     last: Mapping[str, _Write],
+    ours: Collection[str],
     dead_letters: Mapping[str, Any],
     expected_reasons: Collection[str],
     result: HistoryResult,
@@ -235,7 +250,7 @@ def _judge_latest(
             and final.event is not None
             and final.key is not None
             and final.key >= event_order(event)
-        ):
+        ) or (event.action == "optIn" and number not in ours):
             result.reflected += 1
         elif covered:
             result.dead_lettered += 1

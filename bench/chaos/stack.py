@@ -227,8 +227,11 @@ class Stack:
     def flow_env(self, **settings: str) -> dict[str, str]:
         """The environment of a sync run against this stack: ``DNC_*`` for Redis and the
         sandbox (DNC groups, numbers as E.164 digits, every write traced for the sandbox's
-        journal: ``DNC_CXONE_SEND_TRACE``), Prefect's API and a client home in
-        ``tmp/prefect-client``; ``settings`` are more ``DNC_*`` names without the prefix."""
+        journal: ``DNC_CXONE_SEND_TRACE``), every opt-in sent as the fault suites expect
+        (``DNC_SYNC_REMOVE_FOREIGN_RECORDS``: their opt-ins are of numbers this service never
+        wrote, and they put the opt-in writes under fault too; ownership has its own case,
+        ``reconcile_drift``), Prefect's API and a client home in ``tmp/prefect-client``;
+        ``settings`` are more ``DNC_*`` names without the prefix (they win)."""
         home = self.tmp / "prefect-client"
         home.mkdir(exist_ok=True)
         if not self.prefect_api_url:
@@ -244,6 +247,7 @@ class Stack:
                 "DNC_CXONE_DNC_GROUP_ID": GROUP_ID,
                 "DNC_CXONE_PHONE_FORMAT": "e164-digits",
                 "DNC_CXONE_SEND_TRACE": "true",
+                "DNC_SYNC_REMOVE_FOREIGN_RECORDS": "true",
                 "PREFECT_API_URL": self.prefect_api_url,
                 "PREFECT_HOME": str(home),
                 "PREFECT_LOGGING_LEVEL": "WARNING",

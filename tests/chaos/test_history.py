@@ -137,6 +137,30 @@ def test_a_clean_history_passes() -> None:
     assert result.failures() == []
 
 
+D = "+12025550004"
+
+
+def test_an_opt_in_with_no_record_of_ours_to_remove_needs_no_write() -> None:
+    """The sync sends an opt-in only for a record it created (``dnc.ownership``): never
+    opted out here, or an add that found the record already there (someone else's)."""
+    events = [*EVENTS, event(D, "optIn", T + 20)]
+    result = check_history(clean().entries, events, DEAD, [REFUSED])
+    assert result.ok and result.reflected == 3, result.as_json()
+    someone_elses = clean().write(D, "optOut", T + 19, changed=False)
+    events = [*EVENTS, event(D, "optOut", T + 19), event(D, "optIn", T + 20)]
+    result = check_history(someone_elses.entries, events, DEAD, [REFUSED])
+    assert result.ok and result.reflected == 3, result.as_json()
+
+
+def test_an_opt_in_not_written_over_a_record_of_ours_is_lost() -> None:
+    events = [*EVENTS, event(D, "optOut", T + 19), event(D, "optIn", T + 20)]
+    ours = clean().write(D, "optOut", T + 19)  # our add created the record: it must go
+    only(check_history(ours.entries, events, DEAD, [REFUSED]), LOST)
+    # an add whose reply was lost, then "already exists" on the retry: still ours
+    retried = clean().write(D, "optOut", T + 19).write(D, "optOut", T + 19, changed=False)
+    only(check_history(retried.entries, events, DEAD, [REFUSED]), LOST)
+
+
 def test_an_opt_in_reordered_after_a_newer_opt_out_is_caught() -> None:
     # A's old opt-in (T+1) lands after its newer opt-out (T+2): the state moved back. The final
     # write is then the opt-out again (a retry), so the final state alone looks right.
@@ -189,7 +213,7 @@ def test_a_dead_letter_matched_by_time_but_with_the_wrong_action_is_caught() -> 
 
 
 def test_a_dead_letter_for_an_older_event_does_not_cover_the_latest() -> None:
-    events = [*EVENTS, event(C, "optIn", T + 9)]
+    events = [*EVENTS, event(C, "optOut", T + 9, expires_ms=T + 86_400_000)]
     result = check_history(clean().entries, events, DEAD, [REFUSED])
     assert result.violations[LOST] == 1 and result.violations[UNEXPECTED_DEAD_LETTER] == 1
 
