@@ -115,7 +115,7 @@ async def test_group_listing_sends_the_documented_query_and_maps_records(
             "skip": str(skip),
             "top": "2",
             "orderBy": "phoneNumber asc",
-            "fields": "phoneNumber,expiredDate,createdAt",
+            "fields": "phoneNumber,expiredDate",
         }
         for skip in (0, 2, 4)
     ]

@@ -4,9 +4,9 @@ Contract (NICE CXone Admin API "DNC Groups", the shape the sandbox mirrors; see
 ``sandbox/dnc_groups.py`` for what is assumed where the public docs are silent):
 
 - listing: ``GET .../dnc-groups/{groupId}/records?skip=&top=&orderBy=phoneNumber asc&
-  fields=phoneNumber,expiredDate,createdAt`` answers ``{"totalRecords", "dncGroupRecords":
-  [{"phoneNumber", "expiredDate", "createdAt"}]}``; ``orderBy`` is always sent, so pages
-  follow one total order;
+  fields=phoneNumber,expiredDate`` answers ``{"totalRecords", "dncGroupRecords":
+  [{"phoneNumber", "expiredDate"}]}``; ``orderBy`` is always sent, so pages follow one
+  total order;
 - one number: ``POST .../dnc-groups/search?phoneNumber=<digits>`` answers
   ``{"dncGroupRecords": [{"dncGroupId", "phoneNumber", "expiredDate", "createdAt"}]}``, the
   active record of that number in every group; only this group's counts.
@@ -26,17 +26,22 @@ from dnc.held_records import HeldRecord
 from dnc.target import LATEST_MS
 from dnc.timestamps import TimestampProblem, parse_event_time
 
-LISTING_FIELDS = "phoneNumber,expiredDate,createdAt"
+LISTING_FIELDS = "phoneNumber,expiredDate"
+"""What the listing asks for: all a comparison needs (a record's ``createdAt`` is not)."""
 ORDER = "phoneNumber asc"
 
 
 def group_e164(phone: str, phone_format: str) -> str:
     """The E.164 form of a number as a DNC group keys it (digits, no ``+``): ten digits are
     a +1 national number under ``auto``; anything else is ``+`` and the digits."""
-    digits = "".join(ch for ch in phone if ch.isdigit())
+    digits = phone if phone.isascii() and phone.isdigit() else "".join(filter(_ascii_digit, phone))
     if phone_format == "auto" and len(digits) == 10:
         return "+1" + digits
     return "+" + digits
+
+
+def _ascii_digit(ch: str) -> bool:
+    return "0" <= ch <= "9"
 
 
 def record_time_ms(value: object) -> int | None:

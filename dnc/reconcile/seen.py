@@ -39,7 +39,9 @@ class SeenNumbers:
             if number not in known:
                 known.add(number)
                 fresh.append(number)
-        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((n,) for n in fresh))
+        with self._db:  # one transaction per call, not one per row
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((n,) for n in fresh))
         self.count += len(fresh)
         return fresh
 
