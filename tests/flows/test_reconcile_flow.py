@@ -126,3 +126,61 @@ async def test_a_held_sync_lease_is_waited_for_then_refused(
     assert await world["queue"].acquire_lease("a-sync-run", 30_000)
     with pytest.raises(LeaseBusy):
         await reconcile_dnc()
+
+
+async def test_outbound_contacts_are_read_back_by_their_dnc_flag(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "DNC_CXONE_ADAPTER": "outbound-contacts",
+        "DNC_CXONE_CONTACTS_BASE_URL": str(world["control"].base_url).rstrip("/"),
+        "DNC_CXONE_CLIENT_ID": "sandbox-outbound-client-id",
+        "DNC_CXONE_CLIENT_SECRET": "sandbox-outbound-client-secret-0123456789",
+    }.items():
+        monkeypatch.setenv(name, value)
+    await post(world, "+12025550101", "optOut", 0)
+    await post(world, "+12025550102", "optOut", 0)
+    await post(world, "+12025550102", "optIn", 10)  # never flagged by us: no contact at all
+    await sync_dnc()
+    assert (await reconcile_dnc())["drift"] == NO_DRIFT
+    await admin_flags(world, "+12025550103", True)  # someone else's contact
+    await post(world, "+12025550103", "optIn", 20)  # opted in here: kept, reported
+    await sync_dnc()
+    await admin_flags(world, "+12025550101", False)  # someone clears our opt-out's flag
+    report = await reconcile_dnc(repair=True)
+    assert report["drift"] == NO_DRIFT | {"opt_out_missing": 1, "not_owned": 1}
+    assert report["records"] == 1 and report["requeued"] == 1  # flagged: only theirs
+    await sync_dnc()
+    after = await reconcile_dnc()
+    assert after["drift"] == NO_DRIFT | {"not_owned": 1} and after["records"] == 2
+
+
+async def admin_flags(world: dict[str, Any], e164: str, do_not_call: bool) -> None:
+    """Set a contact's flag through the contacts API, as another integration would."""
+    auth = await contacts_auth(world)
+    found = await world["control"].get(
+        "/api/v2/outbound/contacts", params={"phoneNumber": e164}, headers=auth
+    )
+    existing = found.json()["contacts"]
+    contact: dict[str, Any] = {
+        "phone": {"phoneNumber": e164},
+        "dnc": {"doNotCall": do_not_call, "optOutDate": "2026-01-01T00:00:00Z"},
+    }
+    if existing:
+        contact |= {"existingRecordId": existing[0]["recordId"], "updateMode": "upsert"}
+    answer = await world["control"].post(
+        "/api/v2/outbound/contacts", json={"contacts": [contact]}, headers=auth
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def contacts_auth(world: dict[str, Any]) -> dict[str, str]:
+    token = await world["control"].post(
+        "/oauth/token",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": "sandbox-outbound-client-id",
+            "client_secret": "sandbox-outbound-client-secret-0123456789",
+        },
+    )
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
