@@ -5,28 +5,16 @@ clock."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from sandbox.app import SandboxApp
-from sandbox.context import Sandbox
-from sandbox.settings import SandboxSettings
 from sandbox.state import iso_ms
-from tests.test_sandbox_app import (
-    BASE,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    KEY_ID,
-    KEY_SECRET,
-    OUT_ID,
-    OUT_SECRET,
+from tests.sandbox_api.support import (
     RECORDS,
     START_S,
     FakeClock,
-    cxone_token,
     outbound_token,
     records,
     set_faults,
@@ -34,36 +22,6 @@ from tests.test_sandbox_app import (
 
 SEARCH = "/inContactAPI/services/v33.0/dnc-groups/search"
 OTHER_RECORDS = RECORDS.replace("1001", "1002")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def app(clock: FakeClock) -> SandboxApp:
-    settings = SandboxSettings(
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        access_key_id=KEY_ID,
-        access_key_secret=KEY_SECRET,
-        outbound_client_id=OUT_ID,
-        outbound_client_secret=OUT_SECRET,
-        dnc_group_ids=["1001", "1002"],
-    )
-    return SandboxApp(Sandbox.start(settings, clock=clock))
-
-
-@pytest.fixture
-async def client(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        yield http
-
-
-@pytest.fixture
-async def headers(client: httpx.AsyncClient) -> dict[str, str]:
-    return await cxone_token(client)
 
 
 async def search(client: httpx.AsyncClient, headers: dict[str, str], number: str) -> Any:

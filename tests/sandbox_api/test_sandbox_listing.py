@@ -8,67 +8,26 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from sandbox.app import MAX_BODY_BYTES, SandboxApp
-from sandbox.context import Sandbox
+from sandbox.app import MAX_BODY_BYTES
 from sandbox.control import MAX_OUT_OF_BAND
-from sandbox.settings import SandboxSettings
 from sandbox.state import DncGroup, DncRecord, iso_ms
-from tests.test_sandbox_app import (
-    BASE,
-    CLIENT_ID,
-    CLIENT_SECRET,
+from tests.sandbox_api.support import (
     CONTACTS,
-    KEY_ID,
-    KEY_SECRET,
-    OUT_ID,
-    OUT_SECRET,
     RECORDS,
     START_S,
     FakeClock,
     contact,
-    cxone_token,
     outbound_token,
     records,
     set_faults,
 )
 
 OUT_OF_BAND = "/_sandbox/dnc-groups/1001/records"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def app(clock: FakeClock) -> SandboxApp:
-    settings = SandboxSettings(
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        access_key_id=KEY_ID,
-        access_key_secret=KEY_SECRET,
-        outbound_client_id=OUT_ID,
-        outbound_client_secret=OUT_SECRET,
-        dnc_group_ids=["1001", "1002"],
-    )
-    return SandboxApp(Sandbox.start(settings, clock=clock))
-
-
-@pytest.fixture
-async def client(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        yield http
-
-
-@pytest.fixture
-async def headers(client: httpx.AsyncClient) -> dict[str, str]:
-    return await cxone_token(client)
 
 
 async def listing(
