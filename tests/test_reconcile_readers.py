@@ -13,8 +13,8 @@ import respx
 
 from dnc.cxone.contact_records import ContactsReader
 from dnc.cxone.contacts import OutboundContactsTarget
-from dnc.cxone.dnc_groups import DncGroupsTarget
-from dnc.cxone.group_records import DncGroupsReader, group_e164, record_time_ms
+from dnc.cxone.dnc_groups import DncGroupsTarget, record_time_ms
+from dnc.cxone.group_records import DncGroupsReader, group_e164
 from dnc.held_records import HeldRecord
 from dnc.timestamps import iso_utc
 from tests.cxone_fakes import (

@@ -13,36 +13,18 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from dnc.cxone.contacts import OutboundContactsTarget
-from dnc.cxone.group_records import record_time_ms
-from dnc.cxone.paging import Page, ordered_pages
+from dnc.cxone.dnc_groups import record_time_ms
+from dnc.cxone.paging import Page, PagedReader, ordered_pages
 from dnc.held_records import HeldRecord
 
 
-class ContactsReader:
+class ContactsReader(PagedReader):
     """Pages through the outbound contacts with ``target``'s transport; yields only the
     contacts flagged do-not-call."""
 
     def __init__(self, target: OutboundContactsTarget, page_size: int, concurrency: int) -> None:
+        super().__init__(target.transport, page_size, concurrency)
         self._target = target
-        self._page_size = page_size
-        self._concurrency = concurrency
-        self._calls_before = target.transport.calls
-        self._total = 0
-
-    @property
-    def page_size(self) -> int:
-        """Contacts per listing call (``top``)."""
-        return self._page_size
-
-    @property
-    def total(self) -> int:
-        """The largest ``totalRecords`` a listing answer gave so far (0 before the first)."""
-        return self._total
-
-    @property
-    def calls(self) -> int:
-        """Calls made through the target's transport since this reader was built."""
-        return self._target.transport.calls - self._calls_before
 
     async def pages(self) -> AsyncGenerator[list[HeldRecord], None]:
         """Every contact flagged do-not-call, page by page (a page may hold fewer than

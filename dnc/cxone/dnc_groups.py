@@ -235,7 +235,7 @@ class DncGroupsTarget:
                 kind=OutcomeKind.RETRYABLE,
                 reason="already exists, but the record was not found",
             )
-        lapses_ms = _expiry_ms(existing.get("expiredDate"))
+        lapses_ms = record_time_ms(existing.get("expiredDate"))
         wanted_ms = change.expires_at_ms
         if lapses_ms is not None and (wanted_ms is None or lapses_ms < wanted_ms):
             return replace(
@@ -285,9 +285,10 @@ def _find_record(response: httpx.Response, phone: str) -> dict[str, Any] | None:
     return None
 
 
-def _expiry_ms(value: object) -> int | None:
-    """A record's ``expiredDate`` as UTC epoch ms; ``None`` for a record that never expires
-    (an unreadable date counts as expiring now, the cautious reading)."""
+def record_time_ms(value: object) -> int | None:
+    """A record's ``expiredDate`` (or ``createdAt``) as UTC epoch ms; ``None`` when absent (a
+    record that never expires). An unreadable date reads as 0, the epoch: for an expiry,
+    already past, the cautious reading."""
     if value in (None, ""):
         return None
     try:

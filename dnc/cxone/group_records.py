@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from dnc.cxone.dnc_groups import DncGroupsTarget, group_phone
-from dnc.cxone.paging import Page, ordered_pages
+from dnc.cxone.dnc_groups import DncGroupsTarget, group_phone, record_time_ms
+from dnc.cxone.paging import Page, PagedReader, ordered_pages
 from dnc.held_records import HeldRecord
-from dnc.target import LATEST_MS
-from dnc.timestamps import TimestampProblem, parse_event_time
 
 LISTING_FIELDS = "phoneNumber,expiredDate"
 """What the listing asks for: all a comparison needs (a record's ``createdAt`` is not)."""
@@ -44,43 +42,12 @@ def _ascii_digit(ch: str) -> bool:
     return "0" <= ch <= "9"
 
 
-def record_time_ms(value: object) -> int | None:
-    """A record's ``expiredDate``/``createdAt`` as UTC epoch ms; ``None`` when absent. An
-    unreadable date reads as 0 (the epoch: already past), the cautious reading for an
-    expiry."""
-    if value in (None, ""):
-        return None
-    try:
-        return parse_event_time(value, now_ms=LATEST_MS, max_future_skew_s=0).epoch_ms
-    except TimestampProblem:
-        return 0
-
-
-class DncGroupsReader:
+class DncGroupsReader(PagedReader):
     """Pages through one DNC group with ``target``'s transport (token, pacing, retries)."""
 
     def __init__(self, target: DncGroupsTarget, page_size: int, concurrency: int) -> None:
+        super().__init__(target.transport, page_size, concurrency)
         self._target = target
-        self._page_size = page_size
-        self._concurrency = concurrency
-        self._calls_before = target.transport.calls
-        self._total = 0
-
-    @property
-    def page_size(self) -> int:
-        """Records per listing call (``top``)."""
-        return self._page_size
-
-    @property
-    def total(self) -> int:
-        """The largest ``totalRecords`` a listing answer gave so far (0 before the first)."""
-        return self._total
-
-    @property
-    def calls(self) -> int:
-        """Calls made through the target's transport since this reader was built (listing
-        and search, retries included)."""
-        return self._target.transport.calls - self._calls_before
 
     async def pages(self) -> AsyncGenerator[list[HeldRecord], None]:
         """Every active record of the group, ``phoneNumber asc``, page by page."""

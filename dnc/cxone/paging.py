@@ -13,9 +13,44 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class Counted(Protocol):
+    """What a reader counts calls with: the transport's ``calls``."""
+
+    calls: int
+
+
+class PagedReader:
+    """What the readers (``dnc.held_records.RecordReader``) share: the page size, the
+    concurrency, the listing's total so far and the calls made through ``transport`` since
+    the reader was built."""
+
+    def __init__(self, transport: Counted, page_size: int, concurrency: int) -> None:
+        self._transport = transport
+        self._page_size = page_size
+        self._concurrency = concurrency
+        self._calls_before = transport.calls
+        self._total = 0
+
+    @property
+    def page_size(self) -> int:
+        """Records (or contacts) per listing call (``top``)."""
+        return self._page_size
+
+    @property
+    def total(self) -> int:
+        """The largest ``totalRecords`` a listing answer gave so far (0 before the first)."""
+        return self._total
+
+    @property
+    def calls(self) -> int:
+        """Calls made through the transport since this reader was built (listing and
+        one-number lookups, retries included)."""
+        return self._transport.calls - self._calls_before
 
 
 @dataclass(frozen=True, slots=True)
