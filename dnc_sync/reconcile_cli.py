@@ -19,6 +19,7 @@ from rich.console import Console
 
 from dnc.cxone.errors import CxoneError
 from dnc.errors import StoreError
+from dnc.masking import redact
 from dnc.settings import CxoneSettings, ReconcileSettings, RedisSettings, SyncSettings
 from dnc_sync.audit_errors import load_settings, redis_failure
 
@@ -66,12 +67,18 @@ def _reconcile(repair: bool, time_budget_s: float | None) -> None:
     from dnc.reconcile.lease import LeaseBusy
     from flows.reconcile import ReconcileIncomplete, reconcile_dnc  # Prefect loads only here
 
+    for cls in (RedisSettings, CxoneSettings, SyncSettings, ReconcileSettings):
+        load_settings(cls)  # a bad DNC_* setting: exit 2, before Prefect starts
     try:
         report = asyncio.run(reconcile_dnc(repair=repair, time_budget_s=time_budget_s))
+    except ValueError as exc:  # a setting the adapter needs is missing
+        raise typer.BadParameter(str(exc), param_hint="DNC_CXONE_*") from None
     except (ReconcileIncomplete, LeaseBusy, CxoneError) as exc:
         _fail(str(exc))
     except StoreError as exc:
         _fail(redis_failure(exc, "reach"))
+    except Exception as exc:  # one line, exit 3: never taken for "drift found" (exit 1)
+        _fail(f"{type(exc).__name__}: {redact(str(exc))}")
     Console().print_json(json.dumps(report))
     drift = report.get("drift")
     if isinstance(drift, dict) and any(drift.values()):
@@ -93,10 +100,14 @@ def _adopt(force: bool) -> None:
     except AlreadyAdopted as exc:
         Console(stderr=True).print(f"{exc}", markup=False)
         raise typer.Exit(2) from None
+    except ValueError as exc:  # a setting the adapter needs is missing
+        raise typer.BadParameter(str(exc), param_hint="DNC_CXONE_*") from None
     except (LeaseBusy, CxoneError) as exc:
         _fail(str(exc))
     except StoreError as exc:
         _fail(redis_failure(exc, "reach"))
+    except Exception as exc:
+        _fail(f"{type(exc).__name__}: {redact(str(exc))}")
     Console().print_json(json.dumps(report))
 
 

@@ -128,11 +128,17 @@ class Status:
 
     @property
     def drifted(self) -> bool:
-        """Whether the last reconciliation found drift (or could not finish)."""
+        """Whether the last reconciliation found protection missing in CXone (an opt-out
+        with no record, or a record that lapses at another time) or could not finish. Records
+        that keep a person off the calls though they opted in (``opt_in_record``,
+        ``not_owned``) are shown, and do not count here: no one is called against their
+        wish."""
         last = self.last_reconcile
         if last is None:
             return False
-        return not last.get("complete") or any(dict(last.get("drift") or {}).values())
+        drift = dict(last.get("drift") or {})
+        missing = drift.get("opt_out_missing", 0) or drift.get("expiry_differs", 0)
+        return not last.get("complete") or bool(missing)
 
     @property
     def lagging(self) -> bool:

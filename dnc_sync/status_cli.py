@@ -8,7 +8,8 @@ archived than ``DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES`` (a lagging archive: nothing 
 is a person still callable); 5 the audit record has gaps (stream entries were lost before the
 archive copied them: ``audit_archive_gaps``); 6 the audit store cannot be read (so its gaps
 are unknown; ``--no-audit`` skips it on a host without the store); 7 the last reconciliation
-found drift or could not finish (``dnc-sync reconcile``); else 0 healthy. The gaps
+found protection missing in CXone (``opt_out_missing``, ``expiry_differs``) or could not
+finish (``dnc-sync reconcile``); else 0 healthy. The gaps
 come from the audit store (``DNC_AUDIT_DATABASE_URL``, opened read-only) and the last sync
 run from the Prefect API at ``PREFECT_API_URL``; when either cannot be read that part is
 reported as unknown, with a one-line reason (the Prefect part does not change the exit
@@ -65,7 +66,8 @@ def status(
     """Print backlog, lag, dead letters, rejections, the archive's backlog, entries lost
     before archiving and the last sync run. Exit 3 Redis unreadable, 1 lagging (sync or
     archive), 4 dead letters waiting, 5 the audit record has gaps, 6 the audit store cannot
-    be read, 7 the last reconciliation found drift (the first that applies)."""
+    be read, 7 the last reconciliation found protection missing in CXone or could not finish
+    (the first that applies)."""
     console = Console()
     try:
         report = asyncio.run(gather_status(read_audit=audit))
@@ -225,7 +227,8 @@ def _render_reconcile(report: Status, console: Console) -> None:
     table.add_row("finished (UTC)", f"{finished}, {state}")
     table.add_row("records read / numbers compared", f"{last['records']:,} / {last['numbers']:,}")
     for name, count in dict(last.get("drift") or {}).items():
-        table.add_row(f"  {name}", f"[red]{count}[/red]" if count else str(count))
+        colour = "red" if name in ("opt_out_missing", "expiry_differs") else "yellow"
+        table.add_row(f"  {name}", f"[{colour}]{count}[/{colour}]" if count else str(count))
     if last.get("requeued") is not None:
         table.add_row("  requeued by --repair", str(last["requeued"]))
     console.print(table)

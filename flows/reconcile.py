@@ -16,10 +16,15 @@ secrets: credentials come from the worker's ``DNC_*`` environment.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
 
+import httpx
+import redis.asyncio as aioredis
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     acreate_markdown_artifact,
@@ -32,8 +37,10 @@ from prefect.events import emit_event
 
 from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import build_http_client, build_reader, build_target
+from dnc.errors import StoreError
 from dnc.fence import takeover_grace_s
 from dnc.keys import RedisKeys
+from dnc.masking import redact
 from dnc.pending import PendingQueue
 from dnc.reconcile.lease import SyncLeaseHolder
 from dnc.reconcile.report import ReconcileReport, save_last
@@ -67,46 +74,25 @@ async def reconcile_dnc(
     CXone (``dnc.cxone.errors``) or Redis (``StoreError``) errors."""
     redis_settings, cxone = RedisSettings(), CxoneSettings()
     sync, settings = SyncSettings(), ReconcileSettings()
-    budget_s = time_budget_s or settings.time_budget_s
     keys = RedisKeys(redis_settings.namespace)
+    report = ReconcileReport(
+        flow_run_id=_run_id(), adapter=cxone.adapter, started_ms=int(time.time() * 1000)
+    )
     client, http = open_redis(redis_settings), build_http_client(cxone)
     try:
-        target = build_target(cxone, http)
-        queue = PendingQueue(client, keys)
-        report = ReconcileReport(
-            flow_run_id=_run_id(), adapter=target.name, started_ms=int(time.time() * 1000)
+        await _reconcile(
+            report,
+            _Parts(client, http, keys, cxone, sync, settings),
+            repair,
+            time_budget_s or settings.time_budget_s,
         )
-        holder = SyncLeaseHolder(
-            queue,
-            f"reconcile-{report.flow_run_id}",
-            ttl_s=sync.lease_ttl_s,
-            grace_s=takeover_grace_s(sync, cxone),
-            wait_s=settings.lease_wait_s,
-        )
-        async with holder:
-            if isinstance(target, DncGroupsTarget):
-                endpoints = await discover_endpoints(target, cxone.issuer_url, cxone.access_key_id)
-                target.adopt_endpoints(endpoints)
-            reader = build_reader(target, settings.page_size, settings.page_concurrency)
-            options = ReconcileOptions(
-                repair=repair,
-                sample_size=settings.sample_size,
-                verify_limit=settings.verify_limit,
-                lookup_concurrency=settings.page_concurrency,
-            )
-            deadline = time.monotonic() + budget_s
-
-            def should_stop() -> str:
-                if holder.lost:
-                    return holder.lost
-                if time.monotonic() >= deadline:
-                    return f"the time budget of {budget_s:.0f} s was spent"
-                return ""
-
-            progress = await _progress(reader.page_size, lambda: reader.total)
-            await Reconciliation(reader, StateReader(client, keys), queue, options, report).run(
-                should_stop, progress
-            )
+    except Exception as exc:  # kept as the last reconciliation: status shows it failed
+        report.finished_ms = int(time.time() * 1000)
+        report.incomplete_reason = f"failed: {type(exc).__name__}: {redact(str(exc))}"
+        with contextlib.suppress(StoreError):
+            await save_last(client, keys, report)
+        raise
+    else:
         await save_last(client, keys, report)
     finally:
         await http.aclose()
@@ -117,7 +103,59 @@ async def reconcile_dnc(
     return report.model_dump()
 
 
-async def _progress(page_size: int, total: Callable[[], int]) -> Progress:
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What one run works with (built from settings inside the run; never a parameter)."""
+
+    client: aioredis.Redis
+    http: httpx.AsyncClient
+    keys: RedisKeys
+    cxone: CxoneSettings
+    sync: SyncSettings
+    settings: ReconcileSettings
+
+
+async def _reconcile(report: ReconcileReport, parts: _Parts, repair: bool, budget_s: float) -> None:
+    """Take the sync lease, read CXone back and fill ``report``."""
+    cxone, settings = parts.cxone, parts.settings
+    target = build_target(cxone, parts.http)
+    queue = PendingQueue(parts.client, parts.keys)
+    holder = SyncLeaseHolder(
+        queue,
+        f"reconcile-{report.flow_run_id}",
+        ttl_s=parts.sync.lease_ttl_s,
+        grace_s=takeover_grace_s(parts.sync, cxone),
+        wait_s=settings.lease_wait_s,
+    )
+    async with holder:
+        if isinstance(target, DncGroupsTarget):
+            endpoints = await discover_endpoints(target, cxone.issuer_url, cxone.access_key_id)
+            target.adopt_endpoints(endpoints)
+        reader = build_reader(target, settings.page_size, settings.page_concurrency)
+        options = ReconcileOptions(
+            repair=repair,
+            repair_not_owned=parts.sync.remove_foreign_records,
+            sample_size=settings.sample_size,
+            verify_limit=settings.verify_limit,
+            lookup_concurrency=settings.page_concurrency,
+        )
+        deadline = time.monotonic() + budget_s
+
+        def should_stop() -> str:
+            if holder.lost:
+                return holder.lost
+            if time.monotonic() >= deadline:
+                return f"the time budget of {budget_s:.0f} s was spent"
+            return ""
+
+        artifact, progress = await _progress(reader.page_size, lambda: reader.total)
+        states = StateReader(parts.client, parts.keys)
+        await Reconciliation(reader, states, queue, options, report).run(should_stop, progress)
+        if report.complete:
+            await aupdate_progress_artifact(artifact, 100.0)
+
+
+async def _progress(page_size: int, total: Callable[[], int]) -> tuple[UUID, Progress]:
     """A progress artifact and the callback that updates it (at most every
     ``PROGRESS_EVERY_S``); ``total`` returns the listing's total so far."""
     artifact = await acreate_progress_artifact(
@@ -134,7 +172,7 @@ async def _progress(page_size: int, total: Callable[[], int]) -> Progress:
         done = 100.0 if not records else min(100.0, 100.0 * pages * page_size / records)
         await aupdate_progress_artifact(artifact, done)
 
-    return update
+    return artifact, update
 
 
 async def _report(report: ReconcileReport, namespace: str) -> None:

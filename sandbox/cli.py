@@ -53,7 +53,8 @@ def banner(settings: SandboxSettings) -> list[str]:
         f"  DNC groups {', '.join(settings.dnc_group_ids)} under "
         f"{base}/inContactAPI/services/v{settings.api_version}.0/dnc-groups/<id>/records",
         f"  outbound contacts {base}/api/v2/outbound/contacts",
-        f"  control API {base}/_sandbox/state | reset | faults (no authentication)",
+        f"  control API {base}/_sandbox/state | reset | faults | dnc-groups/<id>/records"
+        " (out-of-band changes; no authentication)",
         "  credentials: DNC_SANDBOX_* (defaults in sandbox/settings.py)",
     ]
     if not _is_loopback(settings.host):

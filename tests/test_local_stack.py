@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -327,15 +328,12 @@ def test_reconciliation_finds_out_of_band_deletions_and_the_repair_fixes_them(
 ) -> None:
     """Last in the module: it leaves a drift-free report, as status expects."""
     assert "reconcile-dnc/reconcile-dnc every 300s" in stack.text()
-    sandbox = {  # the sandbox's development credentials, as scripts/run-local sets them
-        "DNC_CXONE_ISSUER_URL": stack.sandbox,
-        "DNC_CXONE_DNC_GROUP_ID": "1001",
-        "DNC_CXONE_CLIENT_ID": "sandbox-cxone-client-id",
-        "DNC_CXONE_CLIENT_SECRET": "sandbox-cxone-client-secret-0123456789",
-        "DNC_CXONE_ACCESS_KEY_ID": "SANDBOXACCESSKEYID000001",
-        "DNC_CXONE_ACCESS_KEY_SECRET": "sandbox-access-key-secret-0123456789",
-        "DNC_CXONE_PHONE_FORMAT": "e164-digits",
-    }
+    # what the printed instructions source in another terminal: the sandbox's DNC_CXONE_*
+    exports = (stack.data / "sandbox.env").read_text().splitlines()
+    sandbox = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports)
+    assert sandbox["DNC_CXONE_ISSUER_URL"] == stack.sandbox and f". {stack.data}/sandbox.env" in (
+        stack.text()
+    )
     clean = _cli(stack, "reconcile", extra=sandbox)
     assert clean.returncode == 0, clean.stderr + clean.stdout
     report = json.loads(clean.stdout)

@@ -139,6 +139,16 @@ def test_status_of_a_clean_reconciliation_exits_0(status_env: redis.Redis, names
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize("drift_class", ["not_owned", "opt_in_record"])
+def test_records_that_only_keep_someone_off_the_calls_do_not_fail_the_probe(
+    status_env: redis.Redis, namespace: str, drift_class: str
+) -> None:
+    seed(status_env, namespace, last_report(drift=NO_DRIFT | {drift_class: 3}))
+    result = CliRunner().invoke(app, ["status", "--no-audit"])
+    assert result.exit_code == 0, result.output
+    assert drift_class in result.output
+
+
 def test_status_before_any_reconciliation(status_env: redis.Redis) -> None:
     result = CliRunner().invoke(app, ["status", "--no-audit"])
     assert result.exit_code == 0, result.output

@@ -42,11 +42,14 @@ StopCheck = Callable[[], str]
 
 @dataclass(frozen=True, slots=True)
 class ReconcileOptions:
-    """``repair``: requeue repairable drift; ``sample_size``: masked numbers kept per class;
+    """``repair``: requeue repairable drift, and ``not_owned`` numbers too when
+    ``repair_not_owned`` (``DNC_SYNC_REMOVE_FOREIGN_RECORDS``: the sync may then remove
+    records it did not create); ``sample_size``: masked numbers kept per class;
     ``verify_limit``: one-number lookups allowed for missing opt-outs; ``lookup_concurrency``:
     lookups in flight at once (the transport still paces them)."""
 
     repair: bool = False
+    repair_not_owned: bool = False
     sample_size: int = 20
     verify_limit: int = 1_000
     lookup_concurrency: int = 4
@@ -179,7 +182,10 @@ class Reconciliation:
         repairable = []
         for number, result in found:
             self._tally.add(number, result)
-            if isinstance(result, DriftClass) and result.repairable:
+            if isinstance(result, DriftClass) and (
+                result.repairable
+                or (result is DriftClass.NOT_OWNED and self._options.repair_not_owned)
+            ):
                 repairable.append(number)
         if self._options.repair and repairable and self._report.requeued is not None:
             self._report.requeued += await self._queue.resync(repairable, at_ms)

@@ -184,3 +184,41 @@ async def contacts_auth(world: dict[str, Any]) -> dict[str, str]:
         },
     )
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def test_with_remove_foreign_records_the_repair_removes_a_not_owned_record(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await out_of_band(world, add=[{"phoneNumber": "2025550102"}])  # an admin's record
+    await post(world, "+12025550102", "optIn", 10)
+    await sync_dnc()  # not sent: not ours
+    assert (await reconcile_dnc(repair=True))["requeued"] == 0
+    monkeypatch.setenv("DNC_SYNC_REMOVE_FOREIGN_RECORDS", "true")
+    report = await reconcile_dnc(repair=True)
+    assert report["drift"]["not_owned"] == 1 and report["requeued"] == 1
+    await sync_dnc()
+    assert "2025550102" not in await active(world)
+    assert (await reconcile_dnc())["drift"] == NO_DRIFT
+
+
+async def test_a_failed_run_is_kept_as_the_last_one_and_the_progress_ends_at_100(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    await reconcile_dnc()
+    async with get_client() as prefect:
+        progress = await prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["dnc-reconcile-progress"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert progress and progress[0].data == 100.0
+    monkeypatch.setenv("DNC_CXONE_DNC_GROUP_ID", "")
+    with pytest.raises(ValueError, match="DNC_CXONE_DNC_GROUP_ID"):
+        await reconcile_dnc()
+    kept = await load_last(world["redis"], world["keys"])
+    assert kept is not None and kept.complete is False
+    assert kept.incomplete_reason.startswith("failed: ValueError: DNC_CXONE_DNC_GROUP_ID")
