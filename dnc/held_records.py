@@ -40,6 +40,12 @@ class RecordReader(Protocol):
         ...
 
     @property
+    def listed(self) -> int:
+        """Items the listing's answers held so far (before any filtering): fewer than
+        ``total`` once paging ended means records were skipped."""
+        ...
+
+    @property
     def calls(self) -> int:
         """Listing and lookup calls made so far (each retry included)."""
         ...

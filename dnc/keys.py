@@ -127,6 +127,13 @@ class RedisKeys:
         return f"{self.tag}:adds-in-flight"
 
     @property
+    def ownership_since(self) -> str:
+        """STRING: when (UTC ms) the sync first kept the ownership ledger (set once, by the
+        first push that recorded ownership): events received before it were synced without
+        a ledger, which is what ``--adopt`` may claim. No TTL."""
+        return f"{self.tag}:ownership-since"
+
+    @property
     def ownership_adopted(self) -> str:
         """STRING: JSON of the one-time adoption (``dnc-sync reconcile --adopt``): when (UTC
         ms) and how many records were adopted. No TTL."""

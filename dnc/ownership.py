@@ -15,13 +15,17 @@ Who owns what (``ownership_update``, after each push):
   number went unanswered (a lost reply: ``adds-in-flight`` held it before this push, or the
   transport retried this very request after a timeout), since that add is what made it;
   otherwise the record was someone else's and stays theirs;
-- an opt-in CXone answered as applied or already applied (no record left) ends ownership.
+- an opt-in CXone answered as applied or already applied (no record left) ends ownership;
+- an entry whose record has lapsed (its expiry passed) no longer counts: whatever holds the
+  number now is someone else's; reconciliation releases the entries of records it finds gone.
 
-``adds-in-flight`` holds, per number, when an add of ours was first sent without a final
-answer; it counts as ownership for an opt-in (the add may have landed), and a final answer
-clears it (every attempt of a push marks first, so a retry finds the add of the attempt
-before it). Known limit: a record someone else adds between an add of ours that went
-unanswered, or failed for now, and its retry is taken for ours.
+``adds-in-flight`` holds, per number, when an attempt to add it ended without an answer (a
+timeout after the request may have reached CXone; an answered failure, a 429 or a 5xx or a
+per-record refusal, marks nothing). It counts as ownership for an opt-in (the add may have
+landed), and a final answer clears it. Known limit: a record someone else adds between an
+add of ours that went unanswered and its retry is taken for ours. Outbound contacts: an
+upsert onto an existing contact (a 409 resolved) does not make its flag ours, since the
+flag may already have been set by someone else; only a contact this service created is.
 
 Keys: ``RedisKeys.owned``, ``RedisKeys.adds_in_flight``, ``RedisKeys.ownership_adopted``.
 """
@@ -29,6 +33,7 @@ Keys: ``RedisKeys.owned``, ``RedisKeys.adds_in_flight``, ``RedisKeys.ownership_a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,9 +143,10 @@ def ownership_update(
 
 
 def _creation(kind: OutcomeKind, earlier_add_unanswered: bool) -> str | None:
-    if kind in (OutcomeKind.APPLIED, OutcomeKind.CONFLICT_RESOLVED):
+    if kind is OutcomeKind.APPLIED:
         return CREATED
-    if kind is OutcomeKind.ALREADY_APPLIED and earlier_add_unanswered:
+    unknown_before = kind in (OutcomeKind.ALREADY_APPLIED, OutcomeKind.CONFLICT_RESOLVED)
+    if unknown_before and earlier_add_unanswered:
         return CREATED_UNANSWERED
     return None
 
@@ -163,11 +169,14 @@ class OwnershipLedger:
         self._client = client
         self._keys = keys
 
-    async def removable(self, numbers: Sequence[str]) -> set[str]:
-        """Which of ``numbers`` (E.164) an opt-in may remove: owned, or an add of ours in
-        flight."""
+    async def removable(self, numbers: Sequence[str], now_ms: int | None = None) -> set[str]:
+        """Which of ``numbers`` (E.164) an opt-in may remove: owned by an entry whose record
+        has not lapsed by ``now_ms`` (UTC ms, default now: a lapsed record of ours is gone,
+        and whatever holds the number now is someone else's), or with an add of ours whose
+        answer was lost."""
         if not numbers:
             return set()
+        at_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         wanted = list(numbers)
         owned, adding = await self._pipeline(
             lambda p: (
@@ -175,11 +184,40 @@ class OwnershipLedger:
                 p.hmget(self._keys.adds_in_flight, wanted),
             )
         )
-        return {n for n, o, a in zip(numbers, owned, adding, strict=True) if o or a}
+        found = set()
+        for number, entry, add in zip(numbers, owned, adding, strict=True):
+            record = _entry(number, entry)
+            lasting = record is not None and (
+                record.expires_ms is None or record.expires_ms > at_ms
+            )
+            if add or lasting:
+                found.add(number)
+        return found
+
+    async def adds_in_flight(self, numbers: Sequence[str]) -> set[str]:
+        """Which of ``numbers`` have an add of ours whose answer was lost."""
+        if not numbers:
+            return set()
+        (values,) = await self._pipeline(
+            lambda p: (p.hmget(self._keys.adds_in_flight, list(numbers)),)
+        )
+        return {n for n, value in zip(numbers, values, strict=True) if value is not None}
+
+    async def release(self, numbers: Sequence[str]) -> int:
+        """Forget ``numbers``' entries and add markers (their record is gone from CXone, as
+        reconciliation found); returns how many entries went."""
+        if not numbers:
+            return 0
+        keys = self._keys
+        removed, _ = await self._pipeline(
+            lambda p: (p.hdel(keys.owned, *numbers), p.hdel(keys.adds_in_flight, *numbers)),
+            transaction=True,
+        )
+        return int(removed)
 
     async def note_adds(self, numbers: Sequence[str], now_ms: int) -> set[str]:
-        """Mark an add of ours as sent for each of ``numbers`` (first send kept, UTC ms);
-        returns the numbers that already had one in flight."""
+        """Mark an add of ours whose answer was lost for each of ``numbers`` (the first time
+        kept, UTC ms); returns the numbers that already had one."""
         if not numbers:
             return set()
         key = self._keys.adds_in_flight
@@ -187,13 +225,14 @@ class OwnershipLedger:
         return {number for number, new in zip(numbers, fresh, strict=True) if not new}
 
     async def apply(self, update: OwnershipUpdate) -> None:
-        """Write ``update`` in one transaction."""
+        """Write ``update`` in one transaction (the first one also records when the ledger
+        started: ``RedisKeys.ownership_since``)."""
         if not update:
             return
         keys = self._keys
 
         def commands(p: Any) -> tuple[Any, ...]:
-            queued = []
+            queued = [p.set(keys.ownership_since, int(time.time() * 1000), nx=True)]
             if update.grant:
                 mapping = {n: r.to_json() for n, r in update.grant.items()}
                 queued.append(p.hset(keys.owned, mapping=mapping))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import uuid
 from typing import Annotated, NoReturn
 
 import typer
@@ -135,7 +136,7 @@ async def _run_adoption(
         target = build_target(cxone, http)
         holder = SyncLeaseHolder(
             PendingQueue(client, keys),
-            "reconcile-adopt",
+            f"reconcile-adopt-{uuid.uuid4()}",
             ttl_s=sync.lease_ttl_s,
             grace_s=takeover_grace_s(sync, cxone),
             wait_s=settings.lease_wait_s,

@@ -41,6 +41,7 @@ from dnc.errors import StoreError
 from dnc.fence import takeover_grace_s
 from dnc.keys import RedisKeys
 from dnc.masking import redact
+from dnc.ownership import OwnershipLedger
 from dnc.pending import PendingQueue
 from dnc.reconcile.lease import SyncLeaseHolder
 from dnc.reconcile.report import ReconcileReport, save_last
@@ -150,7 +151,10 @@ async def _reconcile(report: ReconcileReport, parts: _Parts, repair: bool, budge
 
         artifact, progress = await _progress(reader.page_size, lambda: reader.total)
         states = StateReader(parts.client, parts.keys)
-        await Reconciliation(reader, states, queue, options, report).run(should_stop, progress)
+        ledger = OwnershipLedger(parts.client, parts.keys)
+        await Reconciliation(reader, states, queue, options, report, ledger).run(
+            should_stop, progress
+        )
         if report.complete:
             await aupdate_progress_artifact(artifact, 100.0)
 

@@ -23,7 +23,7 @@ from prefect.tasks import exponential_backoff
 
 from dnc.applications import Application
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
-from dnc.cxone.errors import is_transient
+from dnc.cxone.errors import CxoneTimeout, is_transient
 from dnc.cxone.factory import Target
 from dnc.events import Action
 from dnc.ownership import OwnershipLedger, not_owned_outcome, ownership_update
@@ -100,12 +100,18 @@ class Pushed:
 
 @task(**TRANSIENT_RETRIES, **EPHEMERAL)
 async def push_batch(target: Target, ledger: OwnershipLedger, claims: Sequence[Claim]) -> Pushed:
-    """Apply one batch through the target, marking its opt-outs as adds of ours in flight
-    first; transient failures are retried by Prefect. Each attempt marks again, so a retry
-    after an attempt whose add landed unanswered finds that add in flight."""
+    """Apply one batch through the target; transient failures are retried by Prefect. An
+    attempt that ends without an answer (a timeout after the request may have reached CXone)
+    marks its opt-outs as adds of ours in flight, so the retry that hears "already exists"
+    knows the add may be its own (``dnc.ownership``); an answered failure marks nothing."""
     adds = [claim.e164 for claim in claims if claim.event.action is Action.OPT_OUT]
-    earlier = await ledger.note_adds(adds, int(time.time() * 1000))
-    outcomes = await target.apply([claim.change() for claim in claims])
+    earlier = await ledger.adds_in_flight(adds)
+    try:
+        outcomes = await target.apply([claim.change() for claim in claims])
+    except CxoneTimeout as exc:
+        if exc.maybe_sent:
+            await ledger.note_adds(adds, int(time.time() * 1000))
+        raise
     return Pushed(outcomes, sorted(earlier))
 
 

@@ -81,10 +81,14 @@ def test_an_applied_opt_out_stays_created_even_after_an_earlier_unanswered_add()
     assert update.grant[A].how == CREATED
 
 
-def test_a_contact_flag_set_by_an_upsert_is_ours() -> None:
+def test_a_contact_flag_set_by_an_upsert_is_not_ours() -> None:
+    # the 409 does not say whether the contact was already flagged (by someone else)
     update = update_for(opt_out(A), answer(A, OutcomeKind.CONFLICT_RESOLVED, record_id="c-77"))
-    assert update.grant == {A: OwnedRecord("c-77", NOW, RUN, None, CREATED)}
-    assert update.answered == [A]
+    assert update.grant == {} and update.answered == [A]
+    lost = answer(A, OutcomeKind.CONFLICT_RESOLVED, record_id="c-77", after_lost_reply=True)
+    assert update_for(opt_out(A), lost).grant == {
+        A: OwnedRecord("c-77", NOW, RUN, None, CREATED_UNANSWERED)
+    }
 
 
 def test_already_exists_without_an_add_of_ours_is_someone_elses() -> None:
@@ -449,3 +453,18 @@ async def _call(ledger: OwnershipLedger, name: str) -> object:
     if name == "adopt":
         return await ledger.adopt([(A, record)])
     return await ledger.count()
+
+
+async def test_a_lapsed_record_of_ours_is_not_removable(
+    fake_redis: aioredis.Redis, namespace: str
+) -> None:
+    keys = RedisKeys(namespace)
+    ledger = OwnershipLedger(fake_redis, keys)
+    lapsing = OwnedRecord("2025550101", NOW, RUN, NOW + 1_000)
+    forever = OwnedRecord("2025550102", NOW, RUN, None)
+    await ledger.apply(OwnershipUpdate(grant={A: lapsing, "+12025550102": forever}))
+    numbers = [A, "+12025550102"]
+    assert await ledger.removable(numbers, now_ms=NOW + 999) == set(numbers)
+    assert await ledger.removable(numbers, now_ms=NOW + 1_000) == {"+12025550102"}
+    assert await ledger.release([A]) == 1 and (await ledger.entries([A]))[A] is None
+    assert await fake_redis.get(keys.ownership_since) is not None  # the ledger's start

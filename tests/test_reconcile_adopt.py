@@ -180,3 +180,21 @@ async def test_the_ledger_never_overwrites_an_entry_on_adoption(
     assert await ledger.adopt([(H, adopted), (A, adopted)]) == 1
     assert await ledger.adopt([]) == 0
     assert (await ledger.entries([H, A])) == {H: KEPT, A: adopted}
+
+
+async def test_only_opt_outs_received_before_the_ledger_started_are_adopted(
+    fake_redis: aioredis.Redis, keys: RedisKeys
+) -> None:
+    """An opt-out synced with the ledger and not recorded as ours found the record already
+    there (someone else's): adoption must not claim it (the deployment had the ledger)."""
+    since = NOW - DAY
+    old, new = "+12025550301", "+12025550302"
+    await fake_redis.set(keys.ownership_since, since)
+    for number, received in ((old, since - 1_000), (new, since + 1_000)):
+        await fake_redis.hset(keys.watermark, number, f"{received}:optOut")
+        event = {"e164": number, "action": "optOut", "eventMs": received, "receivedMs": received}
+        await fake_redis.hset(keys.latest, number, json.dumps(event))
+    reader = FakeReader([[held(old), held(new)]])
+    report = await adopt(fake_redis, keys, reader, now_ms=NOW)
+    assert (report.adopted, report.not_matching) == (1, 1)
+    assert [text(k) for k in await fake_redis.hkeys(keys.owned)] == [old]

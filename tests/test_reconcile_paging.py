@@ -195,3 +195,14 @@ async def test_closing_the_pages_early_cancels_the_fetches_in_flight() -> None:
         await pages.aclose()  # closed at page 10's yield: 20 and 30 were in flight, 40 not yet
     assert sorted(cancelled) == [20, 30]
     assert others() == set()
+
+
+async def test_an_answer_without_a_total_is_paged_one_call_at_a_time_to_a_short_page() -> None:
+    calls: list[int] = []
+
+    async def fetch(skip: int) -> Page[int]:
+        calls.append(skip)
+        return Page(list(range(skip, min(skip + 3, 7))), None)
+
+    pages = [page async for page in ordered_pages(fetch, 3, 4)]
+    assert pages == [[0, 1, 2], [3, 4, 5], [6]] and calls == [0, 3, 6]

@@ -47,9 +47,9 @@ class ContactsReader(PagedReader):
         records = [held for held in map(_held, contacts) if held is not None]
         total = body.get("totalRecords") if isinstance(body, dict) else None
         # a page short of flagged contacts is not the end: the total counts every contact
-        total = total if isinstance(total, int) else skip + len(contacts)
-        self._total = max(self._total, total)
-        return Page(records, total)
+        total = total if isinstance(total, int) and not isinstance(total, bool) else None
+        self._count(len(contacts), total)
+        return Page(records, total, len(contacts))
 
     async def _get(self, params: dict[str, str]) -> Any:
         url = f"{self._target.base_url}/api/v2/outbound/contacts"

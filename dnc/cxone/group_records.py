@@ -79,9 +79,9 @@ class DncGroupsReader(PagedReader):
         body = await self._request("GET", url, params)
         records = [self._held(record) for record in _list(body, "dncGroupRecords")]
         total = body.get("totalRecords") if isinstance(body, dict) else None
-        total = total if isinstance(total, int) else skip + len(records)
-        self._total = max(self._total, total)
-        return Page(records, total)
+        total = total if isinstance(total, int) and not isinstance(total, bool) else None
+        self._count(len(records), total)
+        return Page(records, total, len(records))
 
     async def _request(self, method: str, url: str, params: dict[str, str]) -> Any:
         reply = await self._target.transport.request(method, url, params=params)

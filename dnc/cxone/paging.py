@@ -4,7 +4,10 @@ The first call learns ``totalRecords``; the others are started ahead, at most ``
 at once (the transport's pacer still spaces them under the rate limit), and their pages are
 yielded in ``skip`` order, so memory holds at most ``concurrency`` pages. A later page that
 reports a larger total extends the plan; paging ends once every ``skip`` below the largest
-total seen was listed. API calls = ceil(total / top), or 1 for an empty listing.
+total seen was listed. API calls = ceil(total / top), or 1 for an empty listing. An answer
+without a total is paged one call at a time until a page shorter than ``top``. The readers
+count what the pages held (``PagedReader.listed``): fewer than the total means records were
+skipped (removed while paging, or a server that pages differently).
 """
 
 from __future__ import annotations
@@ -35,6 +38,17 @@ class PagedReader:
         self._concurrency = concurrency
         self._calls_before = transport.calls
         self._total = 0
+        self._listed = 0
+
+    def _count(self, listed: int, total: int | None) -> None:
+        """Count one answer: ``listed`` items in it (before any filtering), its total."""
+        self._listed += listed
+        self._total = max(self._total, self._listed if total is None else total)
+
+    @property
+    def listed(self) -> int:
+        """Items the listing's answers held so far (every contact, flagged or not)."""
+        return self._listed
 
     @property
     def page_size(self) -> int:
@@ -55,11 +69,18 @@ class PagedReader:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One listing answer: its ``records`` and the listing's ``total`` (every record
-    matched, not this page)."""
+    """One listing answer: its ``records``, the listing's ``total`` (every record matched,
+    not this page; ``None`` when the answer did not say) and how many items it ``listed``
+    before any filtering (``None``: as many as ``records``)."""
 
     records: list[T]
-    total: int
+    total: int | None
+    listed: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Items the answer held, before any filtering."""
+        return len(self.records) if self.listed is None else self.listed
 
 
 async def ordered_pages(
@@ -69,6 +90,13 @@ async def ordered_pages(
     Raises what ``fetch`` raises (pages in flight are cancelled)."""
     first = await fetch(0)
     yield first.records
+    if first.total is None:  # no total: one page at a time, to the first short one
+        page, skip = first, 0
+        while page.size >= top:
+            skip += top
+            page = await fetch(skip)
+            yield page.records
+        return
     total, next_skip = first.total, top
     in_flight: deque[tuple[int, asyncio.Task[Page[T]]]] = deque()
     try:
@@ -81,7 +109,7 @@ async def ordered_pages(
             _, task = in_flight.popleft()
             page = await task
             yield page.records
-            total = max(total, page.total)
+            total = max(total, page.total or 0)
     finally:
         for _, task in in_flight:
             task.cancel()

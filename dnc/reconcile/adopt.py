@@ -2,11 +2,14 @@
 ownership ledger existed (``dnc-sync reconcile --adopt``).
 
 A record is adopted when its number's latest state here is an acknowledged opt-out (settled:
-not pending, not waiting out a backoff, not dead-lettered) in force, and the record lapses
-when that opt-out does (to the second; both never, or the same instant): it matches what
-this service asked for. Anything else stays someone else's. Adoption is recorded once
-(``RedisKeys.ownership_adopted``); running it again needs ``force``, since after the ledger
-exists a matching record may be someone else's added beside ours. The caller holds the sync
+not pending, not waiting out a backoff, not dead-lettered) in force, received before the sync
+first kept the ledger (``RedisKeys.ownership_since``: a later one was synced with the ledger,
+and not being recorded as ours means CXone said the record was already there), and the record
+lapses when that opt-out does (to the second; both never, or the same instant): it matches
+what this service asked for. Anything else stays someone else's. Adoption is recorded once
+(``RedisKeys.ownership_adopted``); running it again, or on a ledger that already holds
+entries (a deployment that has had the ledger, where a matching record may be someone
+else's that our opt-out found already there), needs ``force``. The caller holds the sync
 lease (``dnc.reconcile.lease``).
 """
 
@@ -27,7 +30,9 @@ from dnc.store import REDIS_FAILURES, convert_error
 
 
 class AlreadyAdopted(RuntimeError):
-    """Adoption ran before (its record says when); pass ``force`` to run it again."""
+    """Adoption ran before (its record says when), or the ledger already records records
+    this service created (the deployment has had the ledger: nothing to adopt); pass
+    ``force`` to run it anyway."""
 
 
 @dataclass
@@ -65,6 +70,7 @@ async def adopt(
     at_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     if not force and await _adopted_before(client, keys):
         raise AlreadyAdopted("ownership was adopted before; --force adopts again")
+    since_ms = await _ledger_since(client, keys)
     ledger, states, report = (
         OwnershipLedger(client, keys),
         StateReader(client, keys),
@@ -73,18 +79,20 @@ async def adopt(
     async for page in reader.pages():
         report.records += len(page)
         found = await states.states([record.e164 for record in page])
-        entries = []
+        entries, matching = [], []
         for record, state in zip(page, found, strict=True):
             if state.owned:
                 report.already_owned += 1
             elif matches(state, record, at_ms):
-                entries.append(
-                    (
-                        record.e164,
-                        OwnedRecord(record.record_id, at_ms, "adopt", record.expires_ms, ADOPTED),
-                    )
-                )
+                matching.append(record)
             else:
+                report.not_matching += 1
+        old = await _received_before(client, keys, [r.e164 for r in matching], since_ms)
+        for record in matching:
+            if record.e164 in old:
+                entry = OwnedRecord(record.record_id, at_ms, "adopt", record.expires_ms, ADOPTED)
+                entries.append((record.e164, entry))
+            else:  # synced with the ledger: not recorded as ours, so someone else's
                 report.not_matching += 1
         report.adopted += await ledger.adopt(entries)
     report.api_calls = reader.calls
@@ -97,6 +105,37 @@ async def _adopted_before(client: aioredis.Redis, keys: RedisKeys) -> bool:
         return bool(await client.exists(keys.ownership_adopted))
     except REDIS_FAILURES as exc:
         raise convert_error(exc) from exc
+
+
+async def _ledger_since(client: aioredis.Redis, keys: RedisKeys) -> int | None:
+    """When (UTC ms) the sync first kept the ledger (``RedisKeys.ownership_since``)."""
+    try:
+        value = await client.get(keys.ownership_since)
+    except REDIS_FAILURES as exc:
+        raise convert_error(exc) from exc
+    return None if value is None else int(value)
+
+
+async def _received_before(
+    client: aioredis.Redis, keys: RedisKeys, numbers: list[str], since_ms: int | None
+) -> set[str]:
+    """Which of ``numbers`` had their latest event received before ``since_ms``: synced by a
+    version without the ledger (all of them when the ledger never started)."""
+    if since_ms is None or not numbers:
+        return set(numbers)
+    try:
+        events = await client.hmget(keys.latest, numbers)
+    except REDIS_FAILURES as exc:
+        raise convert_error(exc) from exc
+    before = set()
+    for number, event in zip(numbers, events, strict=True):
+        try:
+            received = json.loads(event)["receivedMs"] if event else None
+        except (ValueError, KeyError, TypeError):
+            received = None
+        if isinstance(received, int) and received < since_ms:
+            before.add(number)
+    return before
 
 
 async def _remember(client: aioredis.Redis, keys: RedisKeys, at_ms: int, adopted: int) -> None:

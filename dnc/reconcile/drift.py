@@ -12,16 +12,18 @@ class                 when                                                  repa
                       no record
 ``opt_in_record``     the latest state is an opt-in; CXone holds a record   requeue
                       this service created
-``expiry_differs``    an opt-out: CXone's record lapses before ours (less   by hand
-                      protection), or, ours, lapses at another time; or our
-                      opt-out has lapsed and CXone's record outlives it
+``expiry_differs``    an opt-out in force; CXone's record lapses before it  by hand
+                      does (less protection than asked, whoever's record)
 ``not_owned``         the latest state is an opt-in; CXone holds a record   by hand
                       this service did not create (kept: never removed)
 ===================== ===================================================== ===========
 
-Expiries are compared to the second (UTC). Records of numbers this service knows nothing
-about, and records someone else made for numbers this service also opted out, are not drift:
-they are counted as notes.
+Expiries are compared to the second (UTC). A record that protects longer than asked is not
+drift (the sync never shortens protection: a later, shorter opt-out of a number already on
+the list leaves the record as it was; the outbound-contacts contract has no expiry at all),
+nor is a record still there after an opt-out lapsed. Records of numbers this service knows
+nothing about, and records someone else made for numbers this service also opted out, are
+not drift either: they are counted as notes.
 """
 
 from __future__ import annotations
@@ -96,11 +98,9 @@ def classify(state: NumberState, record: HeldRecord | None, now_ms: int) -> Drif
 def _opt_out_record(state: NumberState, record: HeldRecord, now_ms: int) -> DriftClass | Note:
     """An opt-out (in force or lapsed) whose number CXone holds a record of."""
     ours, theirs = _second(state.expires_ms), _second(record.expires_ms)
-    if ours == theirs:
-        return Note.IN_SYNC if state.owned else Note.FOREIGN_RECORD
-    if not state.protected_at(now_ms) or _lapses_before(theirs, ours) or state.owned:
+    if state.protected_at(now_ms) and _lapses_before(theirs, ours):
         return DriftClass.EXPIRY_DIFFERS
-    return Note.FOREIGN_RECORD  # someone else's record protects longer than ours asked
+    return Note.IN_SYNC if state.owned else Note.FOREIGN_RECORD
 
 
 def _second(ms: int | None) -> int | None:

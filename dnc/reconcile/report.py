@@ -49,7 +49,8 @@ class ReconcileReport(BaseModel):
     ``DriftClass``; ``notes``: count per ``Note``; ``unconfirmed``: missing opt-outs reported
     without a one-number lookup (past ``DNC_RECONCILE_VERIFY_LIMIT``); ``samples``: up to
     ``DNC_RECONCILE_SAMPLE_SIZE`` masked numbers per class; ``requeued``: numbers ``--repair``
-    put back in the pending set (``None``: repair not asked)."""
+    put back in the pending set (``None``: repair not asked); ``released``: ownership ledger
+    entries of records of ours found gone, forgotten."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -68,6 +69,7 @@ class ReconcileReport(BaseModel):
     unconfirmed: int = 0
     samples: dict[str, list[str]] = Field(default_factory=dict)
     requeued: int | None = None
+    released: int = 0
 
     @property
     def total_drift(self) -> int:

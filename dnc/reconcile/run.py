@@ -8,7 +8,9 @@ state, look for opt-outs CXone lacks, and (``repair``) requeue what the sync can
    record". An opt-out in force found missing is looked up on its own first (up to
    ``verify_limit`` lookups): offset paging can hide a record when another is removed
    mid-run, and a record found that way is compared as it is.
-3. **Repair.** Numbers of a repairable class (``DriftClass.repairable``) are put back in the
+3. **Ownership.** The ledger entries of records of ours found gone (deleted by someone
+   else, or lapsed) are released (``ledger``): a record that appears later is not ours.
+4. **Repair.** Numbers of a repairable class (``DriftClass.repairable``) are put back in the
    pending set as they are found (``PendingQueue.resync``); the next sync pushes their latest
    state.
 
@@ -28,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from dnc.held_records import HeldRecord, RecordReader
+from dnc.ownership import OwnershipLedger
 from dnc.pending import PendingQueue
 from dnc.reconcile.drift import DriftClass, Note, NumberState, classify
 from dnc.reconcile.report import ReconcileReport, Tally
@@ -65,7 +68,9 @@ class Reconciliation:
         queue: PendingQueue,
         options: ReconcileOptions,
         report: ReconcileReport,
+        ledger: OwnershipLedger | None = None,
     ) -> None:
+        self._ledger = ledger
         self._reader = reader
         self._states = states
         self._queue = queue
@@ -87,6 +92,11 @@ class Reconciliation:
         report = self._report
         with SeenNumbers() as seen:
             stopped = await self._listing(seen, should_stop, progress, now_ms)
+            if not stopped and self._reader.listed < self._reader.total:
+                stopped = (
+                    f"the listing gave {self._reader.listed} of its {self._reader.total} "
+                    "records (removed while paging, or a server that pages differently)"
+                )
             if not stopped:
                 stopped = await self._missing(seen, should_stop, now_ms)
             report.incomplete_reason = stopped
@@ -145,21 +155,33 @@ class Reconciliation:
             at_ms = now_ms()
             found: list[tuple[str, DriftClass | Note]] = []
             suspects: list[tuple[str, NumberState]] = []
+            gone: list[str] = []  # owned by the ledger, no record: ours went away
             for number, state in zip(unseen, states, strict=True):
                 result = classify(state, None, at_ms)
                 if result is DriftClass.OPT_OUT_MISSING:
                     suspects.append((number, state))
                 else:
                     found.append((number, result))
-            found += await self._confirm(suspects, at_ms)
+                    if result is Note.IN_SYNC and state.owned:
+                        gone.append(number)
+            confirmed, absent = await self._confirm(suspects, at_ms)
+            found += confirmed
+            await self._forget(gone + absent)
             await self._settle(found, at_ms)
         return ""
 
+    async def _forget(self, numbers: list[str]) -> None:
+        """Release the ledger entries of records of ours found gone (expired, or removed
+        by someone else): whatever holds those numbers later is not ours."""
+        if numbers and self._ledger is not None:
+            self._report.released += await self._ledger.release(numbers)
+
     async def _confirm(
         self, suspects: Sequence[tuple[str, NumberState]], at_ms: int
-    ) -> list[tuple[str, DriftClass | Note]]:
+    ) -> tuple[list[tuple[str, DriftClass | Note]], list[str]]:
         """Look each missing opt-out up on its own while the verify limit allows; a record
-        found is compared as it is."""
+        found is compared as it is. Returns what was found, and the owned numbers whose
+        record the lookup confirmed gone."""
         room = max(0, self._options.verify_limit - self._lookups)
         checked, unchecked = suspects[:room], suspects[room:]
         self._lookups += len(checked)
@@ -175,7 +197,13 @@ class Reconciliation:
             (number, classify(state, record, at_ms))
             for (number, state), record in zip(checked, records, strict=True)
         ]
-        return found + [(number, DriftClass.OPT_OUT_MISSING) for number, _ in unchecked]
+        absent = [
+            number
+            for (number, state), record in zip(checked, records, strict=True)
+            if record is None and state.owned
+        ]
+        found += [(number, DriftClass.OPT_OUT_MISSING) for number, _ in unchecked]
+        return found, absent
 
     async def _settle(self, found: Sequence[tuple[str, DriftClass | Note]], at_ms: int) -> None:
         """Count what was found and requeue the repairable numbers (``repair``)."""

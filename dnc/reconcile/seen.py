@@ -1,5 +1,8 @@
 """The numbers a reconciliation's listing showed, on disk: memory stays flat however large
-the group (a million records take ~40 MB of a temporary SQLite file, not of the process).
+the group (a million records take a few tens of MB of a temporary SQLite file, not of the
+process). No number is written: each is kept as a keyed 16-byte BLAKE2b digest, the key
+random per run, so a file left behind by a killed run holds nothing that names a person
+(two numbers sharing a digest is a 1-in-2^128 chance).
 
 A listing paged by offset can show a record twice when a record before it is removed
 mid-run; ``add`` says which numbers of a page are new, so each is compared once.
@@ -7,6 +10,8 @@ mid-run; ``add`` says which numbers of a page are new, so each is compared once.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import sqlite3
 import tempfile
 from collections.abc import Sequence
@@ -27,9 +32,13 @@ class SeenNumbers:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8000;"
-            "CREATE TABLE seen (number TEXT PRIMARY KEY) WITHOUT ROWID;"
+            "CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID;"
         )
+        self._key = secrets.token_bytes(32)
         self.count = 0
+
+    def _digest(self, number: str) -> bytes:
+        return hashlib.blake2b(number.encode(), key=self._key, digest_size=16).digest()
 
     def add(self, numbers: Sequence[str]) -> list[str]:
         """Remember ``numbers``; returns those not seen before (in order, each once)."""
@@ -41,7 +50,8 @@ class SeenNumbers:
                 fresh.append(number)
         with self._db:  # one transaction per call, not one per row
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((n,) for n in fresh))
+            rows = ((self._digest(n),) for n in fresh)
+            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", rows)
         self.count += len(fresh)
         return fresh
 
@@ -49,10 +59,10 @@ class SeenNumbers:
         """Which of ``numbers`` were seen."""
         found: set[str] = set()
         for start in range(0, len(numbers), _CHUNK):
-            chunk = list(numbers[start : start + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT number FROM seen WHERE number IN ({marks})"  # noqa: S608 - only ?s
-            found.update(row[0] for row in self._db.execute(query, chunk))
+            by_digest = {self._digest(n): n for n in numbers[start : start + _CHUNK]}
+            marks = ",".join("?" * len(by_digest))
+            query = f"SELECT digest FROM seen WHERE digest IN ({marks})"  # noqa: S608 - only ?s
+            found.update(by_digest[row[0]] for row in self._db.execute(query, list(by_digest)))
         return found
 
     def close(self) -> None:

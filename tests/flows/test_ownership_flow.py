@@ -263,3 +263,39 @@ async def test_an_add_lost_before_a_prefect_retry_of_the_batch_is_ours(
     entry = (await ledger(world).entries([NUMBER]))[NUMBER]
     assert entry is not None, "our own lost add was taken for someone else's record"
     assert entry.how == CREATED_UNANSWERED
+
+
+async def test_an_answered_failure_never_makes_an_admins_record_ours(
+    world: dict[str, Any],
+) -> None:
+    """A per-record "try again" is an answer: nothing was added, so the "already exists"
+    that follows is the admin's record, and the opt-in after it leaves it alone."""
+    await admin_adds(world, DIGITS)
+    await world["control"].post("/_sandbox/faults", json={"failing_numbers": [DIGITS]})
+    await post(world, NUMBER, "optOut", 0)
+    assert (await sync_dnc(max_batches=1))["retried"] == 1  # one push, answered "try again"
+    await world["control"].post("/_sandbox/faults", json={"failing_numbers": []})
+    assert (await sync_dnc())["already_applied"] == 1
+    assert await adds_in_flight(world) == {} and await ledger(world).count() == 0
+    await post(world, NUMBER, "optIn", 10)
+    assert (await sync_dnc())["not_owned"] == 1
+    assert DIGITS in await active(world)
+
+
+async def test_a_record_of_ours_deleted_elsewhere_is_released_by_reconciliation(
+    world: dict[str, Any],
+) -> None:
+    from flows.reconcile import reconcile_dnc
+
+    await post(world, NUMBER, "optOut", 0)
+    await sync_dnc()
+    assert await ledger(world).count() == 1
+    answer = await world["control"].post(
+        f"/_sandbox/dnc-groups/{GROUP}/records", json={"delete": [DIGITS]}
+    )
+    assert answer.json()["deleted"] == 1
+    assert (await reconcile_dnc())["released"] == 1  # found gone: no longer ours
+    await admin_adds(world, DIGITS)  # a litigator scrub puts the number back
+    await post(world, NUMBER, "optIn", 10)
+    assert (await sync_dnc())["not_owned"] == 1
+    assert DIGITS in await active(world)
