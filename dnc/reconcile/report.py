@@ -50,7 +50,8 @@ class ReconcileReport(BaseModel):
     without a one-number lookup (past ``DNC_RECONCILE_VERIFY_LIMIT``); ``samples``: up to
     ``DNC_RECONCILE_SAMPLE_SIZE`` masked numbers per class; ``requeued``: numbers ``--repair``
     put back in the pending set (``None``: repair not asked); ``released``: ownership ledger
-    entries of records of ours found gone, forgotten."""
+    entries of records of ours found gone, forgotten; ``listing_s`` and ``missing_pass_s``: how
+    long the listing and the search for missing opt-outs took (seconds)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -70,6 +71,8 @@ class ReconcileReport(BaseModel):
     samples: dict[str, list[str]] = Field(default_factory=dict)
     requeued: int | None = None
     released: int = 0
+    listing_s: float = 0.0
+    missing_pass_s: float = 0.0
 
     @property
     def total_drift(self) -> int:

@@ -91,14 +91,18 @@ class Reconciliation:
         reader's CXone errors and ``StoreError``; the report then stays unwritten."""
         report = self._report
         with SeenNumbers() as seen:
+            started = time.monotonic()
             stopped = await self._listing(seen, should_stop, progress, now_ms)
+            report.listing_s = round(time.monotonic() - started, 3)
             if not stopped and self._reader.listed < self._reader.total:
                 stopped = (
                     f"the listing gave {self._reader.listed} of its {self._reader.total} "
                     "records (removed while paging, or a server that pages differently)"
                 )
             if not stopped:
+                started = time.monotonic()
                 stopped = await self._missing(seen, should_stop, now_ms)
+                report.missing_pass_s = round(time.monotonic() - started, 3)
             report.incomplete_reason = stopped
             report.complete = not stopped
         report.api_calls = self._reader.calls

@@ -42,27 +42,28 @@ class SeenNumbers:
 
     def add(self, numbers: Sequence[str]) -> list[str]:
         """Remember ``numbers``; returns those not seen before (in order, each once)."""
-        fresh: list[str] = []
-        known = self.contains(numbers)
-        for number in numbers:
-            if number not in known:
-                known.add(number)
-                fresh.append(number)
+        digests = {number: self._digest(number) for number in numbers}
+        known = self._known(list(digests.values()))
+        fresh = [number for number, digest in digests.items() if digest not in known]
         with self._db:  # one transaction per call, not one per row
             self._db.execute("BEGIN")
-            rows = ((self._digest(n),) for n in fresh)
+            rows = ((digests[number],) for number in fresh)
             self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", rows)
         self.count += len(fresh)
         return fresh
 
     def contains(self, numbers: Sequence[str]) -> set[str]:
         """Which of ``numbers`` were seen."""
-        found: set[str] = set()
-        for start in range(0, len(numbers), _CHUNK):
-            by_digest = {self._digest(n): n for n in numbers[start : start + _CHUNK]}
-            marks = ",".join("?" * len(by_digest))
+        digests = {self._digest(number): number for number in numbers}
+        return {digests[digest] for digest in self._known(list(digests))}
+
+    def _known(self, digests: list[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for start in range(0, len(digests), _CHUNK):
+            chunk = digests[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
             query = f"SELECT digest FROM seen WHERE digest IN ({marks})"  # noqa: S608 - only ?s
-            found.update(by_digest[row[0]] for row in self._db.execute(query, list(by_digest)))
+            found.update(row[0] for row in self._db.execute(query, chunk))
         return found
 
     def close(self) -> None:
