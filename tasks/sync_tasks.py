@@ -23,8 +23,9 @@ from prefect.tasks import exponential_backoff
 
 from dnc.applications import Application
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
-from dnc.cxone.errors import CxoneTimeout, is_transient
+from dnc.cxone.errors import is_transient
 from dnc.cxone.factory import Target
+from dnc.cxone.transport import after_unanswered_attempt
 from dnc.events import Action
 from dnc.ownership import OwnershipLedger, not_owned_outcome, ownership_update
 from dnc.pending import Claim, Deferral, PendingQueue, Retry, chunk
@@ -108,8 +109,8 @@ async def push_batch(target: Target, ledger: OwnershipLedger, claims: Sequence[C
     earlier = await ledger.adds_in_flight(adds)
     try:
         outcomes = await target.apply([claim.change() for claim in claims])
-    except CxoneTimeout as exc:
-        if exc.maybe_sent:
+    except Exception as exc:
+        if after_unanswered_attempt(exc):  # then or before a 5xx, 429, lease loss...
             await ledger.note_adds(adds, int(time.time() * 1000))
         raise
     return Pushed(outcomes, sorted(earlier))

@@ -21,7 +21,9 @@ from dnc.cxone.errors import (
     CxoneRateLimited,
     CxoneServerError,
     CxoneTimeout,
+    CxoneTransientError,
 )
+from dnc.cxone.transport import after_unanswered_attempt
 from dnc.events import Action
 from dnc.target import DncChange, OutcomeKind
 from tests.cxone_fakes import (
@@ -450,3 +452,23 @@ def test_group_id_is_required(http: httpx.AsyncClient) -> None:
 async def test_batch_size_is_enforced(mock: respx.MockRouter, http: httpx.AsyncClient) -> None:
     with pytest.raises(ValueError, match="at most 1"):
         await target(http, batch_size=1).apply([OUT, IN])
+
+
+@pytest.mark.parametrize(
+    ("effects", "unanswered"),
+    [
+        ([httpx.ReadTimeout("slow")] + [httpx.Response(503)] * 3, True),  # then 5xx
+        ([httpx.Response(503)] * 3 + [httpx.ReadTimeout("slow")], True),  # last: a timeout
+        ([httpx.Response(503)] * 4, False),  # every attempt answered: nothing landed
+        ([httpx.ConnectError("refused")] * 4, False),  # never left
+    ],
+)
+async def test_the_error_says_when_an_attempt_may_have_landed_unanswered(
+    mock: respx.MockRouter, http: httpx.AsyncClient, effects: list[object], unanswered: bool
+) -> None:
+    """An add whose answer was lost may have created the record, whatever the last attempt
+    said: the ownership ledger needs to know (``dnc.ownership``)."""
+    mock.post(RECORDS_URL).mock(side_effect=effects)
+    with pytest.raises(CxoneTransientError) as info:
+        await target(http, Sleeps()).apply([OUT])
+    assert after_unanswered_attempt(info.value) is unanswered

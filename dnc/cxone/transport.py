@@ -38,6 +38,18 @@ from dnc.settings import CxoneSettings
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
+AFTER_UNANSWERED = "after_unanswered_attempt"
+"""Attribute set (true) on the error ``request`` raises when an earlier attempt of the same
+request went unanswered after it may have reached CXone (a read or write timeout): what it
+asked may have been applied, whatever the last attempt's error says."""
+
+
+def after_unanswered_attempt(exc: BaseException) -> bool:
+    """Whether ``exc`` ended a request one of whose attempts may have been applied unanswered
+    (a timeout that may have reached CXone, then or earlier)."""
+    if isinstance(exc, CxoneTimeout) and exc.maybe_sent:
+        return True
+    return bool(getattr(exc, AFTER_UNANSWERED, False))
 
 
 class Fence(Protocol):
@@ -172,7 +184,8 @@ class CxoneTransport:
         """Send until an accepted answer or ``max_attempts`` transient failures (the last one
         is raised). ``headers`` are sent beside Authorization and Accept. Raises
         ``CxoneAuthError``, ``CxonePermanentError``, ``CxoneTransientError``, and what the
-        ``fence`` raises (``LeaseLost``)."""
+        ``fence`` raises (``LeaseLost``); after an attempt that went unanswered, the error
+        says so (``after_unanswered_attempt``)."""
         timed_out = False
 
         async def attempt() -> Reply:
@@ -185,7 +198,12 @@ class CxoneTransport:
                 raise
             return Reply(response, timed_out)
 
-        return await self.retrying(attempt)
+        try:
+            return await self.retrying(attempt)
+        except Exception as exc:  # what made the last attempt fail, after a lost answer
+            if timed_out:
+                setattr(exc, AFTER_UNANSWERED, True)
+            raise
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call`` until it returns or ``max_attempts`` transient failures (the last one
