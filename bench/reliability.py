@@ -51,6 +51,7 @@ SUITES = (
     Suite("replica_cut", "bench/chaos/replica_cut.py", ("--short",)),
     Suite("soak", "bench/chaos/soak.py", ("--short",)),
     Suite("archive_kill", "bench/chaos/archive_kill.py", ("--short",)),
+    Suite("reconcile_drift", "bench/chaos/reconcile_drift.py", ("--short",)),
     Suite("fuzz", "bench/fuzz_receiver.py", ("--cases", "2000")),
     Suite("secrets", "bench/secret_scan.py", ()),
 )
