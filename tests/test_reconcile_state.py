@@ -5,7 +5,6 @@ listing showed (``dnc.reconcile.seen.SeenNumbers``) and the repair's requeue
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -143,8 +142,8 @@ async def test_known_numbers_of_an_empty_namespace(reader: StateReader) -> None:
     assert [chunk async for chunk in reader.known_numbers()] == []
 
 
-def test_seen_numbers_says_which_are_new(tmp_path: Path) -> None:
-    with SeenNumbers(str(tmp_path)) as seen:
+def test_seen_numbers_says_which_are_new() -> None:
+    with SeenNumbers() as seen:
         assert seen.add(["+3", "+1", "+2"]) == ["+3", "+1", "+2"]
         assert seen.add(["+2", "+4", "+4", "+1", "+5", "+4"]) == ["+4", "+5"]
         assert seen.add([]) == []
@@ -153,23 +152,22 @@ def test_seen_numbers_says_which_are_new(tmp_path: Path) -> None:
         assert seen.count == 5
 
 
-def test_seen_numbers_chunks_large_calls(tmp_path: Path) -> None:
+def test_seen_numbers_chunks_large_calls() -> None:
     first = [f"+1202{n:07d}" for n in range(2_500)]  # > 900 parameters: several queries
-    with SeenNumbers(str(tmp_path)) as seen:
+    with SeenNumbers() as seen:
         assert seen.add(first[:1_000]) == first[:1_000]
         assert seen.add(first + first) == first[1_000:]
         assert seen.contains(first) == set(first)
         assert seen.count == 2_500
 
 
-def test_seen_numbers_deletes_its_file_on_close(tmp_path: Path) -> None:
-    seen = SeenNumbers(str(tmp_path))
-    seen.add(["+12025550101"])
-    (folder,) = tmp_path.iterdir()
-    assert folder.name.startswith("dnc-reconcile-")
-    assert (folder / "seen.sqlite3").is_file()
-    seen.close()
-    assert list(tmp_path.iterdir()) == []
+def test_seen_numbers_have_no_file_anyone_could_find() -> None:
+    """SQLite's private temporary database: no path, removed once opened, so a killed run
+    leaves no file of numbers behind."""
+    with SeenNumbers() as seen:
+        seen.add(["+12025550101"])
+        rows = seen._db.execute("PRAGMA database_list").fetchall()
+        assert [(name, path) for _, name, path in rows] == [("main", "")]
 
 
 async def test_resync_requeues_only_settled_numbers(

@@ -1,8 +1,10 @@
-"""The numbers a reconciliation's listing showed, on disk: memory stays flat however large
-the group (a million records take a few tens of MB of a temporary SQLite file, not of the
-process). No number is written: each is kept as a keyed 16-byte BLAKE2b digest, the key
-random per run, so a file left behind by a killed run holds nothing that names a person
-(two numbers sharing a digest is a 1-in-2^128 chance).
+"""The numbers a reconciliation's listing showed, kept on disk: memory stays flat however
+large the group.
+
+SQLite's private temporary database (an empty file name): its file is removed as soon as it
+is opened, so nothing is left behind even when the process is killed outright, and the
+numbers never have a path anyone could read. Pages beyond the cache (``CACHE_KIB``) spill to
+that file, so the process holds at most the cache.
 
 A listing paged by offset can show a record twice when a record before it is removed
 mid-run; ``add`` says which numbers of a page are new, so each is compared once.
@@ -10,66 +12,51 @@ mid-run; ``add`` says which numbers of a page are new, so each is compared once.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import sqlite3
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from types import TracebackType
 
 _CHUNK = 900
 """Numbers per ``IN (...)`` query: under SQLite's bound on host parameters."""
+CACHE_KIB = 8_000
+"""SQLite's page cache for the set, KiB: what the process holds, at most."""
 
 
 class SeenNumbers:
-    """A set of E.164 numbers in a temporary SQLite file, deleted on ``close`` (use as a
-    context manager)."""
+    """A set of E.164 numbers in SQLite's private temporary database, gone on ``close``
+    (use as a context manager) or when the process ends, however it ends."""
 
-    def __init__(self, directory: str | None = None) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="dnc-reconcile-", dir=directory)
-        path = Path(self._dir.name) / "seen.sqlite3"
-        self._db = sqlite3.connect(path, isolation_level=None)
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", isolation_level=None)
         self._db.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8000;"
-            "CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID;"
+            f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-{CACHE_KIB};"
+            "CREATE TABLE seen (number TEXT PRIMARY KEY) WITHOUT ROWID;"
         )
-        self._key = secrets.token_bytes(32)
         self.count = 0
-
-    def _digest(self, number: str) -> bytes:
-        return hashlib.blake2b(number.encode(), key=self._key, digest_size=16).digest()
 
     def add(self, numbers: Sequence[str]) -> list[str]:
         """Remember ``numbers``; returns those not seen before (in order, each once)."""
-        digests = {number: self._digest(number) for number in numbers}
-        known = self._known(list(digests.values()))
-        fresh = [number for number, digest in digests.items() if digest not in known]
+        known = self.contains(numbers)
+        fresh = list(dict.fromkeys(n for n in numbers if n not in known))
         with self._db:  # one transaction per call, not one per row
             self._db.execute("BEGIN")
-            rows = ((digests[number],) for number in fresh)
-            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", rows)
+            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((n,) for n in fresh))
         self.count += len(fresh)
         return fresh
 
     def contains(self, numbers: Sequence[str]) -> set[str]:
         """Which of ``numbers`` were seen."""
-        digests = {self._digest(number): number for number in numbers}
-        return {digests[digest] for digest in self._known(list(digests))}
-
-    def _known(self, digests: list[bytes]) -> set[bytes]:
-        found: set[bytes] = set()
-        for start in range(0, len(digests), _CHUNK):
-            chunk = digests[start : start + _CHUNK]
+        found: set[str] = set()
+        for start in range(0, len(numbers), _CHUNK):
+            chunk = list(numbers[start : start + _CHUNK])
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT digest FROM seen WHERE digest IN ({marks})"  # noqa: S608 - only ?s
+            query = f"SELECT number FROM seen WHERE number IN ({marks})"  # noqa: S608 - only ?s
             found.update(row[0] for row in self._db.execute(query, chunk))
         return found
 
     def close(self) -> None:
-        """Close and delete the file."""
+        """Close the database (SQLite removes what it held)."""
         self._db.close()
-        self._dir.cleanup()
 
     def __enter__(self) -> SeenNumbers:
         return self
