@@ -27,7 +27,9 @@ and every full number sent, as E.164, E.164 digits, national digits and as typed
 separators squeezed out). Not scanned for numbers: the stores of record, which hold them by
 design: Redis's folder, the sandbox's state file (CXone's records) and the audit store's
 SQLite file (the proof of each opt-out). The secret file itself
-is skipped too.
+is skipped too, and so is ``sandbox.env``: ``make run`` writes the sandbox's published
+development credentials there on purpose, for ``dnc-sync reconcile`` in another terminal
+(with a real tenant it writes no such file).
 
 Prints one JSON line: ``{"suite": "secrets", "places", "files_scanned", "api_objects_scanned",
 "secrets_found", "numbers_found", "findings", ...}``; exit 0 when nothing was found and the
@@ -81,6 +83,9 @@ SQUEEZE = re.compile(rb"(?<=\d)[ ().\-]{1,3}(?=\d)")
 BASE64 = re.compile(rb"(?:[A-Za-z0-9+/_-]|\\n|\n){32,}={0,2}")
 # Hold full numbers by design: Redis, CXone's records, and the audit store (the proof; its
 # SQLite file and WAL side files are created 0600). Secrets are still looked for in them.
+SECRET_FILES = (("receiver.secret",), ("sandbox.env",))
+"""Files that hold secrets on purpose: the receiver's bearer secret, and the sandbox's
+published development credentials for commands in another terminal."""
 NUMBER_STORES = ("redis", "sandbox-state.json", "audit.sqlite3", "audit.sqlite3-wal",
                  "audit.sqlite3-shm")  # fmt: skip
 
@@ -289,10 +294,10 @@ class Scan:
 
 def scan_files(scan: Scan, data: Path) -> None:
     """Every regular file under ``data``, as bytes; numbers are not looked for in the stores
-    of record, secrets everywhere but the secret file."""
+    of record, secrets everywhere but the secret files (``SECRET_FILES``)."""
     for path in sorted(p for p in data.rglob("*") if p.is_file() and not p.is_symlink()):
         relative = path.relative_to(data)
-        if relative.parts == ("receiver.secret",):
+        if relative.parts in SECRET_FILES:
             continue
         scan.files += 1
         store = relative.parts[0] in NUMBER_STORES
@@ -403,7 +408,13 @@ def wait_for_runs(api: str, want: dict[str, int], timeout_s: float) -> dict[str,
     deadline = time.monotonic() + timeout_s
     counts: dict[str, int] = {}
     while time.monotonic() < deadline:
-        runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=10).json()
+        query = {  # only sync runs that started: every deployment keeps ~100 scheduled ones
+            "flows": {"name": {"any_": ["sync-dnc"]}},
+            "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}},
+            "sort": "START_TIME_DESC",
+            "limit": 200,
+        }
+        runs = httpx.post(f"{api}/flow_runs/filter", json=query, timeout=10).json()
         counts = {}
         for run in runs:
             kind = (run.get("state") or {}).get("type", "?")

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, NoReturn
 
 import typer
@@ -162,7 +163,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the reconciliation on a schedule, one run at a time (default: daily at 03:00
-    UTC, as deployed from prefect.yaml)."""
+    UTC, as deployed from prefect.yaml; with --interval-s the first run comes one interval
+    after start, not while a starting stack syncs its first events)."""
     if cron and interval_s:
         raise typer.BadParameter("give --cron or --interval-s, not both", param_hint="--cron")
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -170,8 +172,12 @@ def serve(
     from flows.reconcile import reconcile_dnc
 
     limit = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
-    if interval_s:
-        reconcile_dnc.serve(name="reconcile-dnc", interval=interval_s, global_limit=limit)
+    if interval_s:  # the first run one interval from now, not at start: it holds the lease
+        from prefect.schedules import Interval
+
+        first = datetime.now(UTC) + timedelta(seconds=interval_s)
+        schedule = Interval(timedelta(seconds=interval_s), anchor_date=first)
+        reconcile_dnc.serve(name="reconcile-dnc", schedule=schedule, global_limit=limit)
     else:
         reconcile_dnc.serve(name="reconcile-dnc", cron=cron or "0 3 * * *", global_limit=limit)
 
