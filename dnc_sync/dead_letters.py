@@ -55,6 +55,9 @@ def list_letters(
 ) -> None:
     """Print every dead letter: number, action, event time, when, and CXone's reason."""
     letters = _with_queue(lambda queue: queue.dead_letters())
+    if not letters:
+        Console().print("no dead letters: CXone has refused no number for good")
+        return
     table = Table("number", "action", "event time (UTC)", "dead since (UTC)", "reason")
     for number, letter in sorted(letters.items(), key=lambda item: item[1].deadAtMs):
         table.add_row(
@@ -85,5 +88,14 @@ def requeue(
     if bool(numbers) == all_letters:
         raise typer.BadParameter("name numbers to requeue, or pass --all (not both)")
     keys = [_e164(raw) for raw in numbers or ()]
+    letters = _with_queue(lambda queue: queue.dead_letters()) if keys else {}
     count = _with_queue(lambda queue: queue.requeue(keys))
-    Console().print(f"requeued {count} number(s)")
+    console = Console()
+    console.print(f"requeued {count} number(s)")
+    absent = [key for key in dict.fromkeys(keys) if key not in letters]
+    if absent:
+        shown = ", ".join(mask_number(key) for key in absent)
+        console.print(
+            f"not dead letters (nothing to requeue): {shown}; a number that is pending is "
+            "pushed by the next sync anyway (dnc-sync status, dnc-sync history NUMBER)"
+        )

@@ -40,8 +40,9 @@ class QueueStatus:
     out a retry backoff after a temporary failure), ``oldest_pending_age_s`` (seconds the
     longest-waiting change has waited since receipt, retrying ones included),
     ``dead_letters``, ``rejected`` (refusals of authenticated callers and import rows),
-    ``rejected_unauthenticated`` (refusals of callers without a valid secret) and
-    ``rejected_by_reason`` of both (``field:reason`` for invalid fields, else the error name;
+    ``rejected_unauthenticated`` (refusals of callers without a valid secret), and per reason
+    ``rejected_by_reason`` of the first and ``rejected_unauthenticated_by_reason`` of the
+    second (``field:reason`` for invalid fields, else the error name;
     ``dnc.rejection_reasons``), counted as they were kept (``RedisKeys.rejection_counts``);
     ``warnings_by_reason``: recorded events (receiver and import, duplicates not counted) per
     ``field:reason`` of an optional field dropped from an opt-out or a field read with an
@@ -59,6 +60,7 @@ class QueueStatus:
     rejected: int
     rejected_by_reason: dict[str, int]
     rejected_unauthenticated: int = 0
+    rejected_unauthenticated_by_reason: dict[str, int] = field(default_factory=dict)
     retrying: int = 0
     warnings_by_reason: dict[str, int] = field(default_factory=dict)
     naive_times_by_sender: dict[str, int] = field(default_factory=dict)
@@ -188,16 +190,18 @@ async def read_queue(client: aioredis.Redis, keys: RedisKeys, now_ms: int) -> Qu
         raise convert_error(exc) from exc
     pending, oldest_ms, retrying = await PendingQueue(client, keys).backlog_counts()
     counts = _counts(refusals)
-    by_reason: Counter[str] = Counter()
+    by_reason: dict[str, Counter[str]] = {"auth": Counter(), "anon": Counter()}
     for key, count in counts.items():
-        by_reason[key.partition(":")[2]] += count
+        who, _, reason = key.partition(":")
+        by_reason.setdefault(who, Counter())[reason] += count
     return QueueStatus(
         backlog=pending,
         retrying=retrying,
         oldest_pending_age_s=round(oldest_age_s(oldest_ms, now_ms), 1),
         dead_letters=int(dead),
         rejected=sum(n for key, n in counts.items() if key.startswith("auth:")),
-        rejected_by_reason=dict(by_reason.most_common()),
+        rejected_by_reason=dict(by_reason["auth"].most_common()),
+        rejected_unauthenticated_by_reason=dict(by_reason["anon"].most_common()),
         rejected_unauthenticated=sum(n for key, n in counts.items() if key.startswith("anon:")),
         warnings_by_reason=_counts(warned),
         naive_times_by_sender=_counts(naive),

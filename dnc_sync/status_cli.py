@@ -178,8 +178,10 @@ def render(report: Status, console: Console) -> None:
         f"[red]{dead}[/red] (dnc-sync dead-letters list)" if queue.dead_letters else dead,
     )
     table.add_row("rejected (kept for audit)", str(queue.rejected))
-    table.add_row("refused without a valid secret", str(queue.rejected_unauthenticated))
     for reason, count in queue.rejected_by_reason.items():
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("refused without a valid secret", str(queue.rejected_unauthenticated))
+    for reason, count in queue.rejected_unauthenticated_by_reason.items():
         table.add_row(f"  {reason}", str(count))
     table.add_row(
         "accepted with warnings (per field:reason)", str(sum(queue.warnings_by_reason.values()))

@@ -74,3 +74,20 @@ def test_requeue_refuses_what_is_not_a_number(env: tuple[str, str]) -> None:
 def test_requeue_needs_numbers_or_all(env: tuple[str, str], args: list[str]) -> None:
     result = CliRunner().invoke(app, ["dead-letters", "requeue", *args])
     assert result.exit_code == 2
+
+
+def test_requeue_says_why_a_named_number_was_not_requeued(env: tuple[str, str]) -> None:
+    result = CliRunner().invoke(app, ["dead-letters", "requeue", "+12025550101", "+12025550199"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "requeued 1 number(s)"
+    assert "not dead letters (nothing to requeue): ***0199" in " ".join(lines[1:])
+    assert "2025550199" not in result.output  # masked
+
+
+def test_list_without_dead_letters_says_so(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DNC_REDIS_URL", redis_url)
+    monkeypatch.setenv("DNC_REDIS_NAMESPACE", "cli" + uuid.uuid4().hex[:10])
+    result = CliRunner().invoke(app, ["dead-letters", "list"])
+    assert result.exit_code == 0 and result.output.strip().startswith("no dead letters")
+    assert "┏" not in result.output  # no empty table
