@@ -149,16 +149,21 @@ def _print_applied(
     console: Console, after: AppliedTally, summary: dict[str, Any], wait_s: float
 ) -> bool:
     """Print the applied tally; returns whether it failed (still pending, or different)."""
-    table = Table("after sync", "numbers", "expected", title="the file's numbers in CXone")
+    table = Table("after sync", "numbers", "expected", title="the file's numbers, synced")
     table.add_row(
-        "applied opt-outs (on the DNC list)", str(after.opt_outs), str(summary.get("opt_outs", ""))
+        "opt-outs settled (on the DNC list)", str(after.opt_outs), str(summary.get("opt_outs", ""))
     )
     table.add_row(
-        "applied opt-ins (off the DNC list)", str(after.opt_ins), str(summary.get("opt_ins", ""))
+        "opt-ins settled (off the DNC list)", str(after.opt_ins), str(summary.get("opt_ins", ""))
     )
     table.add_row("still pending", str(after.pending), "0")
     table.add_row("dead letters", str(after.dead), "0")
     console.print(table)
+    console.print(
+        "An opt-in of a number this service never put on the list needs no request: sync "
+        "runs count it as not_owned, not as applied_opt_ins (README: 'Only what it created is "
+        "removed')."
+    )
     if after.pending:
         console.print(f"[red]still pending after {wait_s:.0f} s[/red]: is the sync running?")
         return True
