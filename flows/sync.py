@@ -30,6 +30,7 @@ from dnc.applications import Application
 from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import Target, build_http_client, build_target
 from dnc.errors import StoreError
+from dnc.events import Action
 from dnc.fence import LeaseFence, attempt_bound_s, check_lease_timing, stop, takeover_grace_s
 from dnc.keys import RedisKeys
 from dnc.ownership import OwnershipLedger
@@ -369,7 +370,8 @@ async def _apply(run: _Run, batch: list[Claim]) -> list[ChangeOutcome]:
     CXone, with the ownership ledger kept in step (``dnc.ownership``). Raises what the push
     raises after its retries."""
     held: list[ChangeOutcome] = []
-    if not run.sync.remove_foreign_records:
+    opt_ins = any(claim.event.action is Action.OPT_IN for claim in batch)
+    if opt_ins and not run.sync.remove_foreign_records:  # batches are by action: most skip
         held = await hold_not_owned(run.ledger, quote(batch))
     kept = {outcome.e164 for outcome in held}
     send = [claim for claim in batch if claim.e164 not in kept]
