@@ -187,7 +187,8 @@ def verdict(
     checks = {
         f"memory grew {last - first:.1f} MB (limit {MEMORY_SLACK_MB})": last - first
         > MEMORY_SLACK_MB,
-        f"p99 {p99} ms over {args.p99_target_ms} ms": p99 > args.p99_target_ms,
+        f"p99 {p99} ms over {args.p99_target_ms} ms": args.p99_target_ms > 0
+        and p99 > args.p99_target_ms,
         f"{errors} error(s): {dict(tally.errors)}": errors > 0,
         f"answered {rate:.0f}/s, wanted {args.rate:.0f}/s": rate < 0.98 * args.rate,
     }
@@ -262,7 +263,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="receiver workers (2)")
     parser.add_argument("--connections", type=int, help="keep-alive connections (64)")
     parser.add_argument("--numbers", type=int, help="distinct numbers (10000; short 2000)")
-    parser.add_argument("--p99-target-ms", type=float, help=f"p99 limit ({P99_TARGET_MS})")
+    parser.add_argument(
+        "--p99-target-ms",
+        type=float,
+        help=f"p99 limit ({P99_TARGET_MS}); 0 reports the p99 without judging it (make test: "
+        "a shared CI machine's stalls are not the receiver's)",
+    )
     parser.add_argument("--seed", type=int, help="random seed (10)")
     parser.add_argument("--aof", action="store_true", help="redis appendfsync always")
     return sized_args(parser, LONG, SHORT, argv)
