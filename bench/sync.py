@@ -342,7 +342,7 @@ def start_profile() -> Profile:
     from dnc.pending import PendingQueue
 
     profile = Profile()
-    profile.wrap(sync_module, "_push_all", "push_phase")
+    profile.wrap(sync_module, "push_all", "push_phase")
     profile.wrap(PendingQueue, "claim", "claim_redis")
     profile.wrap(PendingQueue, "acknowledge", "ack_redis")
     profile.wrap(CxoneTransport, "_send", "http_send")

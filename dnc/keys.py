@@ -112,6 +112,19 @@ class RedisKeys:
         return f"{self.tag}:sync-lease-history"
 
     @property
+    def sync_wake(self) -> str:
+        """LIST: at most one ``"1"``, pushed by intake when it queues a change (and by a run
+        that wants the lease); the run that drains blocks on it (``BLPOP``) instead of polling.
+        A token nobody took only makes the next drain look once more."""
+        return f"{self.tag}:sync-wake"
+
+    @property
+    def sync_successor(self) -> str:
+        """STRING: the lease token of a sync run waiting to take over the drain; TTL a few
+        seconds, refreshed while it waits. The holder hands over between two claims."""
+        return f"{self.tag}:sync-successor"
+
+    @property
     def owned(self) -> str:
         """HASH: E.164 -> JSON ``dnc.ownership.OwnedRecord`` of a DNC record this service
         created (or adopted): record id, when (UTC ms), by which run, its expiry. The ownership

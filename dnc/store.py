@@ -370,7 +370,14 @@ class EventStore:
         followers = [n for size in sizes for n in (size - 1, *[0] * (size - 1))]
         keys = self._keys
         confirm = self._limits.wait_replicas > 0
-        key_names = [keys.watermark, keys.latest, keys.pending, keys.audit, keys.replication_touch]
+        key_names = [
+            keys.watermark,
+            keys.latest,
+            keys.pending,
+            keys.audit,
+            keys.replication_touch,
+            keys.sync_wake,
+        ]
         args: list[Any] = [self._limits.idempotency_ttl_ms, "1" if confirm else "0"]
         for event, following in zip(events, followers, strict=True):
             key_names.append(keys.event_id(event.eventId))

@@ -48,7 +48,9 @@ class SyncCounters:
     calls the client repeated after a transient failure of the whole call (429, 5xx, timeout,
     connection); ``failed_batches``: batches that failed even after Prefect's retries;
     ``api_calls``: HTTP requests sent, every retry included; ``not_owned``: opt-ins not sent
-    because no record of this service's was there to remove (``dnc.ownership``)."""
+    because no record of this service's was there to remove (``dnc.ownership``); ``ended``:
+    why the run stopped ("backlog empty", "handed over", "joined", "budget spent", "max
+    batches pushed", "nothing settled", "lease lost", "credentials refused")."""
 
     claimed: int = 0
     applied_opt_outs: int = 0
@@ -66,6 +68,7 @@ class SyncCounters:
     oldest_pending_age_s: float = 0.0
     api_calls: int = 0
     wall_time_s: float = 0.0
+    ended: str = ""
 
     def count(self, claims: Sequence[Claim], outcomes: Sequence[ChangeOutcome]) -> None:
         """Add one pushed batch's outcomes."""

@@ -42,19 +42,21 @@ def run_once(
 
 @app.command("serve")
 def serve(
-    interval_s: Annotated[int, typer.Option(min=5, help="Seconds between runs.")] = 30,
+    interval_s: Annotated[int, typer.Option(min=5, help="Seconds between runs.")] = 60,
+    keep_draining_s: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="How long each run keeps draining as changes arrive (default: 2.5 intervals, "
+            "so the next run takes over before it ends).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the sync on an interval (one run at a time; a run that would overlap is
-    cancelled, and only the holder of the Redis lease writes, fenced in time: see README,
-    "The lease and its fence")."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-
+    """Serve the sync on an interval, the shape ``prefect.yaml`` deploys: each run keeps
+    draining, woken by Redis as changes arrive, and hands over to the next run; no concurrency
+    limit (it would cancel flushes); only the holder of the Redis lease writes, fenced in time
+    (see README, "The lease and its fence")."""
     from flows.sync import sync_dnc
 
-    sync_dnc.serve(
-        name="sync-dnc",
-        interval=interval_s,
-        global_limit=ConcurrencyLimitConfig(
-            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
-        ),
-    )
+    keep = interval_s * 2.5 if keep_draining_s is None else keep_draining_s
+    sync_dnc.serve(name="sync-dnc", interval=interval_s, parameters={"keep_draining_s": keep})

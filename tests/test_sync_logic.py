@@ -78,9 +78,10 @@ def test_only_transient_failures_are_retried_by_prefect() -> None:
 
 def test_claims_are_sized_by_batches_left_and_by_the_pace_within_the_budget() -> None:
     from dnc.settings import SyncSettings
-    from flows.sync import _claim_limit, _Run
+    from flows.sync import _claim_limit
+    from flows.sync_push import SyncRun
 
-    run = _Run(
+    run = SyncRun(
         queue=None,
         target=None,
         lease="x",
@@ -89,6 +90,7 @@ def test_claims_are_sized_by_batches_left_and_by_the_pace_within_the_budget() ->
         counters=SyncCounters(),
         fence=None,  # type: ignore[arg-type]
         ledger=None,  # type: ignore[arg-type]
+        handover=None,  # type: ignore[arg-type]
     )
     assert _claim_limit(run, None, 25.0, 0) == 10_000  # no pace known: the claim size
     assert _claim_limit(run, None, 25.0, 2.0) == 5_000  # 2 calls/s x 100 x 25 s

@@ -4,7 +4,8 @@
 -- duplicate event gets an audit stream entry ("status", "event" JSON); the stream has no cap:
 -- only the archive trims it, once its entries are in the audit store (dnc.audit.archive).
 -- KEYS[1] watermark HASH  KEYS[2] latest HASH  KEYS[3] pending ZSET  KEYS[4] audit STREAM
--- KEYS[5] replication touch STRING (counter)  KEYS[5 + i] event-id STRING of event i
+-- KEYS[5] replication touch STRING (counter)  KEYS[6] sync wake LIST (at most one '1': the
+-- draining sync run blocks on it, BLPOP)  KEYS[6 + i] event-id STRING of event i
 -- ARGV[1] idempotency TTL (ms)
 -- ARGV[2] '1' when the caller will WAIT for replicas after this call, else '0'
 -- ARGV[2 + i] event i as "<E.164> <event time, UTC ms> <receive time, UTC ms> <action>
@@ -93,7 +94,7 @@ local function record(id_key, number, event_ms, received_ms, action, expires_ms,
 end
 
 local events = {}
-for i = 1, #KEYS - 5 do
+for i = 1, #KEYS - 6 do
   local number, event_ms, received_ms, action, expires_ms, followers, event_json =
     string.match(ARGV[2 + i], '^(%S+) (%d+) (%d+) (%a+) (%S+) (%d+) (.*)$')
   if action ~= 'optOut' then
@@ -108,7 +109,7 @@ end
 -- Whether an idempotency key of events first..last already stands for a different event.
 local function conflicts(first, last)
   for j = first, last do
-    local held = redis.call('GET', KEYS[5 + j])
+    local held = redis.call('GET', KEYS[6 + j])
     local event = events[j]
     if held and held ~= fingerprint_of(event.number, event.action, event.event_ms) then
       return true
@@ -119,6 +120,7 @@ end
 
 local statuses = {}
 local wrote = false
+local queued = false
 local i = 1
 while i <= #events do
   local last = math.min(#events, i + events[i].followers)
@@ -130,9 +132,10 @@ while i <= #events do
     for j = i, last do
       local e = events[j]
       local status =
-        record(KEYS[5 + j], e.number, e.event_ms, e.received_ms, e.action, e.expires_ms, e.json)
+        record(KEYS[6 + j], e.number, e.event_ms, e.received_ms, e.action, e.expires_ms, e.json)
       statuses[j] = status
       wrote = wrote or status == 'queued' or status == 'superseded'
+      queued = queued or status == 'queued'
     end
   end
   i = last + 1
@@ -148,5 +151,10 @@ end
 -- wrote an event or an audit entry already has such an offset.)
 if ARGV[2] == '1' and not wrote then
   redis.call('INCR', KEYS[5])
+end
+-- Wake the draining sync run (it blocks on this list): one token however many events, so the
+-- list never grows; a token left when nobody waits only makes the next drain look once more.
+if queued and redis.call('LLEN', KEYS[6]) == 0 then
+  redis.call('RPUSH', KEYS[6], '1')
 end
 return statuses

@@ -116,7 +116,7 @@ async def test_a_run_that_dies_after_pushing_is_made_good_by_the_next(
 ) -> None:
     from prefect import task
 
-    import flows.sync as sync_module
+    import flows.sync_push as sync_module
 
     for number, action, offset in EVENTS:
         await post(world, number, action, offset)

@@ -1,0 +1,108 @@
+"""How sync runs follow each other without a gap: the draining run sleeps on Redis until a
+change arrives, and a newer run takes the drain over between two claims.
+
+One run holds the sync lease (``dnc.pending``) and drains. When the backlog is empty it blocks
+on the wake list (``RedisKeys.sync_wake``), which intake pushes in the same Lua call that
+queues a change (``record_events.lua``), so a change is claimed milliseconds after Redis has
+it. A run that starts while another drains (the next scheduled run, or a flush from
+``prefect deployment run``) announces itself (``RedisKeys.sync_successor``) and wakes the
+holder; the holder finishes the claim in hand, releases the lease (a clean release: no
+takeover grace) and ends; the newcomer takes the lease and goes on. No Prefect concurrency
+limit is involved, so no run is ever cancelled for a slot.
+
+Times: seconds (float) unless a name says ``_ms``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from dnc.keys import RedisKeys
+from dnc.store import REDIS_FAILURES, convert_error
+
+SUCCESSOR_TTL_MS = 3_000
+"""How long an announcement lasts unless renewed: a newcomer that died stops counting soon."""
+
+
+class Handover:
+    """The wake list and the successor announcement of one namespace. Methods raise
+    ``StoreUnavailable``/``StoreError`` when Redis fails. ``idle_cap_s``: the longest single
+    wait on the wake list; it must stay under the Redis socket timeout (a blocking command
+    longer than the socket timeout fails) and bounds how late a retry backoff that ends is
+    noticed."""
+
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, idle_cap_s: float = 1.0) -> None:
+        self._client = client
+        self._keys = keys
+        self.idle_cap_s = idle_cap_s
+
+    async def wake(self) -> None:
+        """Wake the draining run (at most one token waits in the list)."""
+        script = "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], '1') end"
+        await self._call("eval", script, 1, self._keys.sync_wake)
+
+    async def wait_for_changes(self, timeout_s: float) -> bool:
+        """Block until intake queues a change, a newcomer asks for the drain, or a retry
+        backoff ends (the earliest deferred number's time), for at most ``timeout_s`` and at
+        most ``idle_cap_s``. True when woken by a token, false on timeout."""
+        due_s = await self._next_due_in_s()
+        wait_s = min(timeout_s, self.idle_cap_s, due_s)
+        if wait_s <= 0:
+            return False
+        popped = await self._call("blpop", [self._keys.sync_wake], timeout=wait_s)
+        return popped is not None
+
+    async def announce(self, token: str) -> None:
+        """Say that the run holding lease token ``token`` waits to take the drain over (for
+        ``SUCCESSOR_TTL_MS``; call again to stay announced) and wake the holder."""
+        await self._call("set", self._keys.sync_successor, token, px=SUCCESSOR_TTL_MS)
+        await self.wake()
+
+    async def successor(self, token: str) -> str | None:
+        """The token of a run waiting to take over from ``token``'s run, or ``None``."""
+        waiting = await self._call("get", self._keys.sync_successor)
+        if waiting is None:
+            return None
+        text = waiting.decode() if isinstance(waiting, bytes) else str(waiting)
+        return None if text == token else text
+
+    async def holder(self) -> str | None:
+        """The lease token of the run holding the sync lease now, or ``None``."""
+        value = await self._call("get", self._keys.sync_lease)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def has_work(self) -> bool:
+        """Whether a claim would find something: a pending number, or a number whose retry
+        backoff has ended."""
+        if await self._call("zcard", self._keys.pending):
+            return True
+        return await self._next_due_in_s() == 0
+
+    async def withdraw(self, token: str) -> None:
+        """Drop ``token``'s announcement once it holds the lease (or gives up); another
+        newcomer's announcement stays."""
+        script = (
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+            " return 0"
+        )
+        await self._call("eval", script, 1, self._keys.sync_successor, token)
+
+    async def _next_due_in_s(self) -> float:
+        """Seconds until the earliest number waiting out a retry backoff is due (``inf``
+        when none waits; 0 when one is due already)."""
+        first = await self._call("zrange", self._keys.deferred, 0, 0, withscores=True)
+        if not first:
+            return float("inf")
+        due_ms = float(first[0][1])
+        return max(0.0, (due_ms - time.time() * 1000) / 1000)
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._client, name)(*args, **kwargs)
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
