@@ -5,21 +5,31 @@ beside, a secret (a list of secrets, a Redis URL with a password).
 
 Build each once at an entry point (CLI command, ASGI factory) and pass it down; tests build
 them with keyword arguments. Lists (secrets) are read as JSON (``["a","b"]``) or as a
-comma-separated string.
+comma-separated string. A secret of ``CxoneSettings`` and ``ReceiverSettings`` may instead come
+from a Prefect Secret block named by its ``*_BLOCK`` variable (``dnc.secret_blocks``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from dnc.e164 import is_supported_region
 from dnc.intake import IntakePolicy
+from dnc.secret_blocks import BLOCK_NAME_PATTERN, fill_from_block
 from dnc.timestamps import UnknownTimeZone, time_zone
 
 
@@ -32,6 +42,31 @@ def split_list(value: object) -> object:
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
+
+
+def _long_enough(value: list[SecretStr]) -> list[SecretStr]:
+    if any(len(secret.get_secret_value()) < 16 for secret in value):
+        raise ValueError("each secret must be at least 16 characters")
+    return value
+
+
+SecretList = Annotated[
+    list[SecretStr], NoDecode, BeforeValidator(split_list), AfterValidator(_long_enough)
+]
+"""Secrets of at least 16 characters each, given as a list, a JSON list or a comma-separated
+string (the receiver's, from the environment or from a Secret block)."""
+
+_SECRET_LIST: TypeAdapter[list[SecretStr]] = TypeAdapter(SecretList)
+
+
+def _not_empty(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value():
+        raise ValueError("the secret is empty")
+    return value
+
+
+_SECRET: TypeAdapter[SecretStr] = TypeAdapter(Annotated[SecretStr, AfterValidator(_not_empty)])
+"""One secret from a Secret block: a non-empty string."""
 
 
 class RedisSettings(BaseSettings):
@@ -238,14 +273,27 @@ class ReceiverSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", min_length=1, description="Bind address.")
     port: int = Field(default=8080, ge=1, le=65_535, description="Bind port.")
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
-    bearer_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+    bearer_secrets: SecretList = Field(
         default_factory=list,
         description="Accepted `Authorization: Bearer` secrets (several during a rotation).",
     )
-    hmac_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+    hmac_secrets: SecretList = Field(
         default_factory=list,
         description="Keys for `X-Signature: sha256=<hex>` body signatures (several during a "
         "rotation).",
+    )
+    bearer_secrets_block: str = Field(
+        default="",
+        pattern=BLOCK_NAME_PATTERN,
+        description="Prefect Secret block holding the bearer secrets (a JSON list, or one "
+        "string), read at start-up instead of DNC_RECEIVER_BEARER_SECRETS (not both); empty: "
+        "none.",
+    )
+    hmac_secrets_block: str = Field(
+        default="",
+        pattern=BLOCK_NAME_PATTERN,
+        description="Prefect Secret block holding the HMAC keys (a JSON list, or one string), "
+        "read at start-up instead of DNC_RECEIVER_HMAC_SECRETS (not both); empty: none.",
     )
     signature_window_s: int = Field(
         default=300,
@@ -295,17 +343,14 @@ class ReceiverSettings(BaseSettings):
         default="INFO", description="Log level of the receiver's JSON log lines."
     )
 
-    @field_validator("bearer_secrets", "hmac_secrets", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return split_list(value)
+    block_secrets: ClassVar[tuple[str, ...]] = ("bearer_secrets", "hmac_secrets")
+    """The secrets that a ``<name>_block`` setting may read from a Prefect Secret block."""
 
-    @field_validator("bearer_secrets", "hmac_secrets")
-    @classmethod
-    def _long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
-        if any(len(secret.get_secret_value()) < 16 for secret in value):
-            raise ValueError("each secret must be at least 16 characters")
-        return value
+    @model_validator(mode="after")
+    def _secrets_from_blocks(self) -> ReceiverSettings:
+        for field in self.block_secrets:
+            fill_from_block(self, field, _SECRET_LIST)
+        return self
 
 
 class CxoneSettings(BaseSettings):
@@ -341,6 +386,18 @@ class CxoneSettings(BaseSettings):
     )
     access_key_secret: SecretStr = Field(
         default=SecretStr(""), description="CXone access key secret (dnc-groups adapter)."
+    )
+    client_secret_block: str = Field(
+        default="",
+        pattern=BLOCK_NAME_PATTERN,
+        description="Prefect Secret block holding the OAuth client secret, read at start-up "
+        "instead of DNC_CXONE_CLIENT_SECRET (not both); empty: none.",
+    )
+    access_key_secret_block: str = Field(
+        default="",
+        pattern=BLOCK_NAME_PATTERN,
+        description="Prefect Secret block holding the access key secret, read at start-up "
+        "instead of DNC_CXONE_ACCESS_KEY_SECRET (not both); empty: none.",
     )
     phone_format: Literal["auto", "e164-digits"] = Field(
         default="auto",
@@ -389,6 +446,15 @@ class CxoneSettings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> object:
         return split_list(value)
+
+    block_secrets: ClassVar[tuple[str, ...]] = ("client_secret", "access_key_secret")
+    """The secrets that a ``<name>_block`` setting may read from a Prefect Secret block."""
+
+    @model_validator(mode="after")
+    def _secrets_from_blocks(self) -> CxoneSettings:
+        for field in self.block_secrets:
+            fill_from_block(self, field, _SECRET)
+        return self
 
 
 class SyncSettings(BaseSettings):

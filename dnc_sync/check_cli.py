@@ -29,6 +29,7 @@ from dnc.cxone.factory import build_target
 from dnc.errors import StoreUnavailable
 from dnc.fence import check_lease_timing
 from dnc.redis_policy import EvictionPolicyError, require_noeviction
+from dnc.secret_blocks import env_variable, secret_source
 from dnc.settings import (
     AuditSettings,
     CxoneSettings,
@@ -52,8 +53,10 @@ def check(
     ),
 ) -> None:
     """Check every DNC_* setting, what the CXone adapter needs and Redis's eviction policy;
-    exit 2 naming each problem, 3 when Redis cannot be reached."""
-    problems = find_problems(receiver=receiver, cxone=cxone)
+    say where each secret comes from (never its value); exit 2 naming each problem, 3 when
+    Redis cannot be reached."""
+    sources: list[str] = []
+    problems = find_problems(receiver=receiver, cxone=cxone, sources=sources)
     warnings: list[str] = audit_warnings(connect=redis)
     unreachable = ""
     redis_settings = _redis_settings() if redis else None
@@ -67,7 +70,9 @@ def check(
                 f"Redis is not reachable ({exc}), so its maxmemory-policy was not checked: "
                 "start it and check again (--no-redis skips this)"
             )
-    console = Console(stderr=True, soft_wrap=True)
+    out, console = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    for source in sources:
+        out.print(escape(source))
     for warning in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     for problem in [*problems, unreachable] if unreachable else problems:
@@ -76,7 +81,7 @@ def check(
         raise typer.Exit(EXIT_INVALID)
     if unreachable:
         raise typer.Exit(EXIT_REDIS_UNREACHABLE)
-    Console().print("configuration OK")
+    out.print("configuration OK")
 
 
 def redis_problems(settings: RedisSettings) -> tuple[list[str], list[str]]:
@@ -153,9 +158,13 @@ def _redis_settings() -> RedisSettings | None:
         return None  # named by find_problems
 
 
-def find_problems(*, receiver: bool = True, cxone: bool = True) -> list[str]:
+def find_problems(
+    *, receiver: bool = True, cxone: bool = True, sources: list[str] | None = None
+) -> list[str]:
     """Every problem of the settings in the environment, as lines naming the variable; empty
-    when all is well. Secrets are never echoed (the settings hide input values)."""
+    when all is well. Secrets are never echoed (the settings hide input values). ``sources``
+    gets a line per secret of the valid receiver and CXone settings saying where it comes from
+    (environment, Prefect Secret block, not set)."""
     loaders: list[Callable[[], BaseModel]] = [
         RedisSettings,
         IntakeSettings,
@@ -173,25 +182,35 @@ def find_problems(*, receiver: bool = True, cxone: bool = True) -> list[str]:
             continue
         if isinstance(settings, ReceiverSettings):
             problems.extend(_receiver_problems(settings))
+            _note_sources(settings, sources)
     if cxone:
-        problems.extend(_cxone_problems())
+        problems.extend(_cxone_problems(sources))
     return problems
+
+
+def _note_sources(settings: ReceiverSettings | CxoneSettings, sources: list[str] | None) -> None:
+    if sources is not None:
+        sources.extend(
+            f"secret {env_variable(settings, field)}: {secret_source(settings, field)}"
+            for field in settings.block_secrets
+        )
 
 
 def _receiver_problems(settings: ReceiverSettings) -> list[str]:
     if settings.auth_disabled or settings.bearer_secrets or settings.hmac_secrets:
         return []
     return [
-        "DNC_RECEIVER_BEARER_SECRETS or DNC_RECEIVER_HMAC_SECRETS: the receiver needs a "
-        "secret (or DNC_RECEIVER_AUTH_DISABLED=true)"
+        "DNC_RECEIVER_BEARER_SECRETS or DNC_RECEIVER_HMAC_SECRETS (or their _BLOCK): the "
+        "receiver needs a secret (or DNC_RECEIVER_AUTH_DISABLED=true)"
     ]
 
 
-def _cxone_problems() -> list[str]:
+def _cxone_problems(sources: list[str] | None = None) -> list[str]:
     try:
         settings = CxoneSettings()
     except ValidationError as exc:
         return _describe(exc)
+    _note_sources(settings, sources)
     needed = (
         {
             "DNC_CXONE_CLIENT_ID": settings.client_id,
@@ -205,8 +224,10 @@ def _cxone_problems() -> list[str]:
             "DNC_CXONE_ACCESS_KEY_SECRET": settings.access_key_secret.get_secret_value(),
         }
     )
-    problems = [f"{name} is required for the {settings.adapter} adapter" for name, value in
-                needed.items() if not value]  # fmt: skip
+    blockable = {env_variable(settings, field) for field in settings.block_secrets}
+    problems = [f"{name} is required for the {settings.adapter} adapter"
+                + (f" (or {name}_BLOCK)" if name in blockable else "")
+                for name, value in needed.items() if not value]  # fmt: skip
     with contextlib.suppress(ValidationError):  # a bad DNC_SYNC_ value is named already
         problems.extend(check_lease_timing(SyncSettings(), settings))
     try:

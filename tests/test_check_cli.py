@@ -46,7 +46,9 @@ def test_an_audit_store_not_migrated_or_a_short_retention_is_a_warning(
 def test_a_complete_configuration_passes(env: pytest.MonkeyPatch) -> None:
     assert find_problems() == []
     result = CliRunner().invoke(app, ["check"])
-    assert (result.exit_code, result.output.strip()) == (0, "configuration OK")
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "configuration OK")
+    assert "secret DNC_CXONE_CLIENT_SECRET: environment" in result.output  # never the value
+    assert all(value not in result.output for key, value in GOOD.items() if "SECRET" in key)
 
 
 @pytest.mark.parametrize(
