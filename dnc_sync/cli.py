@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dnc_sync import archive_cli, audit_cli, dead_letters, reconcile_cli, sync_cli
+from dnc_sync import alerts_cli, archive_cli, audit_cli, dead_letters, reconcile_cli, sync_cli
 from dnc_sync.check_cli import check
 from dnc_sync.history_cli import history
 from dnc_sync.import_cli import import_command
@@ -32,6 +32,7 @@ app.add_typer(sync_cli.app, name="sync")
 app.add_typer(archive_cli.app, name="archive")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(reconcile_cli.app, name="reconcile")
+app.add_typer(alerts_cli.app, name="alerts")
 app.command("replay")(replay_command)
 app.command("status")(status)
 app.command("check")(check)
