@@ -531,6 +531,14 @@ class SyncSettings(BaseSettings):
         le=86_400,
         description="Longest wait between two pushes of a failing number, seconds.",
     )
+    gather_ms: int = Field(
+        default=250,
+        ge=0,
+        le=10_000,
+        description="In a run that keeps draining, a claim that found less than a full batch is "
+        "followed by at least this long before the next claim, so one batch carries what "
+        "arrives meanwhile (fewer API calls and Prefect task runs for a trickle), ms.",
+    )
     remove_foreign_records: bool = Field(
         default=False,
         description="Let an opt-in remove a DNC record this service did not create (not in "

@@ -22,13 +22,25 @@ app = typer.Typer(
 def run_once(
     batch_size: Annotated[int | None, typer.Option(help="Numbers per API call.")] = None,
     max_batches: Annotated[int | None, typer.Option(help="Stop after this many.")] = None,
+    keep_draining_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Keep draining this many seconds as changes arrive, handing over to a newer "
+            "run (0: drain what is pending, or join the run draining, and end).",
+        ),
+    ] = 0.0,
 ) -> None:
     """One sync run now; prints its counters (exit 1 when a batch failed after retries)."""
     from flows.sync import SyncBatchesFailed, sync_dnc  # Prefect loads only for sync commands
 
     failed = None
     try:
-        counters = asyncio.run(sync_dnc(batch_size=batch_size, max_batches=max_batches))
+        counters = asyncio.run(
+            sync_dnc(
+                batch_size=batch_size, max_batches=max_batches, keep_draining_s=keep_draining_s
+            )
+        )
     except SyncBatchesFailed as exc:
         counters, failed = exc.counters, exc
     table = Table("metric", "value")

@@ -241,16 +241,27 @@ async def _drain(
             await run.handover.wait_for_changes(deadline - time.monotonic())
             continue
         room = None if max_batches is None else max_batches - pushed
+        started = time.monotonic()
         claimed, batches, settled = await _cycle(run, room, deadline, rate_per_s)
         pushed += batches
         if claimed:
             await progress.update(run.counters.claimed)
         if settled:
+            if keep and claimed < run.batch_size:  # a trickle: let the next batch fill a bit
+                await _gather(run, started, deadline)
             continue
         if not keep:  # empty, or nothing moved: leave the rest for the next run, do not spin
             run.counters.ended = "backlog empty" if not claimed else "nothing settled"
             return
         await run.handover.wait_for_changes(deadline - time.monotonic())
+
+
+async def _gather(run: SyncRun, started: float, deadline: float) -> None:
+    """Wait until ``DNC_SYNC_GATHER_MS`` after ``started`` (the last claim, monotonic s), at
+    most until ``deadline``: a trickle then costs a few batches a second, not one per event."""
+    wait_s = min(started + run.sync.gather_ms / 1000, deadline) - time.monotonic()
+    if wait_s > 0:
+        await asyncio.sleep(wait_s)
 
 
 async def _cycle(

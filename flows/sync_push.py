@@ -25,7 +25,7 @@ from dnc.events import Action
 from dnc.fence import LeaseFence
 from dnc.handover import Handover
 from dnc.ownership import OwnershipLedger
-from dnc.pending import Claim, LeaseLost, PendingQueue, Retry
+from dnc.pending import Claim, Deferral, LeaseLost, PendingQueue, Retry
 from dnc.settings import SyncSettings
 from dnc.sync import SyncCounters
 from dnc.target import ChangeOutcome
@@ -157,9 +157,16 @@ async def _push(run: SyncRun, batch: list[Claim], requested_ms: int) -> int:
     }
     settlement = await resolve_conflicts(quote(batch), quote(outcomes))
     answered = quote(list(applications.items()))
-    acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge), answered)
-    dead = await dead_letter(run.queue, quote(settlement.dead_letter), answered)
-    deferral = await defer_retries(run.queue, quote(settlement.retry), answered)
+    # a task only for what there is to settle: a trickle of opt-outs costs the Prefect server
+    # a few task runs per batch, not every kind each time
+    acknowledged = dead = 0
+    deferral = Deferral()
+    if settlement.acknowledge:
+        acknowledged = await ack_applied(run.queue, quote(settlement.acknowledge), answered)
+    if settlement.dead_letter:
+        dead = await dead_letter(run.queue, quote(settlement.dead_letter), answered)
+    if settlement.retry:
+        deferral = await defer_retries(run.queue, quote(settlement.retry), answered)
     dead += deferral.dead_lettered
     run.note_dead([reason for _, reason in settlement.dead_letter])
     if deferral.dead_lettered:

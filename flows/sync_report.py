@@ -4,6 +4,7 @@ the events automations listen to (``dnc.sync.completed``, ``dnc.sync.dead-letter
 
 from __future__ import annotations
 
+import time
 from typing import cast
 from uuid import UUID
 
@@ -49,9 +50,11 @@ class SyncBatchesFailed(RuntimeError):
 class Progress:
     """The run's progress artifact: claimed numbers against the backlog it started with."""
 
-    def __init__(self, backlog: tuple[int, int | None]) -> None:
+    def __init__(self, backlog: tuple[int, int | None], every_s: float = 2.0) -> None:
         self.initial = backlog[0]
         self.artifact: UUID | None = None
+        self.every_s = every_s
+        self.updated_at = 0.0
 
     async def start(self) -> None:
         """Create the artifact (100 % at once when nothing waits)."""
@@ -60,10 +63,18 @@ class Progress:
         )
         if not self.initial:  # nothing to do is all done, not 0 %
             await aupdate_progress_artifact(self.artifact, 100.0)
+            self.updated_at = -1.0
 
     async def update(self, claimed: int) -> None:
-        """Set it to ``claimed`` numbers of the initial backlog (at most 100 %)."""
+        """Set it to ``claimed`` numbers of the initial backlog (at most 100 %), at most once
+        every ``every_s`` seconds until it reaches 100 (each update is a Prefect API call)."""
         done = 100.0 if not self.initial else min(100.0, 100.0 * claimed / self.initial)
+        now = time.monotonic()
+        if done < 100.0 and now - self.updated_at < self.every_s:
+            return
+        if self.updated_at < 0:  # 100 % said already
+            return
+        self.updated_at = -1.0 if done >= 100.0 else now
         if self.artifact is not None:
             await aupdate_progress_artifact(self.artifact, done)
 
