@@ -286,6 +286,10 @@ def flow_env(services: Services, args: argparse.Namespace) -> None:
             "DNC_CXONE_MAX_CONCURRENCY": "8",
             "DNC_SYNC_TIME_BUDGET_S": str(args.time_budget_s),
             "DNC_SYNC_CLAIM_SIZE": str(max(10_000, 100 * args.batch_size)),
+            # every opt-in is sent (a DELETE), as a tenant whose records are all this
+            # service's would see: with the default, opt-ins of numbers never written are
+            # settled without a request and contacts/s would flatter the ceiling
+            "DNC_SYNC_REMOVE_FOREIGN_RECORDS": "true",
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
