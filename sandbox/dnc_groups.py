@@ -319,7 +319,7 @@ _LAST_YEAR = 9998
 
 
 def _number_problem(sandbox: Sandbox, digits: str, valid: bool) -> str | None:
-    if not valid:
+    if not valid or listed(sandbox.config.rejected_numbers, digits):
         return INVALID_PHONE
     if is_failing(sandbox, digits):
         return TEMPORARY_FAILURE
@@ -327,14 +327,18 @@ def _number_problem(sandbox: Sandbox, digits: str, valid: bool) -> str | None:
 
 
 def is_failing(sandbox: Sandbox, digits: str) -> bool:
-    """Whether ``digits`` are one of ``failing_numbers``, reading 10 digits also as the +1
-    national form (``2025550123`` matches ``+12025550123`` and the reverse)."""
-    failing = sandbox.config.failing_numbers
-    if digits in failing:
+    """Whether ``digits`` are one of ``failing_numbers`` (see ``listed``)."""
+    return listed(sandbox.config.failing_numbers, digits)
+
+
+def listed(numbers: list[str], digits: str) -> bool:
+    """Whether ``digits`` are one of ``numbers``, reading 10 digits also as the +1 national
+    form (``2025550123`` matches ``+12025550123`` and the reverse)."""
+    if digits in numbers:
         return True
     if len(digits) == 10:
-        return "1" + digits in failing
-    return len(digits) == 11 and digits.startswith("1") and digits[1:] in failing
+        return "1" + digits in numbers
+    return len(digits) == 11 and digits.startswith("1") and digits[1:] in numbers
 
 
 def parse_expiry(value: object, now_s: float) -> float | None:

@@ -82,6 +82,12 @@ class FaultConfig(BaseModel):
         "per-record temporary failure in DNC groups, a 503 for an outbound contacts batch "
         "holding one.",
     )
+    rejected_numbers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Numbers (digits or E.164; 10 digits also match +1) that DNC groups refuse "
+        "for good: a per-record 'Invalid phone number.' inside the 2xx, as CXone answers a "
+        "number it will not take (the sync dead-letters it).",
+    )
     seed: int | None = Field(
         default=None,
         ge=0,
@@ -103,12 +109,12 @@ class FaultConfig(BaseModel):
             raise ValueError("rate_limit_rps must be 0 (off) or at least 1/60 (one a minute)")
         return value
 
-    @field_validator("failing_numbers", mode="before")
+    @field_validator("failing_numbers", "rejected_numbers", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return split_list(value)
 
-    @field_validator("failing_numbers")
+    @field_validator("failing_numbers", "rejected_numbers")
     @classmethod
     def _digits(cls, value: list[str]) -> list[str]:
         digits = []

@@ -246,6 +246,16 @@ async def test_add_then_list(client: httpx.AsyncClient, clock: FakeClock) -> Non
     }
 
 
+async def test_rejected_numbers_are_refused_for_good(client: httpx.AsyncClient) -> None:
+    headers = await cxone_token(client)
+    await set_faults(client, rejected_numbers=["+12025550188"])
+    sent = [{"phoneNumber": "2025550188"}, {"phoneNumber": "2025550189"}]
+    answer = (await client.post(RECORDS, json={"dncGroupRecords": sent}, headers=headers)).json()
+    assert answer.keys() and "Invalid phone number." in str(answer)
+    state = (await client.get("/_sandbox/state")).json()
+    assert {r["phoneNumber"] for r in state["dncGroups"]["1001"]["active"]} == {"2025550189"}
+
+
 async def test_per_record_failures(client: httpx.AsyncClient) -> None:
     headers = await cxone_token(client)
     await set_faults(client, failing_numbers=["+12025550199"])
