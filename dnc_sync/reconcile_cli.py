@@ -125,6 +125,7 @@ async def _run_adoption(
     from dnc.cxone.dnc_groups import DncGroupsTarget
     from dnc.cxone.factory import build_http_client, build_reader, build_target
     from dnc.fence import takeover_grace_s
+    from dnc.handover import Handover
     from dnc.keys import RedisKeys
     from dnc.pending import PendingQueue
     from dnc.reconcile.adopt import adopt
@@ -141,6 +142,7 @@ async def _run_adoption(
             ttl_s=sync.lease_ttl_s,
             grace_s=takeover_grace_s(sync, cxone),
             wait_s=settings.lease_wait_s,
+            handover=Handover(client, keys),
         )
         async with holder:
             if isinstance(target, DncGroupsTarget):

@@ -39,6 +39,7 @@ from dnc.cxone.dnc_groups import DncGroupsTarget
 from dnc.cxone.factory import build_http_client, build_reader, build_target
 from dnc.errors import StoreError
 from dnc.fence import takeover_grace_s
+from dnc.handover import Handover
 from dnc.keys import RedisKeys
 from dnc.masking import redact
 from dnc.ownership import OwnershipLedger
@@ -127,6 +128,7 @@ async def _reconcile(report: ReconcileReport, parts: _Parts, repair: bool, budge
         ttl_s=parts.sync.lease_ttl_s,
         grace_s=takeover_grace_s(parts.sync, cxone),
         wait_s=settings.lease_wait_s,
+        handover=Handover(parts.client, parts.keys),
     )
     async with holder:
         if isinstance(target, DncGroupsTarget):

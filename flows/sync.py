@@ -293,7 +293,8 @@ async def _handed_over(run: SyncRun) -> bool:
         return False
     run.counters.ended = "handed over"
     get_run_logger().info(
-        "handing the drain over to sync run %s", successor.removeprefix("flow-run-")
+        "handing the drain over to %s (a newer sync run, or a reconciliation)",
+        successor.removeprefix("flow-run-"),
     )
     return True
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
+from dnc.handover import Handover
 from dnc.keys import RedisKeys
 from dnc.pending import PendingQueue
 from dnc.reconcile.lease import LeaseBusy, SyncLeaseHolder
@@ -79,6 +80,30 @@ async def test_waits_while_a_sync_run_holds_the_lease_then_takes_it(
     assert await lease_holder(any_redis, keys) is None  # released on exit
     assert await any_redis.hget(keys.sync_lease_history, "released") == b"1"
     assert await queue.acquire_lease("sync-run", 10_000)  # free for the next sync run
+
+
+async def test_it_asks_a_draining_sync_run_to_hand_the_lease_over(
+    any_redis: aioredis.Redis, keys: RedisKeys, queue: PendingQueue
+) -> None:
+    # A sync run that keeps draining holds the lease for minutes and hands it over only to
+    # a run that asks (dnc.handover): without asking, a reconciliation rarely gets it.
+    handover = Handover(any_redis, keys)
+    assert await queue.acquire_lease("flow-run-sync", 10_000)
+    asked: list[str | None] = []
+
+    async def the_sync_run_looks_between_two_claims() -> None:
+        asked.append(await handover.successor("flow-run-sync"))
+        if asked[-1] is not None:
+            await queue.release_lease("flow-run-sync")
+
+    sleeps = Sleeps({2: the_sync_run_looks_between_two_claims})
+    held = SyncLeaseHolder(
+        queue, TOKEN, ttl_s=5.0, grace_s=0.0, wait_s=5.0, handover=handover, sleep=sleeps
+    )
+    async with held:
+        assert await lease_holder(any_redis, keys) == TOKEN
+        assert await handover.successor("flow-run-sync") is None  # withdrawn once held
+    assert asked == [TOKEN]
 
 
 async def test_lease_busy_after_the_wait(
