@@ -1,19 +1,22 @@
 # One command per check; CI (.ci/run) calls these verbatim.
 VENV ?= .venv
 PYTHON ?= python3
+# Two stamps: the runtime dependencies (make run, deploy-check), and the dev extra beside them
+# (make test, lint, bench, reliability). scripts/install-venv installs with uv, or pip.
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench install deploy-check reliability reliability-short
+.PHONY: run test lint bench install install-dev deploy-check reliability reliability-short
 
 run: install
 	@scripts/ensure-redis
 	@scripts/run-local
 
-test: install
+test: install-dev
 	@scripts/ensure-redis
 	$(VENV)/bin/pytest
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -22,26 +25,26 @@ lint: install
 deploy-check: install
 	scripts/check-deploy
 
-bench: install
+bench: install-dev
 	@scripts/ensure-redis
 	$(VENV)/bin/python bench/receiver.py
 
 # The fault, fuzz and secret-scan suite; writes docs/reliability.md (long: tens of minutes).
-reliability: install
+reliability: install-dev
 	@scripts/ensure-redis
 	$(VENV)/bin/python bench/reliability.py
 
-reliability-short: install
+reliability-short: install-dev
 	@scripts/ensure-redis
 	$(VENV)/bin/python bench/reliability.py --short
 
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-	  { echo "error: Python >= 3.11 is needed ($(PYTHON) is older); set PYTHON=python3.11" >&2; exit 1; }
-	@$(PYTHON) -m venv $(VENV) || \
-	  { echo "error: cannot create a virtualenv; on Debian/Ubuntu: apt-get install -y python3-venv" >&2; exit 1; }
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	scripts/install-venv $(VENV) $(PYTHON) .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	scripts/install-venv $(VENV) $(PYTHON) '.[dev]'
+	touch $(DEV_STAMP)

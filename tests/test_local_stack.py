@@ -1,6 +1,7 @@
 """The main job end to end: ``scripts/run-local`` (what ``make run`` starts) on free ports in a
 folder of its own, real processes only: Redis, Prefect server, the CXone sandbox, the
-receiver and the served sync deployment; then the Prefect UI in headless Debian Chromium.
+receiver, prefect.yaml deployed to the process work pool dnc-sync and a Prefect worker
+running its flows; then the Prefect UI in headless Debian Chromium.
 
 One stack for the module (it takes ~20 s to start); tests read it in order.
 """
@@ -135,8 +136,33 @@ def test_replay_matches_the_generator_and_the_sandbox_holds_the_latest_state(
     # why a sync's applied_opt_ins stays 0 while the opt-ins are settled (issue 14, item 7)
     flat = " ".join(text.split())  # the console wraps at its width
     assert "opt-ins settled (off the DNC list)" in flat and "count it as not_owned" in flat
-    for name in ("redis", "prefect", "sandbox", "receiver", "sync"):
+    for name in ("redis", "prefect", "sandbox", "receiver", "deploy", "worker"):
         assert (stack.data / f"{name}.log").exists()
+
+
+def test_the_flows_run_as_in_production_deployed_to_a_work_pool_and_run_by_a_worker(
+    stack: Stack,
+) -> None:
+    # Issue 14, item 6: prefect.yaml deployed to the process work pool dnc-sync, whose worker
+    # is online and has run the sync; the local interval with 2.5 of it to keep draining.
+    api = f"{stack.prefect}/api"
+    pool = httpx.get(f"{api}/work_pools/dnc-sync", timeout=10).json()
+    assert pool["type"] == "process" and pool["status"] == "READY", pool
+    workers = httpx.post(f"{api}/work_pools/dnc-sync/workers/filter", json={}, timeout=10)
+    assert [w["status"] for w in workers.json()] == ["ONLINE"], workers.json()
+    sync = httpx.get(f"{api}/deployments/name/sync-dnc/sync-dnc", timeout=10).json()
+    assert sync["work_pool_name"] == "dnc-sync" and sync["status"] == "READY", sync
+    assert sync["global_concurrency_limit"] is None  # as prefect.yaml has it
+    assert sync["parameters"] == {"keep_draining_s": INTERVAL_S * 2.5}
+    assert [s["schedule"]["interval"] for s in sync["schedules"]] == [INTERVAL_S]
+    completed = {"deployments": {"id": {"any_": [sync["id"]]}},
+                 "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}  # fmt: skip
+    runs = httpx.post(f"{api}/flow_runs/filter", json=completed, timeout=10).json()
+    picked = (stack.data / "worker.log").read_text()
+    assert runs, "no completed sync run"
+    for run in runs:  # each one taken from the pool and started by the worker
+        assert run["work_pool_name"] == "dnc-sync" and run["infrastructure_pid"], run
+        assert f"submitting flow run '{run['id']}'" in picked
 
 
 def _cli(
@@ -308,7 +334,13 @@ def test_prefect_ui_shows_the_deployment_a_completed_run_and_its_summary(stack: 
             page.goto(f"{stack.prefect}/deployments", wait_until="networkidle")
             expect(page.get_by_text("sync-dnc").first).to_be_visible()
             expect(page.get_by_text(f"Every {INTERVAL_S} seconds").first).to_be_visible()
+            expect(page.get_by_text("Ready").first).to_be_visible()  # a worker polls them
             page.screenshot(path=SCREENSHOTS / "deployments.png", full_page=True)
+
+            page.goto(f"{stack.prefect}/work-pools/work-pool/dnc-sync?tab=Workers")
+            expect(page.get_by_text("Online").first).to_be_visible()
+            expect(page.get_by_text("Ready").first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "work-pool.png", full_page=True)
 
             page.goto(f"{stack.prefect}/runs/flow-run/{busiest['flow_run_id']}")
             expect(page.get_by_text("Completed").first).to_be_visible()
