@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -393,3 +394,122 @@ def test_reconciliation_finds_out_of_band_deletions_and_the_repair_fixes_them(
     after = _cli(stack, "reconcile", extra=sandbox)
     assert after.returncode == 0, after.stderr + after.stdout
     assert set(json.loads(after.stdout)["drift"].values()) == {0}
+
+
+def _api(stack: Stack, method: str, path: str, body: object = None) -> Any:
+    response = httpx.request(method, f"{stack.prefect}/api{path}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def _sync_runs(stack: Stack, sort: str = "DESC", **flow_runs: object) -> list[dict[str, Any]]:
+    body = {
+        "flows": {"name": {"any_": ["sync-dnc"]}},
+        "flow_runs": flow_runs,
+        "sort": f"EXPECTED_START_TIME_{sort}",
+        "limit": 50,
+    }
+    runs: list[dict[str, Any]] = _api(stack, "POST", "/flow_runs/filter", body)
+    return runs
+
+
+def _wait(what: str, check: Any, timeout_s: float = 120) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _launch(playwright: Any) -> Any:
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.browser
+def test_prefect_ui_shows_a_dead_lettering_run_apart_and_a_flush_before_a_schedule_completes(
+    stack: Stack,
+) -> None:
+    # Issue 14, items 2 and 3, in the UI of make run's own stack.
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("DNC_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    # A number CXone refuses for good: the run draining it ends "Completed with dead letters".
+    httpx.post(f"{stack.sandbox}/_sandbox/faults", json={"rejected_numbers": ["+12025550188"]})
+    response = httpx.post(
+        f"{stack.receiver}/v1/events",
+        headers={"Authorization": f"Bearer {stack.secret()}"},
+        json={"phoneNumber": "+1 202 555 0188", "eventName": "optOut", "timestamp": _now_iso()},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    named = {"name": {"any_": ["Completed with dead letters"]}}
+    [dead, *_] = _wait(
+        "a run in state 'Completed with dead letters'",
+        lambda: _sync_runs(stack, state=named),
+        timeout_s=30 + 3 * INTERVAL_S,  # the run draining it ends at the next handover
+    )
+    assert "dead-lettered" in (dead["state"]["message"] or "")
+    assert "2025550188" not in (dead["state"]["message"] or "")  # never a whole number
+
+    # A flush made in the seconds before the next scheduled run: it completes, never Cancelled.
+    def next_scheduled() -> dict[str, Any] | None:
+        waiting = {"type": {"any_": ["SCHEDULED", "PENDING"]}}
+        scheduled = _sync_runs(stack, "ASC", state=waiting)  # the scheduler made many ahead
+        due = [r for r in scheduled if r["auto_scheduled"] and _in_s(r) < 5]
+        return due[0] if due else None
+
+    coming = _wait("a scheduled run due within 5 s", next_scheduled, timeout_s=3 * INTERVAL_S)
+    deployment = _api(stack, "GET", "/deployments/name/sync-dnc/sync-dnc")
+    flush = _api(stack, "POST", f"/deployments/{deployment['id']}/create_flow_run", {})
+    assert _in_s(coming) > -1  # the flush was made before the scheduled run started
+
+    def ended(run_id: str) -> dict[str, Any] | None:
+        run: dict[str, Any] = _api(stack, "GET", f"/flow_runs/{run_id}")
+        return run if run["state"]["type"] in FINAL else None
+
+    finished = _wait("the flush to end", lambda: ended(flush["id"]), timeout_s=6 * INTERVAL_S)
+    assert finished["state"]["type"] == "COMPLETED", finished["state"]
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{stack.prefect}/runs/flow-run/{dead['id']}")
+            expect(page.get_by_text("Completed with dead letters").first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "dead-lettering-run.png", full_page=True)
+            page.goto(f"{stack.prefect}/runs/flow-run/{flush['id']}")
+            expect(page.get_by_text("Completed").first).to_be_visible()
+            expect(page.get_by_text("Cancelled")).to_have_count(0)
+            page.screenshot(path=SCREENSHOTS / "flush-before-schedule.png", full_page=True)
+            page.goto(f"{stack.prefect}/runs?tab=flow-runs")
+            expect(page.get_by_text("Completed with dead letters").first).to_be_visible()
+            page.screenshot(path=SCREENSHOTS / "runs-list.png", full_page=True)
+        finally:
+            browser.close()
+
+
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _in_s(run: dict[str, Any]) -> float:
+    """Seconds until ``run``'s expected start (negative once past)."""
+    start = datetime.fromisoformat(run["expected_start_time"].replace("Z", "+00:00"))
+    return (start - datetime.now(UTC)).total_seconds()
