@@ -15,7 +15,9 @@ Times: seconds (float) unless a name says ``_ms``.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,13 +28,44 @@ from dnc.store import REDIS_FAILURES, convert_error
 SUCCESSOR_TTL_MS = 3_000
 """How long an announcement lasts unless renewed: a newcomer that died stops counting soon."""
 
+MIN_BLOCK_S = 0.1
+"""The shortest blocking wait worth asking Redis for (its timers tick every 100 ms at hz 10);
+below it the run polls every ``POLL_S`` instead."""
+POLL_S = 0.1
+
+KEEP, ONCE = "keep", "once"
+"""The role a sync run's lease token ends with: it keeps draining, or it drains once."""
+
+
+def lease_token(flow_run_id: str | None, keep: bool) -> str:
+    """A lease token unique to this execution: ``flow-run-<id>/<nonce>/<role>`` (``local-``
+    outside Prefect). Unique even when Prefect runs the same flow run again ("Retry", ``prefect
+    flow-run retry``): with the flow run id alone, a retry took the lease as already its own
+    and skipped the takeover grace while the crashed execution's request could still land."""
+    role = KEEP if keep else ONCE
+    nonce = uuid.uuid4().hex[:12]
+    if flow_run_id:
+        return f"flow-run-{flow_run_id}/{nonce}/{role}"
+    return f"local-{nonce}/{role}"
+
+
+def run_of(token: str) -> str:
+    """The flow run id (or local name) in a lease token, for log lines."""
+    return token.removeprefix("flow-run-").split("/")[0]
+
+
+def keeps_draining(token: str) -> bool:
+    """Whether the run holding lease ``token`` keeps draining (and so applies what is
+    pending now); a reconciliation's or an older token reads as not."""
+    return token.endswith("/" + KEEP)
+
 
 class Handover:
     """The wake list and the successor announcement of one namespace. Methods raise
     ``StoreUnavailable``/``StoreError`` when Redis fails. ``idle_cap_s``: the longest single
-    wait on the wake list; it must stay under the Redis socket timeout (a blocking command
-    longer than the socket timeout fails) and bounds how late a retry backoff that ends is
-    noticed."""
+    wait on the wake list; the caller keeps it under the Redis socket timeout by a margin (a
+    blocking command that outlasts the socket timeout fails); under ``MIN_BLOCK_S`` the wait
+    polls instead. It bounds how late a retry backoff that ends is noticed."""
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys, idle_cap_s: float = 1.0) -> None:
         self._client = client
@@ -49,6 +82,13 @@ class Handover:
         backoff ends (the earliest deferred number's time), for at most ``timeout_s`` and at
         most ``idle_cap_s``. True when woken by a token, false on timeout."""
         due_s = await self._next_due_in_s()
+        if self.idle_cap_s < MIN_BLOCK_S:  # a socket timeout too short to block under: poll
+            wait_s = min(timeout_s, POLL_S, due_s)
+            if await self._call("lpop", self._keys.sync_wake) is not None:
+                return True
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            return False
         wait_s = min(timeout_s, self.idle_cap_s, due_s)
         if wait_s <= 0:
             return False

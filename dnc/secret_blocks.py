@@ -76,7 +76,7 @@ def fill_from_block(settings: BaseSettings, field: str, rules: TypeAdapter[Any])
             f"{variable} and {variable}_BLOCK are both set: give the secret one way only"
         )
     try:
-        value = rules.validate_python(load_secret_block(block))
+        value = rules.validate_python(_as_saved(load_secret_block(block), getattr(settings, field)))
     except SecretBlockError as exc:
         raise SecretBlockError(f"{variable}_BLOCK={block}: {exc}") from exc
     except ValidationError as exc:
@@ -88,6 +88,14 @@ def fill_from_block(settings: BaseSettings, field: str, rules: TypeAdapter[Any])
             f"{variable}_BLOCK={block}: the block's value is refused ({reasons})"
         ) from None
     setattr(settings, field, value)
+
+
+def _as_saved(value: object, current: object) -> object:
+    """A block's string for a list of secrets is one secret, exactly as saved (a comma in it
+    is part of it); a JSON list in it is a list. Other values pass unchanged."""
+    if isinstance(current, list) and isinstance(value, str) and not value.lstrip().startswith("["):
+        return [value]
+    return value
 
 
 def secret_source(settings: BaseSettings, field: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import httpx
 import redis.asyncio as aioredis
@@ -33,7 +32,7 @@ from dnc.cxone.errors import CxoneAuthError
 from dnc.cxone.factory import build_http_client, build_target
 from dnc.errors import StoreError
 from dnc.fence import LeaseFence, attempt_bound_s, check_lease_timing, stop, takeover_grace_s
-from dnc.handover import Handover
+from dnc.handover import Handover, lease_token, run_of
 from dnc.keys import RedisKeys
 from dnc.ownership import OwnershipLedger
 from dnc.pending import LeaseLost, PendingQueue, RetryLimits
@@ -52,7 +51,7 @@ from flows.sync_report import (
     SyncLagging,
     finish,
 )
-from flows.sync_turn import take_turn, wait_out_takeover
+from flows.sync_turn import confirm_handover, take_turn, wait_out_takeover
 from tasks.sync_tasks import chunk_claims, claim_pending, discover_endpoints, fetch_token
 
 __all__ = [
@@ -97,25 +96,33 @@ async def sync_dnc(
     problems = check_lease_timing(sync, cxone)
     if problems:
         raise SyncMisconfigured("; ".join(problems))
+    if keep_draining_s < 0:
+        raise ValueError("keep_draining_s must be 0 (drain once) or more")
     started = time.monotonic()
     counters = SyncCounters()
+    failure: Exception | None = None
     client, http = open_redis(redis_settings), build_http_client(cxone)
     try:
         # before the lease: a Redis that may evict keys loses opt-outs (dnc.redis_policy)
         await require_noeviction(
             client, allow_eviction=redis_settings.allow_eviction, logger=get_run_logger()
         )
-        run = _build_run(client, http, redis_settings, cxone, sync, batch_size, counters)
+        keep = keep_draining_s > 0
+        run = _build_run(client, http, redis_settings, cxone, sync, batch_size, counters, keep)
         budget_s = keep_draining_s or time_budget_s or sync.time_budget_s
-        await _with_lease(run, cxone, max_batches, budget_s, keep=keep_draining_s > 0)
-        await _count_backlog(run)
+        try:
+            await _with_lease(run, cxone, max_batches, budget_s, keep=keep)
+        except Exception as exc:  # reported like any run (summary, events, lag), then raised
+            failure = exc
+            counters.ended = counters.ended or f"failed: {type(exc).__name__}"
+        await _count_backlog(run, failure)
         counters.api_calls = run.target.transport.calls
         counters.http_retries = run.target.transport.retries
     finally:
         counters.wall_time_s = round(time.monotonic() - started, 3)
         await http.aclose()
         await client.aclose()
-    return await finish(run, redis_settings.namespace)
+    return await finish(run, redis_settings.namespace, failure)
 
 
 def _build_run(
@@ -126,12 +133,14 @@ def _build_run(
     sync: SyncSettings,
     batch_size: int | None,
     counters: SyncCounters,
+    keep: bool,
 ) -> SyncRun:
     """What this run works with: the target, the queue, the fence around its writes."""
     keys = RedisKeys(redis_settings.namespace)
     target = build_target(cxone, http)
     queue = PendingQueue(client, keys, _retry_limits(sync, cxone))
-    token = _lease_token()
+    flow_run_id = _flow_run_id()
+    token = lease_token(flow_run_id, keep)
     fence = LeaseFence(
         lambda: queue.renew_lease(token, sync.lease_ttl_s * 1000),
         ttl_s=sync.lease_ttl_s,
@@ -140,25 +149,26 @@ def _build_run(
     )
     target.transport.fence = fence
     ledger = OwnershipLedger(client, keys)
-    # a blocking wait must end before the Redis socket timeout does
-    idle_cap_s = max(0.05, min(1.0, redis_settings.socket_timeout_s / 2))
+    # a blocking wait must end before the Redis socket timeout does (Redis's timers tick
+    # every 100 ms, plus a round trip): below that margin the wait polls (dnc.handover)
+    idle_cap_s = min(1.0, redis_settings.socket_timeout_s - 0.25)
     handover = Handover(client, keys, idle_cap_s)
     size = min(batch_size or target.batch_size, target.batch_size)
     run = SyncRun(
         queue, target, token, sync, size, counters, fence, ledger, handover, cxone.max_concurrency
     )
-    run.run_id = token.removeprefix("flow-run-")
+    run.run_id = flow_run_id or run_of(token)
     return run
 
 
-async def _count_backlog(run: SyncRun) -> None:
-    """Put what still waits in the counters. A run that lost its lease because Redis cannot be
-    reached still writes its summary and fails with ``LeaseLost``: the backlog is then left
-    unknown (-1) instead of failing the run with ``StoreUnavailable``."""
+async def _count_backlog(run: SyncRun, failure: Exception | None = None) -> None:
+    """Put what still waits in the counters. A run that lost its lease or already failed
+    because Redis cannot be reached still writes its summary and fails with that: the backlog
+    is then left unknown (-1) instead of failing the run with ``StoreUnavailable``."""
     try:
         pending, oldest_ms = await run.queue.backlog()
     except StoreError:
-        if not run.fence.lost:
+        if not run.fence.lost and failure is None:
             raise
         get_run_logger().warning("the backlog could not be read: Redis cannot be reached")
         run.counters.remaining_backlog = -1
@@ -171,24 +181,41 @@ async def _with_lease(
     run: SyncRun, cxone: CxoneSettings, max_batches: int | None, budget_s: float, keep: bool
 ) -> None:
     deadline = time.monotonic() + budget_s
-    turn = await take_turn(run, int(takeover_grace_s(run.sync, cxone) * 1000), keep)
+    turn = await take_turn(run, int(takeover_grace_s(run.sync, cxone) * 1000), keep, deadline)
     if turn is None:
         run.counters.ended = "joined"
         return
     run.fence.acquired(turn.sent_at, turn.grant.wait_ms / 1000)
     heartbeat = asyncio.create_task(run.fence.keep())
+    released = False
     try:
         if not await wait_out_takeover(turn.grant.wait_ms / 1000, deadline):
             run.counters.ended = "budget spent"
             return
         await _connect(run, cxone)
-        await _drain(run, max_batches, deadline, cxone.rate_limit_rps, keep)
+        while True:
+            await _drain(run, max_batches, deadline, cxone.rate_limit_rps, keep)
+            if run.counters.ended != "handed over":
+                return
+            await stop(heartbeat)
+            released = True
+            await run.queue.release_lease(run.lease, run.fence.release_grace_ms())
+            if await confirm_handover(run):
+                return
+            # the newcomer died before taking it: take the lease back and go on draining
+            sent_at = run.fence.now()
+            grant = await run.queue.acquire_lease(run.lease, run.sync.lease_ttl_s * 1000, 0)
+            if not grant:  # someone else took it meanwhile: the drain goes on there
+                return
+            released = False
+            run.fence.acquired(sent_at, grant.wait_ms / 1000)
+            heartbeat = asyncio.create_task(run.fence.keep())
     except LeaseLost:
         run.fence.lost = True
         run.counters.ended = "lease lost"
     finally:
         await stop(heartbeat)
-        if not run.fence.lost:
+        if not run.fence.lost and not released:
             await run.queue.release_lease(run.lease, run.fence.release_grace_ms())
 
 
@@ -293,8 +320,7 @@ async def _handed_over(run: SyncRun) -> bool:
         return False
     run.counters.ended = "handed over"
     get_run_logger().info(
-        "handing the drain over to %s (a newer sync run, or a reconciliation)",
-        successor.removeprefix("flow-run-"),
+        "handing the drain over to %s (a newer sync run, or a reconciliation)", run_of(successor)
     )
     return True
 
@@ -309,8 +335,9 @@ def _retry_limits(sync: SyncSettings, cxone: CxoneSettings) -> RetryLimits:
     )
 
 
-def _lease_token() -> str:
+def _flow_run_id() -> str | None:
+    """This run's Prefect flow run id, or ``None`` outside Prefect."""
     context = FlowRunContext.get()
     if context is not None and context.flow_run is not None:
-        return f"flow-run-{context.flow_run.id}"
-    return f"local-{uuid.uuid4()}"
+        return str(context.flow_run.id)
+    return None

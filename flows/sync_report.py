@@ -79,14 +79,22 @@ class Progress:
             await aupdate_progress_artifact(self.artifact, done)
 
 
-async def finish(run: SyncRun, namespace: str) -> dict[str, object]:
+async def finish(
+    run: SyncRun, namespace: str, failure: Exception | None = None
+) -> dict[str, object]:
     """Report the run (table artifact, events, one summary log line) and end it in the
     state that says what happened: the counters, or (named states) a ``Completed`` state
     carrying them, typed as the counters because that is what a direct call of the flow
     returns (Prefect makes a returned state the run's final state and unwraps its data).
-    Raises ``LeaseLost`` or ``SyncBatchesFailed`` (after reporting) to end the run Failed."""
+    Raises (after reporting) ``failure`` when the run failed on the way (CXone refusing the
+    credentials, Redis), ``SyncLagging``, ``LeaseLost`` or ``SyncBatchesFailed``, to end the
+    run Failed."""
     counters, logger = run.counters, get_run_logger()
-    await _report(run, namespace)
+    lagging = await _report(run, namespace)
+    if failure is not None:
+        raise failure
+    if lagging is not None:
+        raise lagging
     if run.fence.lost:
         logger.error("the sync lease was lost: this run wrote nothing after that")
         raise LeaseLost(
@@ -97,9 +105,7 @@ async def finish(run: SyncRun, namespace: str) -> dict[str, object]:
         raise SyncBatchesFailed(dict(vars(counters)))
     result = dict(vars(counters))
     if counters.dead_lettered:
-        message = _dead_letter_line(run)
-        logger.warning(message)
-        return _named(DEAD_LETTERED_STATE, message, result)
+        return _named(DEAD_LETTERED_STATE, _dead_letter_line(run), result)
     if counters.ended == "joined":
         return _named(
             JOINED_STATE, "joined the sync run draining: it applies what is pending", result
@@ -133,9 +139,12 @@ def _summary_line(counters: SyncCounters) -> str:
     )
 
 
-async def _report(run: SyncRun, namespace: str) -> None:
+async def _report(run: SyncRun, namespace: str) -> SyncLagging | None:
+    """Log, write the artifact, emit the events; the ``SyncLagging`` to raise, if lagging."""
     counters, logger = run.counters, get_run_logger()
     logger.info(_summary_line(counters))
+    if counters.dead_lettered:
+        logger.warning(_dead_letter_line(run))
     if counters.ended == "budget spent" and counters.remaining_backlog > 0:
         logger.warning(
             "time budget spent with %d number(s) still waiting: the next run goes on",
@@ -168,7 +177,8 @@ async def _report(run: SyncRun, namespace: str) -> None:
             counters.oldest_pending_age_s,
             lag_limit_s,
         )
-        raise SyncLagging(
+        return SyncLagging(
             f"oldest pending change has waited {counters.oldest_pending_age_s:.0f} s "
             f"(limit {lag_limit_s} s)"
         )
+    return None

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dnc.events import Action
-from dnc.handover import SUCCESSOR_TTL_MS, Handover
+from dnc.handover import SUCCESSOR_TTL_MS, Handover, keeps_draining, lease_token, run_of
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, RecordStatus
 from tests.conftest import make_store
@@ -101,3 +101,35 @@ async def test_the_holder_is_named(handover: Handover, namespace: str) -> None:
     assert await handover.holder() is None
     await handover._client.set(RedisKeys(namespace).sync_lease, "flow-run-x")
     assert await handover.holder() == "flow-run-x"
+
+
+def test_every_execution_of_a_flow_run_gets_its_own_lease_token() -> None:
+    # Prefect runs the same flow run again on "Retry": the token must differ, or the retry
+    # takes the crashed execution's lease as its own and skips the takeover grace.
+    first, again = lease_token("run-1", keep=True), lease_token("run-1", keep=True)
+    assert first != again
+    assert run_of(first) == run_of(again) == "run-1"
+    assert keeps_draining(first) and not keeps_draining(lease_token("run-1", keep=False))
+    assert not keeps_draining("reconcile-run-2") and run_of(lease_token(None, False)) != ""
+
+
+async def test_a_retried_flow_run_waits_out_the_grace_of_its_crashed_execution(
+    any_redis: aioredis.Redis, namespace: str
+) -> None:
+    from dnc.pending import PendingQueue
+
+    queue = PendingQueue(any_redis, RedisKeys(namespace))
+    crashed, retried = lease_token("run-1", keep=True), lease_token("run-1", keep=True)
+    assert await queue.acquire_lease(crashed, 50, 5_000)  # then killed: never released
+    await asyncio.sleep(0.1)
+    grant = await queue.acquire_lease(retried, 10_000, 5_000)
+    assert grant and grant.wait_ms > 4_000  # its request may still land: wait before writing
+
+
+async def test_below_a_blocking_wait_worth_asking_redis_for_it_polls(
+    store: EventStore, namespace: str
+) -> None:
+    handover = Handover(store._client, RedisKeys(namespace), idle_cap_s=-0.05)
+    assert await handover.wait_for_changes(5.0) is False  # one short poll, no BLPOP
+    await store.record(event(T0))
+    assert await handover.wait_for_changes(5.0) is True

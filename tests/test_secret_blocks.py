@@ -84,7 +84,7 @@ def test_cxone_secrets_come_from_the_blocks_named(
     [
         (BEARERS, BEARERS),  # saved from Python: Secret(value=[...])
         ('["' + '", "'.join(BEARERS) + '"]', BEARERS),  # a JSON list typed in as a string
-        (",".join(BEARERS), BEARERS),  # as the variable takes it
+        (",".join(BEARERS), [",".join(BEARERS)]),  # one string is one secret, commas and all
         (BEARERS[0], BEARERS[:1]),  # one secret
     ],
 )

@@ -429,9 +429,9 @@ async def one_round(world: World, index: int) -> Round:
 
 
 def flow_run(stack: TakeoverStack, token: str) -> dict[str, Any]:
-    """A run's Prefect state (by its lease token ``flow-run-<id>``): ``state``, ``message``
+    """A run's Prefect state (by its lease token ``flow-run-<id>/...``): ``state``, ``message``
     and ``completed_ever`` (any of its states Completed)."""
-    run_id = token.removeprefix("flow-run-")
+    run_id = token.removeprefix("flow-run-").split("/")[0]  # flow-run-<id>/<nonce>/<role>
     found = stack.prefect_get(f"/flow_runs/{run_id}") or {}
     state = found.get("state") or {}
     history = stack.prefect_get(f"/flow_run_states/?flow_run_id={run_id}") or []

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from prefect.client.schemas.objects import State
 
+from dnc.handover import Handover, lease_token
 from flows.sync import DEAD_LETTERED_STATE, JOINED_STATE, sync_dnc
 from tests.flows.test_sync_flow import active, post
 
@@ -124,6 +125,8 @@ async def test_refused_credentials_are_said_in_the_runs_log(
     assert state.is_failed()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("CXone refused the credentials" in line for line in errors)
+    summaries = [r.getMessage() for r in caplog.records if "sync run summary" in r.getMessage()]
+    assert len(summaries) == 1 and "ended credentials refused" in summaries[0]
     assert not any("not-the-sandbox-secret" in r.getMessage() for r in caplog.records)
     assert (await world["queue"].backlog())[0] == 1  # still pending
 
@@ -136,3 +139,39 @@ class _quiet:
 
     def __exit__(self, *exc: object) -> None:
         logging.disable(logging.NOTSET)
+
+
+async def test_a_run_that_handed_over_to_a_newcomer_that_died_takes_the_drain_back(
+    world: dict[str, Any],
+) -> None:
+    # A newcomer asks for the drain, then dies before taking the lease: the holder must not
+    # leave the drain to nobody until the next scheduled run.
+    run = asyncio.create_task(sync_dnc(keep_draining_s=30))
+    await _until(lambda: _holder(world))
+    ghost = Handover(world["redis"], world["keys"])
+    await ghost.announce(lease_token("ghost", keep=True))  # and never takes the lease
+    await asyncio.sleep(3.5)  # the announcement lapses (3 s) while the holder confirms
+    await post(world, "+12025550305", "optOut", 0)
+    await _until(lambda: _has(world, "2025550305"))
+    assert not run.done()  # still draining: it took the drain back
+    run.cancel()
+    with _quiet():
+        await asyncio.gather(run, return_exceptions=True)
+
+
+async def test_a_drain_once_run_waits_its_turn_behind_one_that_drains_once(
+    world: dict[str, Any],
+) -> None:
+    # A drain-once holder (say --max-batches 1) may stop before the rest: a flush behind it
+    # waits for the lease and drains, instead of joining and leaving the work pending.
+    queue = world["queue"]
+    holder = lease_token("other", keep=False)
+    assert await queue.acquire_lease(holder, 60_000)
+    await post(world, "+12025550306", "optOut", 0)
+    flush = asyncio.create_task(sync_dnc())
+    await asyncio.sleep(1.0)
+    assert not flush.done()  # waiting its turn, not joined
+    await queue.release_lease(holder)
+    counters = await asyncio.wait_for(flush, timeout=60)
+    assert counters["ended"] == "backlog empty" and counters["claimed"] == 1
+    assert await _has(world, "2025550306")
