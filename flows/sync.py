@@ -52,6 +52,7 @@ from flows.sync_report import (
     finish,
 )
 from flows.sync_turn import confirm_handover, take_turn, wait_out_takeover
+from flows.sync_watchdog import WATCHDOG_SLACK_S, Watchdog
 from tasks.sync_tasks import chunk_claims, claim_pending, discover_endpoints, fetch_token
 
 __all__ = [
@@ -64,6 +65,12 @@ __all__ = [
     "SyncMisconfigured",
     "sync_dnc",
 ]
+
+
+class SyncOverran(RuntimeError):
+    """The run outlived its time budget by more than one CXone attempt (a hang somewhere):
+    the watchdog stopped it, releasing the lease with the takeover grace, and logged where
+    each of its tasks waited."""
 
 
 class SyncMisconfigured(RuntimeError):
@@ -186,37 +193,65 @@ async def _with_lease(
         run.counters.ended = "joined"
         return
     run.fence.acquired(turn.sent_at, turn.grant.wait_ms / 1000)
-    heartbeat = asyncio.create_task(run.fence.keep())
+    run.heartbeat = asyncio.create_task(run.fence.keep())
     released = False
     try:
         if not await wait_out_takeover(turn.grant.wait_ms / 1000, deadline):
             run.counters.ended = "budget spent"
             return
-        await _connect(run, cxone)
-        while True:
-            await _drain(run, max_batches, deadline, cxone.rate_limit_rps, keep)
-            if run.counters.ended != "handed over":
-                return
-            await stop(heartbeat)
-            released = True
-            await run.queue.release_lease(run.lease, run.fence.release_grace_ms())
-            if await confirm_handover(run):
-                return
-            # the newcomer died before taking it: take the lease back and go on draining
-            sent_at = run.fence.now()
-            grant = await run.queue.acquire_lease(run.lease, run.sync.lease_ttl_s * 1000, 0)
-            if not grant:  # someone else took it meanwhile: the drain goes on there
-                return
-            released = False
-            run.fence.acquired(sent_at, grant.wait_ms / 1000)
-            heartbeat = asyncio.create_task(run.fence.keep())
+        watchdog = Watchdog(run, _overrun_s(run, cxone, deadline))
+        try:
+            released = await _drain_with_handovers(run, cxone, max_batches, deadline, keep)
+        except asyncio.CancelledError:
+            if not watchdog.fired:
+                raise
+            watchdog.absorb()
+            run.fence.abandoned = True  # a request may be under way: the next holder waits
+            raise SyncOverran(
+                "the run outlived its time budget by more than one CXone attempt: stopped"
+            ) from None
+        finally:
+            await watchdog.stop()
     except LeaseLost:
         run.fence.lost = True
         run.counters.ended = "lease lost"
     finally:
-        await stop(heartbeat)
+        if run.heartbeat is not None:
+            await stop(run.heartbeat)
         if not run.fence.lost and not released:
             await run.queue.release_lease(run.lease, run.fence.release_grace_ms())
+
+
+async def _drain_with_handovers(
+    run: SyncRun, cxone: CxoneSettings, max_batches: int | None, deadline: float, keep: bool
+) -> bool:
+    """Connect, drain, and hand over when asked (taking the lease back when the newcomer
+    never takes it). Returns whether the lease was released already."""
+    await _connect(run, cxone)
+    while True:
+        await _drain(run, max_batches, deadline, cxone.rate_limit_rps, keep)
+        if run.counters.ended != "handed over":
+            return False
+        if run.heartbeat is not None:
+            await stop(run.heartbeat)
+        await run.queue.release_lease(run.lease, run.fence.release_grace_ms())
+        if await confirm_handover(run):
+            return True
+        # the newcomer died before taking it: take the lease back and go on draining
+        sent_at = run.fence.now()
+        grant = await run.queue.acquire_lease(run.lease, run.sync.lease_ttl_s * 1000, 0)
+        if not grant:  # someone else took it meanwhile: the drain goes on there
+            return True
+        run.fence.acquired(sent_at, grant.wait_ms / 1000)
+        run.heartbeat = asyncio.create_task(run.fence.keep())
+
+
+def _overrun_s(run: SyncRun, cxone: CxoneSettings, deadline: float) -> float:
+    """How long the drain may take before the watchdog stops it: the budget left, plus one
+    CXone attempt's bound and the fence margin (a batch under way when the budget ends), plus
+    ``WATCHDOG_SLACK_S`` for Prefect's own calls. Seconds."""
+    left = max(0.0, deadline - time.monotonic())
+    return left + attempt_bound_s(cxone) + run.sync.fence_margin_s + WATCHDOG_SLACK_S
 
 
 async def _connect(run: SyncRun, cxone: CxoneSettings) -> None:

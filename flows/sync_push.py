@@ -59,6 +59,8 @@ class SyncRun:
     max_concurrency: int = 4
     run_id: str = ""
     """The Prefect flow run id (``local-...`` outside Prefect), for the applications record."""
+    heartbeat: asyncio.Task[None] | None = None
+    """The lease renewal task while the lease is held (``dnc.fence.LeaseFence.keep``)."""
     dead_reasons: list[str] = field(default_factory=list)
     """The first distinct reasons numbers were dead-lettered for (at most
     ``DEAD_REASONS_KEPT``): CXone's words, never a number."""

@@ -8,13 +8,14 @@ import time
 from typing import cast
 from uuid import UUID
 
-from prefect import get_run_logger
+from prefect import get_client, get_run_logger
 from prefect.artifacts import (
     acreate_progress_artifact,
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
 from prefect.events import emit_event
 from prefect.states import Completed
 
@@ -26,6 +27,8 @@ SUMMARY_KEY = "dnc-sync-summary"
 PROGRESS_KEY = "dnc-sync-progress"
 DEAD_LETTERED_STATE = "Completed with dead letters"
 """The state name of a run that dead-lettered numbers (a Completed state the UI shows by name)."""
+DEAD_LETTERS_TAG = "dead-letters"
+"""The tag a run that dead-lettered numbers gets, beside its state name."""
 JOINED_STATE = "Joined"
 """The state name of a run that found another run draining and woke it instead."""
 
@@ -105,12 +108,27 @@ async def finish(
         raise SyncBatchesFailed(dict(vars(counters)))
     result = dict(vars(counters))
     if counters.dead_lettered:
+        await _tag(DEAD_LETTERS_TAG)
         return _named(DEAD_LETTERED_STATE, _dead_letter_line(run), result)
     if counters.ended == "joined":
         return _named(
             JOINED_STATE, "joined the sync run draining: it applies what is pending", result
         )
     return result
+
+
+async def _tag(tag: str) -> None:
+    """Add ``tag`` to this flow run (shown in the UI's run lists, and filterable); outside
+    Prefect, or when the API refuses, the run goes on without it (logged)."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    tags = [*context.flow_run.tags, tag]
+    try:
+        async with get_client() as client:
+            await client.update_flow_run(context.flow_run.id, tags=tags)
+    except Exception as exc:  # a missing tag must not fail a run that did its work
+        get_run_logger().warning("could not tag the run %r: %s", tag, type(exc).__name__)
 
 
 def _named(name: str, message: str, result: dict[str, object]) -> dict[str, object]:

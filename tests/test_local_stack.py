@@ -496,7 +496,10 @@ def test_prefect_ui_shows_a_dead_lettering_run_apart_and_a_flush_before_a_schedu
             expect(page.get_by_text("Cancelled")).to_have_count(0)
             page.screenshot(path=SCREENSHOTS / "flush-before-schedule.png", full_page=True)
             page.goto(f"{stack.prefect}/runs?tab=flow-runs")
+            page.get_by_role("searchbox", name="Search by flow run name").fill(dead["name"])
+            expect(page.get_by_text("archive-audit")).to_have_count(0)  # the list is filtered
             expect(page.get_by_text("Completed with dead letters").first).to_be_visible()
+            expect(page.get_by_text("dead-letters").first).to_be_visible()  # its tag
             page.screenshot(path=SCREENSHOTS / "runs-list.png", full_page=True)
         finally:
             browser.close()

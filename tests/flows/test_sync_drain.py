@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from prefect import get_client
 from prefect.client.schemas.objects import State
 
 from dnc.handover import Handover, lease_token
@@ -96,6 +97,9 @@ async def test_a_run_that_dead_letters_ends_in_a_state_of_its_own(
     with caplog.at_level(logging.INFO):
         state: State[Any] = await sync_dnc(return_state=True)  # type: ignore[call-overload]
     assert state.is_completed() and state.name == DEAD_LETTERED_STATE
+    async with get_client() as prefect:
+        run = await prefect.read_flow_run(state.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert "dead-letters" in run.tags  # shown in the UI's run lists
     assert state.message is not None and "1 number(s) dead-lettered" in state.message
     assert "e164-digits" in state.message and "4930123456" not in state.message
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -175,3 +179,36 @@ async def test_a_drain_once_run_waits_its_turn_behind_one_that_drains_once(
     counters = await asyncio.wait_for(flush, timeout=60)
     assert counters["ended"] == "backlog empty" and counters["claimed"] == 1
     assert await _has(world, "2025550306")
+
+
+async def test_a_hung_drain_is_stopped_by_the_watchdog_and_says_where_it_waited(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Whatever hangs (here: a push that never returns), the run must not hold the lease for
+    # ever while its heartbeat renews it: it stops one attempt after its budget.
+    import flows.sync as sync_module
+    import flows.sync_watchdog as watchdog_module
+
+    async def hang(*args: object) -> int:
+        await asyncio.Event().wait()
+        return 0
+
+    monkeypatch.setattr(sync_module, "push_all", hang)
+    monkeypatch.setattr(watchdog_module, "WATCHDOG_SLACK_S", 0.0)
+    monkeypatch.setattr(sync_module, "WATCHDOG_SLACK_S", 0.0)
+    for name in ("CONNECT", "POOL", "WRITE", "READ"):
+        monkeypatch.setenv(f"DNC_CXONE_{name}_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("DNC_SYNC_FENCE_MARGIN_S", "0.5")
+    monkeypatch.setenv("DNC_SYNC_TIME_BUDGET_S", "1")
+    await post(world, "+12025550307", "optOut", 0)
+    with caplog.at_level(logging.INFO):
+        state: State[Any] = await asyncio.wait_for(
+            sync_dnc(return_state=True),  # type: ignore[call-overload]
+            timeout=60,
+        )
+    assert state.is_failed() and "outlived its time budget" in (state.message or "")
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("waits in" in line and "hang" in line for line in lines)  # where it hung
+    assert sum("sync run summary" in line for line in lines) == 1
+    assert await _holder(world) is None  # released (with the takeover grace)
+    assert (await world["queue"].backlog())[0] == 1  # still pending for the next run
