@@ -152,12 +152,19 @@ class LeaseFence:
             raise LeaseLost("the sync lease is held by another run")
         self.expires_at = sent_at + self.ttl_s
 
-    async def keep(self) -> None:
+    async def keep(self, until: float | None = None) -> None:
         """Heartbeat: renew every third of the TTL; after a failed renewal keep trying (every
         second, or sooner for short leases) until the lease may have expired, then mark it
-        lost. Returns when lost; cancel it to stop."""
+        lost. ``until``: the fence clock's time after which it stops renewing and marks the
+        lease lost, so a run stuck past its deadline cannot hold the lease for ever (it
+        expires; the next holder waits out the takeover grace). Returns when lost; cancel it
+        to stop."""
         while not self.lost:
             await asyncio.sleep(self.ttl_s / 3)
+            if until is not None and self.now() >= until:
+                self.lost = True
+                log.error("the run outlived its deadline: the sync lease is no longer renewed")
+                return
             while not self.lost:
                 try:
                     await self.confirm()

@@ -193,7 +193,10 @@ async def _with_lease(
         run.counters.ended = "joined"
         return
     run.fence.acquired(turn.sent_at, turn.grant.wait_ms / 1000)
-    run.heartbeat = asyncio.create_task(run.fence.keep())
+    # the heartbeat lets go of the lease once the watchdog's deadline is long past, even if
+    # the run is stuck where the watchdog cannot stop it
+    let_go = run.fence.now() + 2 * _overrun_s(run, cxone, deadline)
+    run.heartbeat = asyncio.create_task(run.fence.keep(until=let_go))
     released = False
     try:
         if not await wait_out_takeover(turn.grant.wait_ms / 1000, deadline):
@@ -243,7 +246,8 @@ async def _drain_with_handovers(
         if not grant:  # someone else took it meanwhile: the drain goes on there
             return True
         run.fence.acquired(sent_at, grant.wait_ms / 1000)
-        run.heartbeat = asyncio.create_task(run.fence.keep())
+        let_go = run.fence.now() + 2 * _overrun_s(run, cxone, deadline)
+        run.heartbeat = asyncio.create_task(run.fence.keep(until=let_go))
 
 
 def _overrun_s(run: SyncRun, cxone: CxoneSettings, deadline: float) -> float:

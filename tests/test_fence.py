@@ -162,6 +162,24 @@ async def test_the_heartbeat_keeps_trying_after_a_failed_renewal() -> None:
     assert not fence.lost  # two failed renewals, then it was renewed again
 
 
+async def test_a_run_past_its_deadline_stops_renewing_the_lease() -> None:
+    # However a run got stuck, its heartbeat must not keep the lease for ever.
+    renewals: list[float] = []
+
+    async def renew() -> bool:
+        renewals.append(fence.now())
+        return True
+
+    fence = fence_of(renew, ttl_s=0.3, bound_s=0.05)
+    fence.acquired(fence.now(), 0)
+    until = fence.now() + 0.25
+    heartbeat = asyncio.create_task(fence.keep(until=until))
+    await asyncio.wait_for(heartbeat, timeout=5)  # it returns by itself
+    assert fence.lost and renewals and all(at < until for at in renewals)  # then let go
+    with pytest.raises(LeaseLost):
+        await fence.admit()
+
+
 async def test_no_attempt_starts_after_the_lease_was_lost() -> None:
     timeline: list[str] = []
 
