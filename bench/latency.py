@@ -85,20 +85,8 @@ class Schedule:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start_one(self) -> None:
-        command = [
-            str(Path(sys.executable).parent / "dnc-sync"), "sync", "run",
-            "--keep-draining-s", str(self.args.keep_draining_s),
-        ]  # fmt: skip
-        name = f"sync-{len(self.procs) + 1}"
-        with (self.stack.tmp / "sync.log").open("ab") as log:
-            log.write(f"--- {name} ---\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.stack.procs[name] = proc
-        self.procs.append(proc)
+        options = ["--keep-draining-s", str(self.args.keep_draining_s)]
+        self.procs.append(self.stack.spawn_sync(self.env, options=options))
 
     async def run(self, until: float) -> None:
         """Start a run now and every ``interval_s`` until ``until`` (monotonic seconds)."""

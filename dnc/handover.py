@@ -60,6 +60,14 @@ def keeps_draining(token: str) -> bool:
     return token.endswith("/" + KEEP)
 
 
+_WAKE = "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], '1') end"
+"""One wake token at most, as ``record_events.lua`` pushes it."""
+_WITHDRAW = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+"""Compare-and-delete of an announcement: another newcomer's stays."""
+
+
 class Handover:
     """The wake list and the successor announcement of one namespace. Methods raise
     ``StoreUnavailable``/``StoreError`` when Redis fails. ``idle_cap_s``: the longest single
@@ -71,11 +79,13 @@ class Handover:
         self._client = client
         self._keys = keys
         self.idle_cap_s = idle_cap_s
+        # registered once: EVALSHA on each call, not the script text every 50 ms of a wait
+        self._wake = client.register_script(_WAKE)
+        self._withdraw = client.register_script(_WITHDRAW)
 
     async def wake(self) -> None:
         """Wake the draining run (at most one token waits in the list)."""
-        script = "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], '1') end"
-        await self._call("eval", script, 1, self._keys.sync_wake)
+        await self._script(self._wake, [self._keys.sync_wake], [])
 
     async def wait_for_changes(self, timeout_s: float) -> bool:
         """Block until intake queues a change, a newcomer asks for the drain, or a retry
@@ -126,11 +136,7 @@ class Handover:
     async def withdraw(self, token: str) -> None:
         """Drop ``token``'s announcement once it holds the lease (or gives up); another
         newcomer's announcement stays."""
-        script = (
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
-            " return 0"
-        )
-        await self._call("eval", script, 1, self._keys.sync_successor, token)
+        await self._script(self._withdraw, [self._keys.sync_successor], [token])
 
     async def _next_due_in_s(self) -> float:
         """Seconds until the earliest number waiting out a retry backoff is due (``inf``
@@ -140,6 +146,12 @@ class Handover:
             return float("inf")
         due_ms = float(first[0][1])
         return max(0.0, (due_ms - time.time() * 1000) / 1000)
+
+    async def _script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:

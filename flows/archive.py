@@ -21,7 +21,6 @@ import uuid
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
-from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
 from dnc.audit.archive import Archiver, ArchiveReport
@@ -33,6 +32,7 @@ from dnc.audit.streams import streams
 from dnc.keys import RedisKeys
 from dnc.settings import AuditSettings, IntakeSettings, RedisSettings
 from dnc.store import open_redis
+from flows.run_context import flow_run_id
 
 SUMMARY_KEY = "dnc-archive-summary"
 
@@ -151,7 +151,4 @@ async def _report(
 
 
 def _run_id() -> str:
-    context = FlowRunContext.get()
-    if context is not None and context.flow_run is not None:
-        return str(context.flow_run.id)
-    return f"local-{uuid.uuid4()}"
+    return flow_run_id() or f"local-{uuid.uuid4()}"

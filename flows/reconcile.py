@@ -32,7 +32,6 @@ from prefect.artifacts import (
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
-from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
 from dnc.cxone.dnc_groups import DncGroupsTarget
@@ -50,6 +49,7 @@ from dnc.reconcile.run import Progress, ReconcileOptions, Reconciliation
 from dnc.reconcile.state import StateReader
 from dnc.settings import CxoneSettings, ReconcileSettings, RedisSettings, SyncSettings
 from dnc.store import open_redis
+from flows.run_context import flow_run_id
 from tasks.sync_tasks import discover_endpoints
 
 SUMMARY_KEY = "dnc-reconcile-summary"
@@ -213,7 +213,4 @@ async def _report(report: ReconcileReport, namespace: str) -> None:
 
 
 def _run_id() -> str:
-    context = FlowRunContext.get()
-    if context is not None and context.flow_run is not None:
-        return str(context.flow_run.id)
-    return f"local-{uuid.uuid4()}"
+    return flow_run_id() or f"local-{uuid.uuid4()}"

@@ -24,7 +24,6 @@ import time
 import httpx
 import redis.asyncio as aioredis
 from prefect import flow, get_run_logger
-from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
 from dnc.cxone.dnc_groups import DncGroupsTarget
@@ -40,6 +39,7 @@ from dnc.redis_policy import require_noeviction
 from dnc.settings import CxoneSettings, RedisSettings, SyncSettings
 from dnc.store import open_redis
 from dnc.sync import SyncCounters, oldest_age_s
+from flows.run_context import flow_run_id
 from flows.sync_push import SyncRun, push_all
 from flows.sync_report import (
     DEAD_LETTERED_STATE,
@@ -146,8 +146,8 @@ def _build_run(
     keys = RedisKeys(redis_settings.namespace)
     target = build_target(cxone, http)
     queue = PendingQueue(client, keys, _retry_limits(sync, cxone))
-    flow_run_id = _flow_run_id()
-    token = lease_token(flow_run_id, keep)
+    run_flow_id = flow_run_id()
+    token = lease_token(run_flow_id, keep)
     fence = LeaseFence(
         lambda: queue.renew_lease(token, sync.lease_ttl_s * 1000),
         ttl_s=sync.lease_ttl_s,
@@ -164,7 +164,7 @@ def _build_run(
     run = SyncRun(
         queue, target, token, sync, size, counters, fence, ledger, handover, cxone.max_concurrency
     )
-    run.run_id = flow_run_id or run_of(token)
+    run.run_id = run_flow_id or run_of(token)
     return run
 
 
@@ -372,11 +372,3 @@ def _retry_limits(sync: SyncSettings, cxone: CxoneSettings) -> RetryLimits:
         cap_ms=round(sync.retry_backoff_cap_s * 1000),
         retry_after_cap_ms=round(cxone.retry_after_cap_s * 1000),
     )
-
-
-def _flow_run_id() -> str | None:
-    """This run's Prefect flow run id, or ``None`` outside Prefect."""
-    context = FlowRunContext.get()
-    if context is not None and context.flow_run is not None:
-        return str(context.flow_run.id)
-    return None

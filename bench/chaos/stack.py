@@ -257,9 +257,13 @@ class Stack:
         return env | {f"DNC_{k.upper()}": v for k, v in settings.items()}
 
     def spawn_sync(
-        self, env: dict[str, str], name: str | None = None, log_name: str = "sync.log"
+        self,
+        env: dict[str, str],
+        name: str | None = None,
+        log_name: str = "sync.log",
+        options: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
-        """``dnc-sync sync run`` in its own session (its output appended to ``log_name``);
+        """``dnc-sync sync run [options]`` in its own session (its output appended to ``log_name``);
         the caller waits for it or kills its group. Kept in ``procs`` under ``name`` (default
         ``sync-<n>``) until it is reaped."""
         self.syncs_started += 1
@@ -268,7 +272,7 @@ class Stack:
             log.write(f"--- {name} ---\n".encode())
             log.flush()
             proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "dnc-sync"), "sync", "run"],
+                [str(Path(sys.executable).parent / "dnc-sync"), "sync", "run", *options],
                 cwd=REPO,
                 env=env,
                 stdout=log,
