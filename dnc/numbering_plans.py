@@ -300,17 +300,16 @@ def aliases(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
     be another person's number. Only for a valid ``number``: an unverified number gets none.
     Each alias is itself a valid number of the rule's types.
     """
-    if not phonenumbers.is_valid_number(number):
-        return ()
+    rules = [rule for rule in ALIAS_RULES if rule.country_code == number.country_code]
+    if not rules or not phonenumbers.is_valid_number(number):
+        return ()  # most countries have no rule: skip validating the number a second time
     nsn = phonenumbers.national_significant_number(number)
     kind = phonenumbers.number_type(number)
     own = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     found: list[str] = []
-    for rule in ALIAS_RULES:
-        if rule.country_code != number.country_code:
-            continue
+    for rule in rules:
         other = rule.other(nsn, kind)
-        candidate = _valid(number.country_code, other, rule.types) if other else None
+        candidate = _valid(rule.country_code, other, rule.types) if other else None
         if candidate is not None:
             e164 = phonenumbers.format_number(candidate, PhoneNumberFormat.E164)
             if e164 != own and e164 not in found:
