@@ -6,7 +6,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench install install-dev deploy-check reliability reliability-short
+.PHONY: run test lint bench bench-peers install install-dev deploy-check reliability reliability-short
 
 run: install
 	@scripts/ensure-redis
@@ -28,6 +28,10 @@ deploy-check: install
 bench: install-dev
 	@scripts/ensure-redis
 	$(VENV)/bin/python bench/receiver.py
+
+# Ours beside the Go and FastAPI peers of ../shared/peers, interleaved rounds, one JSON summary.
+bench-peers: install-dev
+	@scripts/bench-peers
 
 # The fault, fuzz and secret-scan suite; writes docs/reliability.md (long: tens of minutes).
 reliability: install-dev
