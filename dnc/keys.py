@@ -30,18 +30,25 @@ class RedisKeys:
 
     @property
     def latest(self) -> str:
-        """HASH: E.164 -> JSON ``StoredEvent`` of the latest known event. No TTL."""
+        """HASH: E.164 -> JSON ``StoredEvent`` of the latest known event, as written before
+        states became compact (``dnc.state``): read for a number whose ``watermark`` value is
+        a bare watermark, deleted when the number's next queued event writes its compact
+        state. Nothing new is written here. No TTL."""
         return f"{self.tag}:latest"
 
     @property
     def watermark(self) -> str:
-        """HASH: E.164 -> ``"<event ms>:<action>"`` of the latest known event, or
+        """HASH: E.164 -> the number's state: ``"<watermark> <received offset> [<id token>]"``
+        (``dnc.state``: the latest event, compactly), or a bare watermark written before
+        states were compact (its event JSON then in ``latest``). The watermark is
+        ``"<event ms>:<action>"`` of the latest known event, or
         ``"<event ms>:optOut:<expiry ms>"`` when it is an opt-out that lapses (times: UTC epoch
         ms). The expiry is part of it so that two opt-outs of the same millisecond with
-        different protection differ: the sync's compare-and-delete compares the whole string.
+        different protection differ: the sync's compare-and-delete compares the whole value.
         (Before expiries were part of it, an expiring opt-out was ``"<event ms>:optOut"``;
-        readers accept both.) No TTL: it outlives the pending entry so that a late, older
-        event stays superseded."""
+        readers accept both.) No TTL, no bound: it outlives the pending entry so that a late,
+        older event stays superseded, and intake accepts any event time since 2000, so no
+        watermark ever stops mattering. About 90 bytes per number (``bench/memory.py``)."""
         return f"{self.tag}:watermark"
 
     @property
@@ -202,5 +209,14 @@ class RedisKeys:
 
     def event_id(self, event_id: str) -> str:
         """STRING per idempotency key -> the event fingerprint; TTL = idempotency TTL
-        (settings, default 7 days)."""
+        (settings, default 7 days). Written before ``ids`` replaced it; still read (as a
+        lookup of the id) until the last one expires."""
         return f"{self.tag}:event-id:{event_id}"
+
+    def ids(self, width_ms: int, index: int, shard: str) -> str:
+        """HASH: 16-byte BLAKE2b of an idempotency key -> 16-byte BLAKE2b of the event's
+        fingerprint, for the ids first used in ``[index * width_ms, (index + 1) * width_ms)``
+        (UTC ms) whose hash starts with ``shard`` (3 hex digits). PEXPIREAT = the bucket's
+        start plus two widths plus the idempotency TTL (``dnc.state.IdBuckets``). Only ids
+        that need it: a caller's, or one derived from a time after receipt."""
+        return f"{self.tag}:ids:{width_ms}:{index}:{shard}"

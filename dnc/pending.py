@@ -23,6 +23,7 @@ from dnc.applications import Application
 from dnc.errors import StoreError
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
+from dnc.state import read_event
 from dnc.store import REDIS_FAILURES, convert_error, load_lua
 from dnc.target import DncChange
 
@@ -54,8 +55,9 @@ class LeaseGrant:
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A claimed number: ``e164``, its pending ``score_ms`` (receive time of its oldest unapplied
-    change, UTC ms), the
-    ``watermark`` it had when claimed, and its latest ``event``."""
+    change, UTC ms), the ``watermark`` it had when claimed (the whole state value,
+    ``dnc.state``: settling compares it), and its latest ``event`` (from a compact state:
+    id, action, times and expiry only; the rest is in the audit record)."""
 
     e164: str
     score_ms: int
@@ -174,16 +176,10 @@ class PendingQueue:
             raise LeaseLost("another sync run holds the lease")
         claims = []
         for i in range(0, len(rows), 4):
-            member, score, watermark, latest = (_text(v) for v in rows[i : i + 4])
-            if latest:  # a pending number always has its latest event; skip if not
-                claims.append(
-                    Claim(
-                        member,
-                        int(float(score)),
-                        watermark,
-                        StoredEvent.model_validate_json(latest),
-                    )
-                )
+            member, score, state, latest = (_text(v) for v in rows[i : i + 4])
+            event = read_event(member, state, latest)
+            if event is not None:  # a pending number always has its latest event; skip if not
+                claims.append(Claim(member, int(float(score)), state, event))
         return claims
 
     async def acknowledge(

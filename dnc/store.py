@@ -1,11 +1,14 @@
 """The Redis event store: atomic Lua writes of events, and the rejected stream.
 
-Layout and rules (see ``dnc.keys`` and ``dnc/lua/record_events.lua``): per number the latest
-event and its watermark; a pending ZSET of numbers whose latest state is not yet applied to
+Layout and rules (see ``dnc.keys``, ``dnc.state`` and ``dnc/lua/record_events.lua``): per
+number one compact state (its watermark, receive time and event id; the rest of the event is
+in the audit stream); a pending ZSET of numbers whose latest state is not yet applied to
 CXone; an audit stream of every queued or superseded event; a rejected stream of every refused
 request. Latest event time wins; on a tie opt-out wins, and between two opt-outs the longer
 protection (no expiry, else the later expiry); otherwise the first one stands. A repeated eventId
-changes nothing.
+changes nothing: a caller's id is kept in time-bucketed idempotency hashes for the TTL; a
+derived id needs no key (its event's retry is the number's state: ``duplicate``, or
+``superseded`` once a newer event replaced it).
 
 One script call records a batch of events, each under those rules, in order; concurrent
 ``record`` calls are grouped into one call per event-loop turn (``dnc.coalescer``), so the
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -43,6 +47,7 @@ from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.rejection_reasons import rejection_reasons
 from dnc.settings import RedisSettings
+from dnc.state import IdBuckets, id_hashes, needs_id_index, state_tail
 
 Group = tuple[StoredEvent, ...]
 """Events recorded together, all or none (one request's opt-out and its alias copies)."""
@@ -74,7 +79,9 @@ class RecordStatus(StrEnum):
     """A newer (or equal-time, at least as compliance-safe) event is already known; kept for
     audit only."""
     DUPLICATE = "duplicate"
-    """This eventId was already recorded for the same event; nothing changed."""
+    """This eventId was already recorded for the same event; nothing changed. (An id derived
+    from the event has no key, ``dnc.state``: its retry is ``duplicate`` while the event is
+    still the number's latest, ``superseded`` once a newer one replaced it.)"""
     ID_CONFLICT = "id_conflict"
     """This eventId was already used for a different event; nothing changed."""
 
@@ -186,12 +193,20 @@ def load_lua(name: str) -> str:
 
 class EventStore:
     """Writes events and rejections to Redis. All methods raise ``StoreUnavailable`` when Redis
-    cannot be reached (retry later) and ``StoreError`` for any other Redis failure."""
+    cannot be reached (retry later) and ``StoreError`` for any other Redis failure.
+    ``clock`` (UTC seconds) picks the idempotency buckets (``dnc.state.IdBuckets``)."""
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys, limits: StoreLimits) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: RedisKeys,
+        limits: StoreLimits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._keys = keys
         self._limits = limits
+        self._clock = clock
         self._record_script = client.register_script(load_lua("record_events.lua"))
         self._coalescer: Coalescer[Group, list[RecordStatus]] = Coalescer(
             self._record_batch, limits.max_batch, size=len
@@ -378,15 +393,22 @@ class EventStore:
             keys.replication_touch,
             keys.sync_wake,
         ]
-        args: list[Any] = [self._limits.idempotency_ttl_ms, "1" if confirm else "0"]
+        buckets = IdBuckets.at(int(self._clock() * 1000), self._limits.idempotency_ttl_ms)
+        args: list[Any] = [buckets.expire_at_ms, "1" if confirm else "0"]
         for event, following in zip(events, followers, strict=True):
-            key_names.append(keys.event_id(event.eventId))
+            id_hash = fingerprint_hash = "-"
+            id_keys: list[str] = []
+            if needs_id_index(event):
+                id_hash, fingerprint_hash = id_hashes(event)
+                id_keys = [*buckets.keys(keys, id_hash), keys.event_id(event.eventId)]
+                key_names.extend(id_keys)
             expires = event.expiresMs if event.action is Action.OPT_OUT else None
             header = (
                 f"{event.e164} {event.eventMs} {event.receivedMs} {event.action.value} "
-                f"{'-' if expires is None else expires} {following} "
-            ).encode()
-            args.append(header + event.model_dump_json(exclude_none=True).encode())
+                f"{'-' if expires is None else expires} {following} {len(id_keys)} {id_hash} "
+                f"{fingerprint_hash} {state_tail(event)}"
+            )
+            args += [header.encode(), event.model_dump_json(exclude_none=True).encode()]
         return key_names, args
 
     async def _record_batch(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:

@@ -19,8 +19,9 @@ import httpx
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from dnc.events import Action, StoredEvent
+from dnc.events import Action
 from dnc.keys import RedisKeys
+from dnc.state import read_event
 from dnc.store import convert_error
 
 EVENTS_PATH = "/v1/events"
@@ -124,19 +125,23 @@ async def applied(client: aioredis.Redis, keys: RedisKeys, numbers: Sequence[str
             pipe.hmget(keys.latest, list(numbers))
             pipe.zmscore(keys.pending, list(numbers))
             pipe.hmget(keys.dead_letters, list(numbers))
-            latest, scores, letters = await pipe.execute()
+            pipe.hmget(keys.watermark, list(numbers))
+            latest, scores, letters, states = await pipe.execute()
     except redis_errors.RedisError as exc:
         raise convert_error(exc) from exc
     counts: Counter[str] = Counter()
-    for raw, score, letter in zip(latest, scores, letters, strict=True):
-        if raw is None:
+    for number, raw, score, letter, state in zip(
+        numbers, latest, scores, letters, states, strict=True
+    ):
+        event = read_event(number, state, raw)
+        if event is None:
             continue
         if score is not None:
             counts["pending"] += 1
         elif letter is not None:
             counts["dead"] += 1
         else:
-            action = StoredEvent.model_validate_json(raw).action
+            action = event.action
             counts["opt_outs" if action is Action.OPT_OUT else "opt_ins"] += 1
     return AppliedTally(counts["opt_outs"], counts["opt_ins"], counts["pending"], counts["dead"])
 

@@ -941,16 +941,20 @@ def simulate(lines: Sequence[Line]) -> None:
     """Set each line's ``status`` as a replay in order into an empty store must give it.
 
     The documented rules: the idempotency key is the ``eventId``, or one derived from (E.164,
-    action, event ms); the same key for the same (E.164, action, ms) is ``duplicate``
-    (for another event it would be an id conflict, which this generator must never produce).
-    Otherwise, against the number's watermark: an older time is ``superseded``, the same time
-    is ``superseded`` unless an opt-out replaces an opt-in; else ``queued``, the new watermark.
-    An opt-out is also an event of each other E.164 form of its subscriber (its aliases), with
-    a key of its own, judged against that form's watermark the same way (``line.aliases``); a
-    duplicate is a duplicate under every form. An opt-in is not spread.
+    action, event ms); a caller's ``eventId`` seen before for the same (E.164, action, ms) is
+    ``duplicate`` (for another event it would be an id conflict, which this generator must
+    never produce). A derived key is kept by no index (``dnc.state``): its event is
+    ``duplicate`` while it is still the number's latest state, and judged like any other
+    event once a newer one replaced it. Otherwise, against the number's watermark: an older
+    time is ``superseded``, the same time is ``superseded`` unless an opt-out replaces an
+    opt-in; else ``queued``, the new watermark. An opt-out is also an event of each other
+    E.164 form of its subscriber (its aliases), with a key of its own, judged against that
+    form's watermark the same way (``line.aliases``); a caller's key seen before is a
+    duplicate under every form. An opt-in is not spread.
     """
     keys: dict[tuple[str, ...], tuple[str, str, int]] = {}
     watermark: dict[str, tuple[int, str]] = {}
+    holder: dict[str, tuple[str, ...]] = {}  # the key of each number's latest state
     for line in lines:
         event = line.event
         if event is None:
@@ -959,23 +963,37 @@ def simulate(lines: Sequence[Line]) -> None:
         fingerprint = (event.number.e164, event.action, event.ms)
         key = ("id", event.event_id) if event.event_id else ("derived", *map(str, fingerprint))
         forms = aliases_of(event.number.e164) if event.action == OPT_OUT else ()
-        if key in keys:
+        if key in keys and key[0] == "id":
             if keys[key] != fingerprint:
                 raise GeneratorError(f"eventId {event.event_id} reused for another event")
             line.status = "duplicate"
             line.aliases = dict.fromkeys(forms, "duplicate")
             continue
         keys[key] = fingerprint
-        line.status = _apply(watermark, event.number.e164, event.ms, event.action)
-        line.aliases = {form: _apply(watermark, form, event.ms, event.action) for form in forms}
+        line.status = _apply(watermark, holder, event.number.e164, key, event.ms, event.action)
+        line.aliases = {
+            form: _apply(watermark, holder, form, (*key, form), event.ms, event.action)
+            for form in forms
+        }
 
 
-def _apply(watermark: dict[str, tuple[int, str]], e164: str, ms: int, action: str) -> str:
-    """``queued`` (``e164``'s watermark moved to ``(ms, action)``) or ``superseded``."""
+def _apply(
+    watermark: dict[str, tuple[int, str]],
+    holder: dict[str, tuple[str, ...]],
+    e164: str,
+    key: tuple[str, ...],
+    ms: int,
+    action: str,
+) -> str:
+    """``duplicate`` (a derived ``key`` that holds ``e164``'s latest state), ``queued``
+    (``e164``'s watermark moved to ``(ms, action)``, held by ``key``) or ``superseded``."""
+    if key[0] == "derived" and holder.get(e164) == key:
+        return "duplicate"
     current = watermark.get(e164)
     if current is not None and not _replaces(ms, action, *current):
         return "superseded"
     watermark[e164] = (ms, action)
+    holder[e164] = key
     return "queued"
 
 

@@ -23,6 +23,7 @@ from dnc_sync import import_cli
 from dnc_sync.cli import app
 from dnc_sync.csv_rows import REJECT_COLUMNS, Columns, HeaderError, RejectsFile, map_header
 from dnc_sync.importer import import_rows
+from tests.stored import latest_event, recorded_event_sync
 
 HEADER = "phoneNumber,eventName,timestamp,region,expiresAt"
 KEYS = RedisKeys("dnc")
@@ -103,9 +104,9 @@ def test_custom_headers_delimiter_region_and_expiry(tmp_path: Path, fake_env: re
     )
     assert code == 0, output
     assert counts(output)["queued"] == 2
-    gb = json.loads(fake_env.hget(KEYS.latest, "+442079460123"))  # read in the default region
+    gb = recorded_event_sync(fake_env, KEYS, "+442079460123")  # read in the default region
     assert (gb["action"], gb["expiresMs"], gb["region"]) == ("optOut", 4_070_908_800_000, "GB")
-    assert json.loads(fake_env.hget(KEYS.latest, "+12025550123"))["action"] == "optIn"
+    assert recorded_event_sync(fake_env, KEYS, "+12025550123")["action"] == "optIn"
 
 
 def test_bom_is_dropped_by_the_default_encoding(tmp_path: Path, fake_env: redis.Redis) -> None:
@@ -215,7 +216,7 @@ def test_opt_out_rows_with_bad_optional_columns_are_kept(
         "rows/s": 0,
     }
     for number in ("+12025550123", "+12025550124", "+12025550125"):
-        stored = json.loads(fake_env.hget(KEYS.latest, number))
+        stored = recorded_event_sync(fake_env, KEYS, number)
         assert stored["action"] == "optOut" and "expiresMs" not in stored
         assert len(stored["dropped"]) == 1
     assert fake_env.hgetall(KEYS.warnings) == {
@@ -286,8 +287,7 @@ async def test_one_lua_call_per_batch_and_the_later_event_wins(
         )
     assert calls == [2, 1, 1]  # rows 2-3, rows 4 (+5 refused), row 6
     assert report.outcomes == {"queued": 3, "superseded": 1, "rejected": 1}
-    latest = json.loads(await fake_redis.hget(KEYS.latest, "+12025550123"))
-    assert latest["action"] == "optIn"
+    assert (await latest_event(fake_redis, KEYS, "+12025550123")).action.value == "optIn"
 
 
 def test_worker_processes_judge_the_same_way(tmp_path: Path, fake_env: redis.Redis) -> None:

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from dnc.errors import EventValidationError
-from dnc.events import Action, StoredEvent
+from dnc.events import Action
 from dnc.intake import IntakePolicy, build_event
 from dnc.settings import IntakeSettings, ReceiverSettings, RedisSettings
 from dnc.store import EventStore, RecordStatus
@@ -40,6 +40,7 @@ from receiver.app import ReceiverApp
 from receiver.auth import sign
 from receiver.openapi import build_document
 from tests.conftest import BEARER, HMAC_KEY, make_app, make_client, make_store
+from tests.stored import latest_event, recorded_event
 
 NOW_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z, a fixed receive time for intake tests
 EVENT_MS = 1_794_994_200_000  # 2026-11-18T09:30:00Z
@@ -93,9 +94,11 @@ async def client(store: EventStore) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def latest(store: EventStore, e164: str = "+12025550123") -> dict[str, Any]:
-    raw = await store._client.hget(store.keys.latest, e164)
+    """The whole event of the number's latest state (from the audit stream: the state keeps
+    only what the sync needs, ``dnc.state``)."""
+    raw = await recorded_event(store._client, store.keys, e164)
     assert raw is not None
-    return dict(json.loads(raw))
+    return raw
 
 
 async def audit(store: EventStore) -> list[dict[str, Any]]:
@@ -154,7 +157,7 @@ async def test_an_opt_in_with_the_same_problem_is_refused(
     assert response.status_code == 422, response.text
     named = {p["field"] for p in response.json()["problems"]}
     assert named == {field}
-    assert await store._client.hlen(store.keys.latest) == 0
+    assert await store._client.hlen(store.keys.watermark) == 0
 
 
 async def test_an_unknown_region_for_a_national_number_is_still_refused(
@@ -168,7 +171,7 @@ async def test_an_unknown_region_for_a_national_number_is_still_refused(
         "reason": "unknown_region",
         "message": "",
     }
-    assert await store._client.hlen(store.keys.latest) == 0
+    assert await store._client.hlen(store.keys.watermark) == 0
 
 
 async def test_several_bad_optional_fields_are_each_named(
@@ -307,9 +310,9 @@ def test_property_opt_outs_are_recorded_through_the_receiver() -> None:
         store = make_store(client_redis)
         async with make_client(make_app(store)) as http:
             response = await http.post("/v1/events", json=raw)
-        found = await client_redis.hget(store.keys.latest, "+12025550123")
+        found = await recorded_event(client_redis, store.keys, "+12025550123")
         await client_redis.aclose()
-        return response, None if found is None else json.loads(found)
+        return response, found
 
     @settings(
         max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)
@@ -359,9 +362,7 @@ async def test_an_opt_in_stamped_ahead_no_longer_beats_a_later_opt_out(
     later = received + 60_000
     opt_out = build_event(fields(timestamp=later), POLICY, later)
     assert await store.record(opt_out.event) is RecordStatus.QUEUED  # was: superseded
-    stored = StoredEvent.model_validate_json(
-        await fake_redis.hget(store.keys.latest, "+12025550123")
-    )
+    stored = await latest_event(fake_redis, store.keys, "+12025550123")
     assert stored.action is Action.OPT_OUT
 
 
@@ -607,7 +608,7 @@ async def test_the_duplicate_key_screen_applies_to_json_sent_as_form(
     response = await client.post("/v1/events", content=content, headers=FORM)
     assert response.status_code == 422
     assert response.json()["problems"][0]["reason"] == "duplicate"
-    assert await store._client.hlen(store.keys.latest) == 0
+    assert await store._client.hlen(store.keys.watermark) == 0
 
 
 async def test_the_charset_screen_applies_to_json_sent_as_form(

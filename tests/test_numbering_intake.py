@@ -43,6 +43,7 @@ from dnc_sync.status import read_queue
 from receiver.openapi import build_document
 from tests.conftest import make_app, make_client, make_store
 from tests.cxone_fakes import API, ISSUER, RECORDS_URL, TOKEN_URL, Sleeps, groups_settings, make_jwt
+from tests.stored import id_is_kept, recorded_event
 
 NOW_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z, a fixed receive time for intake tests
 POLICY = IntakePolicy(default_region="US")
@@ -88,8 +89,8 @@ async def client(store: EventStore) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def latest(store: EventStore, e164: str) -> dict[str, Any] | None:
-    raw = await store._client.hget(store.keys.latest, e164)
-    return None if raw is None else dict(json.loads(raw))
+    """The whole event of the number's latest state (from the audit stream, ``dnc.state``)."""
+    return await recorded_event(store._client, store.keys, e164)
 
 
 async def pending(store: EventStore) -> set[str]:
@@ -194,7 +195,7 @@ async def test_an_argentine_opt_out_records_both_forms_and_both_are_pending(
     assert payload["warnings"] == []
     assert await pending(store) == {AR_MOBILE, AR_SMS}
     watermarks = await store._client.hgetall(store.keys.watermark)
-    assert {k.decode(): v.decode().split(":")[1] for k, v in watermarks.items()} == {
+    assert {k.decode(): v.decode().split(" ")[0].split(":")[1] for k, v in watermarks.items()} == {
         AR_MOBILE: "optOut",
         AR_SMS: "optOut",
     }
@@ -289,7 +290,8 @@ async def test_a_refused_opt_out_records_no_form(
     response = await client.post("/v1/events", json=body(eventId="k-ar"))
     assert response.status_code == 202, response.text
     assert response.json()["dropped"][0]["reason"] == "reused"
-    assert await store._client.get(store.keys.event_id(f"k-ar~{AR_SMS}")) is None
+    assert not await id_is_kept(store._client, store.keys, f"k-ar~{AR_SMS}")
+    assert await id_is_kept(store._client, store.keys, "k-ar")
     assert await latest(store, AR_SMS) is not None and await latest(store, AR_MOBILE) is not None
 
 
@@ -299,7 +301,7 @@ async def test_redis_down_records_no_form(
     fake_server.connected = False
     assert (await client.post("/v1/events", json=body())).status_code == 503
     fake_server.connected = True
-    assert await store._client.hlen(store.keys.latest) == 0
+    assert await store._client.hlen(store.keys.watermark) == 0
 
 
 async def test_a_mexican_old_form_is_stored_under_todays_number(
@@ -372,7 +374,9 @@ async def test_an_unverified_number_cxone_refuses_is_dead_lettered_with_its_reas
     assert await store.record_group(accepted.events) == [RecordStatus.QUEUED]
     assert await queue.acquire_lease("run-1", 60_000)
     claims = await queue.claim("run-1", 10, now_ms=NOW_MS)
-    assert [c.e164 for c in claims] == [UNVERIFIED] and claims[0].event.unverifiedNumber
+    assert [c.e164 for c in claims] == [UNVERIFIED]
+    # the claim carries what the push needs; the flag is in the audit record (dnc.state)
+    assert (await recorded_event(fake_redis, store.keys, UNVERIFIED) or {})["unverifiedNumber"]
     refusal = "Invalid phone number."
     async with httpx.AsyncClient() as http:
         with respx.mock(assert_all_called=False) as router:
@@ -407,7 +411,8 @@ async def test_an_unverified_number_cxone_refuses_is_dead_lettered_with_its_reas
     assert settlement.dead_letter == [(claims[0], refusal)]
     assert await queue.dead_letter(settlement.dead_letter, now_ms=NOW_MS) == [True]
     letter = (await queue.dead_letters())[UNVERIFIED]
-    assert letter.reason == refusal and letter.event.unverifiedNumber
+    # the letter names the event (id, action, times); its flags are in the audit record
+    assert letter.reason == refusal and letter.event.eventId == accepted.event.eventId
     assert await pending(store) == set()
 
 
@@ -465,8 +470,8 @@ def test_import_applies_the_same_rules(tmp_path: Path, fake_env: redis.Redis) ->
         "seconds": 0,
         "rows/s": 0,
     }
-    stored = fake_env.hgetall(KEYS.latest)
-    numbers = {k.decode(): json.loads(v)["action"] for k, v in stored.items()}
+    stored = fake_env.hgetall(KEYS.watermark)  # "<ms>:<action>[:<expiry>] ..." (dnc.state)
+    numbers = {k.decode(): v.decode().split(" ")[0].split(":")[1] for k, v in stored.items()}
     assert numbers == {
         AR_MOBILE: "optOut",
         AR_SMS: "optOut",

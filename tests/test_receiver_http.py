@@ -17,6 +17,7 @@ from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits
 from receiver.app import ReceiverApp
 from tests.conftest import make_app, make_client, make_store
+from tests.stored import latest_event, numbers_with_state, recorded_event
 
 NOT_JSON = "body is not valid JSON (or nests deeper or holds longer numbers than accepted)"
 
@@ -113,8 +114,8 @@ async def test_superseded(client: httpx.AsyncClient, store: EventStore) -> None:
     await client.post("/v1/events", json=newer)
     response = await client.post("/v1/events", json=body())
     assert (response.status_code, response.json()["status"]) == (202, "superseded")
-    latest = await store._client.hget(store.keys.latest, "+12025550123")
-    assert json.loads(latest)["action"] == "optIn"
+    latest = await recorded_event(store._client, store.keys, "+12025550123")
+    assert latest is not None and latest["action"] == "optIn"
 
 
 async def test_naive_timestamp_warns(client: httpx.AsyncClient) -> None:
@@ -150,7 +151,8 @@ async def test_form_body_as_studio_sends_it(client: httpx.AsyncClient, store: Ev
     }
     response = await client.post("/v1/events", data=form)
     assert response.status_code == 202, response.text
-    latest = json.loads(await store._client.hget(store.keys.latest, "+12025550123"))
+    latest = await recorded_event(store._client, store.keys, "+12025550123")
+    assert latest is not None
     assert (latest["action"], latest["metadata"]) == ("optIn", {"contactId": "42"})
 
 
@@ -535,7 +537,7 @@ async def test_websocket_is_refused(app: ReceiverApp) -> None:
 
 
 async def latest_e164s(store: EventStore) -> set[str]:
-    return {key.decode() for key in await store._client.hkeys(store.keys.latest)}
+    return await numbers_with_state(store._client, store.keys)
 
 
 @pytest.mark.parametrize(
@@ -814,8 +816,8 @@ async def test_expiry_is_stored_for_an_opt_out_and_refused_for_an_opt_in(
     expires_ms = now_ms() + 86_400_000
     response = await client.post("/v1/events", json=body(expiresAt=expires_ms))
     assert (response.status_code, response.json()["status"]) == (202, "queued")
-    latest = await store._client.hget(store.keys.latest, "+12025550123")
-    assert json.loads(latest)["expiresMs"] == expires_ms
+    latest = await latest_event(store._client, store.keys, "+12025550123")
+    assert latest.expiresMs == expires_ms
     refused = await client.post("/v1/events", json=body(eventName="optIn", expiresAt=expires_ms))
     assert refused.status_code == 422
     assert refused.json()["problems"] == [

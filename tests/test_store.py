@@ -10,8 +10,10 @@ from dnc.errors import StoreUnavailable
 from dnc.events import Action, StoredEvent
 from dnc.intake import alias_event_id, derive_event_id
 from dnc.keys import RedisKeys
+from dnc.state import watermark_of
 from dnc.store import EventStore, RecordStatus, StoreLimits
 from tests.conftest import free_port, make_store
+from tests.stored import latest_event, recorded_event
 
 NUMBER = "+12025550123"
 T0 = 1_794_994_200_000
@@ -55,8 +57,12 @@ async def pending(store: EventStore) -> dict[str, float]:
 
 
 async def latest(store: EventStore, number: str = NUMBER) -> StoredEvent:
-    raw = await store._client.hget(store.keys.latest, number)
-    return StoredEvent.model_validate_json(raw)
+    return await latest_event(store._client, store.keys, number)
+
+
+async def mark_of(store: EventStore, number: str = NUMBER) -> str:
+    """The watermark part of the number's state (``dnc.state``)."""
+    return watermark_of((await store._client.hget(store.keys.watermark, number)).decode())
 
 
 async def test_first_event_is_queued_and_pending(store: EventStore) -> None:
@@ -128,11 +134,9 @@ async def test_same_ms_opt_outs_keep_the_longest_protection(
     winner = "second" if status is RecordStatus.QUEUED else "first"
     held = await latest(store)
     assert (held.eventId, held.expiresMs) == (winner, second if winner == "second" else first)
-    mark = await store._client.hget(store.keys.watermark, NUMBER)
+    mark = await mark_of(store)
     expected_expiry = held.expiresMs
-    assert mark.decode() == (
-        f"{T0}:optOut" if expected_expiry is None else f"{T0}:optOut:{expected_expiry}"
-    )
+    assert mark == (f"{T0}:optOut" if expected_expiry is None else f"{T0}:optOut:{expected_expiry}")
     assert await pending(store) == {NUMBER: float(RECEIVED)}
 
 
@@ -142,7 +146,7 @@ async def test_watermarks_of_same_ms_opt_outs_differ(store: EventStore) -> None:
     marks = []
     for expires in (SOON, LATER, None):
         assert await store.record(event(T0, expires=expires)) is RecordStatus.QUEUED
-        marks.append((await store._client.hget(store.keys.watermark, NUMBER)).decode())
+        marks.append(await mark_of(store))
     assert marks == [f"{T0}:optOut:{SOON}", f"{T0}:optOut:{LATER}", f"{T0}:optOut"]
 
 
@@ -209,7 +213,7 @@ async def test_same_event_id_is_duplicate_and_changes_nothing(store: EventStore)
     assert await store.record(first) is RecordStatus.DUPLICATE
     rows = await store._client.xrange(store.keys.audit)  # each delivery is in the audit record
     assert [row[1][b"status"] for row in rows] == [b"queued", b"duplicate", b"duplicate"]
-    assert len(await store._client.hgetall(store.keys.latest)) == 1
+    assert len(await store._client.hgetall(store.keys.watermark)) == 1
 
 
 async def test_reused_event_id_for_another_event_is_a_conflict(store: EventStore) -> None:
@@ -241,7 +245,9 @@ async def test_record_many_keeps_order_and_rules(store: EventStore) -> None:
         RecordStatus.QUEUED,
         RecordStatus.QUEUED,
         RecordStatus.SUPERSEDED,
-        RecordStatus.DUPLICATE,
+        # A derived id has no key (dnc.state): its retry after a newer event replaced it is
+        # judged by the watermark, superseded (it was 'duplicate' when each id had a key).
+        RecordStatus.SUPERSEDED,
         RecordStatus.QUEUED,
     ]
     assert await pending(store) == {NUMBER: float(RECEIVED), "+442079460123": float(RECEIVED)}
@@ -270,11 +276,14 @@ async def test_only_the_unauthenticated_stream_is_capped(
 
 
 async def test_idempotency_key_expires(any_redis: aioredis.Redis, namespace: str) -> None:
+    """A caller's id is kept in a bucket that lives at least the TTL and at most 1.5 TTL
+    (plus a width of clock margin); a derived id has no key at all."""
     store = EventStore(any_redis, RedisKeys(namespace), StoreLimits(idempotency_ttl_ms=60_000))
-    first = event(T0)
-    await store.record(first)
-    ttl_ms = await any_redis.pttl(store.keys.event_id(first.eventId))
-    assert 0 < ttl_ms <= 60_000
+    await store.record(event(T0))
+    assert await any_redis.keys(f"{store.keys.tag}:ids:*") == []
+    await store.record(event(T0 + 1, event_id="caller-1"))
+    [bucket] = await any_redis.keys(f"{store.keys.tag}:ids:*")
+    assert 60_000 - 5_000 < await any_redis.pttl(bucket) <= 60_000 + 2 * 15_000
 
 
 async def test_outage_raises_store_unavailable(
@@ -350,7 +359,7 @@ async def test_a_group_is_recorded_whole(store: EventStore) -> None:
     group = opt_out_group(T0)
     assert await store.record_group(group) == [RecordStatus.QUEUED, RecordStatus.QUEUED]
     assert set(await pending(store)) == {MOBILE, SMS}
-    assert (await latest(store, SMS)).aliasOf == MOBILE
+    assert (await recorded_event(store._client, store.keys, SMS) or {})["aliasOf"] == MOBILE
     assert await store.record_group(group) == [RecordStatus.DUPLICATE] * 2
     # Each form has its own watermark: a newer opt-in of one form leaves the other's alone.
     assert await store.record(event(T0 + 5, Action.OPT_IN, number=MOBILE)) is RecordStatus.QUEUED
@@ -361,14 +370,16 @@ async def test_a_key_used_for_another_event_refuses_the_whole_group(store: Event
     await store.record(event(T0, number=NUMBER, event_id="k-1"))
     statuses = await store.record_group(opt_out_group(T0 + 1, event_id="k-1"))
     assert statuses == [RecordStatus.ID_CONFLICT] * 2
-    assert await store._client.hget(store.keys.latest, SMS) is None  # nothing written
-    assert await store._client.get(store.keys.event_id(f"k-1~{SMS}")) is None
+    assert await store._client.hget(store.keys.watermark, SMS) is None  # nothing written
     assert await store._client.xlen(store.keys.audit) == 1
+    assert await store.record(event(T0 + 1, number=SMS, event_id=f"k-1~{SMS}")) is (
+        RecordStatus.QUEUED  # its key was not taken either
+    )
     # The same when the copy's key is the one taken: the opt-out itself is not written either.
     taken = opt_out_group(T0 + 2, event_id="k-2")
     await store.record(event(T0, number=NUMBER, event_id=taken[1].eventId))
     assert await store.record_group(taken) == [RecordStatus.ID_CONFLICT] * 2
-    assert await store._client.hget(store.keys.latest, MOBILE) is None
+    assert await store._client.hget(store.keys.watermark, MOBILE) is None
 
 
 async def test_groups_are_never_split_across_script_calls(

@@ -6,7 +6,10 @@ earlier one); on an equal key the first one stands. A number is pending exactly 
 state changed after its last acknowledgement. An opt-out for one of two E.164 forms of one
 subscriber (Argentina's mobile and SMS forms, issue 11 rule 3) is also an event of the other
 form, recorded in the same group (``EventStore.record_group``); an opt-in is not. Runs on the
-real redis-server.
+real redis-server, with derived ids (no idempotency key: the state answers) or a caller's ids
+(the idempotency buckets), and optionally with the first delivery already in Redis in the
+legacy layout (a bare two-part watermark and the event JSON in ``latest``, as written before
+states were compact, ``dnc.state``): the rule holds across both encodings.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from hypothesis import strategies as st
 from dnc.events import Action, StoredEvent
 from dnc.intake import alias_event_id, derive_event_id
 from dnc.keys import RedisKeys
+from dnc.state import read_latest
 from dnc.store import EventStore, StoreLimits
 
 NUMBERS = ("+12025550123", "+442079460123", "+4930123456", "+5491123456789", "+541123456789")
@@ -61,10 +65,10 @@ def expiry(spec: Event) -> int | None:
     return T0 + 60_000 + 1000 * expires_s
 
 
-def to_events(spec: Event) -> list[StoredEvent]:
+def to_events(spec: Event, client_ids: bool = False) -> list[StoredEvent]:
     """The group intake makes of ``spec``: the event, and for an opt-out of a number with
     another form, its copy under that form."""
-    event = to_event(spec)
+    event = to_event(spec, client_ids)
     index, _, action, _ = spec
     if action is Action.OPT_IN or index not in ALIAS:
         return [event]
@@ -79,7 +83,7 @@ def to_events(spec: Event) -> list[StoredEvent]:
     return [event, copy]
 
 
-def to_event(spec: Event) -> StoredEvent:
+def to_event(spec: Event, client_ids: bool = False) -> StoredEvent:
     index, offset, action, _ = spec
     ms = T0 + offset
     number = NUMBERS[index]
@@ -87,9 +91,10 @@ def to_event(spec: Event) -> StoredEvent:
     fingerprint = f"{number}|{action.value}|{ms}"  # derived as intake derives it
     if expires_ms is not None:
         fingerprint += f"|{expires_ms}"
+    caller_id = f"c-{index}-{offset}-{action.value}-{expires_ms}" if client_ids else None
     return StoredEvent(
-        eventId=derive_event_id(fingerprint),
-        eventIdDerived=True,
+        eventId=caller_id or derive_event_id(fingerprint),
+        eventIdDerived=caller_id is None,
         e164=number,
         action=action,
         eventMs=ms,
@@ -116,8 +121,21 @@ def oracle(specs: list[Event], ops: list[tuple[str, int]]) -> tuple[dict[str, Ra
     return latest, pending
 
 
+async def write_legacy(client: aioredis.Redis, keys: RedisKeys, group: list[StoredEvent]) -> None:
+    """``group`` on an empty store as the script wrote it before states were compact: a
+    two-part watermark (expiry only in the JSON, the oldest layout) and the event JSON."""
+    for event in group:
+        await client.hset(keys.watermark, event.e164, f"{event.eventMs}:{event.action.value}")
+        await client.hset(keys.latest, event.e164, event.model_dump_json(exclude_none=True))
+        await client.zadd(keys.pending, {event.e164: event.receivedMs}, nx=True)
+
+
 async def replay(
-    url: str, specs: list[Event], ops: list[tuple[str, int]]
+    url: str,
+    specs: list[Event],
+    ops: list[tuple[str, int]],
+    client_ids: bool = False,
+    legacy_first: bool = False,
 ) -> tuple[dict[str, Rank], set[str]]:
     client = aioredis.Redis.from_url(url)
     keys = RedisKeys("p" + uuid.uuid4().hex[:12])
@@ -127,16 +145,21 @@ async def replay(
         groups: list[list[StoredEvent]] = []
         for op, arg in [*ops, ("ack", -1)]:
             if op == "deliver":
-                groups.append(to_events(specs[arg % len(specs)]))
+                group = to_events(specs[arg % len(specs)], client_ids)
+                if legacy_first:
+                    await write_legacy(client, keys, group)
+                    legacy_first = False
+                else:
+                    groups.append(group)
                 continue
             await asyncio.gather(*(store.record_group(group) for group in groups))
             groups = []
             if arg >= 0:
                 await client.zrem(keys.pending, NUMBERS[arg])
-        stored = {
-            k.decode(): StoredEvent.model_validate_json(v)
-            for k, v in (await client.hgetall(keys.latest)).items()
-        }
+        numbers = [k.decode() for k in await client.hkeys(keys.watermark)]
+        found = await read_latest(client, keys, numbers)
+        stored = {n: e for n, e in zip(numbers, found, strict=True) if e is not None}
+        assert len(stored) == len(numbers)
         pending = {m.decode() for m in await client.zrange(keys.pending, 0, -1)}
         for number, event in stored.items():
             score = await client.zscore(keys.pending, number)
@@ -152,20 +175,40 @@ async def replay(
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(specs=st.lists(events_st, min_size=1, max_size=12), ops=ops_st)
+@given(
+    specs=st.lists(events_st, min_size=1, max_size=12),
+    ops=ops_st,
+    client_ids=st.booleans(),
+    legacy_first=st.booleans(),
+)
 # Same-ms opt-outs, the second protecting longer (no expiry; a later one), after an ack.
 @example(
     specs=[(0, 0, Action.OPT_OUT, 1), (0, 0, Action.OPT_OUT, None)],
     ops=[("deliver", 0), ("ack", 0), ("deliver", 1), ("deliver", 0)],
+    client_ids=False,
+    legacy_first=False,
+)
+# The same from a legacy two-part watermark whose expiry is only in its JSON.
+@example(
+    specs=[(0, 0, Action.OPT_OUT, 1), (0, 0, Action.OPT_OUT, None), (0, 0, Action.OPT_OUT, 2)],
+    ops=[("deliver", 0), ("deliver", 2), ("deliver", 1), ("ack", 0), ("deliver", 0)],
+    client_ids=False,
+    legacy_first=True,
 )
 @example(
     specs=[(1, 2, Action.OPT_OUT, 1), (1, 2, Action.OPT_OUT, 2), (1, 2, Action.OPT_IN, None)],
     ops=[("deliver", 2), ("deliver", 0), ("ack", 1), ("deliver", 1), ("deliver", 0)],
+    client_ids=True,
+    legacy_first=False,
 )
 def test_store_matches_oracle(
-    redis_url: str, specs: list[Event], ops: list[tuple[str, int]]
+    redis_url: str,
+    specs: list[Event],
+    ops: list[tuple[str, int]],
+    client_ids: bool,
+    legacy_first: bool,
 ) -> None:
-    got_latest, got_pending = asyncio.run(replay(redis_url, specs, ops))
+    got_latest, got_pending = asyncio.run(replay(redis_url, specs, ops, client_ids, legacy_first))
     want_latest, want_pending = oracle(specs, ops)
     assert got_latest == want_latest
     assert got_pending == want_pending

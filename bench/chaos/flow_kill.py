@@ -231,7 +231,8 @@ async def one_kill(world: World, env: dict[str, str], target: str) -> dict[str, 
     common = sorted(before[0] & after[0])
     latest = await world.redis.hmget(KEYS.watermark, common) if common else []
     actions = {
-        n: (w or b"").decode().partition(":")[2].partition(":")[0]  # "<ms>:<action>[:<exp>]"
+        # "<ms>:<action>[:<exp>][ <rest of the state>]" (dnc.state)
+        n: (w or b"").decode().partition(" ")[0].partition(":")[2].partition(":")[0]
         for n, w in zip(common, latest, strict=True)
     }
     writes = world.proxy.count(first_call, lambda c: c.write)

@@ -12,6 +12,7 @@ Plain functions of plain data, so ``tests/chaos/`` checks them on broken states.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -186,6 +187,7 @@ def account(
 def _fate(event: Sent, watermark: str | None, letter: Any) -> str:
     if watermark is None:
         return "lost"
+    watermark = watermark.partition(" ")[0]  # a state value: its watermark part (dnc.state)
     ms, _, rest = watermark.partition(":")
     action, _, expiry = rest.partition(":")
     held = order(int(ms), action, int(expiry) if expiry else None)
@@ -208,7 +210,29 @@ def phantoms(events: Iterable[Sent], watermarks: Mapping[str, str]) -> list[str]
     sent: dict[str, set[str]] = {}
     for event in events:
         sent.setdefault(event.e164, set()).add(event.watermark)
-    return sorted(n for n, w in watermarks.items() if w not in sent.get(n, set()))
+    return sorted(n for n, w in watermarks.items() if w.partition(" ")[0] not in sent.get(n, set()))
+
+
+def ids_missing(raw_client: Any, tag: str, acked: Iterable[Sent]) -> int:
+    """Acked events with a caller's id that neither an idempotency bucket (``{tag}:ids:*``,
+    ``dnc.state``) nor a legacy ``{tag}:event-id:<id>`` key holds with their fingerprint
+    (``raw_client``: a client without ``decode_responses``: the buckets hold binary hashes).
+    Events with a derived id (``d-...``) have no key: their state answers for them."""
+    held: dict[bytes, bytes] = {}
+    for bucket in raw_client.scan_iter(match=f"{tag}:ids:*", count=1_000):
+        held.update(raw_client.hgetall(bucket))
+    missing = 0
+    for event in acked:
+        if event.event_id.startswith("d-"):
+            continue
+        field = hashlib.blake2b(event.event_id.encode(), digest_size=16).digest()
+        value = hashlib.blake2b(event.fingerprint.encode(), digest_size=16).digest()
+        if (
+            held.get(field) != value
+            and raw_client.get(f"{tag}:event-id:{event.event_id}") != event.fingerprint.encode()
+        ):
+            missing += 1
+    return missing
 
 
 def applications(snapshot: Mapping[str, Any], group_id: str = "1001") -> dict[str, Counter[str]]:

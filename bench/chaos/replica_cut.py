@@ -89,7 +89,7 @@ from typing import Any
 
 import redis
 from openloop import NS, Tally, offer
-from oracle import EventFactory, Sent, account, numbers, phantoms
+from oracle import EventFactory, Sent, account, ids_missing, numbers, phantoms
 from redis_restart import RETRY_DELAY_S
 from script import LOGS, BenchError, chaos_main, free_ports, print_log_tail, sized_args
 from stack import HOST, NAMESPACE, Stack, clean_env, wait_until
@@ -642,25 +642,28 @@ def cut_figures(
 
 def presence(
     sent: Iterable[Sent],
-    stored_ids: Mapping[str, str | None],
+    missing_ids: int,
     watermarks: Mapping[str, str],
     latest: Mapping[str, str],
     audit_ids: set[str],
 ) -> dict[str, Any]:
-    """Every 2xx'd event of ``sent`` against what a server holds: ``stored_ids`` (eventId ->
-    the value of its idempotency key), ``watermarks`` and ``latest`` (E.164 -> the hashes'
-    values) and the eventIds in the audit stream."""
+    """Every 2xx'd event of ``sent`` against what a server holds: ``missing_ids`` (acked
+    events whose idempotency key it lacks, ``oracle.ids_missing``), ``watermarks`` and
+    ``latest`` (E.164 -> the hashes' values: states, ``dnc.state``, and legacy event JSON)
+    and the eventIds in the audit stream."""
     sent = list(sent)
     acked = [e for e in sent if e.acknowledged]
     fates = account(acked, watermarks, {})
     return {
-        "ids_missing": sum(1 for e in acked if stored_ids.get(e.event_id) != e.fingerprint),
+        "ids_missing": missing_ids,
         "events_behind": fates["lost"],
         "audit_missing": sum(1 for e in acked if e.event_id not in audit_ids),
         "fates": dict(sorted(fates.items())),
         "phantoms": len(phantoms(sent, watermarks)),
-        "latest_disagrees": sum(
-            1 for n, w in watermarks.items() if _latest_mark(latest.get(n)) != w
+        "latest_disagrees": sum(  # a legacy state's JSON vs its watermark
+            1
+            for n, w in watermarks.items()
+            if n in latest and _latest_mark(latest[n]) != w.partition(" ")[0]
         ),
         "numbers": len(watermarks),
     }
@@ -681,14 +684,9 @@ def read_promoted(stack: ReplicaStack, sent: Sequence[Sent]) -> dict[str, Any]:
     """``presence`` on the promoted replica."""
     acked = [e for e in sent if e.acknowledged]
     client = stack.client("replica")
+    raw = stack.client("replica", decode_responses=False)
     try:
-        stored: dict[str, str | None] = {}
-        for start in range(0, len(acked), 2000):
-            chunk = acked[start : start + 2000]
-            pipe = client.pipeline(transaction=False)
-            for event in chunk:
-                pipe.get(KEYS.event_id(event.event_id))
-            stored.update(zip((e.event_id for e in chunk), pipe.execute(), strict=True))
+        missing_ids = ids_missing(raw, KEYS.tag, acked)
         watermarks = client.hgetall(KEYS.watermark)
         latest = client.hgetall(KEYS.latest)
         audit_ids: set[str] = set()
@@ -698,7 +696,8 @@ def read_promoted(stack: ReplicaStack, sent: Sequence[Sent]) -> dict[str, Any]:
             after = "(" + page[-1][0]
     finally:
         client.close()
-    return presence(sent, stored, watermarks, latest, audit_ids)
+        raw.close()
+    return presence(sent, missing_ids, watermarks, latest, audit_ids)
 
 
 def run_pass(passes: Passes, server: str, args: argparse.Namespace) -> dict[str, Any]:

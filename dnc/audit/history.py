@@ -27,6 +27,7 @@ from dnc.audit.database import require_current
 from dnc.audit.lag import backlog
 from dnc.e164 import to_e164
 from dnc.keys import RedisKeys
+from dnc.state import decode
 from dnc.store import REDIS_FAILURES, convert_error
 from dnc.timestamps import iso_utc
 
@@ -291,7 +292,9 @@ class RetryState:
 
 @dataclass(frozen=True, slots=True)
 class NumberState:
-    """A number's state in Redis now: its ``latest_event`` (the stored event JSON parsed),
+    """A number's state in Redis now: its ``latest_event`` (the stored event JSON parsed; from
+    a compact state, ``dnc.state``, only its id, action, times and expiry: the timeline has
+    the rest),
     ``pending_since_ms`` (receive time of its oldest unapplied change, UTC ms; ``None``: not
     pending), ``retry`` (``None`` unless it failed temporarily) and ``dead_letter`` (reason,
     event, ``deadAtMs``; ``None`` unless CXone refused it for good)."""
@@ -312,11 +315,19 @@ async def current_state(client: aioredis.Redis, keys: RedisKeys, e164: str) -> N
             pipe.zscore(keys.deferred, e164)
             pipe.hget(keys.retry_state, e164)
             pipe.hget(keys.dead_letters, e164)
-            latest, pending, deferred, retry, dead = await pipe.execute()
+            pipe.hget(keys.watermark, e164)
+            latest, pending, deferred, retry, dead, state = await pipe.execute()
     except REDIS_FAILURES as exc:
         raise convert_error(exc) from exc
+    compact = None
+    if latest is None and state is not None:
+        compact = decode(e164, state.decode() if isinstance(state, bytes) else str(state))
     return NumberState(
-        latest_event=_object(latest),
+        latest_event=(
+            _object(latest)
+            if compact is None
+            else compact.model_dump(mode="json", exclude_none=True)
+        ),
         pending_since_ms=None if pending is None else int(pending),
         retry=_retry(retry, deferred),
         dead_letter=_object(dead),

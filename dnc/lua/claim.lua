@@ -1,12 +1,14 @@
 -- Claim the oldest pending numbers for the sync run holding the lease, without removing them.
 -- Numbers waiting out a retry backoff whose time has come are first put back in the pending
 -- set under the time they have waited since (so they come first again).
--- KEYS[1] sync lease STRING  KEYS[2] pending ZSET  KEYS[3] watermark HASH  KEYS[4] latest HASH
+-- KEYS[1] sync lease STRING  KEYS[2] pending ZSET  KEYS[3] state HASH (dnc.state; the
+-- watermark key)  KEYS[4] latest HASH (event JSON of states written before they were compact)
 -- KEYS[5] deferred ZSET (E.164 -> not-before ms)  KEYS[6] retry state HASH (E.164 ->
 -- "<attempts>:<waiting since ms>:<first failure ms>")
 -- ARGV[1] lease token  ARGV[2] how many  ARGV[3] now (UTC ms)
 -- Returns false when the lease is not ours, else a flat array of
--- member, score, watermark, latest event JSON per claimed number (oldest first).
+-- member, score, state value, legacy event JSON ('' for a compact state: dnc.state.read_event)
+-- per claimed number (oldest first).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return false
 end

@@ -1,5 +1,5 @@
 -- What Redis holds for each of many numbers, in one call (reconciliation's bulk read).
--- KEYS[1] watermark HASH  KEYS[2] pending ZSET  KEYS[3] deferred ZSET  KEYS[4] dead letters HASH
+-- KEYS[1] state HASH (dnc.state; the watermark key)  KEYS[2] pending ZSET  KEYS[3] deferred ZSET  KEYS[4] dead letters HASH
 -- KEYS[5] owned HASH  KEYS[6] adds-in-flight HASH  KEYS[7] latest HASH
 -- ARGV: E.164 numbers, at most a few thousand a call (the caller chunks).
 -- Returns two values per number, in order: its watermark ("" when none), with the expiry
@@ -10,7 +10,8 @@
 local out = {}
 for i = 1, #ARGV do
   local number = ARGV[i]
-  local watermark = redis.call('HGET', KEYS[1], number) or ''
+  -- the state's watermark part (dnc.state: what precedes the first space)
+  local watermark = string.match(redis.call('HGET', KEYS[1], number) or '', '^%S*')
   local flags = 0
   if watermark ~= '' then
     if redis.call('ZSCORE', KEYS[2], number) or redis.call('ZSCORE', KEYS[3], number) then

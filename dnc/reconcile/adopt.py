@@ -26,6 +26,7 @@ from dnc.keys import RedisKeys
 from dnc.ownership import ADOPTED, OwnedRecord, OwnershipLedger
 from dnc.reconcile.drift import NumberState
 from dnc.reconcile.state import StateReader
+from dnc.state import decode
 from dnc.store import REDIS_FAILURES, convert_error
 
 
@@ -124,13 +125,20 @@ async def _received_before(
     if since_ms is None or not numbers:
         return set(numbers)
     try:
-        events = await client.hmget(keys.latest, numbers)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.latest, numbers)
+            pipe.hmget(keys.watermark, numbers)
+            events, states = await pipe.execute()
     except REDIS_FAILURES as exc:
         raise convert_error(exc) from exc
     before = set()
-    for number, event in zip(numbers, events, strict=True):
+    for number, event, state in zip(numbers, events, states, strict=True):
         try:
-            received = json.loads(event)["receivedMs"] if event else None
+            if event:  # a legacy state's event JSON
+                received = json.loads(event)["receivedMs"]
+            else:  # a compact state (dnc.state)
+                compact = decode(number, state.decode()) if state else None
+                received = compact.receivedMs if compact else None
         except (ValueError, KeyError, TypeError):
             received = None
         if isinstance(received, int) and received < since_ms:
