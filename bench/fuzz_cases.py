@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -165,6 +166,24 @@ def recorded(request: FuzzRequest, status: int | None, body: bytes) -> bool:
     except (ValueError, AttributeError):
         return False
     return error not in PROTOCOL_ERRORS
+
+
+def refusals_recorded(request: FuzzRequest, status: int | None, body: bytes) -> Counter[str]:
+    """The entries the answer says were kept in the rejected stream, by status: one for a
+    refusal ``recorded`` keeps; for a batch's 202/207, one per refused event, under the
+    status that event alone would have had (``httpStatus``)."""
+    if status in (202, 207):
+        try:
+            results = json.loads(body).get("results")
+        except (ValueError, AttributeError):
+            results = None
+        if isinstance(results, list):
+            return Counter(
+                str(item.get("httpStatus"))
+                for item in results
+                if isinstance(item, dict) and item.get("status") == "rejected"
+            )
+    return Counter({str(status): 1}) if recorded(request, status, body) else Counter()
 
 
 def maybe_recorded(request: FuzzRequest, status: int | None, body: bytes) -> bool:

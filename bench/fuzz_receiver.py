@@ -224,8 +224,9 @@ class Tally:
         self.by_source[source] += 1
         self.by_kind[request.kind] += 1
         self.statuses["none" if answer.status is None else str(answer.status)] += 1
-        if fc.recorded(request, answer.status, answer.body):
-            self.expected_rejections[str(answer.status)] += 1
+        kept = fc.refusals_recorded(request, answer.status, answer.body)
+        if kept:
+            self.expected_rejections.update(kept)
         elif fc.maybe_recorded(request, answer.status, answer.body):
             self.ambiguous += 1
         for problem in fc.judge(request, answer.status, answer.body):

@@ -310,6 +310,19 @@ class ReceiverSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=65_536, ge=1_024, le=1_048_576, description="Request body cap, bytes."
     )
+    max_batch_events: int = Field(
+        default=1_000,
+        ge=1,
+        le=100_000,
+        description="Most events in one POST /v1/events:batch request; more: 413 naming the limit.",
+    )
+    max_batch_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        le=67_108_864,
+        description="Request body cap of POST /v1/events:batch, bytes (the single-event cap "
+        "DNC_RECEIVER_MAX_BODY_BYTES does not apply to it).",
+    )
     body_timeout_s: float = Field(
         default=10.0,
         ge=0.05,

@@ -469,6 +469,21 @@ class EventStore:
         except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 
+    async def record_rejections(self, entries: Sequence[Mapping[str, str]]) -> None:
+        """``record_rejection`` (authenticated) of each of ``entries``, in order, in one
+        transaction: all kept or none (one batch request's refused events)."""
+        if not entries:
+            return
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for fields in entries:
+                    pipe.xadd(self._keys.rejected, dict(fields))  # type: ignore[arg-type]
+                    for reason in rejection_reasons(fields):
+                        pipe.hincrby(self._keys.rejection_counts, "auth:" + reason, 1)
+                await pipe.execute()
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
+
     async def close(self) -> None:
         """Close the Redis client and its pool."""
         await self._client.aclose()

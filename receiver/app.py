@@ -53,6 +53,7 @@ from receiver.auth import (
     Authenticator,
     refusal_reason,
 )
+from receiver.batch_payload import BATCH_PATH
 from receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from receiver.metrics import ReceiverMetrics
 from receiver.numbers import NUMBERS_PREFIX, NumberReads
@@ -143,6 +144,9 @@ class ReceiverApp:
         )
         self._openapi = to_json(build_document())
         self._retry_after = ((b"retry-after", str(settings.retry_after_s).encode()),)
+        from receiver.batch import BatchEvents  # receiver.batch builds on this module
+
+        self._batch = BatchEvents(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3 entry point: ``http`` and ``lifespan`` scopes; WebSockets are refused."""
@@ -224,6 +228,8 @@ class ReceiverApp:
         path = scope["path"]
         if path in EVENT_PATHS:
             await self._events(scope, receive, send)
+        elif path == BATCH_PATH:
+            await self._batch.handle(scope, receive, send)
         elif path.startswith(NUMBERS_PREFIX):
             await self._number(scope, send)
         elif scope["method"] not in ("GET", "HEAD") and path in _READ_PATHS:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from dnc.events import EventBody
+from receiver.batch_openapi import BATCH_SCHEMAS, batch_operation
+from receiver.batch_payload import BATCH_PATH
 
 EVENT_PATHS = ("/v1/events", "/webhook")
 NUMBER_PATH = "/v1/numbers/{number}"
@@ -360,6 +362,7 @@ def build_document() -> dict[str, Any]:
     body_schema = EventBody.model_json_schema(ref_template="#/components/schemas/{model}")
     nested = body_schema.pop("$defs", {})  # Action, JsonValue: where the $refs point
     paths: dict[str, Any] = {path: {"post": _event_operation()} for path in EVENT_PATHS}
+    paths[BATCH_PATH] = {"post": batch_operation()}
     paths[NUMBER_PATH] = {"get": _number_operation()}
     paths["/healthz"] = _plain_get("Process is alive", "application/json")
     paths["/readyz"] = _plain_get("Redis is reachable (503 when not)", "application/json")
@@ -375,6 +378,7 @@ def build_document() -> dict[str, Any]:
                 "Accepted": _ACCEPTED,
                 "Error": _ERROR,
                 "NumberHistory": _NUMBER_HISTORY,
+                **BATCH_SCHEMAS,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -1,0 +1,214 @@
+"""``POST /v1/events:batch``: many events in one request, each judged as ``POST /v1/events``
+judges one.
+
+The request is authenticated as a single event's (a bearer secret, or an HMAC signature over
+the whole body), its body read under ``DNC_RECEIVER_MAX_BATCH_BODY_BYTES`` and the body
+deadline, its content type checked once the caller is authenticated (``application/json``: an
+array of event objects; ``application/x-ndjson``: one object per line), and its events
+counted against ``DNC_RECEIVER_MAX_BATCH_EVENTS``. Then every event is judged and the
+accepted ones recorded (``receiver.batch_events``); the answer comes only once Redis holds
+every accepted event and every refusal:
+
+- 202 ``{"results": [...], "accepted": n, "rejected": 0}`` when every event was accepted;
+- 207, the same body, when any was refused (each refusal in ``results`` with its
+  ``httpStatus``, 422 or 409, and kept in the rejected stream with the event's own JSON);
+- 503 with Retry-After for the whole batch when Redis fails, for the events or for keeping a
+  refusal (a resend is safe: what was recorded is found as ``duplicate``);
+- whole-request refusals as a single event's: 401, 405, 408, 413 (``body_too_large``, or
+  ``too_many_events`` with ``limit``), 415, 400 ``malformed_body``, 422 ``empty_batch``.
+
+One log line per batch, with counts only (no number, no eventId).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from dnc.errors import StoreError, StoreUnavailable
+from receiver.app import Outcome, ReceiverApp
+from receiver.asgi import (
+    BodyTimeout,
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    collect_headers,
+    read_body,
+    send_json,
+)
+from receiver.auth import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER
+from receiver.batch_events import judge, record, rejection_entries, warning_counts
+from receiver.batch_payload import (
+    EmptyBatch,
+    TooManyEvents,
+    batch_media_type,
+    split_batch,
+)
+from receiver.payload import MalformedBody, UnsupportedMediaType
+
+log = logging.getLogger("dnc.receiver")
+
+_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"content-type",
+        b"content-encoding",
+        SIGNATURE_HEADER,
+        SIGNATURE_TIMESTAMP_HEADER,
+    }
+)
+_LOG_LEVELS = {2: logging.INFO, 4: logging.WARNING, 5: logging.ERROR}
+
+
+class BatchEvents:
+    """The batch route of ``app`` (its settings, authentication, store, metrics and
+    refusals). Build once per app; ``handle`` serves one request."""
+
+    def __init__(self, app: ReceiverApp) -> None:
+        self._app = app
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request to the batch path (any method: not POST is 405)."""
+        app = self._app
+        started = time.perf_counter()
+        try:
+            outcome = await self._process(scope, receive)
+        except ClientGone:
+            app.metrics.observe("client_gone", "", time.perf_counter() - started)
+            return
+        except Exception:
+            log.exception("internal error", extra={"fields": {"path": scope["path"]}})
+            body = {"error": "internal_error", "message": "internal error"}
+            outcome = Outcome(500, body, "error", "internal_error")
+        await send_json(send, outcome.status, outcome.body, outcome.headers)
+        elapsed = time.perf_counter() - started
+        if outcome.status not in (202, 207):  # a batch's events are counted one by one
+            app.metrics.observe(outcome.outcome, outcome.reason, elapsed)
+        level = _LOG_LEVELS[outcome.status // 100]
+        if log.isEnabledFor(level):
+            fields = {
+                "status": outcome.status,
+                "outcome": outcome.outcome,
+                "reason": outcome.reason,
+                "latency_ms": round(elapsed * 1000, 3),
+                **outcome.log_fields,
+            }
+            log.log(level, "batch request", extra={"fields": fields})
+
+    async def _process(self, scope: Scope, receive: Receive) -> Outcome:
+        app = self._app
+        if scope["method"] != "POST":
+            return await app._reject(
+                scope, 405, "method_not_allowed", "use POST", headers=((b"allow", b"POST"),)
+            )
+        found, repeated = collect_headers(scope, _HEADERS)
+        sender = app._auth.bearer_sender(found.get(b"authorization"))
+        doubled = sender is not None and not app._auth.disabled and b"authorization" in repeated
+        if doubled:
+            sender = None  # two Authorization headers: which one counts is ambiguous
+        if sender is None and SIGNATURE_HEADER not in found:
+            return await app._unauthorized(scope, found, doubled)
+        body = await self._read(scope, receive)
+        if isinstance(body, Outcome):
+            return body
+        if sender is None:
+            sender = app._auth.signature_sender(
+                found.get(SIGNATURE_HEADER),
+                found.get(SIGNATURE_TIMESTAMP_HEADER),
+                body,
+                time.time(),
+            )
+            if sender is None:
+                return await app._unauthorized(scope, found, doubled)
+        try:
+            kind, charset = batch_media_type(
+                found.get(b"content-type"), found.get(b"content-encoding")
+            )
+        except UnsupportedMediaType as exc:
+            return await app._reject(
+                scope, 415, "unsupported_media_type", str(exc), body=body, sender=sender
+            )
+        return await self._events(scope, kind, charset, body, sender)
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes | Outcome:
+        """The body, or the refusal of one over the batch cap (413) or too slow (408)."""
+        app, settings = self._app, self._app._settings
+        cap = settings.max_batch_body_bytes
+        try:
+            return await read_body(scope, receive, cap, settings.body_timeout_s)
+        except BodyTooLarge:
+            return await app._reject(scope, 413, "body_too_large", f"body is over {cap} bytes")
+        except BodyTimeout:
+            return await app._reject(
+                scope,
+                408,
+                "body_timeout",
+                f"the body did not arrive within {settings.body_timeout_s:g} s",
+                headers=((b"connection", b"close"),),
+            )
+
+    async def _events(
+        self, scope: Scope, kind: str, charset: str, body: bytes, sender: str
+    ) -> Outcome:
+        app = self._app
+        limit = app._settings.max_batch_events
+        try:
+            batch = split_batch(kind, charset, body, limit)
+        except MalformedBody as exc:
+            return await app._reject(
+                scope, 400, "malformed_body", str(exc), body=body, sender=sender
+            )
+        except EmptyBatch as exc:
+            return await app._reject(scope, 422, "empty_batch", str(exc), body=body, sender=sender)
+        except TooManyEvents as exc:
+            outcome = await app._reject(
+                scope, 413, "too_many_events", str(exc), body=body, sender=sender
+            )
+            if outcome.status == 413:
+                outcome.body.update({"limit": exc.limit, "events": exc.count})
+            return outcome
+        now_ms = int(time.time() * 1000)
+        judged, accepted = judge(batch, app._policy, now_ms, sender)
+        counts: dict[str, Any] = {"events": len(batch.items), "sender": sender}
+        store = app._get_store()
+        try:
+            fresh = await record(store, judged, accepted)
+        except StoreError as exc:
+            return app._store_trouble(exc, counts)
+        reasons, naive = warning_counts(fresh, sender, app.metrics)
+        try:
+            await store.count_warnings(reasons, naive)
+        except StoreError:
+            app.metrics.redis_errors.labels("unavailable").inc()
+            log.error("could not count a batch's warnings in redis")
+        if judged.refusals:
+            base = {
+                "method": str(scope["method"]),
+                "path": str(scope["path"])[:256],
+                "receivedMs": str(now_ms),
+                "sender": sender,
+            }
+            excerpt = app._settings.rejected_excerpt_bytes
+            entries = rejection_entries(batch, judged.refusals, base, excerpt)
+            try:
+                await store.record_rejections(entries)
+            except StoreError:
+                # A refusal that cannot be kept for audit: the sender resends the batch.
+                trouble = StoreUnavailable("rejected stream unavailable")
+                return app._store_trouble(trouble, counts)
+        for (name, reason), count in judged.outcomes.items():
+            app.metrics.requests.labels(name, reason).inc(count)
+        status = 207 if judged.refusals else 202
+        statuses = judged.outcomes
+        counts |= {
+            "accepted": judged.accepted,
+            "rejected": len(judged.refusals),
+            **{
+                name: sum(n for (o, _), n in statuses.items() if o == name)
+                for name in ("queued", "duplicate", "superseded")
+            },
+        }
+        return Outcome(status, judged.body(), "batch", "", (), counts)
