@@ -6,15 +6,21 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench bench-peers install install-dev deploy-check reliability reliability-short
+.PHONY: run test test-faults lint bench bench-peers install install-dev deploy-check reliability reliability-short
 
 run: install
 	@scripts/ensure-redis
 	@scripts/run-local
 
+# The suite without the fault suites' CI sizes (tests/chaos, several minutes of their own):
+# make test-faults runs those, CI runs both, make reliability the long versions.
 test: install-dev
 	@scripts/ensure-redis
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --ignore=tests/chaos
+
+test-faults: install-dev
+	@scripts/ensure-redis
+	$(VENV)/bin/pytest tests/chaos
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
