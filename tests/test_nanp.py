@@ -92,10 +92,19 @@ def test_caribbean_leading_digits_pick_their_region() -> None:
         "(012) 555-0123",
         "\uff12\uff11\uff12-555-0123",  # full-width digits: folded on the full path
         "tel:+1-212-555-0123",
+        "(212) 555-\u0660\u0661\u0662\u0663",  # Arabic-Indic digits: Python's \\d matches them
+        "+1 212 555 \u0966\u0967\u0968\u0969",  # Devanagari
+        "212555\uff10\uff11\uff12\uff13",  # full-width
     ],
 )
 def test_other_forms_take_the_full_path(raw: str) -> None:
     assert nanp.read_common(raw, "US") is None
+
+
+def test_digits_of_other_scripts_give_the_ascii_number() -> None:
+    # Found in review: the shortcut kept the digits as sent ("+1212555\u0660\u0661...").
+    for raw in ("(212) 555-\u0660\u0661\u0662\u0663", "212555\uff10\uff11\uff12\uff13"):
+        assert to_e164(raw, "US").e164 == "+12125550123"
 
 
 def test_national_form_is_not_read_as_nanp_outside_nanp() -> None:
