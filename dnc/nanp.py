@@ -31,8 +31,9 @@ _FORM = re.compile(
     r"(\+1[ .-]?)?(?:\(([2-9][0-9]{2})\) ?|([2-9][0-9]{2})[ .-]?)([0-9]{3})[ .-]?([0-9]{4})"
 )
 """``+1`` (optional), the area code (bare or in parentheses), exchange and line, separated by
-at most one space, dot or dash: ASCII digits only (``\d`` would take Arabic-Indic or
-full-width digits, which ``dnc.e164`` folds first), nothing before or after (no extension)."""
+at most one space, dot or dash: ASCII digits only (the regex digit class would also take
+Arabic-Indic or full-width digits, which ``dnc.e164`` folds first), nothing before or after (no
+extension)."""
 
 
 @dataclass(frozen=True, slots=True)
