@@ -213,6 +213,14 @@ class RedisKeys:
         lookup of the id) until the last one expires."""
         return f"{self.tag}:event-id:{event_id}"
 
+    @property
+    def ids_width(self) -> str:
+        """STRING: the width (ms) of the idempotency buckets (``ids``), set once (SET NX) by
+        the first store that records a caller's id, from its TTL; every store reads it, so a
+        changed ``DNC_REDIS_IDEMPOTENCY_TTL_S`` (or a rolling deploy with two values) still
+        finds the ids already kept. No TTL."""
+        return f"{self.tag}:ids-width"
+
     def ids(self, width_ms: int, index: int, shard: str) -> str:
         """HASH: 16-byte BLAKE2b of an idempotency key -> 16-byte BLAKE2b of the event's
         fingerprint, for the ids first used in ``[index * width_ms, (index + 1) * width_ms)``

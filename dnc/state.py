@@ -26,7 +26,9 @@ once a newer event replaced it, the retry is ``superseded``). The state answers
 caller's id, a clamped derived one) are kept in time-bucketed hashes ``RedisKeys.ids``
 (``IdBuckets``):
 field = 128-bit BLAKE2b of the id, value = 128-bit BLAKE2b of the fingerprint; buckets
-``ttl / ID_BUCKETS_PER_TTL`` wide, expiring two widths plus the TTL after their start, split
+``ttl / ID_BUCKETS_PER_TTL`` wide (the width fixed in ``RedisKeys.ids_width`` at first use:
+a TTL changed later reads more or fewer buckets of the same width, never other keys), expiring
+two widths plus the TTL after their start, split
 into ``ID_SHARDS`` small hashes (listpack-encoded while at most 128 fields). Legacy per-id
 STRING keys (``RedisKeys.event_id``) are still read until they expire.
 """
@@ -50,6 +52,11 @@ ID_SHARDS = 4096
 listpack (<= 128 fields, Redis's default ``hash-max-listpack-entries``) up to about 500k
 ids per bucket width."""
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def default_width(ttl_ms: int) -> int:
+    """The bucket width (ms) a namespace starts with: ``ttl_ms / ID_BUCKETS_PER_TTL``."""
+    return max(1, ttl_ms // ID_BUCKETS_PER_TTL)
 
 
 def derive_id(e164: str, action: Action, event_ms: int, expires_ms: int | None) -> str:
@@ -107,11 +114,13 @@ class IdBuckets:
     expire_at_ms: int
 
     @classmethod
-    def at(cls, now_ms: int, ttl_ms: int) -> IdBuckets:
+    def at(cls, now_ms: int, ttl_ms: int, width_ms: int | None = None) -> IdBuckets:
         """Buckets for ``now_ms`` (UTC ms) and the idempotency TTL (ms): every bucket an id
         written in the last ``ttl_ms`` can be in, and the next (a receiver whose clock is
-        behind still finds ids written by one ahead of it)."""
-        width = max(1, ttl_ms // ID_BUCKETS_PER_TTL)
+        behind still finds ids written by one ahead of it). ``width_ms``: the namespace's
+        bucket width (``RedisKeys.ids_width``, fixed at first use, so a changed TTL or two
+        receivers with different TTLs still read the same buckets); default the TTL's."""
+        width = width_ms if width_ms and width_ms > 0 else default_width(ttl_ms)
         current = now_ms // width
         older = range(current - 1, (now_ms - ttl_ms) // width - 1, -1)
         return cls(width, current, (current, *older, current + 1), (current + 2) * width + ttl_ms)

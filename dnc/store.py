@@ -47,7 +47,7 @@ from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.rejection_reasons import rejection_reasons
 from dnc.settings import RedisSettings
-from dnc.state import IdBuckets, id_hashes, needs_id_index, state_tail
+from dnc.state import IdBuckets, default_width, id_hashes, needs_id_index, state_tail
 
 Group = tuple[StoredEvent, ...]
 """Events recorded together, all or none (one request's opt-out and its alias copies)."""
@@ -207,6 +207,7 @@ class EventStore:
         self._keys = keys
         self._limits = limits
         self._clock = clock
+        self._ids_width_ms: int | None = None  # RedisKeys.ids_width, read on first record
         self._record_script = client.register_script(load_lua("record_events.lua"))
         self._coalescer: Coalescer[Group, list[RecordStatus]] = Coalescer(
             self._record_batch, limits.max_batch, size=len
@@ -393,7 +394,9 @@ class EventStore:
             keys.replication_touch,
             keys.sync_wake,
         ]
-        buckets = IdBuckets.at(int(self._clock() * 1000), self._limits.idempotency_ttl_ms)
+        buckets = IdBuckets.at(
+            int(self._clock() * 1000), self._limits.idempotency_ttl_ms, self._ids_width_ms
+        )
         args: list[Any] = [buckets.expire_at_ms, "1" if confirm else "0"]
         for event, following in zip(events, followers, strict=True):
             id_hash = fingerprint_hash = "-"
@@ -411,9 +414,26 @@ class EventStore:
             args += [header.encode(), event.model_dump_json(exclude_none=True).encode()]
         return key_names, args
 
+    async def _load_ids_width(self) -> int:
+        """The namespace's idempotency bucket width (ms): ``RedisKeys.ids_width``, set from
+        this store's TTL when no store set it before. Raises ``StoreUnavailable`` /
+        ``StoreError``."""
+        proposed = default_width(self._limits.idempotency_ttl_ms)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(self._keys.ids_width, proposed, nx=True)
+                pipe.get(self._keys.ids_width)
+                _, stored = await pipe.execute()
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
+        text = stored.decode() if isinstance(stored, bytes) else str(stored)
+        return int(text) if text.isdigit() and int(text) > 0 else proposed
+
     async def _record_batch(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:
         """One script call for ``groups``; their statuses, group by group."""
         events = [event for group in groups for event in group]
+        if self._ids_width_ms is None:
+            self._ids_width_ms = await self._load_ids_width()
         key_names, args = self._script_input(events, [len(group) for group in groups])
         try:
             if self._limits.wait_replicas > 0:

@@ -155,6 +155,25 @@ async def test_a_legacy_state_is_claimed_settled_and_rewritten(
     assert claim.event.eventId == longer.eventId and claim.watermark.startswith(f"{T0}:optOut:")
 
 
+async def test_a_reused_caller_id_on_a_legacy_state_is_a_new_event(
+    store: EventStore, any_redis: aioredis.Redis
+) -> None:
+    """Found in review: a legacy state was 'the same event' when only its eventId matched, so
+    a caller reusing a per-contact id once its key expired had a new opt-out dropped."""
+    keys = store.keys
+    opt_in = event(action=Action.OPT_IN, event_id="contact-7")
+    await any_redis.hset(keys.watermark, NUMBER, f"{T0}:optIn")
+    await any_redis.hset(keys.latest, NUMBER, opt_in.model_dump_json(exclude_none=True))
+    later = event(T0 + 30 * 86_400_000, event_id="contact-7", received=T0 + 30 * 86_400_000)
+    assert await store.record(later) is RecordStatus.QUEUED
+    assert (
+        (await any_redis.hget(keys.watermark, NUMBER))
+        .decode()
+        .startswith(f"{later.eventMs}:optOut ")
+    )
+    assert await any_redis.zscore(keys.pending, NUMBER) is not None
+
+
 async def test_a_claim_settles_only_the_state_it_read(
     store: EventStore, any_redis: aioredis.Redis
 ) -> None:
@@ -208,6 +227,22 @@ async def test_a_caller_id_is_free_again_after_its_ttl(store: EventStore, clock:
     assert await store.record(event(event_id="k-1")) is RecordStatus.QUEUED
     clock.ms = clock.start + TTL_MS + 2 * WIDTH_MS  # past every bucket a lookup reads
     assert await store.record(event(T0 + 5, event_id="k-1")) is RecordStatus.QUEUED
+
+
+async def test_a_changed_ttl_still_finds_the_ids_kept(
+    store: EventStore, any_redis: aioredis.Redis, namespace: str, clock: Clock
+) -> None:
+    """Found in review: the bucket width came from each store's TTL, so a changed
+    DNC_REDIS_IDEMPOTENCY_TTL_S (or a rolling deploy with two) read other keys and forgot
+    every caller id: a reused id was queued instead of refused."""
+    assert await store.record(event(event_id="k-1")) is RecordStatus.QUEUED
+    for ttl_ms in (TTL_MS * 2, TTL_MS // 8):
+        other = EventStore(
+            any_redis, RedisKeys(namespace), StoreLimits(idempotency_ttl_ms=ttl_ms), clock
+        )
+        assert await other.record(event(T0 + 5, event_id="k-1")) is RecordStatus.ID_CONFLICT
+        assert await other.record(event(event_id="k-1")) is RecordStatus.DUPLICATE
+    assert await any_redis.get(store.keys.ids_width) == str(WIDTH_MS).encode()
 
 
 async def test_a_legacy_id_key_is_still_honoured(

@@ -118,6 +118,11 @@ local function is_current(e)
   if token then
     return mark == e.watermark and token == e.token
   end
+  -- A legacy state: the bare watermark, the event JSON in KEYS[2]. The same id alone is not
+  -- the same event (a caller may reuse an id once its key expired): the watermark must be too.
+  if mark ~= e.watermark then
+    return false
+  end
   local ok, stored = pcall(cjson.decode, redis.call('HGET', KEYS[2], e.number) or 'null')
   local ok_event, event = pcall(cjson.decode, e.json)
   return ok and ok_event and type(stored) == 'table' and type(event) == 'table'
