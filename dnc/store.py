@@ -238,7 +238,7 @@ class EventStore:
         if not group:
             return []
         [statuses] = await self._finish_groups(
-            [group], [await self._coalescer.submit(group)], self._submit_groups
+            [group], await self._submit_groups([group]), self._submit_groups
         )
         return statuses
 
@@ -261,8 +261,11 @@ class EventStore:
         )
 
     async def _submit_groups(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:
-        """``groups`` through the coalescer, as concurrent ``record_group`` calls would."""
-        return list(await asyncio.gather(*(self._coalescer.submit(g) for g in groups)))
+        """``groups`` through the coalescer, as concurrent ``record_group`` calls would; the
+        clamps of what they recorded are remembered at once."""
+        statuses = list(await asyncio.gather(*(self._coalescer.submit(g) for g in groups)))
+        await self._remember_clamps(_clamped(groups, statuses))
+        return statuses
 
     async def _finish_groups(
         self,
@@ -273,7 +276,7 @@ class EventStore:
         """After a first recording of ``groups`` (``statuses``): record again, through
         ``again``, each group refused as ``id_conflict`` whose events are retries of clamped
         events (as their first deliveries were recorded: then ``duplicate``), and remember
-        the clamps of the events just recorded."""
+        ``again`` remembers the clamps of what it records, as the first recording did."""
         groups, statuses = list(groups), list(statuses)
         conflicts = [i for i, found in enumerate(statuses) if RecordStatus.ID_CONFLICT in found]
         if conflicts:
@@ -287,30 +290,28 @@ class EventStore:
                 redone = await again([group for _, group in redo])
                 for (i, group), status in zip(redo, redone, strict=True):
                     groups[i], statuses[i] = group, status
-        clamped = [
-            event
-            for group, found in zip(groups, statuses, strict=True)
-            for event, status in zip(group, found, strict=True)
-            if event.sentEventMs is not None
-            and status in (RecordStatus.QUEUED, RecordStatus.SUPERSEDED)
-        ]
-        if clamped:
-            await self._remember_clamps(clamped)
         return statuses
 
     async def _record_batches(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:
-        """``groups`` in script calls of at most ``max_batch`` events, a group never split."""
+        """``groups`` in script calls of at most ``max_batch`` events, a group never split;
+        the clamps each call recorded are remembered before the next call (a later call that
+        fails leaves the earlier ones' retries recognisable: ``duplicate``, not 409)."""
         statuses: list[list[RecordStatus]] = []
         batch: list[Group] = []
         size = 0
         for group in groups:
             if batch and size + len(group) > self._limits.max_batch:
-                statuses.extend(await self._record_batch(batch))
+                statuses.extend(await self._record_chunk(batch))
                 batch, size = [], 0
             batch.append(group)
             size += len(group)
         if batch:
-            statuses.extend(await self._record_batch(batch))
+            statuses.extend(await self._record_chunk(batch))
+        return statuses
+
+    async def _record_chunk(self, groups: list[Group]) -> list[list[RecordStatus]]:
+        statuses = await self._record_batch(groups)
+        await self._remember_clamps(_clamped(groups, statuses))
         return statuses
 
     async def _remember_clamps(self, events: Sequence[StoredEvent]) -> None:
@@ -318,6 +319,8 @@ class EventStore:
         at (``RedisKeys.clamped``), once the event holds its key: a failed first delivery or
         a key reused for another event leaves nothing a retry could be mistaken by. Best
         effort: the events are recorded already; without it a retry is answered 409."""
+        if not events:
+            return
         with contextlib.suppress(StoreError):
             await self._set_clamps(events)
 
@@ -527,3 +530,15 @@ def convert_error(exc: BaseException) -> StoreError:
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(f"redis unavailable: {type(exc).__name__}")
     return StoreError(f"redis error: {type(exc).__name__}")
+
+
+def _clamped(groups: Sequence[Group], statuses: Sequence[list[RecordStatus]]) -> list[StoredEvent]:
+    """The events of ``groups`` recorded at their receipt time (``sentEventMs``) that the
+    script just wrote (queued or superseded): their clamps are to be remembered."""
+    return [
+        event
+        for group, found in zip(groups, statuses, strict=True)
+        for event, status in zip(group, found, strict=True)
+        if event.sentEventMs is not None
+        and status in (RecordStatus.QUEUED, RecordStatus.SUPERSEDED)
+    ]

@@ -29,11 +29,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from rich.console import Console
 
-from dnc.errors import EventValidationError
+from dnc.errors import EventValidationError, StoreUnavailable
 from dnc.events import Action
 from dnc.intake import IntakePolicy, build_event
+from dnc.keys import RedisKeys
 from dnc.settings import IntakeSettings, ReceiverSettings, RedisSettings
-from dnc.store import EventStore, RecordStatus
+from dnc.store import EventStore, RecordStatus, StoreLimits
 from dnc_sync.status import QueueStatus, Status, read_queue
 from dnc_sync.status_cli import render
 from receiver.app import ReceiverApp
@@ -440,6 +441,34 @@ async def test_importing_future_rows_twice_gives_duplicates(fake_redis: aioredis
     assert await store.record_many(first) == [RecordStatus.QUEUED, RecordStatus.QUEUED]
     again = [build_event(row, POLICY, NOW_MS + 60_000).event for row in rows]
     assert await store.record_many(again) == [RecordStatus.DUPLICATE, RecordStatus.DUPLICATE]
+
+
+async def test_a_failed_later_call_keeps_earlier_clamps(
+    fake_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the clamps of a many-call recording were kept only after the last
+    call, so Redis failing on the second call left the first call's clamped opt-outs unknown
+    to their retry: a batch resent after its 503 got 409 id_conflict for a recorded opt-out."""
+    store = EventStore(fake_redis, RedisKeys("dnc"), StoreLimits(max_batch=1))
+    sent = NOW_MS + 200_000  # ahead of receipt: clamped, so each delivery has its own time
+    rows = [fields(timestamp=sent), fields(timestamp=sent, phoneNumber="+12025550199")]
+    first = [build_event(row, POLICY, NOW_MS).event for row in rows]
+    real = store._record_batch
+    calls = 0
+
+    async def second_call_fails(groups: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StoreUnavailable("redis went away")
+        return await real(groups)
+
+    monkeypatch.setattr(store, "_record_batch", second_call_fails)
+    with pytest.raises(StoreUnavailable):
+        await store.record_many(first)
+    monkeypatch.setattr(store, "_record_batch", real)
+    again = [build_event(row, POLICY, NOW_MS + 60_000).event for row in rows]
+    assert await store.record_many(again) == [RecordStatus.DUPLICATE, RecordStatus.QUEUED]
 
 
 def test_naive_time_zone_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
