@@ -121,9 +121,42 @@ async def record(
     was used for another event becomes a 409 refusal). Returns the events that were recorded
     anew (not duplicates), whose warnings are to be counted. Raises ``StoreError`` /
     ``StoreUnavailable`` when Redis fails (some events may be recorded: a resend of the batch
-    finds them as duplicates)."""
-    if not accepted:
-        return []
+    finds them as duplicates).
+
+    Recorded run by run (``runs``): no number twice in a run, so an opt-out re-recorded under
+    its derived id is in Redis before any later event of its number, as sent one by one
+    (recorded in one go, a later opt-in of the number was queued first: answered ``queued``
+    where one by one says ``superseded``, and claimable by the sync before the opt-out)."""
+    fresh: list[AcceptedEvent] = []
+    for run in runs(accepted):
+        fresh += await _record_run(store, judged, run)
+    return fresh
+
+
+def runs(
+    accepted: list[tuple[int, AcceptedEvent]],
+) -> list[list[tuple[int, AcceptedEvent]]]:
+    """``accepted`` cut into consecutive runs in which no number (an event's or one of its
+    alias forms) appears twice; a batch of distinct numbers is one run."""
+    found: list[list[tuple[int, AcceptedEvent]]] = []
+    run: list[tuple[int, AcceptedEvent]] = []
+    seen: set[str] = set()
+    for item in accepted:
+        numbers = {event.e164 for event in item[1].events}
+        if numbers & seen:
+            found.append(run)
+            run, seen = [], set()
+        run.append(item)
+        seen |= numbers
+    if run:
+        found.append(run)
+    return found
+
+
+async def _record_run(
+    store: EventStore, judged: JudgedBatch, accepted: list[tuple[int, AcceptedEvent]]
+) -> list[AcceptedEvent]:
+    """``record`` of one run (no number twice)."""
     statuses = await store.record_groups([event.events for _, event in accepted])
     redo = [
         (position, rekeyed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from receiver.batch_payload import NDJSON
+from receiver.batch_payload import NDJSON_TYPES
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -160,10 +160,13 @@ def batch_operation() -> dict[str, Any]:
                     },
                     "example": _EXAMPLE_EVENTS,
                 },
-                NDJSON: {
-                    "schema": {"type": "string"},
-                    "description": "One event object per line; blank lines are ignored.",
-                    "example": "\n".join(json.dumps(e) for e in _EXAMPLE_EVENTS) + "\n",
+                **{
+                    media: {
+                        "schema": {"type": "string"},
+                        "description": "One event object per line; blank lines are ignored.",
+                        "example": "\n".join(json.dumps(e) for e in _EXAMPLE_EVENTS) + "\n",
+                    }
+                    for media in sorted(NDJSON_TYPES)
                 },
             },
         },
