@@ -11,9 +11,13 @@ settle paths; prints one JSON object.
    ``region`` as intake sets them; the others get intake's derived key.
 3. Archives the streams into a throwaway SQLite audit store with the real ``Archiver`` (which
    trims what it copied), as the archive flow does.
-4. Settles half the numbers as the sync does: ``PendingQueue.claim`` (1,000 a call) and
-   ``acknowledge`` with an ``Application`` per number (appended to the applications stream
-   by ``settle.lua``), then archives again (that stream is trimmed too).
+4. Settles half the numbers as the sync does: ``PendingQueue.claim`` (1,000 a call); opt-ins
+   held as ``not_owned`` (the ledger names none of them), opt-outs answered as applied
+   (record id: the number as the DNC group keys it) and recorded in the ownership ledger
+   (``{ns}:owned``, ``ownership_update`` + ``OwnershipLedger.apply`` as ``record_ownership``
+   does, one flow run UUID); ``acknowledge`` with an ``Application`` per number (appended to
+   the applications stream by ``settle.lua``), then archives again (that stream is trimmed
+   too).
 5. Deletes the idempotency keys (``{ns}:event-id:*``, ``{ns}:ids:*``, ``{ns}:clamped:*``), as
    their TTL (``DNC_REDIS_IDEMPOTENCY_TTL_S``, 7 days) eventually does.
 
@@ -23,7 +27,9 @@ after settling half, (after - base) = N/2 * pending + N/2 * settled, solved for
 ``settled_bytes``. ``..._after_idempotency_ttl`` subtract the idempotency keys' share (the
 same per number, pending or settled). ``recorded_unarchived_bytes`` is step 2 alone (the
 audit stream still holds every event). ``key_types``: ``MEMORY USAGE`` (every element, not
-sampled) per key family, after each step, per number.
+sampled) per key family, after each step, per number (``{ns}:owned`` per number of all N:
+divide by the settled opt-outs' share, ~40 %, for an entry). ``ledger``: its entries,
+``MEMORY USAGE`` per entry and the mean stored value length.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import asyncio
 import random
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -48,9 +55,11 @@ from dnc.audit.archive import Archiver
 from dnc.audit.database import open_engine, upgrade
 from dnc.audit.entries import normaliser
 from dnc.audit.streams import streams
+from dnc.cxone.dnc_groups import group_phone
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
+from dnc.ownership import OwnershipLedger, not_owned_outcome, ownership_update
 from dnc.pending import PendingQueue
 from dnc.store import EventStore, StoreLimits
 from dnc.target import ChangeOutcome, OutcomeKind
@@ -156,9 +165,15 @@ async def archive(client: aioredis.Redis, keys: RedisKeys, folder: Path) -> dict
         engine.dispose()
 
 
-async def settle(client: aioredis.Redis, keys: RedisKeys, count: int) -> int:
-    """Claim and acknowledge the ``count`` oldest pending numbers as the sync does."""
+async def settle(client: aioredis.Redis, keys: RedisKeys, count: int, run_id: str) -> int:
+    """Claim and settle the ``count`` oldest pending numbers as the sync's push does
+    (``flows.sync_push``): opt-ins with no record of ours are held as ``not_owned`` (none
+    is ours here), opt-outs are answered as applied (record id: the number as the DNC group
+    keys it) and recorded in the ownership ledger (``ownership_update`` and
+    ``OwnershipLedger.apply``, what ``record_ownership`` runs, by flow run ``run_id``), then
+    ``acknowledge`` with an ``Application`` per number."""
     queue = PendingQueue(client, keys)
+    ledger = OwnershipLedger(client, keys)
     token = "bench-memory/1/once"  # noqa: S105  # a lease token, not a secret
     if not await queue.acquire_lease(token, 3_600_000):
         raise RuntimeError("lease not granted")
@@ -167,19 +182,49 @@ async def settle(client: aioredis.Redis, keys: RedisKeys, count: int) -> int:
         claims = await queue.claim(token, min(1_000, count - settled))
         if not claims:
             break
-        now_ms = int(time.time() * 1000)
-        applications = {
-            c.e164: Application(
-                now_ms,
-                "dnc-groups",
-                "bench-memory",
-                ChangeOutcome(c.e164, OutcomeKind.APPLIED, http_status=200, record_id=c.e164[2:]),
+        opt_ins = [c.e164 for c in claims if c.event.action is Action.OPT_IN]
+        removable = await ledger.removable(opt_ins)
+        held = {n: not_owned_outcome(n) for n in opt_ins if n not in removable}
+        send = [c for c in claims if c.e164 not in held]
+        earlier = await ledger.adds_in_flight(
+            [c.e164 for c in send if c.event.action is Action.OPT_OUT]
+        )
+        sent = [
+            ChangeOutcome(
+                c.e164,
+                OutcomeKind.APPLIED,
+                http_status=200,
+                record_id=group_phone(c.e164, "auto"),
             )
-            for c in claims
+            for c in send
+        ]
+        now_ms = int(time.time() * 1000)
+        changes = [c.change() for c in send]
+        await ledger.apply(ownership_update(changes, sent, earlier, run_id, now_ms))
+        outcomes = held | {o.e164: o for o in sent}
+        applications = {
+            c.e164: Application(now_ms, "dnc-groups", run_id, outcomes[c.e164]) for c in claims
         }
         settled += sum(await queue.acknowledge(claims, applications))
     await queue.release_lease(token)
     return settled
+
+
+def ledger_entries(client: redis.Redis, keys: RedisKeys) -> dict[str, Any]:
+    """The ownership ledger: entries, ``MEMORY USAGE`` per entry, mean stored value length."""
+    entries = int(client.hlen(keys.owned))
+    if not entries:
+        return {"entries": 0}
+    usage = int(client.memory_usage(keys.owned, samples=0) or 0)
+    values = [v for _, v in client.hscan_iter(keys.owned, count=1_000)]
+    lengths = [len(v) for v in values]
+    return {
+        "entries": entries,
+        "encoding": client.object("encoding", keys.owned).decode(),
+        "bytes_per_entry": round(usage / entries, 1),
+        "value_chars_mean": round(sum(lengths) / len(lengths), 1),
+        "value_sample": values[0].decode(),
+    }
 
 
 def drop_idempotency(client: redis.Redis, keys: RedisKeys) -> int:
@@ -213,7 +258,8 @@ async def measure(port: int, folder: Path, args: argparse.Namespace) -> dict[str
     first = await archive(client, keys, folder)
     mem["archived"] = used_memory(sync) - base
     types["archived"] = key_types(sync, n)
-    settled = await settle(client, keys, n // 2)
+    run_id = str(uuid.UUID(int=random.Random(args.seed).getrandbits(128), version=4))
+    settled = await settle(client, keys, n // 2, run_id)
     second = await archive(client, keys, folder)
     mem["settled_half"] = used_memory(sync) - base
     types["settled_half"] = key_types(sync, n)
@@ -237,6 +283,7 @@ async def measure(port: int, folder: Path, args: argparse.Namespace) -> dict[str
         "record_events_per_s": round(n / record_s),
         "archive": [first, second],
         "settled_numbers": settled,
+        "ledger": ledger_entries(sync, keys),
         "idempotency_keys_dropped": dropped,
         "key_types": types,
     }

@@ -133,8 +133,9 @@ class RedisKeys:
 
     @property
     def owned(self) -> str:
-        """HASH: E.164 -> JSON ``dnc.ownership.OwnedRecord`` of a DNC record this service
-        created (or adopted): record id, when (UTC ms), by which run, its expiry. The ownership
+        """HASH: E.164 -> compact ``dnc.ownership.OwnedRecord`` (``OwnedRecord.encode``; JSON
+        entries written before are still read) of a DNC record this service created (or
+        adopted): record id, when (UTC ms), by which run, its expiry. The ownership
         ledger: an opt-in removes a record only when it is here. No TTL: an entry leaves when
         this service's opt-in removed the record (or found it gone)."""
         return f"{self.tag}:owned"

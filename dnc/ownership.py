@@ -33,7 +33,9 @@ Keys: ``RedisKeys.owned``, ``RedisKeys.adds_in_flight``, ``RedisKeys.ownership_a
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +60,29 @@ class OwnedRecord:
     """One ledger entry: the target's ``record_id`` (DNC groups: the number as the group keys
     it; outbound contacts: the contact's record id), ``created_ms`` (UTC ms, when CXone's
     answer reached us, or the adoption), ``flow_run_id`` (Prefect flow run, ``local-...``,
-    or ``adopt``), ``expires_ms`` (UTC ms, ``None``: never) and ``how`` (``CREATED``...)."""
+    or ``adopt``), ``expires_ms`` (UTC ms, ``None``: never) and ``how`` (``CREATED``...).
+
+    Stored in ``RedisKeys.owned`` under its number (E.164) as one compact string
+    (``encode``/``decode``), fields separated by ``|``, empty trailing fields left out::
+
+        <created ms>|<flow run id>[|<how>[|<expires ms>[|<record id>]]]
+
+    - times: base 36 (``0-9a-z``, ``-`` before a negative one); expires empty: never;
+    - flow run id: 21 base64url characters (``A-Za-z0-9-_``, 6 bits each, big-endian) of
+      the 122 random bits of a version 4 UUID (its 6 fixed bits left out), 22 of the 128 bits
+      of any other UUID (each only when the id is the UUID's canonical lowercase text), else
+      ``~`` and the id verbatim;
+    - how: empty ``created``, ``l`` ``created-answer-lost``, ``a`` ``adopted``, else ``~``
+      and the text verbatim;
+    - record id: empty when it is the number as a DNC group keys it by default (the digits
+      without ``+``; for ``+1`` and 10 more digits, the national 10), ``+`` the number
+      itself, ``=`` its digits without ``+``; else verbatim, after a ``~`` when it is empty,
+      ``+``, ``=`` or starts with ``~``;
+    - a verbatim text escapes ``%`` as ``%25`` and ``|`` as ``%7C``.
+
+    A DNC group's entry without expiry is 30 characters (``mwlx78w0|BlEycOJp7TfKnTeRS5rQ4``),
+    and Redis keeps a value of up to 30 in a 32-byte allocation. Entries written before
+    (compact JSON, ``to_json``) are still read; an entry neither reads as is unreadable."""
 
     record_id: str
     created_ms: int
@@ -66,8 +90,48 @@ class OwnedRecord:
     expires_ms: int | None = None
     how: str = CREATED
 
+    def encode(self, number: str) -> str:
+        """The compact entry stored for ``number`` (E.164) in ``RedisKeys.owned`` (the
+        format: the class docstring)."""
+        fields = [
+            _base36(self.created_ms),
+            _encode_run(self.flow_run_id),
+            _HOW_CODES[self.how] if self.how in _HOW_CODES else "~" + _escape(self.how),
+            "" if self.expires_ms is None else _base36(self.expires_ms),
+            _encode_record(number, self.record_id),
+        ]
+        while not fields[-1]:
+            fields.pop()
+        return "|".join(fields)
+
+    @classmethod
+    def decode(cls, number: str, value: str | bytes) -> OwnedRecord:
+        """Read the entry stored for ``number``: the compact form (``encode``) or the JSON
+        written before it (``from_json``); raises ``ValueError`` when it is neither."""
+        try:
+            text = value.decode() if isinstance(value, bytes) else value
+        except UnicodeDecodeError:
+            raise ValueError("not an ownership ledger entry: UnicodeDecodeError") from None
+        if text.lstrip().startswith("{"):
+            return cls.from_json(text)
+        fields = text.split("|")
+        if not 2 <= len(fields) <= 5:
+            raise ValueError("not an ownership ledger entry: fields")
+        created, run, how, expires, record = fields + [""] * (5 - len(fields))
+        try:
+            return cls(
+                _decode_record(number, record),
+                _from_base36(created),
+                _decode_run(run),
+                None if expires == "" else _from_base36(expires),
+                _decode_how(how),
+            )
+        except ValueError as exc:
+            raise ValueError(f"not an ownership ledger entry: {exc}") from None
+
     def to_json(self) -> str:
-        """Compact JSON as stored in ``RedisKeys.owned``."""
+        """The compact JSON form entries were stored in before ``encode`` (still read by
+        ``decode``, no longer written)."""
         return json.dumps(
             {
                 "recordId": self.record_id,
@@ -81,7 +145,8 @@ class OwnedRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> OwnedRecord:
-        """Read a stored entry; raises ``ValueError`` when it is not one."""
+        """Read an entry in the JSON form (``to_json``); raises ``ValueError`` when it is
+        not one."""
         try:
             data = json.loads(text)
             if not isinstance(data["recordId"], str):
@@ -95,6 +160,121 @@ class OwnedRecord:
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"not an ownership ledger entry: {type(exc).__name__}") from None
+
+
+_HOW_CODES = {CREATED: "", CREATED_UNANSWERED: "l", ADOPTED: "a"}
+_HOW_NAMES = {code: how for how, code in _HOW_CODES.items()}
+_DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_BASE36 = re.compile(r"-?[0-9a-z]+")
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64_INDEX = {char: i for i, char in enumerate(_B64)}
+_V4_LEN, _UUID_LEN = 21, 22  # base64url digits of 122 and of 128 bits
+_ESCAPED = re.compile(r"%(25|7C)")
+
+
+def _base36(value: int) -> str:
+    if value < 0:
+        return "-" + _base36(-value)
+    digits = ""
+    while True:
+        value, digit = divmod(value, 36)
+        digits = _DIGITS36[digit] + digits
+        if not value:
+            return digits
+
+
+def _from_base36(text: str) -> int:
+    if not _BASE36.fullmatch(text):
+        raise ValueError("time")
+    return int(text, 36)
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("|", "%7C")
+
+
+def _unescape(text: str) -> str:
+    if "%" in _ESCAPED.sub("", text):
+        raise ValueError("escape")
+    return _ESCAPED.sub(lambda m: "%" if m.group(1) == "25" else "|", text)
+
+
+def _encode_run(run_id: str) -> str:
+    try:
+        parsed = uuid.UUID(run_id)
+    except ValueError:
+        parsed = None
+    if parsed is None or str(parsed) != run_id:
+        return "~" + _escape(run_id)
+    n = parsed.int
+    if parsed.version == 4 and parsed.variant == uuid.RFC_4122:
+        # drop the version nibble (bits 76-79) and the variant's 2 bits (62-63)
+        packed = (n >> 80) << 74 | ((n >> 64) & 0xFFF) << 62 | n & ((1 << 62) - 1)
+        return _b64(packed, _V4_LEN)
+    return _b64(n, _UUID_LEN)
+
+
+def _decode_run(text: str) -> str:
+    if text.startswith("~"):
+        return _unescape(text[1:])
+    if len(text) == _V4_LEN:
+        packed = _from_b64(text, 122)
+        high, mid, low = packed >> 74, (packed >> 62) & 0xFFF, packed & ((1 << 62) - 1)
+        return str(uuid.UUID(int=high << 80 | 4 << 76 | mid << 64 | 2 << 62 | low))
+    if len(text) == _UUID_LEN:
+        return str(uuid.UUID(int=_from_b64(text, 128)))
+    raise ValueError("flow run id")
+
+
+def _b64(value: int, width: int) -> str:
+    return "".join(_B64[(value >> 6 * i) & 63] for i in reversed(range(width)))
+
+
+def _from_b64(text: str, bits: int) -> int:
+    value = 0
+    for char in text:
+        if char not in _B64_INDEX:
+            raise ValueError("flow run id")
+        value = value << 6 | _B64_INDEX[char]
+    if value >> bits:
+        raise ValueError("flow run id")
+    return value
+
+
+def _decode_how(text: str) -> str:
+    if text.startswith("~"):
+        return _unescape(text[1:])
+    if text not in _HOW_NAMES:
+        raise ValueError("how")
+    return _HOW_NAMES[text]
+
+
+def _default_record_id(number: str) -> str:
+    """The number as a DNC group keys it by default (``group_phone`` in ``auto``), fixed here:
+    stored entries depend on it."""
+    digits = number.lstrip("+")
+    return digits[1:] if number.startswith("+1") and len(digits) == 11 else digits
+
+
+def _encode_record(number: str, record_id: str) -> str:
+    if record_id == _default_record_id(number):
+        return ""
+    if record_id == number:
+        return "+"
+    if record_id == number.lstrip("+"):
+        return "="
+    escaped = _escape(record_id)
+    return "~" + escaped if record_id in ("", "+", "=") or record_id.startswith("~") else escaped
+
+
+def _decode_record(number: str, text: str) -> str:
+    if text == "":
+        return _default_record_id(number)
+    if text == "+":
+        return number
+    if text == "=":
+        return number.lstrip("+")
+    return _unescape(text[1:] if text.startswith("~") else text)
 
 
 @dataclass(slots=True)
@@ -234,7 +414,7 @@ class OwnershipLedger:
         def commands(p: Any) -> tuple[Any, ...]:
             queued = [p.set(keys.ownership_since, int(time.time() * 1000), nx=True)]
             if update.grant:
-                mapping = {n: r.to_json() for n, r in update.grant.items()}
+                mapping = {n: r.encode(n) for n, r in update.grant.items()}
                 queued.append(p.hset(keys.owned, mapping=mapping))
             if update.release:
                 queued.append(p.hdel(keys.owned, *update.release))
@@ -261,7 +441,7 @@ class OwnershipLedger:
             return 0
         key = self._keys.owned
         added = await self._pipeline(
-            lambda p: tuple(p.hsetnx(key, n, r.to_json()) for n, r in items), transaction=True
+            lambda p: tuple(p.hsetnx(key, n, r.encode(n)) for n, r in items), transaction=True
         )
         return sum(int(flag) for flag in added)
 
@@ -283,6 +463,6 @@ def _entry(number: str, value: object) -> OwnedRecord | None:
     if value is None:
         return None
     try:
-        return OwnedRecord.from_json(value if isinstance(value, str | bytes) else str(value))
+        return OwnedRecord.decode(number, value if isinstance(value, str | bytes) else str(value))
     except ValueError:
         return OwnedRecord(number, 0, "unknown", None, "unreadable")

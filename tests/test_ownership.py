@@ -1,8 +1,10 @@
 """The ownership ledger (``dnc.ownership``): who owns which DNC record after a push
-(``ownership_update``, a pure function), the stored entry's JSON, and the ledger in Redis on
-fakeredis and on the real redis-server."""
+(``ownership_update``, a pure function), the stored entry (compact, and the JSON written
+before it), and the ledger in Redis on fakeredis and on the real redis-server."""
 
 from __future__ import annotations
+
+import uuid
 
 import fakeredis
 import pytest
@@ -209,7 +211,165 @@ def test_the_not_owned_outcome_is_acknowledged_and_names_the_setting() -> None:
     assert "DNC_SYNC_REMOVE_FOREIGN_RECORDS" in outcome.reason
 
 
-# --- OwnedRecord JSON ----------------------------------------------------------------------
+# --- OwnedRecord: the compact entry -----------------------------------------------------
+
+RUN_V4 = "6513270e-269e-4d37-b2a7-4de452e6b438"  # a Prefect flow run id (version 4)
+RUN_V1 = "c232ab00-9414-11ec-b3c8-9f6bdeced846"  # a UUID of another version
+
+
+@pytest.mark.parametrize(
+    ("number", "record", "stored"),
+    [
+        # a DNC group's record without expiry, by a flow run: 30 characters
+        (A, OwnedRecord("2025550101", T0, RUN_V4), "mwlx78w0|BlEycOJp7TfKnTeRS5rQ4"),
+        (
+            A,
+            OwnedRecord("2025550101", T0, RUN_V4, EXPIRES, CREATED),
+            "mwlx78w0|BlEycOJp7TfKnTeRS5rQ4||mxssesw0",
+        ),
+        (A, OwnedRecord(A, T0, RUN_V1), "mwlx78w0|DCMqsAlBQR7LPIn2vezthG|||+"),
+        (A, OwnedRecord("12025550101", 0, "adopt", None, ADOPTED), "0|~adopt|a||="),
+        (
+            A,
+            OwnedRecord("c-77", NOW, "local-1|%", EXPIRES, CREATED_UNANSWERED),
+            "mwlx7cqw|~local-1%7C%25|l|mxssesw0|c-77",
+        ),
+        (
+            "+442071838750",
+            OwnedRecord("442071838750", -1, RUN, None, "odd"),
+            "-1|~" + RUN + "|~odd",
+        ),
+        (A, OwnedRecord("~x", 7, "", None, ""), "7|~|~||~~x"),
+    ],
+)
+def test_an_entry_is_stored_compactly(number: str, record: OwnedRecord, stored: str) -> None:
+    assert record.encode(number) == stored
+    assert OwnedRecord.decode(number, stored) == record
+
+
+def test_a_dnc_group_entry_fits_redis_smallest_value_allocation() -> None:
+    for _ in range(200):
+        record = OwnedRecord("2025550101", 2_000_000_000_000, str(uuid.uuid4()))
+        assert len(record.encode(A)) <= 30  # Redis: a value of up to 30 bytes takes 32
+
+
+RUN_IDS = [
+    RUN_V4,
+    RUN_V1,
+    str(uuid.UUID(int=0)),
+    str(uuid.UUID(int=2**128 - 1)),
+    str(uuid.UUID(int=2**128 - 1, version=4)),
+    str(uuid.UUID(int=0, version=4)),
+    RUN_V4.upper(),  # not the canonical text: kept verbatim
+    RUN_V4.replace("-", ""),
+    "{" + RUN_V4 + "}",
+    "local-" + RUN_V4,
+    RUN,
+    "adopt",
+    "unknown",
+    "",
+    "~",
+    "a|b",
+    "%7C%",
+    "A" * 21,  # as long as a packed UUID
+    "A" * 22,
+]
+RECORD_IDS = [A, A[1:], A[2:], "c-77", "", "+", "=", "~", "~~a", "a|b", "%", "%25", "x%7Cy", "1"]
+HOWS = [CREATED, CREATED_UNANSWERED, ADOPTED, "unreadable", "", "l", "a", "~", "x|y%"]
+
+
+@pytest.mark.parametrize("run_id", RUN_IDS)
+def test_an_entry_round_trips_compactly(run_id: str) -> None:
+    for number in (A, "+442071838750", "+2025550101"):
+        for record_id in [*RECORD_IDS, number, number[1:]]:
+            for how in HOWS:
+                for expires_ms in (None, EXPIRES, 0, -1):
+                    for created_ms in (T0, 0, 7, -5, 10**20):
+                        record = OwnedRecord(record_id, created_ms, run_id, expires_ms, how)
+                        stored = record.encode(number)
+                        assert len(stored.split("|")) <= 5
+                        assert OwnedRecord.decode(number, stored) == record
+                        assert OwnedRecord.decode(number, stored.encode()) == record
+
+
+@pytest.mark.parametrize(
+    ("run_id", "width"),
+    [(RUN_V4, 21), (RUN_V1, 22), ("local-" + RUN_V4, 43), (RUN_V4.upper(), 37)],
+)
+def test_a_uuid_run_id_is_stored_in_base64url(run_id: str, width: int) -> None:
+    stored = OwnedRecord("2025550101", 0, run_id).encode(A)
+    assert len(stored.split("|")[1]) == width
+
+
+@pytest.mark.parametrize(
+    ("number", "record_id", "field"),
+    [
+        (A, "2025550101", ""),  # the number as a DNC group keys it (+1: the national 10)
+        (A, "12025550101", "="),  # DNC_CXONE_PHONE_FORMAT=e164-digits
+        (A, A, "+"),  # the number itself (no record id in the answer)
+        ("+442071838750", "442071838750", ""),
+        ("+442071838750", "+442071838750", "+"),
+        (A, "c-77", "c-77"),
+        (A, "", "~"),
+    ],
+)
+def test_a_record_id_the_number_gives_is_not_stored(
+    number: str, record_id: str, field: str
+) -> None:
+    stored = OwnedRecord(record_id, 0, RUN_V4, None, ADOPTED).encode(number)
+    assert stored.split("|")[4:] == ([field] if field else [])  # trailing empty: left out
+
+
+def test_decode_reads_the_json_entries_written_before() -> None:
+    record = OwnedRecord("2025550101", T0, RUN_V4, EXPIRES, CREATED_UNANSWERED)
+    legacy = (
+        '{"recordId":"2025550101","createdMs":1794994200000,'
+        '"flowRunId":"6513270e-269e-4d37-b2a7-4de452e6b438","expiresMs":1797586200000,'
+        '"how":"created-answer-lost"}'
+    )
+    assert record.to_json() == legacy
+    assert OwnedRecord.decode(A, legacy) == record
+    assert OwnedRecord.decode(B, legacy.encode()) == record  # its record id is kept as is
+    old = '{"recordId":"x","createdMs":7,"flowRunId":"r"}'
+    assert OwnedRecord.decode(A, old) == OwnedRecord("x", 7, "r", None, CREATED)
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "",
+        "garbage",
+        "5",
+        "null",
+        "|",
+        "mwlx78w0",  # no flow run id
+        "mwlx78w0|",
+        "mwlx78w0|BlEycOJp7TfKnTeRS5rQ",  # 20 characters
+        "mwlx78w0|BlEycOJp7TfKnTeRS5rQ4xy",  # 23
+        "mwlx78w0|ElEycOJp7TfKnTeRS5rQ4",  # more than 122 bits
+        "mwlx78w0|/lEycOJp7TfKnTeRS5rQ4",
+        "MWLX78W0|~r",
+        " 1|~r",
+        "+1|~r",
+        "1_0|~r",
+        "1|~r|created",
+        "1|~r||1.5",
+        "1|~r|||c|x",
+        "1|~r%",
+        "1|~r%2",
+        "1|~r|||%7c",
+        "{not json",
+        '{"recordId":"x"}',
+        b"1|~r\xff",
+    ],
+)
+def test_decode_refuses_what_is_not_an_entry(junk: str | bytes) -> None:
+    with pytest.raises(ValueError, match=r"^not an ownership ledger entry: ") as refused:
+        OwnedRecord.decode(A, junk)
+    assert refused.value.__cause__ is None  # the stored text is not carried along
+
+
+# --- OwnedRecord: the JSON entry written before ------------------------------------------
 
 
 def test_an_entry_is_stored_as_compact_json() -> None:
@@ -332,7 +492,7 @@ async def test_apply_grants_releases_and_clears_markers(
     await ledger.apply(OwnershipUpdate(grant={B: old}))
     first = OwnedRecord("2025550101", NOW, RUN, EXPIRES, CREATED)
     await ledger.apply(OwnershipUpdate(grant={A: first}, release=[B], answered=[A, B]))
-    assert await any_redis.hgetall(keys.owned) == {A.encode(): first.to_json().encode()}
+    assert await any_redis.hgetall(keys.owned) == {A.encode(): first.encode(A).encode()}
     assert await any_redis.hgetall(keys.adds_in_flight) == {C.encode(): str(T0).encode()}
     assert await ledger.entries([A, B, C]) == {A: first, B: None, C: None}
     assert await ledger.count() == 1
@@ -392,6 +552,42 @@ async def test_entries_reads_each_number_and_marks_an_unreadable_value(
         "+12025550104": None,
     }
     assert await ledger.count() == 3
+
+
+async def test_the_ledger_stores_compact_entries_and_still_reads_json_ones(
+    ledger: OwnershipLedger, any_redis: aioredis.Redis, keys: RedisKeys
+) -> None:
+    ours = OwnedRecord("2025550101", T0, RUN_V4)
+    await ledger.apply(OwnershipUpdate(grant={A: ours}))
+    adopted = OwnedRecord("2025550102", NOW, "adopt", None, ADOPTED)
+    assert await ledger.adopt([(B, adopted)]) == 1
+    legacy = OwnedRecord("2025550103", T0, "flow-run-0", EXPIRES, CREATED_UNANSWERED)
+    await any_redis.hset(keys.owned, C, legacy.to_json())  # written before the compact form
+    assert await any_redis.hgetall(keys.owned) == {
+        A.encode(): b"mwlx78w0|BlEycOJp7TfKnTeRS5rQ4",
+        B.encode(): b"mwlx7cqw|~adopt|a",
+        C.encode(): legacy.to_json().encode(),
+    }
+    assert await ledger.entries([A, B, C]) == {A: ours, B: adopted, C: legacy}
+    assert await ledger.removable([A, B, C], now_ms=EXPIRES) == {A, B}  # C's record lapsed
+    await ledger.apply(OwnershipUpdate(grant={C: legacy}))  # a new grant rewrites it compactly
+    assert await any_redis.hget(keys.owned, C) == b"mwlx78w0|~flow-run-0|l|mxssesw0"
+
+
+@pytest.mark.parametrize(
+    "junk",
+    ["garbage", "mwlx78w0", "mwlx78w0|BlEycOJp7TfKnTeRS5rQ", "1|~r|created", "1|~r||1.5", "{x"],
+)
+async def test_an_unreadable_entry_counts_as_owned_with_nothing_known(
+    ledger: OwnershipLedger, any_redis: aioredis.Redis, keys: RedisKeys, junk: str
+) -> None:
+    await any_redis.hset(keys.owned, mapping={A: junk, B: "1|~r||1"})
+    assert await ledger.entries([A, B]) == {
+        A: OwnedRecord(A, 0, "unknown", None, "unreadable"),
+        B: OwnedRecord("2025550102", 1, "r", 1, CREATED),  # compact, and lapsed
+    }
+    assert await ledger.removable([A, B], now_ms=NOW) == {A}
+    assert await ledger.count() == 2
 
 
 async def test_entries_marks_an_entry_with_an_infinite_time_unreadable(

@@ -61,7 +61,7 @@ async def scene(client: aioredis.Redis, keys: RedisKeys) -> FakeReader:
 async def entry(client: aioredis.Redis, keys: RedisKeys, number: str) -> dict[str, object]:
     raw = await client.hget(keys.owned, number)
     assert raw is not None
-    loaded: dict[str, object] = json.loads(raw)
+    loaded: dict[str, object] = json.loads(OwnedRecord.decode(number, raw).to_json())
     return loaded
 
 
