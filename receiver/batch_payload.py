@@ -92,7 +92,9 @@ def batch_media_type(
         _, charset = media_type(JSON.encode() + sep + params, content_encoding)
         return NDJSON, charset
     if folded != JSON:
-        raise UnsupportedMediaType(f"Content-Type must be {JSON} or {NDJSON}")
+        raise UnsupportedMediaType(
+            f"Content-Type must be {JSON} or NDJSON ({' or '.join(sorted(NDJSON_TYPES))})"
+        )
     return media_type(content_type, content_encoding)
 
 
