@@ -83,6 +83,17 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthenticatedPost:
+    """A POST whose caller authenticated (``ReceiverApp.authenticate_post``): ``sender``
+    (``bearer-<n>``, ``hmac-<n>``), the request's ``headers`` of interest (lower-case names)
+    and its whole ``body``."""
+
+    sender: str
+    headers: Mapping[bytes, bytes]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionLimits:
     """What ``receiver.protocol`` enforces on a connection: ``header_timeout_s`` seconds to
     send a request line and headers, ``max_header_bytes`` bytes for them, and
@@ -336,6 +347,28 @@ class ReceiverApp:
         await self._finish(send, outcome, started)
 
     async def _process(self, scope: Scope, receive: Receive) -> Outcome:
+        post = await self.authenticate_post(scope, receive, self._settings.max_body_bytes)
+        if isinstance(post, Outcome):
+            return post
+        # Only an authenticated caller learns what the body should look like.
+        try:
+            kind, charset = media_type(
+                post.headers.get(b"content-type"), post.headers.get(b"content-encoding")
+            )
+        except UnsupportedMediaType as exc:
+            # Authenticated: keep the body for audit (and answer 503 if it cannot be kept).
+            return await self._reject(
+                scope, 415, "unsupported_media_type", str(exc), body=post.body, sender=post.sender
+            )
+        return await self._accept(scope, kind, charset, post.body, post.sender)
+
+    async def authenticate_post(
+        self, scope: Scope, receive: Receive, max_body_bytes: int
+    ) -> AuthenticatedPost | Outcome:
+        """The front of every write route (``/v1/events``, ``/v1/events:batch``): 405 unless
+        POST; the sender from a bearer secret (two ``Authorization`` headers: none), else from
+        an HMAC signature over the body; the body read under ``max_body_bytes`` and the body
+        deadline. Returns the refusal (405, 401, 413, 408) as an ``Outcome``."""
         if scope["method"] != "POST":
             return await self._reject(
                 scope, 405, "method_not_allowed", "use POST", headers=((b"allow", b"POST"),)
@@ -347,7 +380,7 @@ class ReceiverApp:
             sender = None  # two Authorization headers: which one counts is ambiguous
         if sender is None and SIGNATURE_HEADER not in found:
             return await self._unauthorized(scope, found, doubled)
-        body = await self._read(scope, receive)
+        body = await self._read(scope, receive, max_body_bytes)
         if isinstance(body, Outcome):
             return body
         if sender is None:
@@ -359,25 +392,15 @@ class ReceiverApp:
             )
             if sender is None:
                 return await self._unauthorized(scope, found, doubled)
-        # Only an authenticated caller learns what the body should look like.
-        try:
-            kind, charset = media_type(found.get(b"content-type"), found.get(b"content-encoding"))
-        except UnsupportedMediaType as exc:
-            # Authenticated: keep the body for audit (and answer 503 if it cannot be kept).
-            return await self._reject(
-                scope, 415, "unsupported_media_type", str(exc), body=body, sender=sender
-            )
-        return await self._accept(scope, kind, charset, body, sender)
+        return AuthenticatedPost(sender, found, body)
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes | Outcome:
-        """The body, or the refusal of one over the cap (413) or too slow (408)."""
+    async def _read(self, scope: Scope, receive: Receive, cap: int) -> bytes | Outcome:
+        """The body, or the refusal of one over ``cap`` bytes (413) or too slow (408)."""
         settings = self._settings
         try:
-            return await read_body(scope, receive, settings.max_body_bytes, settings.body_timeout_s)
+            return await read_body(scope, receive, cap, settings.body_timeout_s)
         except BodyTooLarge:
-            return await self._reject(
-                scope, 413, "body_too_large", f"body is over {settings.max_body_bytes} bytes"
-            )
+            return await self._reject(scope, 413, "body_too_large", f"body is over {cap} bytes")
         except BodyTimeout:
             return await self._reject(
                 scope,

@@ -29,17 +29,12 @@ from typing import Any
 from dnc.errors import StoreError, StoreUnavailable
 from receiver.app import Outcome, ReceiverApp
 from receiver.asgi import (
-    BodyTimeout,
-    BodyTooLarge,
     ClientGone,
     Receive,
     Scope,
     Send,
-    collect_headers,
-    read_body,
     send_json,
 )
-from receiver.auth import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER
 from receiver.batch_events import judge, record, rejection_entries, warning_counts
 from receiver.batch_payload import (
     EmptyBatch,
@@ -51,15 +46,6 @@ from receiver.payload import MalformedBody, UnsupportedMediaType
 
 log = logging.getLogger("dnc.receiver")
 
-_HEADERS = frozenset(
-    {
-        b"authorization",
-        b"content-type",
-        b"content-encoding",
-        SIGNATURE_HEADER,
-        SIGNATURE_TIMESTAMP_HEADER,
-    }
-)
 _LOG_LEVELS = {2: logging.INFO, 4: logging.WARNING, 5: logging.ERROR}
 
 
@@ -100,55 +86,18 @@ class BatchEvents:
 
     async def _process(self, scope: Scope, receive: Receive) -> Outcome:
         app = self._app
-        if scope["method"] != "POST":
-            return await app._reject(
-                scope, 405, "method_not_allowed", "use POST", headers=((b"allow", b"POST"),)
-            )
-        found, repeated = collect_headers(scope, _HEADERS)
-        sender = app._auth.bearer_sender(found.get(b"authorization"))
-        doubled = sender is not None and not app._auth.disabled and b"authorization" in repeated
-        if doubled:
-            sender = None  # two Authorization headers: which one counts is ambiguous
-        if sender is None and SIGNATURE_HEADER not in found:
-            return await app._unauthorized(scope, found, doubled)
-        body = await self._read(scope, receive)
-        if isinstance(body, Outcome):
-            return body
-        if sender is None:
-            sender = app._auth.signature_sender(
-                found.get(SIGNATURE_HEADER),
-                found.get(SIGNATURE_TIMESTAMP_HEADER),
-                body,
-                time.time(),
-            )
-            if sender is None:
-                return await app._unauthorized(scope, found, doubled)
+        post = await app.authenticate_post(scope, receive, app._settings.max_batch_body_bytes)
+        if isinstance(post, Outcome):
+            return post
         try:
             kind, charset = batch_media_type(
-                found.get(b"content-type"), found.get(b"content-encoding")
+                post.headers.get(b"content-type"), post.headers.get(b"content-encoding")
             )
         except UnsupportedMediaType as exc:
             return await app._reject(
-                scope, 415, "unsupported_media_type", str(exc), body=body, sender=sender
+                scope, 415, "unsupported_media_type", str(exc), body=post.body, sender=post.sender
             )
-        return await self._events(scope, kind, charset, body, sender)
-
-    async def _read(self, scope: Scope, receive: Receive) -> bytes | Outcome:
-        """The body, or the refusal of one over the batch cap (413) or too slow (408)."""
-        app, settings = self._app, self._app._settings
-        cap = settings.max_batch_body_bytes
-        try:
-            return await read_body(scope, receive, cap, settings.body_timeout_s)
-        except BodyTooLarge:
-            return await app._reject(scope, 413, "body_too_large", f"body is over {cap} bytes")
-        except BodyTimeout:
-            return await app._reject(
-                scope,
-                408,
-                "body_timeout",
-                f"the body did not arrive within {settings.body_timeout_s:g} s",
-                headers=((b"connection", b"close"),),
-            )
+        return await self._events(scope, kind, charset, post.body, post.sender)
 
     async def _events(
         self, scope: Scope, kind: str, charset: str, body: bytes, sender: str
