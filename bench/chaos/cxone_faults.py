@@ -123,6 +123,8 @@ RETRY = {  # DNC_SYNC_RETRY_*: backoffs of 0.5-1, 1-2, 2-4 s; the 4th failure de
     "sync_retry_backoff_cap_s": "4",
     "sync_retry_max_age_s": "60",
 }
+EXERCISE_CAP_S = 30.0
+"""How long the faults may go on past ``--fault-s`` until a 429 and a 5xx were answered."""
 STARVE_LIMIT_S = 20.0
 """How long after the fault window the ``--behind`` opt-outs may still wait while the stuck
 numbers fail (they are normally applied within the window)."""
@@ -204,7 +206,33 @@ async def inject(stack: Stack, args: argparse.Namespace) -> dict[str, float]:
             )
             await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
         spent[mode] = round(time.monotonic() - started, 1)
+    # A slow machine may start its first sync run late in a short window: the faults go on
+    # (the last mode, a 429 burst every other second) until the sandbox has answered the
+    # records endpoint a 429 and a 5xx, so a run always exercises what it reports; at most
+    # EXERCISE_CAP_S more (CI once saw a short run with no 429 at all).
+    started = time.monotonic()
+    while time.monotonic() - started < EXERCISE_CAP_S and not await exercised(stack):
+        step += 1
+        await asyncio.to_thread(
+            stack.faults,
+            error_rate=args.error_rate,
+            timeout_rate=args.timeout_rate,
+            lost_reply_rate=args.lost_reply_rate,
+            hang_s=HANG_S,
+            retry_after_mode=MODES[-1],
+            rate_limit_rps=BURST_RPS if step % 2 else 0,
+            seed=args.seed + step,
+        )
+        await asyncio.sleep(1.0)
+    spent["until_exercised"] = round(time.monotonic() - started, 1)
     return spent
+
+
+async def exercised(stack: Stack) -> bool:
+    """Whether the sandbox has answered the DNC records endpoint a 429 and a 5xx."""
+    state = await asyncio.to_thread(stack.sandbox, "GET", "/_sandbox/state")
+    codes = state["requests"].get("dnc_records", {})
+    return "429" in codes and any(code in codes for code in ("500", "502", "503", "504"))
 
 
 async def sync_runs(stack: Stack, env: dict[str, str], until: asyncio.Event) -> list[int]:
