@@ -238,7 +238,7 @@ class EventStore:
         if not group:
             return []
         [statuses] = await self._finish_groups(
-            [group], await self._submit_groups([group]), self._submit_groups
+            [group], [await self._submit(group)], self._submit_groups
         )
         return statuses
 
@@ -261,10 +261,14 @@ class EventStore:
         )
 
     async def _submit_groups(self, groups: Sequence[Group]) -> list[list[RecordStatus]]:
-        """``groups`` through the coalescer, as concurrent ``record_group`` calls would; the
-        clamps of what they recorded are remembered at once."""
-        statuses = list(await asyncio.gather(*(self._coalescer.submit(g) for g in groups)))
-        await self._remember_clamps(_clamped(groups, statuses))
+        """``groups`` through the coalescer, as concurrent ``record_group`` calls would."""
+        return list(await asyncio.gather(*(self._submit(group) for group in groups)))
+
+    async def _submit(self, group: Group) -> list[RecordStatus]:
+        """``group`` through the coalescer (one script call shared with concurrent ones); the
+        clamps of what it recorded are remembered at once."""
+        statuses = await self._coalescer.submit(group)
+        await self._remember_clamps(_clamped([group], [statuses]))
         return statuses
 
     async def _finish_groups(

@@ -108,9 +108,9 @@ local function held(e)
   return nil
 end
 
--- Whether the number's state is this very event (for an event whose id has no key).
-local function is_current(e)
-  local value = redis.call('HGET', KEYS[1], e.number)
+-- Whether the number's state `value` (false: none) is this very event (for an event whose id
+-- has no key).
+local function is_current(e, value)
   if not value then
     return false
   end
@@ -134,7 +134,8 @@ local function record(e)
   if id == 'other' then
     return 'id_conflict'
   end
-  if id == 'same' or (id == nil and is_current(e)) then
+  local current = redis.call('HGET', KEYS[1], e.number)
+  if id == 'same' or (id == nil and is_current(e, current)) then
     redis.call('XADD', KEYS[4], '*', 'status', 'duplicate', 'event', e.json)
     return 'duplicate'
   end
@@ -143,7 +144,6 @@ local function record(e)
     redis.call('PEXPIREAT', KEYS[e.first_key], ARGV[1])
   end
   local status = 'queued'
-  local current = redis.call('HGET', KEYS[1], e.number)
   if current
     and not replaces(e.number, current, tonumber(e.event_ms), e.action, e.expires_ms) then
     status = 'superseded'
