@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -333,9 +333,24 @@ class ReceiverApp:
     # -- the event pipeline -----------------------------------------------------------------
 
     async def _events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.answer(scope, send, self._process(scope, receive))
+
+    async def answer(
+        self,
+        scope: Scope,
+        send: Send,
+        process: Awaitable[Outcome],
+        *,
+        message: str = "event request",
+        per_event: bool = False,
+    ) -> None:
+        """Run a write route's ``process`` and answer its outcome (``_finish``, log line
+        ``message``); a client gone is counted and not answered, an exception is a 500.
+        ``per_event``: a 202/207's events were counted one by one, so its request is not
+        observed again in the latency histogram (the batch route)."""
         started = time.perf_counter()
         try:
-            outcome = await self._process(scope, receive)
+            outcome = await process
         except ClientGone:
             self.metrics.observe("client_gone", "", time.perf_counter() - started)
             return
@@ -344,7 +359,8 @@ class ReceiverApp:
             outcome = Outcome(
                 500, _error("internal_error", "internal error"), "error", "internal_error"
             )
-        await self._finish(send, outcome, started)
+        observe = not (per_event and outcome.status in (202, 207))
+        await self._finish(send, outcome, started, message, observe=observe)
 
     async def _process(self, scope: Scope, receive: Receive) -> Outcome:
         post = await self.authenticate_post(scope, receive, self._settings.max_body_bytes)
@@ -634,10 +650,19 @@ class ReceiverApp:
             return False
         return True
 
-    async def _finish(self, send: Send, outcome: Outcome, started: float) -> None:
+    async def _finish(
+        self,
+        send: Send,
+        outcome: Outcome,
+        started: float,
+        message: str = "event request",
+        *,
+        observe: bool = True,
+    ) -> None:
         await send_json(send, outcome.status, outcome.body, outcome.headers)
         elapsed = time.perf_counter() - started
-        self.metrics.observe(outcome.outcome, outcome.reason, elapsed)
+        if observe:
+            self.metrics.observe(outcome.outcome, outcome.reason, elapsed)
         level = _LOG_LEVELS[outcome.status // 100]
         if log.isEnabledFor(level):
             fields = {
@@ -647,7 +672,7 @@ class ReceiverApp:
                 "latency_ms": round(elapsed * 1000, 3),
                 **outcome.log_fields,
             }
-            log.log(level, "event request", extra={"fields": fields})
+            log.log(level, message, extra={"fields": fields})
 
 
 # One line per request outcome: accepted at INFO, refused (4xx) at WARNING, our or Redis's

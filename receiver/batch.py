@@ -28,13 +28,7 @@ from typing import Any
 
 from dnc.errors import StoreError, StoreUnavailable
 from receiver.app import Outcome, ReceiverApp
-from receiver.asgi import (
-    ClientGone,
-    Receive,
-    Scope,
-    Send,
-    send_json,
-)
+from receiver.asgi import Receive, Scope, Send
 from receiver.batch_events import judge, record, rejection_entries, warning_counts
 from receiver.batch_payload import (
     EmptyBatch,
@@ -46,8 +40,6 @@ from receiver.payload import MalformedBody, UnsupportedMediaType
 
 log = logging.getLogger("dnc.receiver")
 
-_LOG_LEVELS = {2: logging.INFO, 4: logging.WARNING, 5: logging.ERROR}
-
 
 class BatchEvents:
     """The batch route of ``app`` (its settings, authentication, store, metrics and
@@ -58,31 +50,8 @@ class BatchEvents:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request to the batch path (any method: not POST is 405)."""
-        app = self._app
-        started = time.perf_counter()
-        try:
-            outcome = await self._process(scope, receive)
-        except ClientGone:
-            app.metrics.observe("client_gone", "", time.perf_counter() - started)
-            return
-        except Exception:
-            log.exception("internal error", extra={"fields": {"path": scope["path"]}})
-            body = {"error": "internal_error", "message": "internal error"}
-            outcome = Outcome(500, body, "error", "internal_error")
-        await send_json(send, outcome.status, outcome.body, outcome.headers)
-        elapsed = time.perf_counter() - started
-        if outcome.status not in (202, 207):  # a batch's events are counted one by one
-            app.metrics.observe(outcome.outcome, outcome.reason, elapsed)
-        level = _LOG_LEVELS[outcome.status // 100]
-        if log.isEnabledFor(level):
-            fields = {
-                "status": outcome.status,
-                "outcome": outcome.outcome,
-                "reason": outcome.reason,
-                "latency_ms": round(elapsed * 1000, 3),
-                **outcome.log_fields,
-            }
-            log.log(level, "batch request", extra={"fields": fields})
+        process = self._process(scope, receive)
+        await self._app.answer(scope, send, process, message="batch request", per_event=True)
 
     async def _process(self, scope: Scope, receive: Receive) -> Outcome:
         app = self._app
