@@ -14,7 +14,7 @@ settle paths; prints one JSON object.
 4. Settles half the numbers as the sync does: ``PendingQueue.claim`` (1,000 a call); opt-ins
    held as ``not_owned`` (the ledger names none of them), opt-outs answered as applied
    (record id: the number as the DNC group keys it) and recorded in the ownership ledger
-   (``{ns}:owned``, ``ownership_update`` + ``OwnershipLedger.apply`` as ``record_ownership``
+   (``{ns}:owned:*``, ``ownership_update`` + ``OwnershipLedger.apply`` as ``record_ownership``
    does, one flow run UUID); ``acknowledge`` with an ``Application`` per number (appended to
    the applications stream by ``settle.lua``), then archives again (that stream is trimmed
    too).
@@ -27,9 +27,10 @@ after settling half, (after - base) = N/2 * pending + N/2 * settled, solved for
 ``settled_bytes``. ``..._after_idempotency_ttl`` subtract the idempotency keys' share (the
 same per number, pending or settled). ``recorded_unarchived_bytes`` is step 2 alone (the
 audit stream still holds every event). ``key_types``: ``MEMORY USAGE`` (every element, not
-sampled) per key family, after each step, per number (``{ns}:owned`` per number of all N:
-divide by the settled opt-outs' share, ~40 %, for an entry). ``ledger``: its entries,
-``MEMORY USAGE`` per entry and the mean stored value length.
+sampled) per key family, after each step, per number (``{ns}:owned:*`` per number of all N:
+divide by the settled opt-outs' share, ~40 %, for an entry; ``{ns}:state:*`` is every
+number's state, in 10,000 buckets). ``ledger``: its entries, ``MEMORY USAGE`` per entry,
+the buckets' encodings and the mean stored value length.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from dnc.cxone.dnc_groups import group_phone
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
+from dnc.number_hash import ledger
 from dnc.ownership import OwnershipLedger, not_owned_outcome, ownership_update
 from dnc.pending import PendingQueue
 from dnc.store import EventStore, StoreLimits
@@ -211,19 +213,29 @@ async def settle(client: aioredis.Redis, keys: RedisKeys, count: int, run_id: st
 
 
 def ledger_entries(client: redis.Redis, keys: RedisKeys) -> dict[str, Any]:
-    """The ownership ledger: entries, ``MEMORY USAGE`` per entry, mean stored value length."""
-    entries = int(client.hlen(keys.owned))
+    """The ownership ledger (its buckets, ``RedisKeys.owned_prefix``): entries, ``MEMORY
+    USAGE`` per entry, the buckets' encodings and the mean stored value length."""
+    buckets = ledger(keys).bucket_keys()
+    pipe = client.pipeline(transaction=False)
+    for key in buckets:
+        pipe.hlen(key)
+        pipe.memory_usage(key, samples=0)
+        pipe.object("encoding", key)
+    found = pipe.execute()
+    sizes, usage = found[0::3], found[1::3]
+    entries = sum(int(n) for n in sizes)
     if not entries:
         return {"entries": 0}
-    usage = int(client.memory_usage(keys.owned, samples=0) or 0)
-    values = [v for _, v in client.hscan_iter(keys.owned, count=1_000)]
+    encodings = Counter(e.decode() for e in found[2::3] if e is not None)
+    values = [v for key in buckets[:50] for v in client.hvals(key)]  # type: ignore[union-attr]
     lengths = [len(v) for v in values]
     return {
         "entries": entries,
-        "encoding": client.object("encoding", keys.owned).decode(),
-        "bytes_per_entry": round(usage / entries, 1),
-        "value_chars_mean": round(sum(lengths) / len(lengths), 1),
-        "value_sample": values[0].decode(),
+        "buckets": sum(1 for n in sizes if n),
+        "encodings": dict(encodings),
+        "bytes_per_entry": round(sum(int(u or 0) for u in usage) / entries, 1),
+        "value_chars_mean": round(sum(lengths) / max(1, len(lengths)), 1),
+        "value_sample": values[0].decode() if values else "",
     }
 
 

@@ -56,7 +56,9 @@ from sync import flow_env as sync_flow_env
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
+from dnc.number_hash import ledger, states
 from dnc.ownership import OwnedRecord
+from dnc.state import state_tail, watermark
 
 SEED_CHUNK = 100_000
 """Records per out-of-band call and per Redis pipeline while seeding."""
@@ -104,11 +106,12 @@ def seed(services: Services, client: redis.Redis, plan: Plan, offset: int) -> No
 def state(
     client: redis.Redis, keys: RedisKeys, numbers: list[str], action: Action, now_ms: int
 ) -> None:
-    """Settled latest state ``action`` for ``numbers``; an opt-out's record is ours."""
+    """Settled latest state ``action`` for ``numbers`` (compact states in their buckets); an
+    opt-out's record is ours (a ledger entry in its bucket)."""
     if not numbers:
         return
     pipe = client.pipeline(transaction=False)
-    marks, latest, owned = {}, {}, {}
+    marks, owned = {}, {}
     for e164 in numbers:
         event = StoredEvent(
             eventId=derive_event_id(f"{e164}|{action.value}|{now_ms}"),
@@ -118,14 +121,11 @@ def state(
             eventMs=now_ms - 60_000,
             receivedMs=now_ms - 60_000,
         )
-        marks[e164] = f"{event.eventMs}:{action.value}"
-        latest[e164] = event.model_dump_json()
+        marks[e164] = f"{watermark(event)} {state_tail(event)}"  # as record_events.lua writes
         if action is Action.OPT_OUT:
-            owned[e164] = OwnedRecord(e164[1:], now_ms, "bench").to_json()
-    pipe.hset(keys.watermark, mapping=marks)
-    pipe.hset(keys.latest, mapping=latest)
-    if owned:
-        pipe.hset(keys.owned, mapping=owned)
+            owned[e164] = OwnedRecord(e164[1:], now_ms, "bench").encode(e164)
+    states(keys).queue_set(pipe, marks)
+    ledger(keys).queue_set(pipe, owned)
     pipe.execute()
 
 

@@ -16,8 +16,9 @@ What it does:
    opt-ins, event times within the last 10 minutes, in chunks (bounded memory here).
    ``redis.bytes_per_pending`` is the growth of Redis ``used_memory`` over the load divided by
    the numbers loaded: it covers everything one event leaves behind (pending ZSET member,
-   latest-event and watermark HASH fields, audit stream entry, idempotency key with its TTL);
-   ``redis.by_key`` gives ``MEMORY USAGE`` of the big keys.
+   state field in its bucket HASH, audit stream entry, idempotency key with its TTL);
+   ``redis.by_key`` gives ``MEMORY USAGE`` of the big keys (``state_buckets``: the 10,000
+   state buckets and the legacy flat state hash together, ``dnc.number_hash``).
 3. Points the flow at the sandbox through ``DNC_*`` variables (batch size B, client pacing at
    the sandbox's R, 8 requests in flight, claim size ``max(1000, 10 * B)``), with
    ``PREFECT_HOME`` in the temporary directory (Prefect's ephemeral API) and Prefect logs at
@@ -85,6 +86,7 @@ from harness import BenchError, free_ports, run_main, start_redis_server, stop_p
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
+from dnc.number_hash import states
 from dnc.store import EventStore, StoreLimits
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,18 +252,24 @@ def load(services: Services, client: redis.Redis, args: argparse.Namespace) -> d
 
 
 def key_sizes(client: redis.Redis) -> dict[str, int]:
-    """``MEMORY USAGE`` (bytes, all elements sampled) of the big keys of the namespace."""
+    """``MEMORY USAGE`` (bytes, all elements sampled) of the big keys of the namespace; the
+    states' (``state_buckets``) summed over every bucket and the legacy flat hash."""
     keys = RedisKeys(NAMESPACE)
     names = {
         "pending_zset": keys.pending,
         "latest_hash": keys.latest,
-        "watermark_hash": keys.watermark,
         "audit_stream": keys.audit,
     }
-    return {
+    sizes = {
         name: int(client.memory_usage(key, samples=0) or 0)  # type: ignore[arg-type]
         for name, key in names.items()
     }
+    hashed = states(keys)
+    pipe = client.pipeline(transaction=False)
+    for key in [*hashed.bucket_keys(), hashed.legacy]:
+        pipe.memory_usage(key, samples=0)
+    sizes["state_buckets"] = sum(int(size or 0) for size in pipe.execute())
+    return sizes
 
 
 # -- the flow runs -----------------------------------------------------------------------------

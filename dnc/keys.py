@@ -9,6 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+BUCKET_DIGITS = 4
+"""A per-number hash is kept as ``10 ** BUCKET_DIGITS`` small hashes, one per value of the
+number's last four digits (``number_slot``): each holds about one ten-thousandth of the
+numbers, so up to about 1.2M numbers every bucket stays a compact listpack (Redis's default
+``hash-max-listpack-entries`` is 128 fields; raise it to 512 for about 5M numbers)."""
+
+
+def number_slot(e164: str) -> tuple[str, str]:
+    """``"+12125550123"`` -> ``("0123", "1212555")``: the bucket suffix (the last
+    ``BUCKET_DIGITS`` digits) and the field in that bucket (the digits before them, without
+    ``+``; all digits, so a listpack keeps it as an integer). ``dnc/lua/number_hash.lua``
+    computes the same split; ``number_from_slot`` reverses it."""
+    return e164[-BUCKET_DIGITS:], e164[1:-BUCKET_DIGITS]
+
+
+def number_from_slot(suffix: str, field: str) -> str:
+    """The E.164 number of bucket ``suffix``'s ``field`` (``number_slot`` reversed)."""
+    return f"+{field}{suffix}"
+
+
+def bucket_suffixes() -> list[str]:
+    """Every bucket suffix, ``"0000"`` to ``"9999"``, in order."""
+    return [f"{i:0{BUCKET_DIGITS}d}" for i in range(10**BUCKET_DIGITS)]
+
 
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
@@ -37,8 +61,26 @@ class RedisKeys:
         return f"{self.tag}:latest"
 
     @property
+    def state_prefix(self) -> str:
+        """What each state bucket's name starts with: ``{ns}:state:``, then the number's last
+        four digits (``number_slot``). Each bucket is a HASH: the digits before them ->
+        the number's state, ``"<watermark> <received offset> [<id token>]"`` (``dnc.state``);
+        the watermark rules are those of the legacy ``watermark`` hash below. No TTL, no
+        bound (a late, older event must stay superseded). About 35 bytes per number while
+        the buckets are listpacks (``bench/memory.py``)."""
+        return f"{self.tag}:state:"
+
+    def state(self, e164: str) -> tuple[str, str]:
+        """(bucket key, field) of ``e164``'s state (``state_prefix``)."""
+        suffix, field = number_slot(e164)
+        return self.state_prefix + suffix, field
+
+    @property
     def watermark(self) -> str:
-        """HASH: E.164 -> the number's state: ``"<watermark> <received offset> [<id token>]"``
+        """Legacy HASH, written before states were bucketed (``state_prefix``), still read
+        while it exists: a number's entry moves to its bucket when the number's next queued
+        event is recorded. E.164 -> the number's state:
+        ``"<watermark> <received offset> [<id token>]"``
         (``dnc.state``: the latest event, compactly), or a bare watermark written before
         states were compact (its event JSON then in ``latest``). The watermark is
         ``"<event ms>:<action>"`` of the latest known event, or
@@ -132,12 +174,26 @@ class RedisKeys:
         return f"{self.tag}:sync-successor"
 
     @property
-    def owned(self) -> str:
-        """HASH: E.164 -> compact ``dnc.ownership.OwnedRecord`` (``OwnedRecord.encode``; JSON
+    def owned_prefix(self) -> str:
+        """What each ownership-ledger bucket's name starts with: ``{ns}:owned:``, then the
+        number's last four digits (``number_slot``). Each bucket is a HASH: the digits
+        before them -> compact ``dnc.ownership.OwnedRecord`` (``OwnedRecord.encode``; JSON
         entries written before are still read) of a DNC record this service created (or
         adopted): record id, when (UTC ms), by which run, its expiry. The ownership
         ledger: an opt-in removes a record only when it is here. No TTL: an entry leaves when
         this service's opt-in removed the record (or found it gone)."""
+        return f"{self.tag}:owned:"
+
+    def owned_entry(self, e164: str) -> tuple[str, str]:
+        """(bucket key, field) of ``e164``'s ownership-ledger entry (``owned_prefix``)."""
+        suffix, field = number_slot(e164)
+        return self.owned_prefix + suffix, field
+
+    @property
+    def owned(self) -> str:
+        """Legacy HASH of the ownership ledger, written before it was bucketed
+        (``owned_prefix``), still read while it exists: E.164 -> the same entries. An
+        entry moves to its bucket when the ledger next writes that number."""
         return f"{self.tag}:owned"
 
     @property

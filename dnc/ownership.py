@@ -27,7 +27,8 @@ add of ours that went unanswered and its retry is taken for ours. Outbound conta
 upsert onto an existing contact (a 409 resolved) does not make its flag ours, since the
 flag may already have been set by someone else; only a contact this service created is.
 
-Keys: ``RedisKeys.owned``, ``RedisKeys.adds_in_flight``, ``RedisKeys.ownership_adopted``.
+Keys: ``RedisKeys.owned_prefix`` (buckets; ``RedisKeys.owned``, the legacy flat hash, still
+read), ``RedisKeys.adds_in_flight``, ``RedisKeys.ownership_adopted``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,8 @@ import redis.asyncio as aioredis
 
 from dnc.events import Action
 from dnc.keys import RedisKeys
-from dnc.store import REDIS_FAILURES, convert_error
+from dnc.number_hash import Reader, ledger
+from dnc.store import REDIS_FAILURES, convert_error, load_lua
 from dnc.target import ChangeOutcome, DncChange, OutcomeKind
 
 CREATED = "created"
@@ -62,7 +64,7 @@ class OwnedRecord:
     answer reached us, or the adoption), ``flow_run_id`` (Prefect flow run, ``local-...``,
     or ``adopt``), ``expires_ms`` (UTC ms, ``None``: never) and ``how`` (``CREATED``...).
 
-    Stored in ``RedisKeys.owned`` under its number (E.164) as one compact string
+    Stored in its ledger bucket (``RedisKeys.owned_entry``) under its number as one compact string
     (``encode``/``decode``), fields separated by ``|``, empty trailing fields left out::
 
         <created ms>|<flow run id>[|<how>[|<expires ms>[|<record id>]]]
@@ -91,7 +93,7 @@ class OwnedRecord:
     how: str = CREATED
 
     def encode(self, number: str) -> str:
-        """The compact entry stored for ``number`` (E.164) in ``RedisKeys.owned`` (the
+        """The compact entry stored for ``number`` (E.164) in the ledger (the
         format: the class docstring)."""
         fields = [
             _base36(self.created_ms),
@@ -342,12 +344,14 @@ def not_owned_outcome(e164: str) -> ChangeOutcome:
 
 
 class OwnershipLedger:
-    """The ledger in Redis for one namespace. Methods raise ``StoreError``/
-    ``StoreUnavailable`` when Redis fails."""
+    """The ledger in Redis for one namespace (bucketed: ``dnc.number_hash.ledger``).
+    Methods raise ``StoreError``/``StoreUnavailable`` when Redis fails."""
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self._client = client
         self._keys = keys
+        self._ledger = ledger(keys)
+        self._adopt = client.register_script(load_lua("adopt.lua", "number_hash.lua"))
 
     async def removable(self, numbers: Sequence[str], now_ms: int | None = None) -> set[str]:
         """Which of ``numbers`` (E.164) an opt-in may remove: owned by an entry whose record
@@ -358,12 +362,13 @@ class OwnershipLedger:
             return set()
         at_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         wanted = list(numbers)
-        owned, adding = await self._pipeline(
-            lambda p: (
-                p.hmget(self._keys.owned, wanted),
-                p.hmget(self._keys.adds_in_flight, wanted),
-            )
-        )
+
+        def queue(p: Any) -> Reader:
+            read_owned = self._ledger.queue_get(p, wanted)
+            p.hmget(self._keys.adds_in_flight, wanted)
+            return lambda results: (read_owned(results), next(results))
+
+        owned, adding = await self._pipeline(queue)
         found = set()
         for number, entry, add in zip(numbers, owned, adding, strict=True):
             record = _entry(number, entry)
@@ -378,9 +383,12 @@ class OwnershipLedger:
         """Which of ``numbers`` have an add of ours whose answer was lost."""
         if not numbers:
             return set()
-        (values,) = await self._pipeline(
-            lambda p: (p.hmget(self._keys.adds_in_flight, list(numbers)),)
-        )
+
+        def queue(p: Any) -> Reader:
+            p.hmget(self._keys.adds_in_flight, list(numbers))
+            return next
+
+        values = await self._pipeline(queue)
         return {n for n, value in zip(numbers, values, strict=True) if value is not None}
 
     async def release(self, numbers: Sequence[str]) -> int:
@@ -388,12 +396,13 @@ class OwnershipLedger:
         reconciliation found); returns how many entries went."""
         if not numbers:
             return 0
-        keys = self._keys
-        removed, _ = await self._pipeline(
-            lambda p: (p.hdel(keys.owned, *numbers), p.hdel(keys.adds_in_flight, *numbers)),
-            transaction=True,
-        )
-        return int(removed)
+
+        def queue(p: Any) -> Reader:
+            removed = self._ledger.queue_delete(p, numbers)
+            p.hdel(self._keys.adds_in_flight, *numbers)
+            return removed
+
+        return int(await self._pipeline(queue, transaction=True))
 
     async def note_adds(self, numbers: Sequence[str], now_ms: int) -> set[str]:
         """Mark an add of ours whose answer was lost for each of ``numbers`` (the first time
@@ -401,7 +410,13 @@ class OwnershipLedger:
         if not numbers:
             return set()
         key = self._keys.adds_in_flight
-        fresh = await self._pipeline(lambda p: tuple(p.hsetnx(key, n, now_ms) for n in numbers))
+
+        def queue(p: Any) -> Reader:
+            for n in numbers:
+                p.hsetnx(key, n, now_ms)
+            return lambda results: [next(results) for _ in numbers]
+
+        fresh = await self._pipeline(queue)
         return {number for number, new in zip(numbers, fresh, strict=True) if not new}
 
     async def apply(self, update: OwnershipUpdate) -> None:
@@ -411,50 +426,50 @@ class OwnershipLedger:
             return
         keys = self._keys
 
-        def commands(p: Any) -> tuple[Any, ...]:
-            queued = [p.set(keys.ownership_since, int(time.time() * 1000), nx=True)]
-            if update.grant:
-                mapping = {n: r.encode(n) for n, r in update.grant.items()}
-                queued.append(p.hset(keys.owned, mapping=mapping))
-            if update.release:
-                queued.append(p.hdel(keys.owned, *update.release))
+        def queue(p: Any) -> Reader:
+            p.set(keys.ownership_since, int(time.time() * 1000), nx=True)
+            readers = [
+                self._ledger.queue_set(p, {n: r.encode(n) for n, r in update.grant.items()}),
+                self._ledger.queue_delete(p, update.release),
+            ]
             if update.answered:
-                queued.append(p.hdel(keys.adds_in_flight, *update.answered))
-            return tuple(queued)
+                p.hdel(keys.adds_in_flight, *update.answered)
+            return lambda results: [next(results), *(read(results) for read in readers)]
 
-        await self._pipeline(commands, transaction=True)
+        await self._pipeline(queue, transaction=True)
 
     async def entries(self, numbers: Sequence[str]) -> dict[str, OwnedRecord | None]:
         """The ledger entry of each of ``numbers`` (``None``: not owned); an unreadable
         entry counts as owned with nothing known (record id = the number)."""
         if not numbers:
             return {}
-        (values,) = await self._pipeline(lambda p: (p.hmget(self._keys.owned, list(numbers)),))
+        values = await self._pipeline(lambda p: self._ledger.queue_get(p, list(numbers)))
         pairs = zip(numbers, values, strict=True)
         return {number: _entry(number, value) for number, value in pairs}
 
     async def adopt(self, entries: Iterable[tuple[str, OwnedRecord]]) -> int:
-        """Add entries for numbers not in the ledger yet (an owned one is kept as it is);
-        returns how many were added."""
+        """Add entries for numbers not in the ledger yet (an owned one, in its bucket or the
+        legacy hash, is kept as it is: ``adopt.lua``); returns how many were added."""
         items = list(entries)
         if not items:
             return 0
-        key = self._keys.owned
-        added = await self._pipeline(
-            lambda p: tuple(p.hsetnx(key, n, r.encode(n)) for n, r in items), transaction=True
-        )
-        return sum(int(flag) for flag in added)
+        args = [x for n, r in items for x in (n, r.encode(n))]
+        try:
+            return int(await self._adopt(keys=[self._keys.owned], args=args))
+        except REDIS_FAILURES as exc:
+            raise convert_error(exc) from exc
 
     async def count(self) -> int:
-        """How many records the ledger names."""
-        (size,) = await self._pipeline(lambda p: (p.hlen(self._keys.owned),))
-        return int(size)
+        """How many records the ledger names (every bucket's size: 10,001 ``HLEN``)."""
+        return int(await self._pipeline(self._ledger.queue_count))
 
-    async def _pipeline(self, queue: Any, transaction: bool = False) -> list[Any]:
+    async def _pipeline(self, queue: Callable[[Any], Reader], transaction: bool = False) -> Any:
+        """Run the commands ``queue`` puts on one pipeline; what its reader makes of the
+        results."""
         try:
             async with self._client.pipeline(transaction=transaction) as pipe:
-                queue(pipe)
-                return list(await pipe.execute())
+                read = queue(pipe)
+                return read(iter(await pipe.execute()))
         except REDIS_FAILURES as exc:
             raise convert_error(exc) from exc
 

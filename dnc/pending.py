@@ -133,10 +133,10 @@ class PendingQueue:
         self._retry = retry or RetryLimits()
         self._backlog = client.register_script(load_lua("backlog.lua"))
         self._lease = client.register_script(load_lua("lease.lua"))
-        self._claim = client.register_script(load_lua("claim.lua"))
-        self._settle = client.register_script(load_lua("settle.lua"))
-        self._requeue = client.register_script(load_lua("requeue.lua"))
-        self._resync = client.register_script(load_lua("resync.lua"))
+        self._claim = client.register_script(load_lua("claim.lua", "number_hash.lua"))
+        self._settle = client.register_script(load_lua("settle.lua", "number_hash.lua"))
+        self._requeue = client.register_script(load_lua("requeue.lua", "number_hash.lua"))
+        self._resync = client.register_script(load_lua("resync.lua", "number_hash.lua"))
 
     async def acquire_lease(self, token: str, ttl_ms: int, grace_ms: int = 0) -> LeaseGrant:
         """Take the lease for ``ttl_ms`` ms if it is free (or already ours). ``grace_ms``: how

@@ -1,6 +1,8 @@
 """A number's state as kept in Redis: one compact string per number, and idempotency keys.
 
-**State** (``RedisKeys.watermark`` HASH, E.164 -> value). Written by ``record_events.lua``::
+**State** (per number, in the buckets ``RedisKeys.state``: ``dnc.number_hash``; the flat
+``RedisKeys.watermark`` HASH written before them is still read). Written by
+``record_events.lua``::
 
     "<event ms>:<action>[:<expiry ms>] <received ms - event ms, base 36> [<id token>]"
 
@@ -43,6 +45,7 @@ import redis.asyncio as aioredis
 
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
+from dnc.number_hash import states as number_states
 
 ID_BUCKETS_PER_TTL = 4
 """Idempotency buckets per TTL: an id lives between one TTL and 1.5 TTL; a lookup reads
@@ -204,10 +207,11 @@ async def read_latest(
     if not numbers:
         return []
     async with client.pipeline(transaction=True) as pipe:
-        pipe.hmget(keys.watermark, list(numbers))
+        read_states = number_states(keys).queue_get(pipe, list(numbers))
         pipe.hmget(keys.latest, list(numbers))
-        states, legacy = await pipe.execute()
+        results = iter(await pipe.execute())
+        found, legacy = read_states(results), next(results)
     return [
         read_event(number, state, event)
-        for number, state, event in zip(numbers, states, legacy, strict=True)
+        for number, state, event in zip(numbers, found, legacy, strict=True)
     ]

@@ -186,9 +186,11 @@ class _SentinelRedis(aioredis.Redis):
                 await sentinel.aclose()
 
 
-def load_lua(name: str) -> str:
-    """The source of ``dnc/lua/<name>``."""
-    return resources.files("dnc").joinpath("lua", name).read_text(encoding="utf-8")
+def load_lua(name: str, *preludes: str) -> str:
+    """The source of ``dnc/lua/<name>``, after the sources of ``preludes`` (shared local
+    functions, such as ``number_hash.lua``), in order."""
+    folder = resources.files("dnc").joinpath("lua")
+    return "\n".join(folder.joinpath(n).read_text(encoding="utf-8") for n in (*preludes, name))
 
 
 class EventStore:
@@ -208,7 +210,9 @@ class EventStore:
         self._limits = limits
         self._clock = clock
         self._ids_width_ms: int | None = None  # RedisKeys.ids_width, read on first record
-        self._record_script = client.register_script(load_lua("record_events.lua"))
+        self._record_script = client.register_script(
+            load_lua("record_events.lua", "number_hash.lua")
+        )
         self._coalescer: Coalescer[Group, list[RecordStatus]] = Coalescer(
             self._record_batch, limits.max_batch, size=len
         )

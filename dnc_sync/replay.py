@@ -21,6 +21,7 @@ from redis import exceptions as redis_errors
 
 from dnc.events import Action
 from dnc.keys import RedisKeys
+from dnc.number_hash import states
 from dnc.state import read_event
 from dnc.store import convert_error
 
@@ -110,7 +111,9 @@ async def known_numbers(client: aioredis.Redis, keys: RedisKeys, numbers: Sequen
     if not numbers:
         return 0
     try:
-        marks = await client.hmget(keys.watermark, list(numbers))
+        async with client.pipeline(transaction=False) as pipe:
+            read_marks = states(keys).queue_get(pipe, list(numbers))
+            marks = read_marks(iter(await pipe.execute()))
     except redis_errors.RedisError as exc:
         raise convert_error(exc) from exc
     return sum(mark is not None for mark in marks)
@@ -125,13 +128,15 @@ async def applied(client: aioredis.Redis, keys: RedisKeys, numbers: Sequence[str
             pipe.hmget(keys.latest, list(numbers))
             pipe.zmscore(keys.pending, list(numbers))
             pipe.hmget(keys.dead_letters, list(numbers))
-            pipe.hmget(keys.watermark, list(numbers))
-            latest, scores, letters, states = await pipe.execute()
+            read_states = states(keys).queue_get(pipe, list(numbers))
+            results = iter(await pipe.execute())
+            latest, scores, letters = next(results), next(results), next(results)
+            found = read_states(results)
     except redis_errors.RedisError as exc:
         raise convert_error(exc) from exc
     counts: Counter[str] = Counter()
     for number, raw, score, letter, state in zip(
-        numbers, latest, scores, letters, states, strict=True
+        numbers, latest, scores, letters, found, strict=True
     ):
         event = read_event(number, state, raw)
         if event is None:

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from dnc.events import StoredEvent
 from dnc.keys import RedisKeys
+from dnc.number_hash import NumberHash, ledger, states
 from dnc.state import read_latest
 
 
@@ -35,9 +36,71 @@ async def recorded_event(
 
 
 async def numbers_with_state(client: aioredis.Redis, keys: RedisKeys) -> set[str]:
-    """Every number Redis holds a state for."""
-    found: Any = await client.hkeys(keys.watermark)
-    return {key.decode() for key in found}
+    """Every number Redis holds a state for (its bucket or the legacy flat hash)."""
+    return set(await all_states(client, keys))
+
+
+async def _bucketed(client: aioredis.Redis, hashed: NumberHash) -> dict[str, bytes]:
+    """Every entry of a bucketed per-number hash, legacy flat entries first (a bucket's entry
+    wins, as the readers decide), by E.164 number."""
+    legacy: Any = await client.hgetall(hashed.legacy)
+    found: dict[str, bytes] = {k.decode(): v for k, v in legacy.items()}
+    async with client.pipeline(transaction=False) as pipe:
+        buckets = hashed.bucket_keys()
+        for key in buckets:
+            pipe.hgetall(key)
+        for key, fields in zip(buckets, await pipe.execute(), strict=True):
+            found.update({hashed.number(key, f): v for f, v in fields.items()})
+    return found
+
+
+async def all_states(client: aioredis.Redis, keys: RedisKeys) -> dict[str, bytes]:
+    """Every number's state value (``dnc.state``), by E.164 number."""
+    return await _bucketed(client, states(keys))
+
+
+async def ledger_entries(client: aioredis.Redis, keys: RedisKeys) -> dict[str, bytes]:
+    """Every ownership-ledger entry (``OwnedRecord.encode``), by E.164 number."""
+    return await _bucketed(client, ledger(keys))
+
+
+async def state_value(client: aioredis.Redis, keys: RedisKeys, number: str) -> bytes | None:
+    """The number's state value as Redis holds it (its bucket, else the legacy flat hash)."""
+    async with client.pipeline(transaction=False) as pipe:
+        read = states(keys).queue_get(pipe, [number])
+        [value] = read(iter(await pipe.execute()))
+    return value  # type: ignore[no-any-return]
+
+
+async def ledger_entry(client: aioredis.Redis, keys: RedisKeys, number: str) -> bytes | None:
+    """The number's ownership-ledger entry as Redis holds it (bucket, else legacy)."""
+    async with client.pipeline(transaction=False) as pipe:
+        read = ledger(keys).queue_get(pipe, [number])
+        [value] = read(iter(await pipe.execute()))
+    return value  # type: ignore[no-any-return]
+
+
+def all_states_sync(client: redis.Redis, keys: RedisKeys) -> dict[str, bytes]:
+    """``all_states`` with a synchronous client."""
+    hashed = states(keys)
+    legacy: Any = client.hgetall(hashed.legacy)
+    found: dict[str, bytes] = {k.decode(): v for k, v in legacy.items()}
+    with client.pipeline(transaction=False) as pipe:
+        buckets = hashed.bucket_keys()
+        for key in buckets:
+            pipe.hgetall(key)
+        for key, fields in zip(buckets, pipe.execute(), strict=True):
+            found.update({hashed.number(key, f): v for f, v in fields.items()})
+    return found
+
+
+def state_value_sync(client: redis.Redis, keys: RedisKeys, number: str) -> bytes | None:
+    """``state_value`` with a synchronous client."""
+    key, field = keys.state(number)
+    value: Any = client.hget(key, field)
+    if value is None:
+        value = client.hget(keys.watermark, number)
+    return value  # type: ignore[no-any-return]
 
 
 async def id_is_kept(client: aioredis.Redis, keys: RedisKeys, event_id: str) -> bool:

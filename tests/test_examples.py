@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from dnc.e164 import to_e164
 from dnc.state import read_latest
 from tests.conftest import make_app, make_client, make_store
+from tests.stored import all_states
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -133,9 +134,9 @@ async def test_replay_through_the_receiver_gives_the_expected_outcome(
     assert aliases == [line.aliases for line in generated]
     assert sum(bool(a) for a in aliases) == SUMMARY["line_kinds"]["alias_opt_out"] >= 3
     assert await fake_redis.hgetall(store.keys.warnings)  # counted for dnc-sync status
-    watermarks = await fake_redis.hgetall(store.keys.watermark)
+    watermarks = await all_states(fake_redis, store.keys)
     # "<ms>:<action>" or "<ms>:optOut:<expiry ms>": the action is the second field
-    final = {text(k): text(v).split(" ")[0].split(":")[1] for k, v in watermarks.items()}
+    final = {k: text(v).split(" ")[0].split(":")[1] for k, v in watermarks.items()}
     assert final == SUMMARY["final"]
     numbers = sorted(final)
     latest = await read_latest(fake_redis, store.keys, numbers)

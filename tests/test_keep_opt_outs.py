@@ -41,7 +41,7 @@ from receiver.app import ReceiverApp
 from receiver.auth import sign
 from receiver.openapi import build_document
 from tests.conftest import BEARER, HMAC_KEY, make_app, make_client, make_store
-from tests.stored import latest_event, recorded_event
+from tests.stored import all_states, latest_event, recorded_event
 
 NOW_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z, a fixed receive time for intake tests
 EVENT_MS = 1_794_994_200_000  # 2026-11-18T09:30:00Z
@@ -158,7 +158,7 @@ async def test_an_opt_in_with_the_same_problem_is_refused(
     assert response.status_code == 422, response.text
     named = {p["field"] for p in response.json()["problems"]}
     assert named == {field}
-    assert await store._client.hlen(store.keys.watermark) == 0
+    assert await all_states(store._client, store.keys) == {}
 
 
 async def test_an_unknown_region_for_a_national_number_is_still_refused(
@@ -172,7 +172,7 @@ async def test_an_unknown_region_for_a_national_number_is_still_refused(
         "reason": "unknown_region",
         "message": "",
     }
-    assert await store._client.hlen(store.keys.watermark) == 0
+    assert await all_states(store._client, store.keys) == {}
 
 
 async def test_several_bad_optional_fields_are_each_named(
@@ -637,7 +637,7 @@ async def test_the_duplicate_key_screen_applies_to_json_sent_as_form(
     response = await client.post("/v1/events", content=content, headers=FORM)
     assert response.status_code == 422
     assert response.json()["problems"][0]["reason"] == "duplicate"
-    assert await store._client.hlen(store.keys.watermark) == 0
+    assert await all_states(store._client, store.keys) == {}
 
 
 async def test_the_charset_screen_applies_to_json_sent_as_form(

@@ -43,7 +43,7 @@ from dnc_sync.status import read_queue
 from receiver.openapi import build_document
 from tests.conftest import make_app, make_client, make_store
 from tests.cxone_fakes import API, ISSUER, RECORDS_URL, TOKEN_URL, Sleeps, groups_settings, make_jwt
-from tests.stored import id_is_kept, recorded_event
+from tests.stored import all_states, all_states_sync, id_is_kept, recorded_event
 
 NOW_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z, a fixed receive time for intake tests
 POLICY = IntakePolicy(default_region="US")
@@ -194,8 +194,8 @@ async def test_an_argentine_opt_out_records_both_forms_and_both_are_pending(
     assert payload["aliases"] == [{"e164": AR_SMS, "status": "queued"}]
     assert payload["warnings"] == []
     assert await pending(store) == {AR_MOBILE, AR_SMS}
-    watermarks = await store._client.hgetall(store.keys.watermark)
-    assert {k.decode(): v.decode().split(" ")[0].split(":")[1] for k, v in watermarks.items()} == {
+    watermarks = await all_states(store._client, store.keys)
+    assert {k: v.decode().split(" ")[0].split(":")[1] for k, v in watermarks.items()} == {
         AR_MOBILE: "optOut",
         AR_SMS: "optOut",
     }
@@ -301,7 +301,7 @@ async def test_redis_down_records_no_form(
     fake_server.connected = False
     assert (await client.post("/v1/events", json=body())).status_code == 503
     fake_server.connected = True
-    assert await store._client.hlen(store.keys.watermark) == 0
+    assert await all_states(store._client, store.keys) == {}
 
 
 async def test_a_mexican_old_form_is_stored_under_todays_number(
@@ -470,8 +470,8 @@ def test_import_applies_the_same_rules(tmp_path: Path, fake_env: redis.Redis) ->
         "seconds": 0,
         "rows/s": 0,
     }
-    stored = fake_env.hgetall(KEYS.watermark)  # "<ms>:<action>[:<expiry>] ..." (dnc.state)
-    numbers = {k.decode(): v.decode().split(" ")[0].split(":")[1] for k, v in stored.items()}
+    stored = all_states_sync(fake_env, KEYS)  # "<ms>:<action>[:<expiry>] ..." (dnc.state)
+    numbers = {k: v.decode().split(" ")[0].split(":")[1] for k, v in stored.items()}
     assert numbers == {
         AR_MOBILE: "optOut",
         AR_SMS: "optOut",

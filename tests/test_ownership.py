@@ -25,6 +25,7 @@ from dnc.ownership import (
 )
 from dnc.target import ChangeOutcome, DncChange, OutcomeKind
 from tests.conftest import free_port
+from tests.stored import ledger_entries
 
 T0 = 1_794_994_200_000  # a fixed instant (UTC ms): no clock is read here
 RUN = "3f2c9a10-run"
@@ -454,6 +455,7 @@ def ledger(any_redis: aioredis.Redis, keys: RedisKeys) -> OwnershipLedger:
 
 def test_keys_live_under_the_namespace(keys: RedisKeys, namespace: str) -> None:
     assert keys.owned == "{" + namespace + "}:owned"
+    assert keys.owned_entry(A) == ("{" + namespace + "}:owned:0101", "1202555")
     assert keys.adds_in_flight == "{" + namespace + "}:adds-in-flight"
 
 
@@ -481,7 +483,7 @@ async def test_note_adds_returns_only_numbers_already_marked_and_keeps_the_first
         B.encode(): str(T0).encode(),  # the first send is kept
         C.encode(): str(T0 + 1_000).encode(),
     }
-    assert await any_redis.exists(keys.owned) == 0  # a marker is not ownership
+    assert await ledger_entries(any_redis, keys) == {}  # a marker is not ownership
 
 
 async def test_apply_grants_releases_and_clears_markers(
@@ -492,7 +494,7 @@ async def test_apply_grants_releases_and_clears_markers(
     await ledger.apply(OwnershipUpdate(grant={B: old}))
     first = OwnedRecord("2025550101", NOW, RUN, EXPIRES, CREATED)
     await ledger.apply(OwnershipUpdate(grant={A: first}, release=[B], answered=[A, B]))
-    assert await any_redis.hgetall(keys.owned) == {A.encode(): first.encode(A).encode()}
+    assert await ledger_entries(any_redis, keys) == {A: first.encode(A).encode()}
     assert await any_redis.hgetall(keys.adds_in_flight) == {C.encode(): str(T0).encode()}
     assert await ledger.entries([A, B, C]) == {A: first, B: None, C: None}
     assert await ledger.count() == 1
@@ -503,7 +505,8 @@ async def test_apply_of_nothing_writes_nothing(
     ledger: OwnershipLedger, any_redis: aioredis.Redis, keys: RedisKeys
 ) -> None:
     await ledger.apply(OwnershipUpdate())
-    assert await any_redis.exists(keys.owned, keys.adds_in_flight) == 0
+    assert await ledger_entries(any_redis, keys) == {}
+    assert await any_redis.exists(keys.adds_in_flight) == 0
 
 
 async def test_a_grant_replaces_the_entry_of_the_same_number(ledger: OwnershipLedger) -> None:
@@ -562,16 +565,22 @@ async def test_the_ledger_stores_compact_entries_and_still_reads_json_ones(
     adopted = OwnedRecord("2025550102", NOW, "adopt", None, ADOPTED)
     assert await ledger.adopt([(B, adopted)]) == 1
     legacy = OwnedRecord("2025550103", T0, "flow-run-0", EXPIRES, CREATED_UNANSWERED)
-    await any_redis.hset(keys.owned, C, legacy.to_json())  # written before the compact form
-    assert await any_redis.hgetall(keys.owned) == {
-        A.encode(): b"mwlx78w0|BlEycOJp7TfKnTeRS5rQ4",
-        B.encode(): b"mwlx7cqw|~adopt|a",
-        C.encode(): legacy.to_json().encode(),
+    # written before the compact form (and before buckets): the legacy flat hash
+    await any_redis.hset(keys.owned, C, legacy.to_json())
+    assert await any_redis.hget(*keys.owned_entry(A)) == b"mwlx78w0|BlEycOJp7TfKnTeRS5rQ4"
+    assert await any_redis.hget(*keys.owned_entry(B)) == b"mwlx7cqw|~adopt|a"
+    assert await any_redis.hgetall(keys.owned) == {C.encode(): legacy.to_json().encode()}
+    assert await ledger_entries(any_redis, keys) == {
+        A: b"mwlx78w0|BlEycOJp7TfKnTeRS5rQ4",
+        B: b"mwlx7cqw|~adopt|a",
+        C: legacy.to_json().encode(),
     }
     assert await ledger.entries([A, B, C]) == {A: ours, B: adopted, C: legacy}
     assert await ledger.removable([A, B, C], now_ms=EXPIRES) == {A, B}  # C's record lapsed
     await ledger.apply(OwnershipUpdate(grant={C: legacy}))  # a new grant rewrites it compactly
-    assert await any_redis.hget(keys.owned, C) == b"mwlx78w0|~flow-run-0|l|mxssesw0"
+    assert await any_redis.hget(*keys.owned_entry(C)) == b"mwlx78w0|~flow-run-0|l|mxssesw0"
+    assert await any_redis.exists(keys.owned) == 0  # moved out of the legacy hash
+    assert await ledger.entries([C]) == {C: legacy}
 
 
 @pytest.mark.parametrize(

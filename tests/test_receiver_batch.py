@@ -20,6 +20,7 @@ from receiver.app import ReceiverApp
 from receiver.auth import sign
 from receiver.batch_events import runs
 from tests.conftest import HMAC_KEY, make_app, make_client, make_store
+from tests.stored import state_value
 
 BATCH = "/v1/events:batch"
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -66,7 +67,7 @@ async def pending(store: EventStore) -> set[bytes]:
 
 async def latest_action(store: EventStore, e164: str) -> str:
     """The action of the number's latest event: its watermark starts ``<ms>:<action>``."""
-    raw = await store._client.hget(store.keys.watermark, e164)
+    raw = await state_value(store._client, store.keys, e164)
     assert raw is not None
     return str(raw.decode().split(" ")[0].split(":")[1])
 

@@ -13,7 +13,8 @@ from dnc.keys import RedisKeys
 from dnc.ownership import OwnedRecord, OwnershipLedger
 from dnc.reconcile.adopt import AdoptionReport, AlreadyAdopted, adopt, matches
 from dnc.reconcile.drift import NumberState
-from tests.test_reconcile_run import DAY, NOW, FakeReader, held, text
+from tests.stored import ledger_entries, ledger_entry
+from tests.test_reconcile_run import DAY, NOW, FakeReader, held
 
 EXP = NOW + 30 * DAY
 A, B, C, D, E, F, G, H, M, J, K = (f"+120255502{n:02d}" for n in range(1, 12))
@@ -59,7 +60,7 @@ async def scene(client: aioredis.Redis, keys: RedisKeys) -> FakeReader:
 
 
 async def entry(client: aioredis.Redis, keys: RedisKeys, number: str) -> dict[str, object]:
-    raw = await client.hget(keys.owned, number)
+    raw = await ledger_entry(client, keys, number)
     assert raw is not None
     loaded: dict[str, object] = json.loads(OwnedRecord.decode(number, raw).to_json())
     return loaded
@@ -80,7 +81,7 @@ async def test_adopts_only_settled_opt_outs_in_force_with_the_same_expiry(
     assert report == AdoptionReport(
         records=12, adopted=2, already_owned=2, not_matching=8, api_calls=3
     )
-    assert sorted(text(k) for k in await any_redis.hkeys(keys.owned)) == [A, B, H]
+    assert sorted(await ledger_entries(any_redis, keys)) == [A, B, H]
     assert await entry(any_redis, keys, A) == {
         "recordId": "2025550201",
         "createdMs": NOW,
@@ -180,6 +181,8 @@ async def test_the_ledger_never_overwrites_an_entry_on_adoption(
     assert await ledger.adopt([(H, adopted), (A, adopted)]) == 1
     assert await ledger.adopt([]) == 0
     assert (await ledger.entries([H, A])) == {H: KEPT, A: adopted}
+    assert await any_redis.hget(keys.owned, H) == KEPT.to_json().encode()  # left as it was
+    assert await any_redis.hget(*keys.owned_entry(A)) == adopted.encode(A).encode()
 
 
 async def test_only_opt_outs_received_before_the_ledger_started_are_adopted(
@@ -197,4 +200,4 @@ async def test_only_opt_outs_received_before_the_ledger_started_are_adopted(
     reader = FakeReader([[held(old), held(new)]])
     report = await adopt(fake_redis, keys, reader, now_ms=NOW)
     assert (report.adopted, report.not_matching) == (1, 1)
-    assert [text(k) for k in await fake_redis.hkeys(keys.owned)] == [old]
+    assert list(await ledger_entries(fake_redis, keys)) == [old]

@@ -18,6 +18,7 @@ from dnc.reconcile.seen import SeenNumbers
 from dnc.reconcile.state import SCAN_COUNT, StateReader
 from dnc.state import watermark_of
 from dnc.store import EventStore, StoreLimits
+from tests.stored import all_states
 from tests.test_reconcile_run import scored
 
 T0 = 1_794_994_200_000
@@ -116,8 +117,8 @@ async def test_states_read_what_the_receiver_wrote(
     await store.record(stored("+12025550101", Action.OPT_OUT, T0 + DAY))
     await store.record(stored("+12025550102", Action.OPT_OUT))
     await store.record(stored("+12025550103", Action.OPT_IN))
-    marks = await any_redis.hgetall(keys.watermark)
-    assert watermark_of(marks[b"+12025550101"].decode()) == f"{T0}:optOut:{T0 + DAY}"
+    marks = await all_states(any_redis, keys)
+    assert watermark_of(marks["+12025550101"].decode()) == f"{T0}:optOut:{T0 + DAY}"
     assert await reader.states(["+12025550101", "+12025550102", "+12025550103"]) == [
         NumberState(Action.OPT_OUT, T0 + DAY, in_flight=True),
         NumberState(Action.OPT_OUT, None, in_flight=True),

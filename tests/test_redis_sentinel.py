@@ -20,6 +20,7 @@ from dnc.keys import RedisKeys
 from dnc.settings import RedisSettings
 from dnc.store import EventStore, RecordStatus, StoreLimits, open_redis
 from tests.conftest import free_port
+from tests.stored import state_value_sync
 
 pytestmark = [pytest.mark.redis, pytest.mark.socket]
 MASTER = "dnc-primary"
@@ -105,12 +106,13 @@ async def test_store_follows_the_primary_across_a_failover(
         connect_timeout_s=0.5,
     )
     client = open_redis(settings)
-    store = EventStore(client, RedisKeys("ha"), StoreLimits())
+    keys = RedisKeys("ha")
+    store = EventStore(client, keys, StoreLimits())
     try:
         assert await store.record(opt_out("+12025550101")) is RecordStatus.QUEUED
         replica = redis.Redis(port=ha["replica"])
         deadline = time.monotonic() + 10
-        while replica.hget("{ha}:watermark", "+12025550101") is None:
+        while state_value_sync(replica, keys, "+12025550101") is None:
             assert time.monotonic() < deadline, "the replica never received the event"
             await asyncio.sleep(0.05)
         primary = ha["primary_process"]
@@ -130,8 +132,8 @@ async def test_store_follows_the_primary_across_a_failover(
         assert status is RecordStatus.QUEUED
         assert refused > 0  # the failover was seen, not skipped
         assert replica.info("replication")["role"] == "master"
-        assert replica.hget("{ha}:watermark", "+12025550101") is not None
-        assert replica.hget("{ha}:watermark", "+12025550102") is not None
+        assert state_value_sync(replica, keys, "+12025550101") is not None
+        assert state_value_sync(replica, keys, "+12025550102") is not None
     finally:
         await client.aclose()
 
@@ -155,7 +157,7 @@ async def test_an_event_counts_as_recorded_only_once_replicas_confirm_it(
     try:
         assert await one.record(opt_out("+12025550101")) is RecordStatus.QUEUED
         # Confirmed by the replica before the answer: it is already there.
-        assert redis.Redis(port=ha["replica"]).hget("{wait}:watermark", "+12025550101")
+        assert state_value_sync(redis.Redis(port=ha["replica"]), keys, "+12025550101")
         with pytest.raises(StoreUnavailable, match="1 of 2 replicas"):
             await two.record(opt_out("+12025550102"))  # there is only one replica
     finally:

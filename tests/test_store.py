@@ -13,7 +13,7 @@ from dnc.keys import RedisKeys
 from dnc.state import watermark_of
 from dnc.store import EventStore, RecordStatus, StoreLimits
 from tests.conftest import free_port, make_store
-from tests.stored import latest_event, recorded_event
+from tests.stored import all_states, latest_event, recorded_event, state_value
 
 NUMBER = "+12025550123"
 T0 = 1_794_994_200_000
@@ -62,7 +62,9 @@ async def latest(store: EventStore, number: str = NUMBER) -> StoredEvent:
 
 async def mark_of(store: EventStore, number: str = NUMBER) -> str:
     """The watermark part of the number's state (``dnc.state``)."""
-    return watermark_of((await store._client.hget(store.keys.watermark, number)).decode())
+    value = await state_value(store._client, store.keys, number)
+    assert value is not None, f"no state for {number}"
+    return watermark_of(value.decode())
 
 
 async def test_first_event_is_queued_and_pending(store: EventStore) -> None:
@@ -169,6 +171,12 @@ async def test_legacy_two_part_watermark_of_an_expiring_opt_out(store: EventStor
     await store._client.hset(store.keys.latest, NUMBER, legacy.model_dump_json(exclude_none=True))
     assert await store.record(event(T0, expires=SOON, event_id="same")) is (RecordStatus.SUPERSEDED)
     assert await store.record(event(T0, expires=LATER)) is RecordStatus.QUEUED
+    # the queued write moved the number's state out of the legacy hash, into its bucket
+    assert not await store._client.hexists(store.keys.watermark, NUMBER)
+    assert await store._client.hget(*store.keys.state(NUMBER)) is not None
+    assert await mark_of(store) == f"{T0}:optOut:{LATER}"
+    # legacy data again (the bucket's entry removed: written before buckets existed)
+    await store._client.hdel(*store.keys.state(NUMBER))
     await store._client.hset(store.keys.watermark, NUMBER, f"{T0}:optOut")  # a permanent one
     await store._client.hset(
         store.keys.latest, NUMBER, event(T0, event_id="old").model_dump_json(exclude_none=True)
@@ -213,7 +221,7 @@ async def test_same_event_id_is_duplicate_and_changes_nothing(store: EventStore)
     assert await store.record(first) is RecordStatus.DUPLICATE
     rows = await store._client.xrange(store.keys.audit)  # each delivery is in the audit record
     assert [row[1][b"status"] for row in rows] == [b"queued", b"duplicate", b"duplicate"]
-    assert len(await store._client.hgetall(store.keys.watermark)) == 1
+    assert len(await all_states(store._client, store.keys)) == 1
 
 
 async def test_reused_event_id_for_another_event_is_a_conflict(store: EventStore) -> None:
@@ -313,6 +321,9 @@ def test_keys_share_one_hash_tag() -> None:
         keys.pending,
         keys.latest,
         keys.watermark,
+        keys.state(NUMBER)[0],
+        keys.owned,
+        keys.owned_entry(NUMBER)[0],
         keys.audit,
         keys.rejected,
         keys.event_id("x"),
@@ -370,7 +381,7 @@ async def test_a_key_used_for_another_event_refuses_the_whole_group(store: Event
     await store.record(event(T0, number=NUMBER, event_id="k-1"))
     statuses = await store.record_group(opt_out_group(T0 + 1, event_id="k-1"))
     assert statuses == [RecordStatus.ID_CONFLICT] * 2
-    assert await store._client.hget(store.keys.watermark, SMS) is None  # nothing written
+    assert await state_value(store._client, store.keys, SMS) is None  # nothing written
     assert await store._client.xlen(store.keys.audit) == 1
     assert await store.record(event(T0 + 1, number=SMS, event_id=f"k-1~{SMS}")) is (
         RecordStatus.QUEUED  # its key was not taken either
@@ -379,7 +390,7 @@ async def test_a_key_used_for_another_event_refuses_the_whole_group(store: Event
     taken = opt_out_group(T0 + 2, event_id="k-2")
     await store.record(event(T0, number=NUMBER, event_id=taken[1].eventId))
     assert await store.record_group(taken) == [RecordStatus.ID_CONFLICT] * 2
-    assert await store._client.hget(store.keys.watermark, MOBILE) is None
+    assert await state_value(store._client, store.keys, MOBILE) is None
 
 
 async def test_groups_are_never_split_across_script_calls(

@@ -118,7 +118,8 @@ async def test_the_state_is_one_compact_value_and_latest_is_not_written(
 ) -> None:
     recorded = event(metadata={"contactId": "42"})
     assert await store.record(recorded) is RecordStatus.QUEUED
-    assert await any_redis.hget(store.keys.watermark, NUMBER) == f"{T0}:optOut ya".encode()
+    assert await any_redis.hget(*store.keys.state(NUMBER)) == f"{T0}:optOut ya".encode()
+    assert await any_redis.exists(store.keys.watermark) == 0  # the legacy hash: not written
     assert await any_redis.hlen(store.keys.latest) == 0
     assert await any_redis.keys(f"{store.keys.tag}:event-id:*") == []
     assert await any_redis.keys(f"{store.keys.tag}:ids:*") == []  # a derived id: no key
@@ -151,6 +152,9 @@ async def test_a_legacy_state_is_claimed_settled_and_rewritten(
     assert await store.record(event(expires=T0 + 30_000)) is RecordStatus.SUPERSEDED
     assert await store.record(longer) is RecordStatus.QUEUED
     assert await any_redis.hget(keys.latest, NUMBER) is None
+    assert await any_redis.hget(keys.watermark, NUMBER) is None  # left the legacy hash...
+    bucketed = await any_redis.hget(*keys.state(NUMBER))  # ...for its bucket
+    assert bucketed is not None and bucketed.decode().startswith(f"{T0}:optOut:{T0 + 120_000} ")
     [claim] = await queue.claim("run", 10)
     assert claim.event.eventId == longer.eventId and claim.watermark.startswith(f"{T0}:optOut:")
 
@@ -167,10 +171,9 @@ async def test_a_reused_caller_id_on_a_legacy_state_is_a_new_event(
     later = event(T0 + 30 * 86_400_000, event_id="contact-7", received=T0 + 30 * 86_400_000)
     assert await store.record(later) is RecordStatus.QUEUED
     assert (
-        (await any_redis.hget(keys.watermark, NUMBER))
-        .decode()
-        .startswith(f"{later.eventMs}:optOut ")
+        (await any_redis.hget(*keys.state(NUMBER))).decode().startswith(f"{later.eventMs}:optOut ")
     )
+    assert await any_redis.hget(keys.watermark, NUMBER) is None  # moved out of the legacy hash
     assert await any_redis.zscore(keys.pending, NUMBER) is not None
 
 

@@ -30,6 +30,7 @@ from dnc.keys import RedisKeys
 from dnc.state import decode, watermark_of
 from dnc.store import EventStore, RecordStatus, StoreLimits
 from tests.conftest import free_port
+from tests.stored import state_value_sync
 
 pytestmark = [pytest.mark.redis, pytest.mark.socket]
 
@@ -189,7 +190,7 @@ async def test_a_retry_is_confirmed_only_once_a_replica_holds_the_event(pair: Pa
     replica = redis.Redis(host="127.0.0.1", port=pair.replica)
     try:
         # Confirmed: the replica holds the event already, no waiting needed.
-        held = replica.hget(keys.watermark, opt_out.e164)
+        held = state_value_sync(replica, keys, opt_out.e164)
         assert held is not None and watermark_of(held.decode()) == f"{T0}:optOut"
         # a derived id has no key: the state itself is what recognises the retry (dnc.state)
         compact = decode(opt_out.e164, held.decode())

@@ -89,7 +89,7 @@ from oracle import (
     wrongly_applied,
 )
 from script import chaos_main, sized_args
-from stack import JOURNAL_TARGET, NAMESPACE, Stack
+from stack import JOURNAL_TARGET, NAMESPACE, Stack, state_values
 from wire import send_all, send_at_rate
 
 from dnc.keys import RedisKeys
@@ -384,7 +384,7 @@ def report(
     sent, stuck = sent_and_stuck
     r = stack.redis()
     try:
-        watermarks = r.hgetall(KEYS.watermark)
+        watermarks = state_values(r, KEYS)
         dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
         left = int(r.zcard(KEYS.pending)) + int(r.zcard(KEYS.deferred))
     finally:

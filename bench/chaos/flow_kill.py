@@ -78,10 +78,11 @@ from oracle import (
     wrongly_applied,
 )
 from script import chaos_main, sized_args
-from stack import JOURNAL_TARGET, NAMESPACE, BenchError, Stack
+from stack import JOURNAL_TARGET, NAMESPACE, BenchError, Stack, state_values
 from wire import Proxy, send_all, send_at_rate
 
 from dnc.keys import RedisKeys
+from dnc.number_hash import states
 
 KEYS = RedisKeys(NAMESPACE)
 LEASE_TTL_S = 5  # the least DNC_SYNC_LEASE_TTL_S allows
@@ -229,7 +230,11 @@ async def one_kill(world: World, env: dict[str, str], target: str) -> dict[str, 
     await world.proxy.wait_for(lambda: world.proxy.in_flight(False) == 0, 30)
     after = await snapshot(world)
     common = sorted(before[0] & after[0])
-    latest = await world.redis.hmget(KEYS.watermark, common) if common else []
+    latest: list[Any] = []
+    if common:  # each number's state: its bucket, else the legacy flat hash (dnc.number_hash)
+        async with world.redis.pipeline(transaction=False) as pipe:
+            read_states = states(KEYS).queue_get(pipe, common)
+            latest = read_states(iter(await pipe.execute()))
     actions = {
         # "<ms>:<action>[:<exp>][ <rest of the state>]" (dnc.state)
         n: (w or b"").decode().partition(" ")[0].partition(":")[2].partition(":")[0]
@@ -345,7 +350,7 @@ def report(world: World, final: dict[str, Any], load_s: float, converge_s: float
     figures and any violations."""
     r = world.stack.redis()
     try:
-        watermarks = r.hgetall(KEYS.watermark)
+        watermarks = state_values(r, KEYS)
         dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
         pending = int(r.zcard(KEYS.pending))
     finally:

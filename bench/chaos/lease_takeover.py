@@ -88,7 +88,7 @@ from oracle import (
     wrongly_applied,
 )
 from script import LOGS, chaos_main, print_log_tail, sized_args
-from stack import HOST, JOURNAL_TARGET, NAMESPACE, BenchError, Stack
+from stack import HOST, JOURNAL_TARGET, NAMESPACE, BenchError, Stack, state_values
 from wire import Proxy, send_all
 
 from dnc.keys import RedisKeys
@@ -519,7 +519,7 @@ def report(world: World, rounds: list[Round]) -> dict[str, Any]:
     stack = world.stack
     r = stack.redis()
     try:
-        watermarks = r.hgetall(KEYS.watermark)
+        watermarks = state_values(r, KEYS)
         dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
         pending = int(r.zcard(KEYS.pending)) + int(r.zcard(KEYS.deferred))
     finally:

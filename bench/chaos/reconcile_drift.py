@@ -82,7 +82,7 @@ from oracle import (
     numbers,
 )
 from script import BenchError, chaos_main, sized_args
-from stack import GROUP_ID, JOURNAL_TARGET, NAMESPACE, Stack
+from stack import GROUP_ID, JOURNAL_TARGET, NAMESPACE, Stack, state_values
 from wire import send_all
 
 from dnc.keys import RedisKeys
@@ -510,7 +510,7 @@ def redis_view(stack: Stack) -> dict[str, Any]:
             "pending": set(r.zrange(KEYS.pending, 0, -1)),
             "deferred": int(r.zcard(KEYS.deferred)),
             "dead": {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()},
-            "watermarks": r.hgetall(KEYS.watermark),
+            "watermarks": state_values(r, KEYS),
         }
     finally:
         r.close()

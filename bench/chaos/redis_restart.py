@@ -53,7 +53,7 @@ from oracle import EventFactory, Sent, account, ids_missing, numbers, phantoms
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from script import chaos_main, sized_args
-from stack import NAMESPACE, Stack
+from stack import NAMESPACE, Stack, state_values
 from wire import Client, post
 
 from dnc.keys import RedisKeys
@@ -173,7 +173,7 @@ def check_redis(stack: Stack, sent: list[Sent]) -> dict[str, Any]:
     r, raw = stack.redis(), stack.redis(decode_responses=False)
     try:
         missing_ids = ids_missing(raw, KEYS.tag, acked)
-        watermarks = r.hgetall(KEYS.watermark)
+        watermarks = state_values(r, KEYS)
         latest = r.hgetall(KEYS.latest)
     finally:
         r.close()

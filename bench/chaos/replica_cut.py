@@ -92,7 +92,7 @@ from openloop import NS, Tally, offer
 from oracle import EventFactory, Sent, account, ids_missing, numbers, phantoms
 from redis_restart import RETRY_DELAY_S
 from script import LOGS, BenchError, chaos_main, free_ports, print_log_tail, sized_args
-from stack import HOST, NAMESPACE, Stack, clean_env, wait_until
+from stack import HOST, NAMESPACE, Stack, clean_env, state_values, wait_until
 from wire import Client, post
 
 from dnc.keys import RedisKeys
@@ -687,7 +687,7 @@ def read_promoted(stack: ReplicaStack, sent: Sequence[Sent]) -> dict[str, Any]:
     raw = stack.client("replica", decode_responses=False)
     try:
         missing_ids = ids_missing(raw, KEYS.tag, acked)
-        watermarks = client.hgetall(KEYS.watermark)
+        watermarks = state_values(client, KEYS)
         latest = client.hgetall(KEYS.latest)
         audit_ids: set[str] = set()
         after = "-"

@@ -28,6 +28,9 @@ from typing import Any
 import redis
 from script import BENCH, LOGS, BenchError, free_ports, print_log_tail
 
+from dnc.keys import RedisKeys
+from dnc.number_hash import states
+
 REPO = BENCH.parent
 HOST = "127.0.0.1"
 NAMESPACE = "chaos"
@@ -352,6 +355,21 @@ class Stack:
     def log_tails(self) -> None:
         """The last lines of every log, on stderr (for a violated invariant)."""
         print_log_tail(self.tmp, LOGS)
+
+
+def state_values(client: redis.Redis, keys: RedisKeys) -> dict[str, str]:
+    """Every number's state (``dnc.state``: ``"<watermark> <rest>"``), by E.164 number: the
+    legacy flat hash, then every state bucket over it (a bucket's entry wins, as the readers
+    decide: ``dnc.number_hash``). ``client`` decodes responses (``Stack.redis``)."""
+    hashed = states(keys)
+    found: dict[str, str] = dict(client.hgetall(hashed.legacy))  # type: ignore[arg-type]
+    buckets = hashed.bucket_keys()
+    pipe = client.pipeline(transaction=False)
+    for key in buckets:
+        pipe.hgetall(key)
+    for key, fields in zip(buckets, pipe.execute(), strict=True):
+        found.update({hashed.number(key, field): value for field, value in fields.items()})
+    return found
 
 
 def _pings(client: redis.Redis) -> bool:

@@ -60,7 +60,7 @@ from oracle import (
     wrongly_applied,
 )
 from script import chaos_main, sized_args
-from stack import JOURNAL_TARGET, NAMESPACE, Stack
+from stack import JOURNAL_TARGET, NAMESPACE, Stack, state_values
 from wire import Call, Proxy, send_all
 
 from dnc.keys import RedisKeys
@@ -152,7 +152,7 @@ def report(
     state = stack.sandbox("GET", "/_sandbox/state")
     r = stack.redis()
     try:
-        watermarks = r.hgetall(KEYS.watermark)
+        watermarks = state_values(r, KEYS)
         dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
         left = int(r.zcard(KEYS.pending))
     finally:

@@ -27,6 +27,7 @@ from dnc.audit.database import require_current
 from dnc.audit.lag import backlog
 from dnc.e164 import to_e164
 from dnc.keys import RedisKeys
+from dnc.number_hash import states
 from dnc.state import decode
 from dnc.store import REDIS_FAILURES, convert_error
 from dnc.timestamps import iso_utc
@@ -315,8 +316,10 @@ async def current_state(client: aioredis.Redis, keys: RedisKeys, e164: str) -> N
             pipe.zscore(keys.deferred, e164)
             pipe.hget(keys.retry_state, e164)
             pipe.hget(keys.dead_letters, e164)
-            pipe.hget(keys.watermark, e164)
-            latest, pending, deferred, retry, dead, state = await pipe.execute()
+            read_state = states(keys).queue_get(pipe, [e164])
+            results = iter(await pipe.execute())
+            latest, pending, deferred, retry, dead = (next(results) for _ in range(5))
+            [state] = read_state(results)
     except REDIS_FAILURES as exc:
         raise convert_error(exc) from exc
     compact = None

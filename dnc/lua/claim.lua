@@ -1,8 +1,8 @@
 -- Claim the oldest pending numbers for the sync run holding the lease, without removing them.
 -- Numbers waiting out a retry backoff whose time has come are first put back in the pending
 -- set under the time they have waited since (so they come first again).
--- KEYS[1] sync lease STRING  KEYS[2] pending ZSET  KEYS[3] state HASH (dnc.state; the
--- watermark key)  KEYS[4] latest HASH (event JSON of states written before they were compact)
+-- KEYS[1] sync lease STRING  KEYS[2] pending ZSET  KEYS[3] legacy state HASH (the states are
+-- in buckets beside it: number_hash.lua, dnc.state)  KEYS[4] latest HASH (event JSON of states written before they were compact)
 -- KEYS[5] deferred ZSET (E.164 -> not-before ms)  KEYS[6] retry state HASH (E.164 ->
 -- "<attempts>:<waiting since ms>:<first failure ms>")
 -- ARGV[1] lease token  ARGV[2] how many  ARGV[3] now (UTC ms)
@@ -20,13 +20,14 @@ for _, member in ipairs(due) do
   local since = state and string.match(state, '^%d+:(%d+):') or ARGV[3]
   redis.call('ZADD', KEYS[2], 'NX', since, member)
 end
+local STATES = number_hash(KEYS[3], 'state')
 local claimed = {}
 local rows = redis.call('ZRANGE', KEYS[2], 0, limit - 1, 'WITHSCORES')
 for i = 1, #rows, 2 do
   local member = rows[i]
   table.insert(claimed, member)
   table.insert(claimed, rows[i + 1])
-  table.insert(claimed, redis.call('HGET', KEYS[3], member) or '')
+  table.insert(claimed, nh_get(STATES, member) or '')
   table.insert(claimed, redis.call('HGET', KEYS[4], member) or '')
 end
 return claimed

@@ -3,8 +3,10 @@
 -- idempotency key was already used for a different event). Every queued, superseded and
 -- duplicate event gets an audit stream entry ("status", "event" JSON); the stream has no cap:
 -- only the archive trims it, once its entries are in the audit store (dnc.audit.archive).
--- KEYS[1] state HASH (E.164 -> "<watermark> <received offset> [<id token>]", dnc.state; a
--- bare watermark when written before states were compact)  KEYS[2] latest HASH (the legacy
+-- KEYS[1] legacy state HASH (E.164 -> state, written before states were bucketed; read and
+-- emptied, never written: number_hash.lua; the states are in the buckets '<tag>:state:<last
+-- four digits>': "<watermark> <received offset> [<id token>]", dnc.state; a bare watermark
+-- when written before states were compact)  KEYS[2] latest HASH (the legacy
 -- states' event JSON: read, deleted when the number's state is rewritten, never written)
 -- KEYS[3] pending ZSET  KEYS[4] audit STREAM  KEYS[5] replication touch STRING (counter)
 -- KEYS[6] sync wake LIST (at most one '1': the draining sync run blocks on it, BLPOP)
@@ -129,12 +131,14 @@ local function is_current(e, value)
     and stored['eventId'] == event['eventId']
 end
 
+local STATES = number_hash(KEYS[1], 'state')
+
 local function record(e)
   local id = held(e)
   if id == 'other' then
     return 'id_conflict'
   end
-  local current = redis.call('HGET', KEYS[1], e.number)
+  local current = nh_get(STATES, e.number)
   if id == 'same' or (id == nil and is_current(e, current)) then
     redis.call('XADD', KEYS[4], '*', 'status', 'duplicate', 'event', e.json)
     return 'duplicate'
@@ -149,7 +153,7 @@ local function record(e)
     status = 'superseded'
   end
   if status == 'queued' then
-    redis.call('HSET', KEYS[1], e.number, e.watermark .. ' ' .. e.tail)
+    nh_set(STATES, e.number, e.watermark .. ' ' .. e.tail)
     redis.call('HDEL', KEYS[2], e.number)
     redis.call('ZADD', KEYS[3], 'NX', e.received_ms, e.number)
   end

@@ -1,6 +1,7 @@
 -- Settle claimed numbers by compare-and-delete: each is settled only if its state (dnc.state:
 -- watermark, receive time, id) is still the one that was claimed, so a newer event that arrived
--- during the push stays pending. KEYS[1] pending ZSET  KEYS[2] state HASH (the watermark key)  KEYS[3] dead letters HASH
+-- during the push stays pending. KEYS[1] pending ZSET  KEYS[2] legacy state HASH (the states are in
+-- buckets beside it: number_hash.lua)  KEYS[3] dead letters HASH
 -- KEYS[4] deferred ZSET (E.164 -> not-before ms)  KEYS[5] retry state HASH (E.164 ->
 -- "<attempts>:<waiting since ms>:<first counted failure ms, 0 before one>")
 -- KEYS[6] applications STREAM (dnc.applications: one entry per number pushed to CXone)
@@ -67,8 +68,10 @@ local OUTCOMES = {
   [3] = 'deferred',
 }
 
+local STATES = number_hash(KEYS[2], 'state')
+
 local function settle(member, watermark, kind, payload)
-  if redis.call('HGET', KEYS[2], member) ~= watermark then
+  if nh_get(STATES, member) ~= watermark then
     return 0
   elseif kind == 'retry' then
     return retry(member, payload)

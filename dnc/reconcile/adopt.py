@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from dnc.held_records import HeldRecord, RecordReader
 from dnc.keys import RedisKeys
+from dnc.number_hash import states as number_states
 from dnc.ownership import ADOPTED, OwnedRecord, OwnershipLedger
 from dnc.reconcile.drift import NumberState
 from dnc.reconcile.state import StateReader
@@ -127,8 +128,9 @@ async def _received_before(
     try:
         async with client.pipeline(transaction=True) as pipe:
             pipe.hmget(keys.latest, numbers)
-            pipe.hmget(keys.watermark, numbers)
-            events, states = await pipe.execute()
+            read_states = number_states(keys).queue_get(pipe, numbers)
+            results = iter(await pipe.execute())
+            events, states = next(results), read_states(results)
     except REDIS_FAILURES as exc:
         raise convert_error(exc) from exc
     before = set()

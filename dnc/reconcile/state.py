@@ -5,7 +5,8 @@ Per chunk of numbers, one script call (``numbers_state.lua``) reads: the waterma
 parsing the event), whether it is pending or deferred (in flight), dead-lettered, in the
 ownership ledger or has an add of ours in flight. A two-part opt-out watermark may predate
 expiries in watermarks: the script reads its event (``latest``) for the expiry. Every known
-number is listed by scanning the watermark hash (``HSCAN``), a chunk at a time.
+number is listed from the state buckets, then the legacy flat hash (``HSCAN``), a chunk at
+a time.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import redis.asyncio as aioredis
 
 from dnc.events import Action
 from dnc.keys import RedisKeys
+from dnc.number_hash import states as number_states
 from dnc.reconcile.drift import NumberState
 from dnc.store import REDIS_FAILURES, convert_error, load_lua
 
 SCAN_COUNT = 1_000
-"""Numbers asked of Redis per ``HSCAN`` call of the watermark hash."""
+"""Numbers asked of Redis per ``HSCAN`` call of the legacy state hash."""
+BUCKET_CHUNK = 50
+"""State buckets read per pipeline (``HKEYS`` each): about 5,000 numbers at 1M."""
 STATE_CHUNK = 1_000
 """Numbers per call of the state script: bounds how long one call holds Redis."""
 
@@ -31,7 +35,7 @@ class StateReader:
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self._client = client
         self._keys = keys
-        self._script = client.register_script(load_lua("numbers_state.lua"))
+        self._script = client.register_script(load_lua("numbers_state.lua", "number_hash.lua"))
 
     async def states(self, numbers: Sequence[str]) -> list[NumberState]:
         """The state of each of ``numbers`` (E.164), in order (one script call per
@@ -67,8 +71,10 @@ class StateReader:
         return found
 
     async def known_numbers(self) -> AsyncIterator[list[str]]:
-        """Every number with a latest state, a scan chunk at a time (a number may come twice
-        if the hash is resized mid-scan, as ``HSCAN`` allows)."""
+        """Every number with a latest state, a chunk at a time: the legacy flat hash while it
+        exists (``HSCAN``), then the state buckets (``BUCKET_CHUNK`` a pipeline). Entries
+        only move from the legacy hash to buckets, so in that order none is missed; a number
+        may come twice (a resize mid-scan, as ``HSCAN`` allows, or a move meanwhile)."""
         cursor = 0
         while True:
             try:
@@ -80,7 +86,23 @@ class StateReader:
             if page:
                 yield [_text(number) for number in page]
             if int(cursor) == 0:
-                return
+                break
+        states = number_states(self._keys)
+        buckets = states.bucket_keys()
+        for start in range(0, len(buckets), BUCKET_CHUNK):
+            chunk = buckets[start : start + BUCKET_CHUNK]
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in chunk:
+                        pipe.hkeys(key)
+                    fields = await pipe.execute()
+            except REDIS_FAILURES as exc:
+                raise convert_error(exc) from exc
+            numbers = [
+                states.number(k, f) for k, found in zip(chunk, fields, strict=True) for f in found
+            ]
+            if numbers:
+                yield numbers
 
 
 def _parse_watermark(value: object) -> tuple[Action | None, int | None]:
