@@ -12,8 +12,11 @@ from dataclasses import dataclass
 BUCKET_DIGITS = 4
 """A per-number hash is kept as ``10 ** BUCKET_DIGITS`` small hashes, one per value of the
 number's last four digits (``number_slot``): each holds about one ten-thousandth of the
-numbers, so up to about 1.2M numbers every bucket stays a compact listpack (Redis's default
-``hash-max-listpack-entries`` is 128 fields; raise it to 512 for about 5M numbers)."""
+numbers, so up to about 1.2M numbers a bucket stays a compact listpack (Redis's default
+``hash-max-listpack-entries`` is 128 fields; raise it to 512 for about 5M numbers), as long
+as no value in it is longer than ``hash-max-listpack-value`` (64 bytes by default: a state
+with a caller ``eventId`` over about 36 characters is longer; 192 fits every state). A
+bucket past either limit is a plain hash: correct, but bigger than the flat hash was."""
 
 
 def number_slot(e164: str) -> tuple[str, str]:
@@ -66,8 +69,8 @@ class RedisKeys:
         four digits (``number_slot``). Each bucket is a HASH: the digits before them ->
         the number's state, ``"<watermark> <received offset> [<id token>]"`` (``dnc.state``);
         the watermark rules are those of the legacy ``watermark`` hash below. No TTL, no
-        bound (a late, older event must stay superseded). About 35 bytes per number while
-        the buckets are listpacks (``bench/memory.py``)."""
+        bound (a late, older event must stay superseded). About 45 bytes per number at 1M
+        while the buckets are listpacks (``bench/memory.py``; ``BUCKET_DIGITS``)."""
         return f"{self.tag}:state:"
 
     def state(self, e164: str) -> tuple[str, str]:

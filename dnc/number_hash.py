@@ -13,6 +13,7 @@ consumes exactly its own.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -28,9 +29,14 @@ class NumberHash:
     flat hash written before them. Pure key arithmetic and command queueing: it raises
     nothing itself (the pipeline's ``execute`` raises Redis's errors)."""
 
-    def __init__(self, prefix: str, legacy: str) -> None:
+    def __init__(
+        self, prefix: str, legacy: str, later: Callable[[Any, Any], bool] | None = None
+    ) -> None:
         self.prefix = prefix
         self.legacy = legacy
+        self.later = later
+        """Whether a legacy value replaces the bucket's (``later_state``), for a number in
+        both places; ``None``: the bucket's always wins."""
 
     def slot(self, e164: str) -> tuple[str, str]:
         """(bucket key, field) of ``e164``."""
@@ -48,20 +54,28 @@ class NumberHash:
 
     def queue_get(self, pipe: Any, numbers: Sequence[str]) -> Reader:
         """Queue a read of ``numbers``' values; the reader gives them in order (``None``
-        where a number has none, in its bucket or the legacy hash)."""
-        for number in numbers:
-            pipe.hget(*self.slot(number))
+        where a number has none, in its bucket or the legacy hash). The legacy hash is read
+        first: an entry only moves from there to its bucket, so a pipeline that is not a
+        transaction still sees an entry that moves between its reads."""
         if numbers:
             pipe.hmget(self.legacy, list(numbers))
+        for number in numbers:
+            pipe.hget(*self.slot(number))
 
         def read(results: Iterator[Any]) -> list[Any]:
             if not numbers:
                 return []
-            found = [next(results) for _ in numbers]
             legacy = next(results)
-            return [v if v is not None else old for v, old in zip(found, legacy, strict=True)]
+            found = [next(results) for _ in numbers]
+            return [self._pick(v, old) for v, old in zip(found, legacy, strict=True)]
 
         return read
+
+    def _pick(self, value: Any, old: Any) -> Any:
+        """A number's value from its bucket's ``value`` and the legacy hash's ``old``."""
+        if old is None or (value is not None and not (self.later and self.later(old, value))):
+            return value
+        return old
 
     def queue_set(self, pipe: Any, values: Mapping[str, Any]) -> Reader:
         """Queue writing ``values`` (E.164 -> value) into their buckets and removing their
@@ -109,8 +123,34 @@ def _skip(results: Iterator[Any], count: int) -> None:
 
 
 def states(keys: RedisKeys) -> NumberHash:
-    """The numbers' states (``RedisKeys.state_prefix``, legacy ``RedisKeys.watermark``)."""
-    return NumberHash(keys.state_prefix, keys.watermark)
+    """The numbers' states (``RedisKeys.state_prefix``, legacy ``RedisKeys.watermark``); a
+    number in both reads as the later state (``later_state``)."""
+    return NumberHash(keys.state_prefix, keys.watermark, later_state)
+
+
+_WATERMARK = re.compile(rb"^(\d+):([A-Za-z]+):?(\d*)")
+
+
+def later_state(a: bytes | str, b: bytes | str) -> bool:
+    """Whether state value ``a`` replaces state value ``b`` (``dnc.state``: their watermarks,
+    ``"<event ms>:<action>[:<expiry ms>]"``): the later event time; on a tie an opt-out over
+    an opt-in, and an opt-out that protects for longer (no expiry: for ever) over one that
+    lapses earlier. A value without a readable watermark loses. The same rule as
+    ``later_state`` in ``dnc/lua/number_hash.lua``."""
+    found_a = _WATERMARK.match(a.encode() if isinstance(a, str) else a)
+    found_b = _WATERMARK.match(b.encode() if isinstance(b, str) else b)
+    if found_a is None or found_b is None:
+        return found_b is None and found_a is not None
+    a_ms, a_action, a_expires = found_a.groups()
+    b_ms, b_action, b_expires = found_b.groups()
+    if int(a_ms) != int(b_ms):
+        return int(a_ms) > int(b_ms)
+    if a_action != b"optOut":
+        return False
+    if b_action != b"optOut":
+        return True
+    forever = float("inf")
+    return (int(a_expires) if a_expires else forever) > (int(b_expires) if b_expires else forever)
 
 
 def ledger(keys: RedisKeys) -> NumberHash:

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys, number_from_slot, number_slot
-from dnc.number_hash import ledger, states
+from dnc.number_hash import later_state, ledger, states
 from dnc.ownership import ADOPTED, OwnedRecord, OwnershipLedger, OwnershipUpdate
 from dnc.pending import PendingQueue
 from dnc.reconcile.state import StateReader
-from dnc.store import EventStore, RecordStatus, StoreLimits
+from dnc.state import read_latest
+from dnc.store import EventStore, RecordStatus, StoreLimits, load_lua
 from tests.stored import all_states, ledger_entries
 
 NUMBER = "+12025550123"
@@ -168,3 +169,58 @@ def test_the_python_and_script_helpers_name_the_same_buckets() -> None:
     assert ledger(k).slot(NUMBER) == k.owned_entry(NUMBER)
     assert states(k).bucket_keys()[123] == "{ns}:state:0123"
     assert states(k).number("{ns}:state:0123", b"1202555") == NUMBER
+
+
+async def test_a_later_state_in_the_flat_hash_wins_over_the_bucket(
+    store: EventStore, any_redis: aioredis.Redis, keys: RedisKeys
+) -> None:
+    """A rolling deploy: our receiver wrote an opt-in to the bucket, then a receiver of the
+    version before buckets recorded a later opt-out in the flat hash. Every reader takes the
+    opt-out; the sync claims and settles it; an event between the two is superseded."""
+    assert await store.record(event(T0, Action.OPT_IN)) is RecordStatus.QUEUED
+    await any_redis.hset(keys.watermark, NUMBER, f"{T0 + 60_000}:optOut 0")  # the old writer
+    assert await store.record(event(T0 + 30_000, Action.OPT_OUT)) is RecordStatus.SUPERSEDED
+    [latest] = await read_latest(any_redis, keys, [NUMBER])
+    assert latest is not None and (latest.action, latest.eventMs) == (Action.OPT_OUT, T0 + 60_000)
+    [state] = await StateReader(any_redis, keys).states([NUMBER])
+    assert state.action is Action.OPT_OUT
+    queue = PendingQueue(any_redis, keys)
+    assert await queue.acquire_lease("run", 60_000)
+    [claim] = await queue.claim("run", 10)
+    assert claim.event.action is Action.OPT_OUT and claim.watermark == f"{T0 + 60_000}:optOut 0"
+    assert await queue.acknowledge([claim]) == [True]
+    assert await store.record(event(T0 + 90_000, Action.OPT_IN)) is RecordStatus.QUEUED
+    assert await any_redis.hexists(keys.watermark, NUMBER) == 0  # moved on the next change
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "later"),
+    [
+        (f"{T0 + 1}:optIn 0", f"{T0}:optOut 0", True),
+        (f"{T0}:optOut 0", f"{T0}:optIn 0", True),
+        (f"{T0}:optIn 0", f"{T0}:optOut 0", False),
+        (f"{T0}:optOut", f"{T0}:optOut:{T0 + 5} 0", True),  # for ever beats a lapse
+        (f"{T0}:optOut:{T0 + 5} 0", f"{T0}:optOut 0", False),
+        (f"{T0}:optOut:{T0 + 9} 0", f"{T0}:optOut:{T0 + 5} 0", True),
+        (f"{T0}:optOut 0", f"{T0}:optOut 1", False),  # the same watermark: the bucket stays
+        ("garbage", f"{T0}:optIn 0", False),
+        (f"{T0}:optIn 0", "garbage", True),
+    ],
+)
+async def test_python_and_lua_agree_on_the_later_state(
+    any_redis: aioredis.Redis, keys: RedisKeys, a: str, b: str, later: bool
+) -> None:
+    """``later_state`` in Python and in ``number_hash.lua`` (run through the claim script's
+    read of a number held in both places)."""
+    assert later_state(a, b) is later
+    await any_redis.hset(keys.watermark, NUMBER, a)
+    await any_redis.hset(*keys.state(NUMBER), b)
+    await any_redis.zadd(keys.pending, {NUMBER: T0})
+    await any_redis.set(keys.sync_lease, "run")
+    claim = any_redis.register_script(load_lua("claim.lua", "number_hash.lua"))
+    names = [keys.sync_lease, keys.pending, keys.watermark, keys.latest]
+    rows = await claim(keys=[*names, keys.deferred, keys.retry_state], args=["run", 10, T0])
+    async with any_redis.pipeline(transaction=True) as pipe:
+        read = states(keys).queue_get(pipe, [NUMBER])
+        [value] = read(iter(await pipe.execute()))
+    assert rows[2] == value == (a if later else b).encode()

@@ -20,7 +20,7 @@ for _, member in ipairs(due) do
   local since = state and string.match(state, '^%d+:(%d+):') or ARGV[3]
   redis.call('ZADD', KEYS[2], 'NX', since, member)
 end
-local STATES = number_hash(KEYS[3], 'state')
+local STATES = number_hash(KEYS[3], 'state', later_state)
 local claimed = {}
 local rows = redis.call('ZRANGE', KEYS[2], 0, limit - 1, 'WITHSCORES')
 for i = 1, #rows, 2 do

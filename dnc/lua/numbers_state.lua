@@ -7,7 +7,7 @@
 -- expires (watermarks written before expiries were part of them); and flags: 1 in flight
 -- (pending or waiting out a backoff), 2 dead-lettered, 4 a record of it is ours (owned, or
 -- an add of ours in flight).
-local STATES = number_hash(KEYS[1], 'state')
+local STATES = number_hash(KEYS[1], 'state', later_state)
 local OWNED = number_hash(KEYS[5], 'owned')
 local out = {}
 for i = 1, #ARGV do

@@ -131,7 +131,7 @@ local function is_current(e, value)
     and stored['eventId'] == event['eventId']
 end
 
-local STATES = number_hash(KEYS[1], 'state')
+local STATES = number_hash(KEYS[1], 'state', later_state)
 
 local function record(e)
   local id = held(e)

@@ -9,7 +9,7 @@ local members = {}
 for i = 2, #ARGV do
   members[#members + 1] = ARGV[i]
 end
-local STATES = number_hash(KEYS[3], 'state')
+local STATES = number_hash(KEYS[3], 'state', later_state)
 local count = 0
 for _, member in ipairs(members) do
   if redis.call('HDEL', KEYS[1], member) == 1 then

@@ -5,7 +5,7 @@
 -- buckets beside it: number_hash.lua)  KEYS[3] dead letters HASH  KEYS[4] deferred ZSET
 -- ARGV[1] now (UTC ms)  ARGV[2..]: E.164 numbers, at most a few hundred a call
 -- Returns how many were put back (a number already pending keeps its older score).
-local STATES = number_hash(KEYS[2], 'state')
+local STATES = number_hash(KEYS[2], 'state', later_state)
 local count = 0
 for i = 2, #ARGV do
   local member = ARGV[i]

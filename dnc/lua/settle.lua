@@ -68,7 +68,7 @@ local OUTCOMES = {
   [3] = 'deferred',
 }
 
-local STATES = number_hash(KEYS[2], 'state')
+local STATES = number_hash(KEYS[2], 'state', later_state)
 
 local function settle(member, watermark, kind, payload)
   if nh_get(STATES, member) ~= watermark then

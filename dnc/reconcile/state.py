@@ -5,7 +5,7 @@ Per chunk of numbers, one script call (``numbers_state.lua``) reads: the waterma
 parsing the event), whether it is pending or deferred (in flight), dead-lettered, in the
 ownership ledger or has an add of ours in flight. A two-part opt-out watermark may predate
 expiries in watermarks: the script reads its event (``latest``) for the expiry. Every known
-number is listed from the state buckets, then the legacy flat hash (``HSCAN``), a chunk at
+number is listed from the legacy flat hash (``HSCAN``), then the state buckets, a chunk at
 a time.
 """
 
