@@ -2,6 +2,7 @@
 settle paths; prints one JSON object.
 
     .venv/bin/python bench/memory.py [--numbers 1000000] [--seed 7] [--concurrency 4]
+        [--id-form short|uuid]
 
 1. Starts a throwaway ``redis-server`` on a free 127.0.0.1 port (``harness``: no persistence).
 2. Records N distinct numbers through ``EventStore.record_many`` (``record_events.lua``, the
@@ -72,8 +73,10 @@ WEEK_MS = 7 * 86_400_000
 ID_PATTERNS = ("event-id:*", "ids:*", "clamped:*")
 
 
-def make_events(count: int, seed: int, now_ms: int) -> list[StoredEvent]:
-    """``count`` events of distinct US numbers, as intake would build them."""
+def make_events(count: int, seed: int, now_ms: int, id_form: str = "short") -> list[StoredEvent]:
+    """``count`` events of distinct US numbers, as intake would build them; a caller's id is
+    ``bench-<serial>-<8 hex>`` (``id_form`` ``short``) or ``contact-<UUID>`` (``uuid``: a
+    state over 64 bytes, kept in the long-state hash)."""
     rng = random.Random(seed)
     locals_ = rng.sample(range(2_000_000, 10_000_000), count // len(AREAS) + 1)
     events = []
@@ -84,7 +87,12 @@ def make_events(count: int, seed: int, now_ms: int) -> list[StoredEvent]:
         expires = None
         if action is Action.OPT_OUT and rng.random() < 0.05:
             expires = now_ms + rng.randrange(86_400_000, 365 * 86_400_000)
-        client_id = f"bench-{i}-{rng.getrandbits(32):08x}" if rng.random() < 0.3 else None
+        client_id = None
+        if rng.random() < 0.3:
+            if id_form == "uuid":
+                client_id = f"contact-{uuid.UUID(int=rng.getrandbits(128))}"
+            else:
+                client_id = f"bench-{i}-{rng.getrandbits(32):08x}"
         metadata = None
         if rng.random() < 0.25:
             metadata = {"contactId": str(rng.randrange(10**9)), "skill": rng.choice(SKILLS)}
@@ -259,7 +267,7 @@ async def measure(port: int, folder: Path, args: argparse.Namespace) -> dict[str
     client = aioredis.Redis(host=HOST, port=port, socket_timeout=600)
     keys, n = RedisKeys("dnc"), args.numbers
     store = EventStore(client, keys, StoreLimits())
-    events = make_events(n, args.seed, int(time.time() * 1000))
+    events = make_events(n, args.seed, int(time.time() * 1000), args.id_form)
     base = used_memory(sync)
     started = time.perf_counter()
     statuses = await record(store, events, args.concurrency)
@@ -283,6 +291,7 @@ async def measure(port: int, folder: Path, args: argparse.Namespace) -> dict[str
     ids = (mem["settled_half"] - mem["idempotency_expired"]) / n
     return {
         "numbers": n,
+        "id_form": args.id_form,
         "redis_version": sync.info("server")["redis_version"],
         "pending_bytes": round(pending, 1),
         "settled_bytes": round(settled_bytes, 1),
@@ -306,6 +315,9 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--id-form", choices=("short", "uuid"), default="short", help="callers' eventIds"
+    )
     args = parser.parse_args()
     [port] = free_ports(1)
 

@@ -13,10 +13,10 @@ BUCKET_DIGITS = 4
 """A per-number hash is kept as ``10 ** BUCKET_DIGITS`` small hashes, one per value of the
 number's last four digits (``number_slot``): each holds about one ten-thousandth of the
 numbers, so up to about 1.2M numbers a bucket stays a compact listpack (Redis's default
-``hash-max-listpack-entries`` is 128 fields; raise it to 512 for about 5M numbers), as long
-as no value in it is longer than ``hash-max-listpack-value`` (64 bytes by default: a state
-with a caller ``eventId`` over about 36 characters is longer; 192 fits every state). A
-bucket past either limit is a plain hash: correct, but bigger than the flat hash was."""
+``hash-max-listpack-entries`` is 128 fields; raise it to 512 for about 5M numbers). A value
+over 64 bytes (Redis's default ``hash-max-listpack-value``; a state with a caller ``eventId``
+over about 36 characters) goes to a flat hash of its own instead (``state_long``,
+``owned_long``), so that it cannot turn its bucket into a plain hash."""
 
 
 def number_slot(e164: str) -> tuple[str, str]:
@@ -77,6 +77,14 @@ class RedisKeys:
         """(bucket key, field) of ``e164``'s state (``state_prefix``)."""
         suffix, field = number_slot(e164)
         return self.state_prefix + suffix, field
+
+    @property
+    def state_long(self) -> str:
+        """HASH: E.164 -> the state of a number whose state is over 64 bytes (a long caller
+        ``eventId``), kept out of its bucket so that the bucket stays a listpack
+        (``dnc.number_hash.MAX_VALUE_BYTES``). A number's state is in its bucket or here,
+        never both. No TTL."""
+        return f"{self.tag}:state-long"
 
     @property
     def watermark(self) -> str:
@@ -191,6 +199,12 @@ class RedisKeys:
         """(bucket key, field) of ``e164``'s ownership-ledger entry (``owned_prefix``)."""
         suffix, field = number_slot(e164)
         return self.owned_prefix + suffix, field
+
+    @property
+    def owned_long(self) -> str:
+        """HASH: E.164 -> an ownership-ledger entry over 64 bytes (a long record id), kept
+        out of its bucket as ``state_long`` is. No TTL."""
+        return f"{self.tag}:owned-long"
 
     @property
     def owned(self) -> str:

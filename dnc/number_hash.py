@@ -24,19 +24,33 @@ Reader = Callable[[Iterator[Any]], Any]
 """Takes the pipeline's results (an iterator, in queue order) and consumes its own."""
 
 
+MAX_VALUE_BYTES = 64
+"""A value longer than this goes to the long hash instead of its bucket: Redis keeps a hash
+as a listpack only while every value is at most ``hash-max-listpack-value`` (64 bytes by
+default), and one long value would turn its whole bucket into a plain hash for good. Equal
+to ``NH_MAX_VALUE`` in ``dnc/lua/number_hash.lua``."""
+
+
 class NumberHash:
-    """One bucketed per-number hash: buckets named ``prefix`` + four digits, ``legacy`` the
-    flat hash written before them. Pure key arithmetic and command queueing: it raises
-    nothing itself (the pipeline's ``execute`` raises Redis's errors)."""
+    """One bucketed per-number hash: buckets named ``prefix`` + four digits, ``long`` the flat
+    hash (E.164 -> value) of values over ``MAX_VALUE_BYTES``, ``legacy`` the flat hash written
+    before buckets. A number has at most one of a bucket entry and a long entry. Pure key
+    arithmetic and command queueing: it raises nothing itself (the pipeline's ``execute``
+    raises Redis's errors)."""
 
     def __init__(
-        self, prefix: str, legacy: str, later: Callable[[Any, Any], bool] | None = None
+        self,
+        prefix: str,
+        legacy: str,
+        long: str,
+        later: Callable[[Any, Any], bool] | None = None,
     ) -> None:
         self.prefix = prefix
         self.legacy = legacy
+        self.long = long
         self.later = later
-        """Whether a legacy value replaces the bucket's (``later_state``), for a number in
-        both places; ``None``: the bucket's always wins."""
+        """Whether a legacy value replaces the current one (``later_state``), for a number
+        in both places; ``None``: the current one always wins."""
 
     def slot(self, e164: str) -> tuple[str, str]:
         """(bucket key, field) of ``e164``."""
@@ -54,61 +68,86 @@ class NumberHash:
 
     def queue_get(self, pipe: Any, numbers: Sequence[str]) -> Reader:
         """Queue a read of ``numbers``' values; the reader gives them in order (``None``
-        where a number has none, in its bucket or the legacy hash). The legacy hash is read
-        first: an entry only moves from there to its bucket, so a pipeline that is not a
-        transaction still sees an entry that moves between its reads."""
-        if numbers:
-            pipe.hmget(self.legacy, list(numbers))
-        for number in numbers:
+        where a number has none). The legacy hash is read first: an entry only moves from
+        there, so a pipeline that is not a transaction still sees an entry that moves between
+        its reads. (An entry moving between the long hash and its bucket, as its value's
+        length changes, is written in one script or transaction: read those in one too.)"""
+        wanted = list(numbers)
+        if wanted:
+            pipe.hmget(self.legacy, wanted)
+            pipe.hmget(self.long, wanted)
+        for number in wanted:
             pipe.hget(*self.slot(number))
 
         def read(results: Iterator[Any]) -> list[Any]:
-            if not numbers:
+            if not wanted:
                 return []
-            legacy = next(results)
-            found = [next(results) for _ in numbers]
-            return [self._pick(v, old) for v, old in zip(found, legacy, strict=True)]
+            legacy, long = next(results), next(results)
+            found = [next(results) for _ in wanted]
+            current = [v if v is not None else x for v, x in zip(found, long, strict=True)]
+            return [self._pick(v, old) for v, old in zip(current, legacy, strict=True)]
 
         return read
 
     def _pick(self, value: Any, old: Any) -> Any:
-        """A number's value from its bucket's ``value`` and the legacy hash's ``old``."""
+        """A number's value from its current ``value`` and the legacy hash's ``old``."""
         if old is None or (value is not None and not (self.later and self.later(old, value))):
             return value
         return old
 
     def queue_set(self, pipe: Any, values: Mapping[str, Any]) -> Reader:
-        """Queue writing ``values`` (E.164 -> value) into their buckets and removing their
-        legacy entries; the reader gives nothing."""
-        grouped: dict[str, dict[str, Any]] = defaultdict(dict)
+        """Queue writing ``values`` (E.164 -> value: ``str`` or ``bytes``) into their buckets
+        (over ``MAX_VALUE_BYTES``: the long hash) and removing their other entries; the reader
+        gives nothing."""
+        short: dict[str, dict[str, Any]] = defaultdict(dict)
+        long: dict[str, Any] = {}
         for number, value in values.items():
-            key, field = self.slot(number)
-            grouped[key][field] = value
-        for key, mapping in grouped.items():
+            size = len(value.encode() if isinstance(value, str) else value)
+            if size > MAX_VALUE_BYTES:
+                long[number] = value
+            else:
+                key, field = self.slot(number)
+                short[key][field] = value
+        commands = 0
+        for key, mapping in short.items():
             pipe.hset(key, mapping=mapping)
+            commands += 1
+        if long:
+            pipe.hset(self.long, mapping=long)
+            commands += 1 + self._queue_bucket_delete(pipe, long)
+        short_numbers = [n for n in values if n not in long]
+        if short_numbers:
+            pipe.hdel(self.long, *short_numbers)
+            commands += 1
         if values:
             pipe.hdel(self.legacy, *values)
-        commands = len(grouped) + (1 if values else 0)
+            commands += 1
         return lambda results: _skip(results, commands)
 
-    def queue_delete(self, pipe: Any, numbers: Iterable[str]) -> Reader:
-        """Queue removing ``numbers``' entries (bucket and legacy); the reader gives how many
-        numbers had one."""
-        wanted = list(dict.fromkeys(numbers))
+    def _queue_bucket_delete(self, pipe: Any, numbers: Iterable[str]) -> int:
+        """Queue ``HDEL`` of ``numbers``' bucket fields; how many commands."""
         grouped: dict[str, list[str]] = defaultdict(list)
-        for number in wanted:
+        for number in numbers:
             key, field = self.slot(number)
             grouped[key].append(field)
         for key, fields in grouped.items():
             pipe.hdel(key, *fields)
+        return len(grouped)
+
+    def queue_delete(self, pipe: Any, numbers: Iterable[str]) -> Reader:
+        """Queue removing ``numbers``' entries (bucket, long and legacy); the reader gives how
+        many entries went."""
+        wanted = list(dict.fromkeys(numbers))
+        commands = self._queue_bucket_delete(pipe, wanted)
         if wanted:
+            pipe.hdel(self.long, *wanted)
             pipe.hdel(self.legacy, *wanted)
-        commands = len(grouped) + (1 if wanted else 0)
+            commands += 2
         return lambda results: sum(int(n) for n in _take(results, commands))
 
     def queue_count(self, pipe: Any) -> Reader:
-        """Queue counting the entries (every bucket's ``HLEN`` and the legacy one's)."""
-        keys = [*self.bucket_keys(), self.legacy]
+        """Queue counting the entries (every bucket's ``HLEN``, the long and legacy ones')."""
+        keys = [*self.bucket_keys(), self.long, self.legacy]
         for key in keys:
             pipe.hlen(key)
         return lambda results: sum(int(n) for n in _take(results, len(keys)))
@@ -125,7 +164,7 @@ def _skip(results: Iterator[Any], count: int) -> None:
 def states(keys: RedisKeys) -> NumberHash:
     """The numbers' states (``RedisKeys.state_prefix``, legacy ``RedisKeys.watermark``); a
     number in both reads as the later state (``later_state``)."""
-    return NumberHash(keys.state_prefix, keys.watermark, later_state)
+    return NumberHash(keys.state_prefix, keys.watermark, keys.state_long, later_state)
 
 
 _WATERMARK = re.compile(rb"^(\d+):([A-Za-z]+):?(\d*)")
@@ -155,4 +194,4 @@ def later_state(a: bytes | str, b: bytes | str) -> bool:
 
 def ledger(keys: RedisKeys) -> NumberHash:
     """The ownership ledger (``RedisKeys.owned_prefix``, legacy ``RedisKeys.owned``)."""
-    return NumberHash(keys.owned_prefix, keys.owned)
+    return NumberHash(keys.owned_prefix, keys.owned, keys.owned_long)

@@ -41,17 +41,23 @@ async def numbers_with_state(client: aioredis.Redis, keys: RedisKeys) -> set[str
 
 
 async def _bucketed(client: aioredis.Redis, hashed: NumberHash) -> dict[str, bytes]:
-    """Every entry of a bucketed per-number hash, legacy flat entries first (a bucket's entry
-    wins, as the readers decide), by E.164 number."""
-    legacy: Any = await client.hgetall(hashed.legacy)
-    found: dict[str, bytes] = {k.decode(): v for k, v in legacy.items()}
+    """Every entry of a bucketed per-number hash, by E.164 number, each read as the readers
+    read it (``NumberHash.queue_get``: bucket or long hash, the legacy one's when later)."""
     async with client.pipeline(transaction=False) as pipe:
+        pipe.hkeys(hashed.legacy)
+        pipe.hkeys(hashed.long)
         buckets = hashed.bucket_keys()
         for key in buckets:
-            pipe.hgetall(key)
-        for key, fields in zip(buckets, await pipe.execute(), strict=True):
-            found.update({hashed.number(key, f): v for f, v in fields.items()})
-    return found
+            pipe.hkeys(key)
+        found = await pipe.execute()
+    numbers = {k.decode() for k in [*found[0], *found[1]]}
+    for key, fields in zip(buckets, found[2:], strict=True):
+        numbers.update(hashed.number(key, f) for f in fields)
+    wanted = sorted(numbers)
+    async with client.pipeline(transaction=True) as pipe:
+        read = hashed.queue_get(pipe, wanted)
+        values = read(iter(await pipe.execute()))
+    return dict(zip(wanted, values, strict=True))
 
 
 async def all_states(client: aioredis.Redis, keys: RedisKeys) -> dict[str, bytes]:
@@ -83,23 +89,28 @@ async def ledger_entry(client: aioredis.Redis, keys: RedisKeys, number: str) -> 
 def all_states_sync(client: redis.Redis, keys: RedisKeys) -> dict[str, bytes]:
     """``all_states`` with a synchronous client."""
     hashed = states(keys)
-    legacy: Any = client.hgetall(hashed.legacy)
-    found: dict[str, bytes] = {k.decode(): v for k, v in legacy.items()}
     with client.pipeline(transaction=False) as pipe:
+        pipe.hkeys(hashed.legacy)
+        pipe.hkeys(hashed.long)
         buckets = hashed.bucket_keys()
         for key in buckets:
-            pipe.hgetall(key)
-        for key, fields in zip(buckets, pipe.execute(), strict=True):
-            found.update({hashed.number(key, f): v for f, v in fields.items()})
-    return found
+            pipe.hkeys(key)
+        found: Any = pipe.execute()
+    numbers = {k.decode() for k in [*found[0], *found[1]]}
+    for key, fields in zip(buckets, found[2:], strict=True):
+        numbers.update(hashed.number(key, f) for f in fields)
+    wanted = sorted(numbers)
+    with client.pipeline(transaction=True) as pipe:
+        read = hashed.queue_get(pipe, wanted)
+        values = read(iter(pipe.execute()))
+    return dict(zip(wanted, values, strict=True))
 
 
 def state_value_sync(client: redis.Redis, keys: RedisKeys, number: str) -> bytes | None:
     """``state_value`` with a synchronous client."""
-    key, field = keys.state(number)
-    value: Any = client.hget(key, field)
-    if value is None:
-        value = client.hget(keys.watermark, number)
+    with client.pipeline(transaction=True) as pipe:
+        read = states(keys).queue_get(pipe, [number])
+        [value] = read(iter(pipe.execute()))
     return value  # type: ignore[no-any-return]
 
 

@@ -5,6 +5,7 @@ entries written before buckets (the legacy flat hashes) are still honoured, then
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,17 +28,25 @@ T0 = 1_794_994_200_000
 
 
 def event(
-    ms: int, action: Action = Action.OPT_OUT, number: str = NUMBER, received: int = T0
+    ms: int,
+    action: Action = Action.OPT_OUT,
+    number: str = NUMBER,
+    received: int = T0,
+    *,
+    caller_id: str | None = None,
+    expires: int | None = None,
 ) -> StoredEvent:
+    fingerprint = f"{number}|{action.value}|{ms}" + ("" if expires is None else f"|{expires}")
     return StoredEvent(
-        eventId=derive_event_id(f"{number}|{action.value}|{ms}"),
-        eventIdDerived=True,
+        eventId=caller_id or derive_event_id(fingerprint),
+        eventIdDerived=caller_id is None,
         e164=number,
         action=action,
         eventMs=ms,
         receivedMs=received,
         region="US",
         sender="bearer-0",
+        expiresMs=expires,
     )
 
 
@@ -77,12 +86,20 @@ async def test_the_script_writes_where_python_reads(
 
 
 async def test_buckets_stay_listpacks(real_redis: aioredis.Redis, keys: RedisKeys) -> None:
-    """2,000 numbers spread over the buckets: every bucket is a listpack (the compact
-    encoding the memory figures rest on), the ledger's too."""
+    """2,000 numbers spread over the buckets, a third with a caller's UUID id and an expiry
+    (a state over 64 bytes): every bucket is a listpack (the compact encoding the memory
+    figures rest on), the ledger's too; the long states are in the long hash."""
     store = EventStore(real_redis, keys, StoreLimits())
     rng = random.Random(5)
     numbers = [f"+1212{rng.randrange(2_000_000, 9_999_999)}" for _ in range(2_000)]
-    await store.record_many([event(T0, number=n) for n in numbers])
+    events = [
+        event(T0, number=n)
+        if i % 3
+        else event(T0, number=n, caller_id=f"contact-{uuid.UUID(int=i)}", expires=T0 + 10**10)
+        for i, n in enumerate(numbers)
+    ]
+    await store.record_many(events)
+    assert await real_redis.hlen(keys.state_long) == len({e.e164 for e in events[::3]})
     owned = {n: OwnedRecord(n, T0, "run") for n in numbers}
     await OwnershipLedger(real_redis, keys).apply(OwnershipUpdate(grant=owned))
     for prefix in (keys.state_prefix, keys.owned_prefix):
@@ -224,3 +241,52 @@ async def test_python_and_lua_agree_on_the_later_state(
         read = states(keys).queue_get(pipe, [NUMBER])
         [value] = read(iter(await pipe.execute()))
     assert rows[2] == value == (a if later else b).encode()
+
+
+async def test_a_long_state_is_kept_out_of_its_bucket_and_moves_back(
+    store: EventStore, any_redis: aioredis.Redis, keys: RedisKeys
+) -> None:
+    """A state over 64 bytes (a caller's long id) is in the long hash, not its bucket; it is
+    read, claimed and settled from there, and the number's next short state moves back."""
+    long_id = "crm-" + "x" * 100
+    assert await store.record(event(T0, caller_id=long_id)) is RecordStatus.QUEUED
+    key, field = keys.state(NUMBER)
+    assert await any_redis.hexists(key, field) == 0
+    value = await any_redis.hget(keys.state_long, NUMBER)
+    assert value is not None and len(value) > 64
+    [latest] = await read_latest(any_redis, keys, [NUMBER])
+    assert latest is not None and latest.eventId == long_id
+    found = [n async for page in StateReader(any_redis, keys).known_numbers() for n in page]
+    assert NUMBER in found
+    queue = PendingQueue(any_redis, keys)
+    assert await queue.acquire_lease("run", 60_000)
+    [claim] = await queue.claim("run", 10)
+    assert claim.event.eventId == long_id
+    assert await queue.acknowledge([claim]) == [True]
+    assert await store.record(event(T0 + 1, Action.OPT_IN)) is RecordStatus.QUEUED
+    assert await any_redis.hexists(keys.state_long, NUMBER) == 0
+    assert (await any_redis.hget(key, field) or b"").startswith(f"{T0 + 1}:optIn ".encode())
+    assert await store.record(event(T0 + 2, caller_id=long_id + "y")) is RecordStatus.QUEUED
+    assert await any_redis.hexists(key, field) == 0  # and out again
+    assert await all_states(any_redis, keys) == {
+        NUMBER: await any_redis.hget(keys.state_long, NUMBER)
+    }
+
+
+async def test_a_long_ledger_entry_is_kept_out_of_its_bucket(
+    any_redis: aioredis.Redis, keys: RedisKeys
+) -> None:
+    book = OwnershipLedger(any_redis, keys)
+    long_record = OwnedRecord("contact-" + "9" * 80, T0, "run")
+    short_record = OwnedRecord(NUMBER, T0, "run")
+    other = "+12025550100"
+    await book.apply(OwnershipUpdate(grant={NUMBER: long_record, other: short_record}))
+    assert await any_redis.hexists(keys.owned_long, NUMBER) == 1
+    assert await any_redis.hexists(*keys.owned_entry(NUMBER)) == 0
+    assert await book.entries([NUMBER, other]) == {NUMBER: long_record, other: short_record}
+    assert await book.count() == 2
+    await book.apply(OwnershipUpdate(grant={NUMBER: short_record}))
+    assert await any_redis.exists(keys.owned_long) == 0
+    assert (await book.entries([NUMBER]))[NUMBER] == short_record
+    assert await book.release([NUMBER, other]) == 2
+    assert await ledger_entries(any_redis, keys) == {}

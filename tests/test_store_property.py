@@ -132,11 +132,12 @@ async def write_legacy(client: aioredis.Redis, keys: RedisKeys, group: list[Stor
 
 
 async def numbers_with_state(client: aioredis.Redis, keys: RedisKeys) -> set[str]:
-    """Every number with a state, in its bucket or the legacy flat hash, as
-    ``tests.stored.numbers_with_state`` finds them, but reading only the buckets that exist
+    """Every number with a state, in its bucket, the long-state hash or the legacy flat hash,
+    as ``tests.stored.numbers_with_state`` finds them, but reading only the buckets that exist
     (``SCAN``): reading all 10,000 of them for every example would dominate the run."""
     hashed = states(keys)
     found = {k.decode() for k in await client.hkeys(hashed.legacy)}
+    found.update(k.decode() for k in await client.hkeys(hashed.long))
     async for key in client.scan_iter(match=hashed.prefix + "*"):
         bucket = key.decode()
         found.update(hashed.number(bucket, field) for field in await client.hkeys(bucket))
@@ -171,6 +172,9 @@ async def replay(
                 await client.zrem(keys.pending, NUMBERS[arg])
         numbers = sorted(await numbers_with_state(client, keys))
         for number in await client.hkeys(keys.watermark):  # a legacy entry never rewritten
+            assert await client.hget(*keys.state(number.decode())) is None
+            assert await client.hget(keys.state_long, number) is None
+        for number in await client.hkeys(keys.state_long):  # in one place only
             assert await client.hget(*keys.state(number.decode())) is None
         found = await read_latest(client, keys, numbers)
         stored = {n: e for n, e in zip(numbers, found, strict=True) if e is not None}

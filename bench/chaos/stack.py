@@ -358,18 +358,24 @@ class Stack:
 
 
 def state_values(client: redis.Redis, keys: RedisKeys) -> dict[str, str]:
-    """Every number's state (``dnc.state``: ``"<watermark> <rest>"``), by E.164 number: the
-    legacy flat hash, then every state bucket over it (a bucket's entry wins, as the readers
-    decide: ``dnc.number_hash``). ``client`` decodes responses (``Stack.redis``)."""
+    """Every number's state (``dnc.state``: ``"<watermark> <rest>"``), by E.164 number, each
+    read as the readers read it (``dnc.number_hash``: its bucket or the long hash, the
+    legacy flat hash's when later). ``client`` decodes responses (``Stack.redis``)."""
     hashed = states(keys)
-    found: dict[str, str] = dict(client.hgetall(hashed.legacy))  # type: ignore[arg-type]
-    buckets = hashed.bucket_keys()
     pipe = client.pipeline(transaction=False)
+    pipe.hkeys(hashed.legacy)
+    pipe.hkeys(hashed.long)
+    buckets = hashed.bucket_keys()
     for key in buckets:
-        pipe.hgetall(key)
-    for key, fields in zip(buckets, pipe.execute(), strict=True):
-        found.update({hashed.number(key, field): value for field, value in fields.items()})
-    return found
+        pipe.hkeys(key)
+    found = pipe.execute()
+    numbers = {*found[0], *found[1]}
+    for key, fields in zip(buckets, found[2:], strict=True):
+        numbers.update(hashed.number(key, field) for field in fields)
+    wanted = sorted(numbers)
+    pipe = client.pipeline(transaction=True)
+    read = hashed.queue_get(pipe, wanted)
+    return dict(zip(wanted, read(iter(pipe.execute())), strict=True))
 
 
 def _pings(client: redis.Redis) -> bool:

@@ -3,17 +3,22 @@
 -- <its digits before the last four> of HASH <tag>:<kind>:<its last four digits>, so each
 -- bucket stays a small listpack. The flat hash written before buckets (E.164 -> value, the
 -- "legacy" key) is still read while it exists; writing a number's entry moves it out of there.
--- Bucket names are built here from the legacy key's hash tag: they share it, so they are in
--- the script's slot on Redis Cluster.
+-- A value longer than NH_MAX_VALUE bytes goes to the hash <tag>:<kind>-long (E.164 -> value)
+-- instead: Redis keeps a hash as a listpack only while every value is at most
+-- hash-max-listpack-value (64 by default), and one long value would turn its whole bucket into
+-- a plain hash for good. Bucket names are built here from the legacy key's hash tag: they
+-- share it, so they are in the script's slot on Redis Cluster.
+local NH_MAX_VALUE = 64
 
 -- A bucketed hash of `kind` ('state', 'owned') whose legacy flat hash is `legacy`. With
 -- `later` (a function of two values: whether the first replaces the second), a number found
 -- in both places reads as the later one: a process of the version before buckets (a rolling
 -- deploy) may still write the flat hash after ours wrote the bucket.
 local function number_hash(legacy, kind, later)
+  local tag = string.match(legacy, '^{[^}]*}')
   return {
-    legacy = legacy, later = later,
-    prefix = string.match(legacy, '^{[^}]*}') .. ':' .. kind .. ':',
+    legacy = legacy, later = later, prefix = tag .. ':' .. kind .. ':',
+    long = tag .. ':' .. kind .. '-long',
   }
 end
 
@@ -44,19 +49,23 @@ local function nh_slot(h, number)
   return h.prefix .. string.sub(number, -4), string.sub(number, 2, -5)
 end
 
--- Whether the legacy flat hash still exists (asked once per script call).
-local function nh_has_legacy(h)
-  if h.has_legacy == nil then
-    h.has_legacy = redis.call('EXISTS', h.legacy) == 1
+-- Whether h[which] ('legacy' or 'long') exists (asked once per script call).
+local function nh_has(h, which)
+  local flag = 'has_' .. which
+  if h[flag] == nil then
+    h[flag] = redis.call('EXISTS', h[which]) == 1
   end
-  return h.has_legacy
+  return h[flag]
 end
 
 -- `number`'s value in `h`, or false.
 local function nh_get(h, number)
   local key, field = nh_slot(h, number)
   local value = redis.call('HGET', key, field)
-  if nh_has_legacy(h) and (not value or h.later) then
+  if not value and nh_has(h, 'long') then
+    value = redis.call('HGET', h.long, number)
+  end
+  if nh_has(h, 'legacy') and (not value or h.later) then
     local old = redis.call('HGET', h.legacy, number)
     if old and (not value or h.later(old, value)) then
       value = old
@@ -65,11 +74,20 @@ local function nh_get(h, number)
   return value
 end
 
--- Set `number`'s value in `h` (its bucket; any legacy entry is removed).
+-- Set `number`'s value in `h` (its bucket, or the long hash; its other entries are removed).
 local function nh_set(h, number, value)
   local key, field = nh_slot(h, number)
-  redis.call('HSET', key, field, value)
-  if nh_has_legacy(h) then
+  if #value > NH_MAX_VALUE then
+    redis.call('HSET', h.long, number, value)
+    h.has_long = true
+    redis.call('HDEL', key, field)
+  else
+    redis.call('HSET', key, field, value)
+    if nh_has(h, 'long') then
+      redis.call('HDEL', h.long, number)
+    end
+  end
+  if nh_has(h, 'legacy') then
     redis.call('HDEL', h.legacy, number)
   end
 end

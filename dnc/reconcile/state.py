@@ -5,8 +5,8 @@ Per chunk of numbers, one script call (``numbers_state.lua``) reads: the waterma
 parsing the event), whether it is pending or deferred (in flight), dead-lettered, in the
 ownership ledger or has an add of ours in flight. A two-part opt-out watermark may predate
 expiries in watermarks: the script reads its event (``latest``) for the expiry. Every known
-number is listed from the legacy flat hash (``HSCAN``), then the state buckets, a chunk at
-a time.
+number is listed from the legacy flat hash (``HSCAN``), the long-state hash and the state
+buckets, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dnc.reconcile.drift import NumberState
 from dnc.store import REDIS_FAILURES, convert_error, load_lua
 
 SCAN_COUNT = 1_000
-"""Numbers asked of Redis per ``HSCAN`` call of the legacy state hash."""
+"""Numbers asked of Redis per ``HSCAN`` call of a flat hash (legacy, long states)."""
 BUCKET_CHUNK = 50
 """State buckets read per pipeline (``HKEYS`` each): about 5,000 numbers at 1M."""
 STATE_CHUNK = 1_000
@@ -72,23 +72,17 @@ class StateReader:
 
     async def known_numbers(self) -> AsyncIterator[list[str]]:
         """Every number with a latest state, a chunk at a time: the legacy flat hash while it
-        exists (``HSCAN``), then the state buckets (``BUCKET_CHUNK`` a pipeline). Entries
-        only move from the legacy hash to buckets, so in that order none is missed; a number
-        may come twice (a resize mid-scan, as ``HSCAN`` allows, or a move meanwhile)."""
-        cursor = 0
-        while True:
-            try:
-                cursor, page = await self._client.hscan(
-                    self._keys.watermark, cursor, count=SCAN_COUNT
-                )
-            except REDIS_FAILURES as exc:
-                raise convert_error(exc) from exc
-            if page:
-                yield [_text(number) for number in page]
-            if int(cursor) == 0:
-                break
-        states = number_states(self._keys)
-        buckets = states.bucket_keys()
+        exists, the long-state hash, the state buckets (``BUCKET_CHUNK`` a pipeline), then
+        the long-state hash again. Entries only leave the legacy hash, and a state moving
+        between its bucket and the long hash (its length changed) is in one of them when the
+        other is scanned, so none is missed; a number may come twice (a resize mid-scan, as
+        ``HSCAN`` allows, or a move meanwhile)."""
+        hashed = number_states(self._keys)
+        async for page in self._scan(hashed.legacy):
+            yield page
+        async for page in self._scan(hashed.long):
+            yield page
+        buckets = hashed.bucket_keys()
         for start in range(0, len(buckets), BUCKET_CHUNK):
             chunk = buckets[start : start + BUCKET_CHUNK]
             try:
@@ -99,10 +93,25 @@ class StateReader:
             except REDIS_FAILURES as exc:
                 raise convert_error(exc) from exc
             numbers = [
-                states.number(k, f) for k, found in zip(chunk, fields, strict=True) for f in found
+                hashed.number(k, f) for k, found in zip(chunk, fields, strict=True) for f in found
             ]
             if numbers:
                 yield numbers
+        async for page in self._scan(hashed.long):
+            yield page
+
+    async def _scan(self, key: str) -> AsyncIterator[list[str]]:
+        """The fields of the flat hash ``key`` (E.164 numbers), ``HSCAN`` a page at a time."""
+        cursor = 0
+        while True:
+            try:
+                cursor, page = await self._client.hscan(key, cursor, count=SCAN_COUNT)
+            except REDIS_FAILURES as exc:
+                raise convert_error(exc) from exc
+            if page:
+                yield [_text(number) for number in page]
+            if int(cursor) == 0:
+                return
 
 
 def _parse_watermark(value: object) -> tuple[Action | None, int | None]:
