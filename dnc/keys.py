@@ -15,8 +15,9 @@ number's last four digits (``number_slot``): each holds about one ten-thousandth
 numbers, so up to about 1.2M numbers a bucket stays a compact listpack (Redis's default
 ``hash-max-listpack-entries`` is 128 fields; raise it to 512 for about 5M numbers). A value
 over 64 bytes (Redis's default ``hash-max-listpack-value``; a state with a caller ``eventId``
-over about 36 characters) goes to a flat hash of its own instead (``state_long``,
-``owned_long``), so that it cannot turn its bucket into a plain hash."""
+over about 36 characters, or about 24 for an opt-out with an expiry) goes to a flat hash of
+its own instead (``state_long``, ``owned_long``), so that it cannot turn its bucket into a
+plain hash."""
 
 
 def number_slot(e164: str) -> tuple[str, str]:
@@ -89,8 +90,9 @@ class RedisKeys:
     @property
     def watermark(self) -> str:
         """Legacy HASH, written before states were bucketed (``state_prefix``), still read
-        while it exists: a number's entry moves to its bucket when the number's next queued
-        event is recorded. E.164 -> the number's state:
+        while it exists (the later state wins when a number is also in its bucket or
+        ``state_long``): a number's entry leaves it when the number's next queued event is
+        recorded. E.164 -> the number's state:
         ``"<watermark> <received offset> [<id token>]"``
         (``dnc.state``: the latest event, compactly), or a bare watermark written before
         states were compact (its event JSON then in ``latest``). The watermark is
@@ -209,8 +211,10 @@ class RedisKeys:
     @property
     def owned(self) -> str:
         """Legacy HASH of the ownership ledger, written before it was bucketed
-        (``owned_prefix``), still read while it exists: E.164 -> the same entries. An
-        entry moves to its bucket when the ledger next writes that number."""
+        (``owned_prefix``), still read while it exists (a number's bucket or ``owned_long``
+        entry wins): E.164 -> the same entries. An entry leaves it when the ledger next
+        writes that number. A sync of the version before buckets writes only here, so no old
+        sync worker may run once a new one has (README: upgrade order)."""
         return f"{self.tag}:owned"
 
     @property

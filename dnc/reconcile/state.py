@@ -73,10 +73,11 @@ class StateReader:
     async def known_numbers(self) -> AsyncIterator[list[str]]:
         """Every number with a latest state, a chunk at a time: the legacy flat hash while it
         exists, the long-state hash, the state buckets (``BUCKET_CHUNK`` a pipeline), then
-        the long-state hash again. Entries only leave the legacy hash, and a state moving
-        between its bucket and the long hash (its length changed) is in one of them when the
-        other is scanned, so none is missed; a number may come twice (a resize mid-scan, as
-        ``HSCAN`` allows, or a move meanwhile)."""
+        the long-state hash again. Entries only leave the legacy hash, and a state that moves
+        once between its bucket and the long hash during the listing (a new event changed its
+        length) is found on one side; one that moves back and forth may be missed, but it is
+        pending then (a state moves only when an event is queued), and the next run lists it.
+        A number may come twice (a resize mid-scan, as ``HSCAN`` allows, or a move)."""
         hashed = number_states(self._keys)
         async for page in self._scan(hashed.legacy):
             yield page
