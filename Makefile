@@ -6,7 +6,8 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-faults lint bench bench-peers install install-dev deploy-check reliability reliability-short
+.PHONY: run test test-faults lint bench bench-peers install install-dev deploy-check reliability reliability-short \
+	docs docs-build
 
 run: install
 	@scripts/ensure-redis
@@ -34,6 +35,16 @@ deploy-check: install
 bench: install-dev
 	@scripts/ensure-redis
 	$(VENV)/bin/python bench/receiver.py
+
+# The documentation site (mkdocs.yml), its reference pages generated from the code: make docs
+# serves it at http://127.0.0.1:8000, rebuilding on each edit (a warning is shown, not fatal,
+# while writing); make docs-build builds it as CI does (a warning fails). Material's
+# end-of-life banner is silenced: it says nothing about this site.
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --no-strict
+
+docs-build: install-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # Ours beside the Go and FastAPI peers of ../shared/peers, interleaved rounds, one JSON summary.
 bench-peers: install-dev
