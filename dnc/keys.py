@@ -214,7 +214,7 @@ class RedisKeys:
         (``owned_prefix``), still read while it exists (a number's bucket or ``owned_long``
         entry wins): E.164 -> the same entries. An entry leaves it when the ledger next
         writes that number. A sync of the version before buckets writes only here, so no old
-        sync worker may run once a new one has (README: upgrade order)."""
+        sync worker may run once a new one has (docs/operating.md: Upgrading)."""
         return f"{self.tag}:owned"
 
     @property

@@ -121,7 +121,7 @@ def drift(namespace: str) -> Alert:
         f"service: {counts}. opt_out_missing or expiry_differs means people who opted out "
         "can be called. Run `dnc-sync reconcile --repair` (the next sync fixes what it "
         "requeues) and `dnc-sync status`; expiry_differs and not_owned need a hand in CXone "
-        "(see the README's reconciliation table).",
+        "(see docs/reconciliation.md, its table of drift classes).",
     )
 
 

@@ -181,7 +181,7 @@ async def _notification_block_id(client: PrefectClient, type_slug: str, name: st
     except ObjectNotFound:
         raise BlockUnusable(
             f"no block {type_slug}/{name} in this Prefect API: create it first (see "
-            "`prefect block ls`; the README shows a custom-webhook block)"
+            "`prefect block ls`; docs/operating.md, Alerts, shows a custom-webhook block)"
         ) from None
     capabilities = document.block_schema.capabilities if document.block_schema else []
     if "notify" not in capabilities:

@@ -161,8 +161,8 @@ def _print_applied(
     console.print(table)
     console.print(
         "An opt-in of a number this service never put on the list needs no request: sync "
-        "runs count it as not_owned, not as applied_opt_ins (README: 'Only what it created is "
-        "removed')."
+        "runs count it as not_owned, not as applied_opt_ins (docs/concepts.md: 'Only what it "
+        "created is removed')."
     )
     if after.pending:
         console.print(f"[red]still pending after {wait_s:.0f} s[/red]: is the sync running?")

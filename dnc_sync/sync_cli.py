@@ -67,7 +67,7 @@ def serve(
     """Serve the sync on an interval, the shape ``prefect.yaml`` deploys: each run keeps
     draining, woken by Redis as changes arrive, and hands over to the next run; no concurrency
     limit (it would cancel flushes); only the holder of the Redis lease writes, fenced in time
-    (see README, "The lease and its fence")."""
+    (see docs/concepts.md, "The lease and its fence")."""
     from flows.sync import sync_dnc
 
     keep = interval_s * 2.5 if keep_draining_s is None else keep_draining_s

@@ -183,10 +183,11 @@ class Archiver:
         copied before (a cursor in the store) without the group is a new one, and so is one
         that has added fewer entries than when last checked (restored from an older
         snapshot). Entries a Redis without an fsynced AOF acknowledged and then lost before
-        any archive run saw them leave no trace anywhere: run Redis as README says. Trims within
-        one stream: counts, not ids (MAXLEN and XTRIM leave no trace but ``entries-added``),
-        so lost = removed (added - length) minus the removed ones that were archived (archived
-        since the stream began - those still in it) minus the losses already on record.
+        any archive run saw them leave no trace anywhere: run Redis as docs/operating.md says.
+        Trims within one stream: counts, not ids (MAXLEN and XTRIM leave no trace but
+        ``entries-added``), so lost = removed (added - length) minus the removed ones that were
+        archived (archived since the stream began - those still in it) minus the losses already
+        on record.
         Needs one archive run at a time (the lease)."""
         cursor = await asyncio.to_thread(read_cursor, self._engine, stream.name)
         try:

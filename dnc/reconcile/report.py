@@ -36,7 +36,8 @@ MEANING: dict[DriftClass, tuple[str, str]] = {
         "by hand: whoever added it decides; or DNC_SYNC_REMOVE_FOREIGN_RECORDS=true",
     ),
 }
-"""Per drift class: what it means and what to do (the report's and README's words)."""
+"""Per drift class: what it means and what to do (the report's words, and
+docs/reconciliation.md's)."""
 
 
 class ReconcileReport(BaseModel):
