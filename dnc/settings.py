@@ -81,7 +81,7 @@ class RedisSettings(BaseSettings):
         description="Redis URL (redis://, rediss:// or unix://); with sentinels, its host "
         "and port are ignored: its user, password, database number, TLS (rediss://) and "
         "ssl_* query options (ssl_ca_certs, ssl_cert_reqs, ...) apply to the primary "
-        "Sentinel names.",
+        "Sentinel names (unix:// is refused with sentinels).",
         min_length=8,
     )
     sentinels: Annotated[list[str], NoDecode] = Field(
@@ -127,7 +127,8 @@ class RedisSettings(BaseSettings):
         default=7 * 86_400,
         ge=60,
         le=90 * 86_400,
-        description="How long an eventId is remembered for duplicate detection, seconds.",
+        description="How long an eventId is remembered for duplicate detection, seconds; the "
+        "default is 7 days.",
     )
     rejected_stream_max_len: int = Field(
         default=100_000,
@@ -221,18 +222,26 @@ class IntakeSettings(BaseSettings):
         ge=0,
         le=86_400,
         description="How far after receipt an opt-in's event time may be, seconds; later is "
-        "refused. Any event time after receipt is recorded as the receipt time, and an "
-        "opt-out is never refused for it.",
+        "refused. Any event time after receipt is recorded as the receipt time (the time sent "
+        "is kept), and an opt-out is never refused for it.",
     )
     metadata_max_bytes: int = Field(
-        default=4096, ge=0, le=32_768, description="Cap on the metadata object as JSON, bytes."
+        default=4096,
+        ge=0,
+        le=32_768,
+        description="Cap on the metadata object as JSON, bytes; over it, an opt-in is refused "
+        "and an opt-out kept without it.",
     )
     naive_time_zone: str = Field(
         default="UTC",
         min_length=1,
         max_length=64,
         description="IANA time zone (America/New_York) in which a timestamp or expiresAt "
-        "written without a zone is read; such events are counted by sender in status.",
+        "written without a zone is read (checked at start-up). A local time that occurs "
+        "twice (clocks go back) is read as the earlier instant, or the later for an opt-out's "
+        "timestamp, so a later opt-out cannot lose to an earlier opt-in; one skipped (clocks "
+        "go forward) with the offset before the change. Such events are counted by sender in "
+        "dnc-sync status.",
     )
 
     @field_validator("default_region")
@@ -275,12 +284,13 @@ class ReceiverSettings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
     bearer_secrets: SecretList = Field(
         default_factory=list,
-        description="Accepted `Authorization: Bearer` secrets (several during a rotation).",
+        description="Accepted `Authorization: Bearer` secrets (several during a rotation), "
+        "each at least 16 characters.",
     )
     hmac_secrets: SecretList = Field(
         default_factory=list,
         description="Keys for `X-Signature: sha256=<hex>` body signatures (several during a "
-        "rotation).",
+        "rotation), each at least 16 characters.",
     )
     bearer_secrets_block: str = Field(
         default="",
@@ -353,7 +363,8 @@ class ReceiverSettings(BaseSettings):
         description="How much of a refused body is kept in the rejected stream, bytes.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level of the receiver's JSON log lines."
+        default="INFO",
+        description="Log level of the receiver's JSON log lines: DEBUG, INFO, WARNING or ERROR.",
     )
 
     block_secrets: ClassVar[tuple[str, ...]] = ("bearer_secrets", "hmac_secrets")
@@ -404,13 +415,13 @@ class CxoneSettings(BaseSettings):
         default="",
         pattern=BLOCK_NAME_PATTERN,
         description="Prefect Secret block holding the OAuth client secret, read at start-up "
-        "instead of DNC_CXONE_CLIENT_SECRET (not both); empty: none.",
+        "(each flow run) instead of DNC_CXONE_CLIENT_SECRET (not both); empty: none.",
     )
     access_key_secret_block: str = Field(
         default="",
         pattern=BLOCK_NAME_PATTERN,
         description="Prefect Secret block holding the access key secret, read at start-up "
-        "instead of DNC_CXONE_ACCESS_KEY_SECRET (not both); empty: none.",
+        "(each flow run) instead of DNC_CXONE_ACCESS_KEY_SECRET (not both); empty: none.",
     )
     phone_format: Literal["auto", "e164-digits"] = Field(
         default="auto",
@@ -495,7 +506,8 @@ class SyncSettings(BaseSettings):
         ge=5,
         le=3_600,
         description="Sync lease lifetime, seconds; renewed every third of it, freed if a run "
-        "dies; at least the CXone attempt bound + fence margin + 1 (dnc.fence).",
+        "dies; at least the CXone attempt bound (connect + pool + write + read timeouts) + "
+        "DNC_SYNC_FENCE_MARGIN_S + 1, checked by dnc-sync check and each sync run (dnc.fence).",
     )
     lag_limit_s: int = Field(
         default=3_600,
@@ -536,7 +548,8 @@ class SyncSettings(BaseSettings):
         ge=0,
         le=3_600,
         description="Wait before a number that failed temporarily is claimed again, "
-        "seconds; doubles per attempt (equal jitter), at most retry_backoff_cap_s.",
+        "seconds; doubles per attempt (equal jitter), at most retry_backoff_cap_s; a failed "
+        "batch waits the base alone.",
     )
     retry_backoff_cap_s: float = Field(
         default=1_800.0,
@@ -555,8 +568,8 @@ class SyncSettings(BaseSettings):
     remove_foreign_records: bool = Field(
         default=False,
         description="Let an opt-in remove a DNC record this service did not create (not in "
-        "the ownership ledger, dnc.ownership). Off: such an opt-in is not sent, the record "
-        "stays and reconciliation reports it.",
+        "the ownership ledger, dnc.ownership). Off: such an opt-in is not sent (not_owned), "
+        "the record stays and reconciliation reports it.",
     )
 
 
@@ -623,8 +636,8 @@ class AuditSettings(BaseSettings):
     database_url: SecretStr = Field(
         default=SecretStr("sqlite:///.data/audit.sqlite3"),
         description="SQLAlchemy URL of the audit store: sqlite:///PATH (the embedded default, "
-        "relative to the working folder) or postgresql+psycopg://USER:PASSWORD@HOST/DB. Secret: "
-        "it may hold a password.",
+        "relative to the working folder; make run sets it to its data folder) or "
+        "postgresql+psycopg://USER:PASSWORD@HOST/DB. Secret: it may hold a password.",
     )
     retention_days: int = Field(
         default=1_830,

@@ -45,7 +45,8 @@ class FaultConfig(BaseModel):
         ge=0,
         le=100_000,
         description="Token-bucket rate limit over API and token calls, requests per second "
-        "(burst: one second's worth, at least 1); 0 turns it off.",
+        "(burst: one second's worth, at least 1); 0 turns it off, otherwise at least 1/60 "
+        "(one a minute).",
     )
     retry_after_mode: RetryAfterMode = Field(
         default="seconds",
