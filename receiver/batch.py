@@ -27,7 +27,9 @@ import time
 from typing import Any
 
 from dnc.errors import StoreError, StoreUnavailable
-from receiver.app import Outcome, ReceiverApp
+from dnc.intake import IntakePolicy
+from dnc.settings import ReceiverSettings
+from receiver.admission import Admission
 from receiver.asgi import Receive, Scope, Send
 from receiver.batch_events import judge, record, rejection_entries, warning_counts
 from receiver.batch_payload import (
@@ -36,26 +38,47 @@ from receiver.batch_payload import (
     batch_media_type,
     split_batch,
 )
+from receiver.lazy_store import LazyStore
+from receiver.metrics import ReceiverMetrics
+from receiver.outcome import Outcome
 from receiver.payload import MalformedBody, UnsupportedMediaType
+from receiver.rejections import Rejections
+from receiver.responses import answer
 
 log = logging.getLogger("dnc.receiver")
 
 
 class BatchEvents:
-    """The batch route of ``app`` (its settings, authentication, store, metrics and
-    refusals). Build once per app; ``handle`` serves one request."""
+    """The batch route of one app: bodies up to ``settings.max_batch_body_bytes`` holding at
+    most ``settings.max_batch_events`` events, each read with ``policy``; the request admitted
+    by ``admission``, the events recorded through ``stores``, refusals kept through
+    ``rejections``, counted in ``metrics``. Build once per app; ``handle`` serves one
+    request."""
 
-    def __init__(self, app: ReceiverApp) -> None:
-        self._app = app
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        policy: IntakePolicy,
+        stores: LazyStore,
+        admission: Admission,
+        rejections: Rejections,
+        metrics: ReceiverMetrics,
+    ) -> None:
+        self._settings = settings
+        self._policy = policy
+        self._stores = stores
+        self._admission = admission
+        self._rejections = rejections
+        self._metrics = metrics
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request to the batch path (any method: not POST is 405)."""
         process = self._process(scope, receive)
-        await self._app.answer(scope, send, process, message="batch request", per_event=True)
+        await answer(scope, send, self._metrics, process, message="batch request", per_event=True)
 
     async def _process(self, scope: Scope, receive: Receive) -> Outcome:
-        app = self._app
-        post = await app.authenticate_post(scope, receive, app._settings.max_batch_body_bytes)
+        limit = self._settings.max_batch_body_bytes
+        post = await self._admission.authenticate_post(scope, receive, limit)
         if isinstance(post, Outcome):
             return post
         try:
@@ -63,7 +86,7 @@ class BatchEvents:
                 post.headers.get(b"content-type"), post.headers.get(b"content-encoding")
             )
         except UnsupportedMediaType as exc:
-            return await app._reject(
+            return await self._rejections.reject(
                 scope, 415, "unsupported_media_type", str(exc), body=post.body, sender=post.sender
             )
         return await self._events(scope, kind, charset, post.body, post.sender)
@@ -71,36 +94,34 @@ class BatchEvents:
     async def _events(
         self, scope: Scope, kind: str, charset: str, body: bytes, sender: str
     ) -> Outcome:
-        app = self._app
-        limit = app._settings.max_batch_events
+        reject = self._rejections.reject
+        limit = self._settings.max_batch_events
         try:
             batch = split_batch(kind, charset, body, limit)
         except MalformedBody as exc:
-            return await app._reject(
-                scope, 400, "malformed_body", str(exc), body=body, sender=sender
-            )
+            return await reject(scope, 400, "malformed_body", str(exc), body=body, sender=sender)
         except EmptyBatch as exc:
-            return await app._reject(scope, 422, "empty_batch", str(exc), body=body, sender=sender)
+            return await reject(scope, 422, "empty_batch", str(exc), body=body, sender=sender)
         except TooManyEvents as exc:
-            outcome = await app._reject(
+            outcome = await reject(
                 scope, 413, "too_many_events", str(exc), body=body, sender=sender
             )
             if outcome.status == 413:
                 outcome.body.update({"limit": exc.limit, "events": exc.count})
             return outcome
         now_ms = int(time.time() * 1000)
-        judged, accepted = judge(batch, app._policy, now_ms, sender)
+        judged, accepted = judge(batch, self._policy, now_ms, sender)
         counts: dict[str, Any] = {"events": len(batch.items), "sender": sender}
-        store = app._get_store()
+        store = self._stores.get()
         try:
             fresh = await record(store, judged, accepted)
         except StoreError as exc:
-            return app._store_trouble(exc, counts)
-        reasons, naive = warning_counts(fresh, sender, app.metrics)
+            return self._rejections.store_trouble(exc, counts)
+        reasons, naive = warning_counts(fresh, sender, self._metrics)
         try:
             await store.count_warnings(reasons, naive)
         except StoreError:
-            app.metrics.redis_errors.labels("unavailable").inc()
+            self._metrics.redis_errors.labels("unavailable").inc()
             log.error("could not count a batch's warnings in redis")
         if judged.refusals:
             base = {
@@ -109,16 +130,16 @@ class BatchEvents:
                 "receivedMs": str(now_ms),
                 "sender": sender,
             }
-            excerpt = app._settings.rejected_excerpt_bytes
+            excerpt = self._settings.rejected_excerpt_bytes
             entries = rejection_entries(batch, judged.refusals, base, excerpt)
             try:
                 await store.record_rejections(entries)
             except StoreError:
                 # A refusal that cannot be kept for audit: the sender resends the batch.
                 trouble = StoreUnavailable("rejected stream unavailable")
-                return app._store_trouble(trouble, counts)
+                return self._rejections.store_trouble(trouble, counts)
         for (name, reason), count in judged.outcomes.items():
-            app.metrics.requests.labels(name, reason).inc(count)
+            self._metrics.requests.labels(name, reason).inc(count)
         status = 207 if judged.refusals else 202
         statuses = judged.outcomes
         counts |= {

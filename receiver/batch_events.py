@@ -54,7 +54,7 @@ class Refusal:
 
     @property
     def reason(self) -> str:
-        """The metrics reason, as ``ReceiverApp._reject`` labels a single refusal."""
+        """The metrics reason, as ``Rejections.reject`` labels a single refusal."""
         return f"{self.error}:{','.join(sorted({p.reason for p in self.problems}))}"
 
 

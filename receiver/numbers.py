@@ -48,7 +48,7 @@ log = logging.getLogger("dnc.receiver")
 
 Keep = Callable[[int, dict[str, Any]], Awaitable[bool]]
 """Keeps a refusal (HTTP status, JSON body) in the rejected stream; returns whether Redis took
-it (``ReceiverApp._keep_rejection``)."""
+it (``receiver.rejections.Rejections.keep``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from receiver.app import ConnectionLimits
+from receiver.limits import ConnectionLimits
 
 DEFAULT_LIMITS = ConnectionLimits(
     header_timeout_s=10.0, max_header_bytes=16_384, body_timeout_s=10.0
