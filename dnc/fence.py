@@ -33,9 +33,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dnc.cxone.errors import CxoneTransientError
+from dnc.cxone_settings import CxoneSettings
 from dnc.errors import StoreError
-from dnc.pending import LeaseLost
-from dnc.settings import CxoneSettings, SyncSettings
+from dnc.sync_lease import LeaseLost
+from dnc.sync_settings import SyncSettings
 
 log = logging.getLogger("dnc.fence")
 

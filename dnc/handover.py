@@ -23,7 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from dnc.keys import RedisKeys
-from dnc.store import REDIS_FAILURES, convert_error
+from dnc.redis_failures import REDIS_FAILURES, convert_error
 
 SUCCESSOR_TTL_MS = 3_000
 """How long an announcement lasts unless renewed: a newcomer that died stops counting soon."""

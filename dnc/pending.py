@@ -12,112 +12,36 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ConfigDict
 
-from dnc.applications import Application
-from dnc.errors import StoreError
-from dnc.events import Action, StoredEvent
+from dnc.claims import Applications, Claim, DeadLetter, Deferral, Retry, RetryLimits, chunk
 from dnc.keys import RedisKeys
+from dnc.redis_failures import REDIS_FAILURES, convert_error
+from dnc.settle_args import SettleItem, dead_json, retry_item, settle_args
 from dnc.state import read_event
-from dnc.store import REDIS_FAILURES, convert_error, load_lua
-from dnc.target import DncChange
+from dnc.store import load_lua
+from dnc.sync_lease import LeaseGrant, LeaseLost
 
-Applications = Mapping[str, Application]
-"""What each pushed number's application was, by E.164 (``dnc.applications``)."""
+__all__ = [
+    "REQUEUE_CHUNK",
+    "Applications",
+    "Claim",
+    "DeadLetter",
+    "Deferral",
+    "LeaseGrant",
+    "LeaseLost",
+    "PendingQueue",
+    "Retry",
+    "RetryLimits",
+    "chunk",
+]
 
 REQUEUE_CHUNK = 500
 """Numbers per requeue script call: bounds how long one call holds Redis (and stays far below
 Lua's limit on unpacked arguments)."""
-
-
-class LeaseLost(StoreError):
-    """Another sync run holds the lease (or ours expired): this run must not claim."""
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseGrant:
-    """The answer to ``acquire_lease``: ``held`` (truthiness too) and ``wait_ms``, how long
-    the new holder must wait before writing to CXone (the takeover grace of a previous holder
-    whose lease expired unreleased; ``dnc.fence``)."""
-
-    held: bool
-    wait_ms: int = 0
-
-    def __bool__(self) -> bool:
-        return self.held
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A claimed number: ``e164``, its pending ``score_ms`` (receive time of its oldest unapplied
-    change, UTC ms), the ``watermark`` it had when claimed (the whole state value,
-    ``dnc.state``: settling compares it), and its latest ``event`` (from a compact state:
-    id, action, times and expiry only; the rest is in the audit record)."""
-
-    e164: str
-    score_ms: int
-    watermark: str
-    event: StoredEvent
-
-    def change(self) -> DncChange:
-        """The state to push: the latest event's action at its event time (UTC ms), with its
-        expiry (UTC ms) for an opt-out that has one; an opt-in never carries an expiry."""
-        event = self.event
-        expires_ms = event.expiresMs if event.action is Action.OPT_OUT else None
-        return DncChange(self.e164, event.action, event.eventMs, expires_ms)
-
-
-class DeadLetter(BaseModel):
-    """A number CXone refused for good: ``reason`` (CXone's words, redacted), the ``event`` it
-    refused, and ``deadAtMs`` (UTC epoch ms)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    reason: str
-    event: StoredEvent
-    deadAtMs: int
-
-
-@dataclass(frozen=True, slots=True)
-class RetryLimits:
-    """How numbers that fail temporarily are retried: at most ``max_attempts`` pushes and
-    ``max_age_ms`` since the first failure before they are dead-lettered; between pushes a
-    backoff of ``base_ms`` doubling per attempt up to ``cap_ms`` (equal jitter), and at least
-    the target's retry-after, up to ``retry_after_cap_ms``."""
-
-    max_attempts: int = 8
-    max_age_ms: int = 21_600_000
-    base_ms: int = 30_000
-    cap_ms: int = 1_800_000
-    retry_after_cap_ms: int = 120_000
-    """Longest retry-after a number waits, ms (as the client caps its own sleeps)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """A claim to push again later: CXone's ``reason``, its ``retry_after_s`` (seconds) when it
-    gave one, and whether this failure ``counts`` toward the dead-letter limits (a number's own
-    temporary failure does; a whole batch failing, CXone down, does not)."""
-
-    claim: Claim
-    reason: str
-    retry_after_s: float | None = None
-    counts: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Deferral:
-    """What ``defer`` did: numbers ``deferred`` (waiting out a backoff), ``dead_lettered`` at the
-    retry limits, and ``changed`` (a newer event arrived: left pending)."""
-
-    deferred: int = 0
-    dead_lettered: int = 0
-    changed: int = 0
 
 
 class PendingQueue:
@@ -202,7 +126,7 @@ class PendingQueue:
         compare-and-delete as ``acknowledge`` (``applications``: as there)."""
         at_ms = _now_ms(now_ms)
         flags = await self._settle_all(
-            [(claim, "dead", _dead_json(claim, reason, at_ms)) for claim, reason in refused],
+            [(claim, "dead", dead_json(claim, reason, at_ms)) for claim, reason in refused],
             at_ms,
             applications,
         )
@@ -222,12 +146,7 @@ class PendingQueue:
         it)."""
         at_ms = _now_ms(now_ms)
         draw = rng or random.SystemRandom()
-        items = []
-        for retry in retries:
-            reason = f"gave up after {{attempts}} temporary failures: {retry.reason}"
-            wait_ms = min(round((retry.retry_after_s or 0) * 1000), self._retry.retry_after_cap_ms)
-            payload = f"{draw.random():.6f} {wait_ms} {int(retry.counts)} "
-            items.append((retry.claim, "retry", payload + _dead_json(retry.claim, reason, at_ms)))
+        items = [retry_item(retry, self._retry, draw, at_ms) for retry in retries]
         flags = await self._settle_all(items, at_ms, applications)
         return Deferral(flags.count(3), flags.count(2), flags.count(0))
 
@@ -323,31 +242,14 @@ class PendingQueue:
 
     async def _settle_all(
         self,
-        items: Sequence[tuple[Claim, str, str]],
+        items: Sequence[SettleItem],
         now_ms: int | None = None,
         applications: Applications | None = None,
     ) -> list[int]:
         if not items:
             return []
-        keys, limits = self._keys, self._retry
-        args: list[Any] = [
-            _now_ms(now_ms),
-            limits.max_attempts,
-            limits.max_age_ms,
-            limits.base_ms,
-            limits.cap_ms,
-        ]
-        found = applications or {}
-        for claim, kind, payload in items:
-            application = found.get(claim.e164)
-            record = application.record(claim.e164, claim.event) if application else None
-            args += [
-                claim.e164,
-                claim.watermark,
-                kind,
-                payload,
-                record.model_dump_json() if record else "",
-            ]
+        keys = self._keys
+        args = settle_args(items, _now_ms(now_ms), self._retry, applications)
         key_names = [
             keys.pending,
             keys.watermark,
@@ -378,22 +280,8 @@ class PendingQueue:
             raise convert_error(exc) from exc
 
 
-def chunk(claims: Sequence[Claim], batch_size: int) -> list[list[Claim]]:
-    """Split claims by action (opt-outs first: the compliance-critical ones) into batches of
-    at most ``batch_size``, oldest first within each action."""
-    batches: list[list[Claim]] = []
-    for action in (Action.OPT_OUT, Action.OPT_IN):
-        same = [claim for claim in claims if claim.event.action is action]
-        batches += [same[i : i + batch_size] for i in range(0, len(same), batch_size)]
-    return batches
-
-
 def _now_ms(now_ms: int | None) -> int:
     return now_ms if now_ms is not None else int(time.time() * 1000)
-
-
-def _dead_json(claim: Claim, reason: str, at_ms: int) -> str:
-    return DeadLetter(reason=reason, event=claim.event, deadAtMs=at_ms).model_dump_json()
 
 
 def _text(value: object) -> str:

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from dnc.errors import DncError
-from dnc.store import convert_error
+from dnc.redis_failures import convert_error
 
 NO_EVICTION = "noeviction"
 HOW_TO_FIX = (

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from dnc.claims import Claim, Retry
 from dnc.events import Action
-from dnc.pending import Claim, Retry
 from dnc.target import ChangeOutcome, OutcomeKind
 
 

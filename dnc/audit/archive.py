@@ -36,7 +36,7 @@ from dnc.audit.ledger import (
     write_batch,
 )
 from dnc.audit.streams import Stream, decode_fields, text
-from dnc.store import REDIS_FAILURES, convert_error
+from dnc.redis_failures import REDIS_FAILURES, convert_error
 
 INCARNATION_GROUP = "dnc-archive"
 """The empty consumer group the archive keeps on each stream to notice a reset stream (it

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from dnc.audit.entries import split_id
 from dnc.audit.streams import streams, text
 from dnc.keys import RedisKeys
-from dnc.store import REDIS_FAILURES, convert_error
+from dnc.redis_failures import REDIS_FAILURES, convert_error
 
 
 async def backlog(client: aioredis.Redis, keys: RedisKeys) -> dict[str, tuple[int, int | None]]:

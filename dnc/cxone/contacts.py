@@ -30,16 +30,11 @@ import httpx
 
 from dnc.cxone.dnc_groups import trace_headers
 from dnc.cxone.errors import CxoneTransientError
-from dnc.cxone.transport import (
-    Sleep,
-    build_transport,
-    error_text,
-    parse_token_response,
-    send_plain,
-)
+from dnc.cxone.http_errors import error_text, parse_token_response, send_plain
+from dnc.cxone.transport import Sleep, build_transport
+from dnc.cxone_settings import CxoneSettings
 from dnc.events import Action
 from dnc.masking import redact
-from dnc.settings import CxoneSettings
 from dnc.target import ChangeOutcome, DncChange, OutcomeKind, check_batch
 from dnc.timestamps import iso_utc
 

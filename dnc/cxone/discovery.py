@@ -16,7 +16,7 @@ import json
 import httpx
 
 from dnc.cxone.errors import CxoneAuthError, CxonePermanentError
-from dnc.cxone.transport import check_status, send_plain
+from dnc.cxone.http_errors import check_status, send_plain
 
 
 async def fetch_document(

@@ -36,15 +36,11 @@ from dnc.cxone.discovery import (
     discover_token_endpoint,
     tenant_id_from_token,
 )
-from dnc.cxone.transport import (
-    Sleep,
-    build_transport,
-    parse_token_response,
-    send_plain,
-)
+from dnc.cxone.http_errors import parse_token_response, send_plain
+from dnc.cxone.transport import Sleep, build_transport
+from dnc.cxone_settings import CxoneSettings
 from dnc.events import Action
 from dnc.masking import redact
-from dnc.settings import CxoneSettings
 from dnc.target import LATEST_MS, ChangeOutcome, DncChange, OutcomeKind, check_batch
 from dnc.timestamps import TimestampProblem, iso_utc, parse_event_time
 

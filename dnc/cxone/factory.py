@@ -12,8 +12,8 @@ from dnc.cxone.contacts import OutboundContactsTarget
 from dnc.cxone.dnc_groups import DncGroupsTarget, Endpoints
 from dnc.cxone.group_records import DncGroupsReader
 from dnc.cxone.transport import Sleep
+from dnc.cxone_settings import CxoneSettings
 from dnc.held_records import RecordReader
-from dnc.settings import CxoneSettings
 
 Target = DncGroupsTarget | OutboundContactsTarget
 

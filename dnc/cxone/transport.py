@@ -1,13 +1,9 @@
 """One CXone request: bearer token, pacing, error conversion, classification, bounded retries.
 
-httpx errors become ``dnc.cxone.errors`` here and are raised ``from None`` on purpose: an httpx
-exception holds its request, Authorization header included, and anything that pickles the
-exception (Prefect persists task failures) would write the token to disk.
-
-Classification (RFC 9110 status semantics): 2xx and the caller's accepted statuses are
-answers; 401 is retried once with a fresh token, then ``CxoneAuthError``; 429, 408 and 5xx,
-timeouts and connection errors are transient (``Retry-After`` honoured, capped); every other
-4xx is permanent.
+Errors are converted and classified by ``dnc.cxone.http_errors`` (never chained to httpx's,
+which hold the token). A 401 is retried once with a fresh token, then ``CxoneAuthError``;
+429, 408 and 5xx, timeouts and connection errors are transient, retried up to
+``RetryPolicy.max_attempts`` (``Retry-After`` honoured, capped); every other 4xx is permanent.
 """
 
 from __future__ import annotations
@@ -16,25 +12,38 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
+from typing import Protocol, TypeVar
 
 import httpx
 
-from dnc.backoff import backoff_delay_s, parse_retry_after
-from dnc.cxone.errors import (
-    CxoneAuthError,
-    CxoneConnectionError,
-    CxonePermanentError,
-    CxoneRateLimited,
-    CxoneServerError,
-    CxoneTimeout,
-    CxoneTransientError,
+from dnc.backoff import backoff_delay_s
+from dnc.cxone.errors import CxoneAuthError, CxoneTimeout, CxoneTransientError
+from dnc.cxone.http_errors import (
+    check_status,
+    describe,
+    error_text,
+    parse_token_response,
+    send_plain,
 )
 from dnc.cxone.pacing import Pacer
 from dnc.cxone.tokens import Mint, TokenCache
-from dnc.masking import redact
-from dnc.settings import CxoneSettings
+from dnc.cxone_settings import CxoneSettings
+
+__all__ = [
+    "AFTER_UNANSWERED",
+    "CxoneTransport",
+    "Fence",
+    "Reply",
+    "RetryPolicy",
+    "Sleep",
+    "after_unanswered_attempt",
+    "build_transport",
+    "check_status",
+    "describe",
+    "error_text",
+    "parse_token_response",
+    "send_plain",
+]
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
@@ -84,63 +93,6 @@ class Reply:
 
     response: httpx.Response
     after_timeout: bool = False
-
-
-def describe(method: str, url: str) -> str:
-    """``"POST /path"``: how a request is named in messages (no host, no query string)."""
-    return f"{method} {urlsplit(url).path}"
-
-
-async def send_plain(
-    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
-) -> httpx.Response:
-    """Send one request with httpx errors converted. Raises ``CxoneTimeout`` (``maybe_sent``
-    for read and write timeouts, when the request may have reached CXone) or
-    ``CxoneConnectionError``. The httpx exception is neither chained nor left as context."""
-    error: CxoneTransientError
-    try:
-        return await client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        maybe_sent = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
-        error = CxoneTimeout(
-            f"{describe(method, url)}: {type(exc).__name__}", maybe_sent=maybe_sent
-        )
-    except httpx.TransportError as exc:
-        error = CxoneConnectionError(f"{describe(method, url)}: {type(exc).__name__}")
-    raise error  # outside the except block: no __context__ holding the request
-
-
-def check_status(response: httpx.Response, accept: Collection[int] = ()) -> None:
-    """Raise the error a status means, unless it is 2xx or in ``accept``. A server's
-    ``Retry-After`` is kept as it was said (callers cap what they sleep)."""
-    status = response.status_code
-    if 200 <= status < 300 or status in accept:
-        return
-    what = f"{describe(response.request.method, str(response.request.url))} -> {status}"
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if status == 429:
-        raise CxoneRateLimited(f"{what} (rate limited)", retry_after)
-    if status >= 500:
-        raise CxoneServerError(what, retry_after)
-    if status == 408:
-        raise CxoneTimeout(what, retry_after)
-    if status == 401:
-        raise CxoneAuthError(f"{what}: CXone refused the access token")
-    raise CxonePermanentError(f"{what}: {error_text(response)}", status)
-
-
-def error_text(response: httpx.Response) -> str:
-    """The error a CXone answer gives (``error``/``message``/``error_description``), redacted."""
-    try:
-        body = response.json()
-    except ValueError:
-        return redact(response.text)
-    if isinstance(body, dict):
-        parts = [
-            str(body[key]) for key in ("error", "error_description", "message") if body.get(key)
-        ]
-        return redact("; ".join(parts))
-    return ""
 
 
 class CxoneTransport:
@@ -294,29 +246,6 @@ class CxoneTransport:
                 fence.abandoned = True
             raise
         raise CxoneTimeout(f"{describe(method, url)}: cut off at the lease fence", maybe_sent=True)
-
-
-def parse_token_response(response: httpx.Response) -> tuple[str, float]:
-    """``(access_token, expires_in_s)`` from a token endpoint's answer. 400/401/403 raise
-    ``CxoneAuthError`` (credentials); 5xx, 429 raise ``CxoneTransientError``."""
-    status = response.status_code
-    if status in (400, 401, 403):
-        raise CxoneAuthError(
-            f"the token endpoint refused the credentials ({status} {error_text(response)}): "
-            "check the client id/secret, the access key, and the issuer"
-        )
-    if status == 429 or status >= 500:
-        raise CxoneTransientError(f"token endpoint -> {status}")
-    if status != 200:
-        raise CxonePermanentError(f"token endpoint -> {status}", status)
-    try:
-        body = response.json()
-        token, expires_in = body["access_token"], float(body.get("expires_in", 3600))
-    except (ValueError, KeyError, TypeError):
-        raise CxonePermanentError("token endpoint answer has no access_token", status) from None
-    if not isinstance(token, str) or not token:
-        raise CxonePermanentError("token endpoint answer has no access_token", status)
-    return token, expires_in
 
 
 def build_transport(

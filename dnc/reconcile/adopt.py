@@ -27,8 +27,8 @@ from dnc.number_hash import states as number_states
 from dnc.ownership import ADOPTED, OwnedRecord, OwnershipLedger
 from dnc.reconcile.drift import NumberState
 from dnc.reconcile.state import StateReader
+from dnc.redis_failures import REDIS_FAILURES, convert_error
 from dnc.state import decode
-from dnc.store import REDIS_FAILURES, convert_error
 
 
 class AlreadyAdopted(RuntimeError):

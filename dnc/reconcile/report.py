@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dnc.keys import RedisKeys
 from dnc.masking import mask_number
 from dnc.reconcile.drift import DriftClass, Note
-from dnc.store import REDIS_FAILURES, convert_error
+from dnc.redis_failures import REDIS_FAILURES, convert_error
 
 MEANING: dict[DriftClass, tuple[str, str]] = {
     DriftClass.OPT_OUT_MISSING: (

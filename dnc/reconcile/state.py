@@ -19,7 +19,8 @@ from dnc.events import Action
 from dnc.keys import RedisKeys
 from dnc.number_hash import states as number_states
 from dnc.reconcile.drift import NumberState
-from dnc.store import REDIS_FAILURES, convert_error, load_lua
+from dnc.redis_failures import REDIS_FAILURES, convert_error
+from dnc.store import load_lua
 
 SCAN_COUNT = 1_000
 """Numbers asked of Redis per ``HSCAN`` call of a flat hash (legacy, long states)."""
