@@ -11,12 +11,9 @@ standard error.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import stat
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -25,7 +22,6 @@ import typer
 from alembic.util import CommandError
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -36,15 +32,18 @@ from dnc.audit.export_format import Row, write_csv, write_jsonl
 from dnc.masking import mask_number
 from dnc.settings import AuditSettings, IntakeSettings
 from dnc.timestamps import TimestampProblem, iso_utc, parse_time
-from dnc_sync.audit_errors import database_failure, load_settings, settings_problems
+from dnc_sync.audit_errors import (
+    CommandFailed,
+    database_failure,
+    load_settings,
+    settings_problems,
+)
+from dnc_sync.export_output import counted, export_output, progress_bar
 
 app = typer.Typer(
     help="The audit store (the system of record): export records, migrate the schema.",
     no_args_is_help=True,
 )
-
-PROGRESS_STEP = 1_000
-"""Rows between two updates of the progress bar."""
 
 
 class ExportFormat(StrEnum):
@@ -58,10 +57,6 @@ _WRITERS: dict[ExportFormat, Callable[[Iterable[Row], TextIO], int]] = {
     ExportFormat.CSV: write_csv,
     ExportFormat.JSONL: write_jsonl,
 }
-
-
-class _Failed(Exception):
-    """Stop with exit code 1 and this message."""
 
 
 @app.command("export")
@@ -120,7 +115,7 @@ def export_command(
     err = Console(stderr=True)
     try:
         written = _export(url, since_ms, until_ms, e164, None if stdout else output, export_format)
-    except _Failed as exc:
+    except CommandFailed as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     where = "standard output" if stdout else str(output)
@@ -141,7 +136,7 @@ def migrate() -> None:
     err = Console(stderr=True)
     try:
         before, after = _migrate(_database_url())
-    except _Failed as exc:
+    except CommandFailed as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     if before == after:
@@ -159,9 +154,9 @@ def _migrate(url: str) -> tuple[str | None, str | None]:
         upgrade(engine)
         return before, current_revision(engine)
     except CommandError as exc:  # e.g. a revision newer than this version knows
-        raise _Failed(f"cannot migrate the audit store: {exc}") from None
+        raise CommandFailed(f"cannot migrate the audit store: {exc}") from None
     except SQLAlchemyError as exc:
-        raise _Failed(database_failure(exc, "migrate")) from None
+        raise CommandFailed(database_failure(exc, "migrate")) from None
     finally:
         engine.dispose()
 
@@ -182,91 +177,18 @@ def _export(
         rows = export_rows(engine, since_ms, until_ms, number)
         with (
             contextlib.closing(rows),
-            _output(output) as stream,
-            _progress(total) as advance,
+            export_output(output) as stream,
+            progress_bar(total) as advance,
         ):
-            return _WRITERS[export_format](_counted(rows, advance), stream)
+            return _WRITERS[export_format](counted(rows, advance), stream)
     except AuditStoreNotReady as exc:
-        raise _Failed(str(exc)) from None
+        raise CommandFailed(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise _Failed(database_failure(exc)) from None
+        raise CommandFailed(database_failure(exc)) from None
     except OSError as exc:  # a full disk, a closed pipe: the file is removed
-        raise _Failed(f"cannot write the export: {exc.strerror or exc}") from None
+        raise CommandFailed(f"cannot write the export: {exc.strerror or exc}") from None
     finally:
         engine.dispose()
-
-
-def _counted(rows: Iterable[Row], advance: Callable[[int], None]) -> Iterator[Row]:
-    """``rows``, moving the progress bar every ``PROGRESS_STEP`` rows and at the end."""
-    done = 0
-    for done, row in enumerate(rows, 1):
-        yield row
-        if done % PROGRESS_STEP == 0:
-            advance(PROGRESS_STEP)
-    advance(done % PROGRESS_STEP)
-
-
-@contextlib.contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar of ``total`` rows on standard error, shown only on a terminal; yields
-    the function that advances it by a number of rows."""
-    err = Console(stderr=True)
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
-    task = bar.add_task("exporting", total=total)
-    with bar:
-        yield lambda rows: bar.advance(task, rows)
-
-
-@contextlib.contextmanager
-def _output(path: Path | None) -> Iterator[TextIO]:
-    """Standard output (``None``), or ``path`` as a private file: created or truncated with
-    mode 0600 (also when it existed with another), never through a symbolic link, only a
-    regular file; synced to disk at the end, removed when the block raises."""
-    if path is None:
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    stream = _open_private(path)
-    try:
-        yield stream
-        stream.flush()
-        os.fsync(stream.fileno())
-    except BaseException:
-        stream.close()
-        path.unlink(missing_ok=True)
-        raise
-    else:
-        stream.close()
-
-
-def _open_private(path: Path) -> TextIO:
-    """``path`` opened for UTF-8 text (``newline=""``), mode 0600. Raises ``_Failed``."""
-    with contextlib.suppress(FileNotFoundError):
-        mode = os.lstat(path).st_mode
-        if stat.S_ISLNK(mode):
-            raise _Failed(f"{path} is a symbolic link: refusing to write through it")
-        if not stat.S_ISREG(mode):
-            raise _Failed(f"{path} is not a regular file (- writes to standard output)")
-    flags = os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # replaced by a link since the check
-            raise _Failed(f"{path} is a symbolic link: refusing to write through it") from None
-        raise _Failed(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, 0o600)  # a file that existed keeps its mode through O_TRUNC
-        return os.fdopen(fd, "w", encoding="utf-8", newline="")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _moment(text: str, option: str) -> int:
@@ -306,11 +228,15 @@ def _engine(url: str, *, create: bool) -> Engine:
     try:
         return open_engine(url, create=create)
     except AuditStoreNotReady as exc:
-        raise _Failed(str(exc)) from None
+        raise CommandFailed(str(exc)) from None
     except ArgumentError:  # the URL itself is never printed: it may hold a password
-        raise _Failed("DNC_AUDIT_DATABASE_URL is not a database URL SQLAlchemy can open") from None
+        raise CommandFailed(
+            "DNC_AUDIT_DATABASE_URL is not a database URL SQLAlchemy can open"
+        ) from None
     except OSError as exc:
-        raise _Failed(f"cannot create the SQLite audit store: {exc.strerror or exc}") from None
+        raise CommandFailed(
+            f"cannot create the SQLite audit store: {exc.strerror or exc}"
+        ) from None
 
 
 def _not_the_database(output: Path, url: str) -> None:

@@ -22,6 +22,10 @@ from dnc_sync.status_cli import redis_address
 S = TypeVar("S", bound=BaseSettings)
 
 
+class CommandFailed(Exception):
+    """Stop the command with exit code 1 and this message (one line, safe to print)."""
+
+
 def load_settings(cls: type[S]) -> S:
     """``cls`` read from the environment; a bad value stops the command with exit 2, naming
     each problem (pydantic's messages: the settings never echo a value)."""

@@ -14,6 +14,10 @@ secrets: credentials come from the ``DNC_*`` environment of the worker.
 A run that dead-lettered numbers ends in the state "Completed with dead letters" (a WARNING
 line names the count and the first reasons, and ``dnc.sync.dead-lettered`` is emitted); a run
 that joined the drain of another ends "Joined"; every run logs one summary line.
+
+Its parts: ``flows.sync_setup`` (what a run works with, connecting to CXone),
+``flows.sync_turn`` (taking the lease or joining), ``flows.sync_push`` (pushing and settling),
+``flows.sync_watchdog`` and ``flows.sync_report`` (the backlog left, the summary, the state).
 """
 
 from __future__ import annotations
@@ -21,25 +25,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
-import redis.asyncio as aioredis
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from dnc.cxone.dnc_groups import DncGroupsTarget
-from dnc.cxone.errors import CxoneAuthError
-from dnc.cxone.factory import build_http_client, build_target
-from dnc.errors import StoreError
-from dnc.fence import LeaseFence, attempt_bound_s, check_lease_timing, stop, takeover_grace_s
-from dnc.handover import Handover, lease_token, run_of
-from dnc.keys import RedisKeys
-from dnc.ownership import OwnershipLedger
-from dnc.pending import LeaseLost, PendingQueue, RetryLimits
+from dnc.cxone.factory import build_http_client
+from dnc.fence import attempt_bound_s, check_lease_timing, stop, takeover_grace_s
+from dnc.handover import run_of
+from dnc.pending import LeaseLost
 from dnc.redis_policy import require_noeviction
 from dnc.settings import CxoneSettings, RedisSettings, SyncSettings
 from dnc.store import open_redis
-from dnc.sync import SyncCounters, oldest_age_s
-from flows.run_context import flow_run_id
+from dnc.sync import SyncCounters
 from flows.sync_push import SyncRun, push_all
 from flows.sync_report import (
     DEAD_LETTERED_STATE,
@@ -49,11 +45,13 @@ from flows.sync_report import (
     Progress,
     SyncBatchesFailed,
     SyncLagging,
+    count_backlog,
     finish,
 )
+from flows.sync_setup import build_run, connect
 from flows.sync_turn import confirm_handover, take_turn, wait_out_takeover
 from flows.sync_watchdog import WATCHDOG_SLACK_S, Watchdog
-from tasks.sync_tasks import chunk_claims, claim_pending, discover_endpoints, fetch_token
+from tasks.sync_tasks import chunk_claims, claim_pending
 
 __all__ = [
     "DEAD_LETTERED_STATE",
@@ -115,14 +113,14 @@ async def sync_dnc(
             client, allow_eviction=redis_settings.allow_eviction, logger=get_run_logger()
         )
         keep = keep_draining_s > 0
-        run = _build_run(client, http, redis_settings, cxone, sync, batch_size, counters, keep)
+        run = build_run(client, http, redis_settings, cxone, sync, batch_size, counters, keep)
         budget_s = keep_draining_s or time_budget_s or sync.time_budget_s
         try:
             await _with_lease(run, cxone, max_batches, budget_s, keep=keep)
         except Exception as exc:  # reported like any run (summary, events, lag), then raised
             failure = exc
             counters.ended = counters.ended or f"failed: {type(exc).__name__}"
-        await _count_backlog(run, failure)
+        await count_backlog(run, failure)
         counters.api_calls = run.target.transport.calls
         counters.http_retries = run.target.transport.retries
     finally:
@@ -130,58 +128,6 @@ async def sync_dnc(
         await http.aclose()
         await client.aclose()
     return await finish(run, redis_settings.namespace, failure)
-
-
-def _build_run(
-    client: aioredis.Redis,
-    http: httpx.AsyncClient,
-    redis_settings: RedisSettings,
-    cxone: CxoneSettings,
-    sync: SyncSettings,
-    batch_size: int | None,
-    counters: SyncCounters,
-    keep: bool,
-) -> SyncRun:
-    """What this run works with: the target, the queue, the fence around its writes."""
-    keys = RedisKeys(redis_settings.namespace)
-    target = build_target(cxone, http)
-    queue = PendingQueue(client, keys, _retry_limits(sync, cxone))
-    run_flow_id = flow_run_id()
-    token = lease_token(run_flow_id, keep)
-    fence = LeaseFence(
-        lambda: queue.renew_lease(token, sync.lease_ttl_s * 1000),
-        ttl_s=sync.lease_ttl_s,
-        bound_s=attempt_bound_s(cxone),
-        margin_s=sync.fence_margin_s,
-    )
-    target.transport.fence = fence
-    ledger = OwnershipLedger(client, keys)
-    # a blocking wait must end before the Redis socket timeout does (Redis's timers tick
-    # every 100 ms, plus a round trip): below that margin the wait polls (dnc.handover)
-    idle_cap_s = min(1.0, redis_settings.socket_timeout_s - 0.25)
-    handover = Handover(client, keys, idle_cap_s)
-    size = min(batch_size or target.batch_size, target.batch_size)
-    run = SyncRun(
-        queue, target, token, sync, size, counters, fence, ledger, handover, cxone.max_concurrency
-    )
-    run.run_id = run_flow_id or run_of(token)
-    return run
-
-
-async def _count_backlog(run: SyncRun, failure: Exception | None = None) -> None:
-    """Put what still waits in the counters. A run that lost its lease or already failed
-    because Redis cannot be reached still writes its summary and fails with that: the backlog
-    is then left unknown (-1) instead of failing the run with ``StoreUnavailable``."""
-    try:
-        pending, oldest_ms = await run.queue.backlog()
-    except StoreError:
-        if not run.fence.lost and failure is None:
-            raise
-        get_run_logger().warning("the backlog could not be read: Redis cannot be reached")
-        run.counters.remaining_backlog = -1
-        return
-    run.counters.remaining_backlog = pending
-    run.counters.oldest_pending_age_s = oldest_age_s(oldest_ms, int(time.time() * 1000))
 
 
 async def _with_lease(
@@ -230,7 +176,7 @@ async def _drain_with_handovers(
 ) -> bool:
     """Connect, drain, and hand over when asked (taking the lease back when the newcomer
     never takes it). Returns whether the lease was released already."""
-    await _connect(run, cxone)
+    await connect(run, cxone)
     while True:
         await _drain(run, max_batches, deadline, cxone.rate_limit_rps, keep)
         if run.counters.ended != "handed over":
@@ -256,24 +202,6 @@ def _overrun_s(run: SyncRun, cxone: CxoneSettings, deadline: float) -> float:
     ``WATCHDOG_SLACK_S`` for Prefect's own calls. Seconds."""
     left = max(0.0, deadline - time.monotonic())
     return left + attempt_bound_s(cxone) + run.sync.fence_margin_s + WATCHDOG_SLACK_S
-
-
-async def _connect(run: SyncRun, cxone: CxoneSettings) -> None:
-    """Discover the endpoints (DNC groups) and get an access token. Raises
-    ``CxoneAuthError`` (logged in words first) when CXone refuses the credentials."""
-    try:
-        if isinstance(run.target, DncGroupsTarget):
-            endpoints = await discover_endpoints(run.target, cxone.issuer_url, cxone.access_key_id)
-            run.target.adopt_endpoints(endpoints)
-        await fetch_token(run.target)
-    except CxoneAuthError:
-        run.counters.ended = "credentials refused"
-        get_run_logger().error(
-            "CXone refused the credentials (check DNC_CXONE_CLIENT_ID, DNC_CXONE_CLIENT_SECRET, "
-            "DNC_CXONE_ACCESS_KEY_ID, DNC_CXONE_ACCESS_KEY_SECRET): nothing was pushed; every "
-            "change stays pending"
-        )
-        raise
 
 
 def _claim_limit(run: SyncRun, room: int | None, remaining_s: float, rate_per_s: float) -> int:
@@ -362,13 +290,3 @@ async def _handed_over(run: SyncRun) -> bool:
         "handing the drain over to %s (a newer sync run, or a reconciliation)", run_of(successor)
     )
     return True
-
-
-def _retry_limits(sync: SyncSettings, cxone: CxoneSettings) -> RetryLimits:
-    return RetryLimits(
-        max_attempts=sync.retry_max_attempts,
-        max_age_ms=sync.retry_max_age_s * 1000,
-        base_ms=round(sync.retry_backoff_base_s * 1000),
-        cap_ms=round(sync.retry_backoff_cap_s * 1000),
-        retry_after_cap_ms=round(cxone.retry_after_cap_s * 1000),
-    )

@@ -1,6 +1,6 @@
-"""What a sync run reports: its progress artifact, the summary table, one summary log line,
-the events automations listen to (``dnc.sync.completed``, ``dnc.sync.dead-lettered``,
-``dnc.sync.lagging``), and the state it ends in."""
+"""What a sync run reports: the backlog it leaves, its progress artifact, the summary table,
+one summary log line, the events automations listen to (``dnc.sync.completed``,
+``dnc.sync.dead-lettered``, ``dnc.sync.lagging``), and the state it ends in."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from prefect.context import FlowRunContext
 from prefect.events import emit_event
 from prefect.states import Completed
 
+from dnc.errors import StoreError
 from dnc.pending import LeaseLost
-from dnc.sync import SyncCounters
+from dnc.sync import SyncCounters, oldest_age_s
 from flows.sync_push import SyncRun
 
 SUMMARY_KEY = "dnc-sync-summary"
@@ -80,6 +81,22 @@ class Progress:
         self.updated_at = -1.0 if done >= 100.0 else now
         if self.artifact is not None:
             await aupdate_progress_artifact(self.artifact, done)
+
+
+async def count_backlog(run: SyncRun, failure: Exception | None = None) -> None:
+    """Put what still waits in the counters. A run that lost its lease or already failed
+    because Redis cannot be reached still writes its summary and fails with that: the backlog
+    is then left unknown (-1) instead of failing the run with ``StoreUnavailable``."""
+    try:
+        pending, oldest_ms = await run.queue.backlog()
+    except StoreError:
+        if not run.fence.lost and failure is None:
+            raise
+        get_run_logger().warning("the backlog could not be read: Redis cannot be reached")
+        run.counters.remaining_backlog = -1
+        return
+    run.counters.remaining_backlog = pending
+    run.counters.oldest_pending_age_s = oldest_age_s(oldest_ms, int(time.time() * 1000))
 
 
 async def finish(

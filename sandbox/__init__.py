@@ -10,7 +10,7 @@ Emulated, adapter 1 (CXone Admin API, public contract; developer.niceincontact.c
 - ``POST|DELETE|GET /inContactAPI/services/vNN.0/dnc-groups/{groupId}/records``: add
   (opt-out), expire (opt-in), with per-record results in a 200; list/search with ``skip``,
   ``top``, ``orderBy``, ``fields``, ``phoneNumber`` and ``totalRecords`` (the shape partly
-  assumed: ``sandbox.dnc_groups``).
+  assumed: ``sandbox.dnc_listing``).
 
 Emulated, adapter 2 (outbound contacts, the original design's contract):
 ``POST /oauth/token`` (client credentials, JSON body) and
@@ -58,8 +58,10 @@ Assumed where the real contract is not public:
 Modules: ``settings`` (``SandboxSettings``, ``FaultConfig``), ``state`` (records, contacts,
 tokens, counters), ``faults`` (latency, rate limit, injected errors), ``http`` (request and
 response shapes), ``journal`` (the write journal and the trace header), ``tokens``,
-``dnc_groups``, ``contacts``, ``control`` (the endpoints),
-``context`` (``Sandbox``), ``app`` (routing, ASGI), ``main`` (the factory), ``cli`` (the
-command). Imports only ``receiver.asgi`` and ``dnc.settings.split_list`` of ours (never the
-client under test); never Prefect.
+``dnc_groups`` (DNC-group writes), ``dnc_listing`` (DNC-group listing and search),
+``contacts``, ``control`` (the endpoints), ``dnc_records`` (what the DNC-group endpoints
+share: the group named, phone numbers and expiries read), ``context`` (``Sandbox``), ``app``
+(routing, ASGI), ``main`` (the factory), ``cli`` (the command). Imports only
+``receiver.asgi`` and ``dnc.settings.split_list`` of ours (never the client under test);
+never Prefect.
 """

@@ -30,7 +30,7 @@ from receiver.asgi import (
     read_body,
     send_json,
 )
-from sandbox import contacts, control, dnc_groups, persist, tokens
+from sandbox import contacts, control, dnc_groups, dnc_listing, persist, tokens
 from sandbox.context import Sandbox
 from sandbox.faults import fault_response, hang, lose_reply
 from sandbox.http import BadRequest, Request, Response, error, parse_query
@@ -98,14 +98,14 @@ ROUTES = (
     Route(  # before dnc_records, though that one's path needs /records and cannot take it
         "dnc_search",
         re.compile(_API + r"/dnc-groups/search"),
-        {"POST": dnc_groups.search_records},
+        {"POST": dnc_listing.search_records},
         Guard.CXONE,
     ),
     Route(
         "dnc_records",
         re.compile(_API + r"/dnc-groups/(?P<group_id>[^/]+)/records"),
         {
-            "GET": dnc_groups.list_records,
+            "GET": dnc_listing.list_records,
             "POST": dnc_groups.add_records,
             "DELETE": dnc_groups.expire_records,
         },

@@ -44,7 +44,7 @@ from pydantic import (
 )
 
 from sandbox.context import Sandbox
-from sandbox.dnc_groups import is_failing
+from sandbox.dnc_records import is_failing
 from sandbox.http import BadRequest, Request, Response, error
 from sandbox.journal import CONTACTS_TARGET, OPT_IN, OPT_OUT, TRACE_HEADER, Trace
 from sandbox.state import Contact

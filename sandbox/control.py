@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sandbox.context import Sandbox
-from sandbox.dnc_groups import parse_expiry, phone_digits
+from sandbox.dnc_records import parse_expiry, phone_digits
 from sandbox.http import BadRequest, Request, Response, error
 from sandbox.settings import FaultConfig
 from sandbox.state import DncGroup, DncRecord
