@@ -34,7 +34,7 @@ deploy-check: install
 
 bench: install-dev
 	@scripts/ensure-redis
-	$(VENV)/bin/python bench/receiver.py
+	$(VENV)/bin/python -m bench.receiver
 
 # The documentation site (mkdocs.yml), its reference pages generated from the code: make docs
 # serves it at http://127.0.0.1:8000, rebuilding on each edit (a warning is shown, not fatal,
@@ -53,11 +53,11 @@ bench-peers: install-dev
 # The fault, fuzz and secret-scan suite; writes docs/reliability.md (long: tens of minutes).
 reliability: install-dev
 	@scripts/ensure-redis
-	$(VENV)/bin/python bench/reliability.py
+	$(VENV)/bin/python -m reliability.suite
 
 reliability-short: install-dev
 	@scripts/ensure-redis
-	$(VENV)/bin/python bench/reliability.py --short
+	$(VENV)/bin/python -m reliability.suite --short
 
 install: $(STAMP)
 install-dev: $(DEV_STAMP)

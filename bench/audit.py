@@ -1,7 +1,7 @@
 """Audit store benchmark: archive throughput, per-number history latency, export rate, on
 SQLite and/or PostgreSQL; prints one JSON object.
 
-    .venv/bin/python bench/audit.py [--database sqlite|postgresql|both] [--entries 200000]
+    .venv/bin/python -m bench.audit [--database sqlite|postgresql|both] [--entries 200000]
         [--history-rows 10000000] [--export-rows 1000000] [--lookups 1000] [--batch 5000]
         [--seed 7] [--quick]
 
@@ -37,19 +37,13 @@ import asyncio
 import math
 import os
 import random
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from harness import BenchError, free_ports, run_main, start_redis_server, stop_popen
 from sqlalchemy import Engine, inspect, text
 
 from dnc.audit import schema
@@ -63,9 +57,9 @@ from dnc.audit.streams import streams
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits
+from reliability.processes import HarnessError, run_main
+from reliability.services import Services
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_THROWAWAY = ROOT / "scripts" / "pg-throwaway"
 RECEIVER_DOCUMENTED_PEAK = 10_900
 """The receiver's best measured rate, events/s (README "Performance": 2 workers, WARNING logs,
 2-core box). Not measured by this run."""
@@ -77,89 +71,14 @@ FLOW_RUN_ID = "3f1c2a9e-5d6b-4c1e-9a0b-2c7d8e9f0a1b"
 RECORD_CHUNK = 128 * 50
 
 
-# -- PostgreSQL --------------------------------------------------------------------------------
-
-
-@dataclass
-class Postgres:
-    """A throwaway PostgreSQL cluster (``scripts/pg-throwaway``) in a ``mkdtemp`` folder of its
-    own (a short path the ``postgres`` user can reach when run as root), on ``port``."""
-
-    folder: Path
-    port: int
-    url: str = ""
-
-    @classmethod
-    def start(cls) -> Postgres:
-        """Initialise and start a cluster; raises ``BenchError`` when it does not start."""
-        server = cls(Path(tempfile.mkdtemp(prefix="dnc-pg-")), free_ports(1)[0])
-        started = subprocess.run(
-            [str(PG_THROWAWAY), "start", str(server.folder), str(server.port)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if started.returncode != 0:
-            server.stop()
-            raise BenchError(f"scripts/pg-throwaway start failed: {started.stderr[-2000:]}")
-        server.url = started.stdout.strip()
-        return server
-
-    def pg_ctl(self, *args: str) -> None:
-        """Run ``pg_ctl ARGS -D DATA`` as the cluster's owner (``postgres`` under root)."""
-        bindirs = sorted(
-            Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name)
-        )
-        pg_ctl = str(bindirs[-1] / "pg_ctl") if bindirs else "pg_ctl"
-        command = [pg_ctl, *args, "-D", str(self.folder / "data")]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, cwd="/", capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BenchError(f"pg_ctl {' '.join(args)} failed: {done.stderr[-2000:]}")
-
-    def restart(self, mode: str) -> float:
-        """Restart the server on the same data, port and options (``pg_ctl restart``,
-        shutdown ``mode``: fast or immediate); returns the seconds it took."""
-        started = time.perf_counter()
-        self.pg_ctl(
-            "restart", "-m", mode, "-w", "-t", "60", "-l", str(self.folder / "postgres.log")
-        )
-        return time.perf_counter() - started
-
-    def stop(self) -> None:
-        """Stop the cluster and delete its folder."""
-        subprocess.run(
-            [str(PG_THROWAWAY), "stop", str(self.folder)], capture_output=True, check=False
-        )
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 # -- services ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Services:
-    """What one run started (stopped by ``stop_all``)."""
-
-    tmp: Path
-    redis_proc: subprocess.Popen[bytes] | None = None
-    redis_port: int = 0
-    postgres: list[Postgres] = field(default_factory=list)
-
-    def stop_all(self) -> None:
-        stop_popen(self.redis_proc, 10)
-        for server in self.postgres:
-            server.stop()
 
 
 def database_url(services: Services, database: str) -> str:
     """A fresh database of kind ``database``."""
     if database == "sqlite":
         return f"sqlite:///{services.tmp}/audit-bench.sqlite3"
-    server = Postgres.start()
-    services.postgres.append(server)
-    return server.url
+    return services.start_postgres().url
 
 
 # -- (a) archive throughput --------------------------------------------------------------------
@@ -200,16 +119,16 @@ async def archive_phase(
             statuses = await store.record_many(chunk)
             record_s += time.perf_counter() - began
             if any(s != "queued" for s in statuses):
-                raise BenchError(f"an event was not queued: {set(statuses)}")
+                raise HarnessError(f"an event was not queued: {set(statuses)}")
         length = int(await client.xlen(keys.audit))
         if length != entries:
-            raise BenchError(f"the audit stream holds {length} entries, not {entries}")
+            raise HarnessError(f"the audit stream holds {length} entries, not {entries}")
         archiver = Archiver(client, engine, streams(keys, normaliser("US")), batch=batch)
         began = time.perf_counter()
         report = await archiver.run(budget_s=3600)
         archive_s = time.perf_counter() - began
         if report.archived.get("events") != entries or not report.drained:
-            raise BenchError(f"archive incomplete: {report}")
+            raise HarnessError(f"archive incomplete: {report}")
         intake = entries / record_s
         archive = entries / archive_s
         return {
@@ -323,7 +242,7 @@ def drop_indexes(engine: Engine) -> list[str]:
                 index.drop(connection)
         left = [ix for t in RECORD_TABLES for ix in inspect(connection).get_indexes(t.name)]
     if left:
-        raise BenchError(f"indexes left after dropping: {left}")
+        raise HarnessError(f"indexes left after dropping: {left}")
     return sorted(names)
 
 
@@ -395,11 +314,11 @@ def sqlite_chunks(
 
 
 def pragma(connection: Any, name: str, value: str, expected: object) -> None:
-    """Set SQLite's ``PRAGMA name=value``; raises ``BenchError`` unless it reads ``expected``."""
+    """Set SQLite's ``PRAGMA name=value``; raises ``HarnessError`` unless it reads ``expected``."""
     connection.execute(f"PRAGMA {name}={value}").fetchall()
     found = connection.execute(f"PRAGMA {name}").fetchone()[0]
     if found != expected:
-        raise BenchError(f"PRAGMA {name} is {found!r}, not {expected!r}")
+        raise HarnessError(f"PRAGMA {name} is {found!r}, not {expected!r}")
 
 
 def copy_chunks(
@@ -440,7 +359,7 @@ def history_phase(url: str, total: int, lookups: int, seed: int) -> dict[str, An
                 ix["name"] for t in RECORD_TABLES for ix in inspect(connection).get_indexes(t.name)
             )
         if created != dropped:
-            raise BenchError(f"indexes after the load {created}, before {dropped}")
+            raise HarnessError(f"indexes after the load {created}, before {dropped}")
         began = time.perf_counter()
         with engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
@@ -453,7 +372,7 @@ def history_phase(url: str, total: int, lookups: int, seed: int) -> dict[str, An
             entries = timeline(engine, e164)
             timings.append((time.perf_counter() - began) * 1000)
             if not entries:
-                raise BenchError(f"no timeline for {e164}, a number that was loaded")
+                raise HarnessError(f"no timeline for {e164}, a number that was loaded")
             counts.append(len(entries))
         timings.sort()
         postgresql = engine.dialect.name == "postgresql"
@@ -507,7 +426,7 @@ def export_phase(url: str, rows: int) -> dict[str, Any]:
             written = write_csv(export_rows(engine, HISTORY_BASE_MS, HISTORY_BASE_MS + rows), sink)
         export_s = time.perf_counter() - began
         if written != rows:
-            raise BenchError(f"exported {written} rows, expected {rows}")
+            raise HarnessError(f"exported {written} rows, expected {rows}")
         return {
             "rows": written,
             "method": "dnc.audit.export.export_rows + write_csv to /dev/null",
@@ -539,10 +458,8 @@ def size_on_disk(url: str, services: Services) -> dict[str, float]:
 
 
 def run(services: Services, args: argparse.Namespace) -> dict[str, Any]:
-    services.redis_port = free_ports(1)[0]
-    services.redis_proc, _client = start_redis_server(services.redis_port, services.tmp)
-    _client.close()
-    redis_url = f"redis://127.0.0.1:{services.redis_port}/0"
+    services.start_redis()
+    redis_url = services.redis_url
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     export_rows_count = min(args.export_rows, args.history_rows)
     result: dict[str, Any] = {
@@ -599,13 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         args.history_rows = min(args.history_rows, 50_000)
         args.export_rows = min(args.export_rows, 20_000)
         args.lookups = min(args.lookups, 200)
-    return run_main(
-        "dnc-bench-audit-",
-        Services,
-        lambda services: run(services, args),
-        Services.stop_all,
-        ("redis.log",),
-    )
+    return run_main("dnc-bench-audit-", Services, lambda services: run(services, args))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/batch.py [--workers 2] [--duration-s 15] [--warmup-s 3]
+    .venv/bin/python -m bench.batch [--workers 2] [--duration-s 15] [--warmup-s 3]
         [--connections 8] [--batch 1000] [--batches 1200] [--format json|ndjson]
         [--log-level INFO] [--seed 20240601]
 
@@ -32,12 +32,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing as mp
 import os
 import platform
 import random
-import secrets
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -45,9 +42,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from harness import free_ports, run_main
-
-import receiver as rb  # bench/receiver.py (this folder is first on sys.path), not the package
+from bench import receiver as rb
+from reliability.processes import run_main
 
 HOST = "127.0.0.1"
 NS = 1_000_000_000
@@ -208,7 +204,6 @@ async def run_load(port: int, connections: int, requests: list[bytes], tally: Ta
 
 def loadgen_main(conn: Connection, options: dict[str, Any]) -> None:
     """The load-generator process: build, report ready, wait for the plan, run, report."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     built = time.perf_counter()
     requests = build_requests(options)
     loop_name, factory = rb._loop_factory()
@@ -225,46 +220,18 @@ def loadgen_main(conn: Connection, options: dict[str, Any]) -> None:
     conn.send(tally.summary(len(requests)) | {"client_loop": loop_name})
 
 
-def start_loadgen(services: rb.Services, options: dict[str, Any]) -> None:
-    context = mp.get_context("spawn")
-    parent_end, child_end = context.Pipe()
-    services.loadgen = context.Process(
-        target=loadgen_main, args=(child_end, options), name="dnc-bench-batch", daemon=True
-    )
-    services.loadgen.start()
-    child_end.close()
-    services.conn = parent_end
-
-
 def run_bench(args: argparse.Namespace, services: rb.Services) -> dict[str, Any]:
     """Start everything, run the load, and put the figures together."""
-    bearer = secrets.token_urlsafe(32)
-    port, redis_port = free_ports(2)
-    client = rb.start_redis(services, redis_port, False)
-    rb.start_receiver(services, args, [port, redis_port], bearer)
     options = {
-        "port": port,
-        "bearer": bearer,
         "batches": args.batches,
         "batch": args.batch,
         "format": args.format,
         "seed": args.seed,
         "connections": args.connections,
     }
-    start_loadgen(services, options)
-    rb.wait_ready(services, port)
-    ready = rb.receive(services, 600, "its ready message")
-    start_ns = time.monotonic_ns() + NS // 5
-    plan = {
-        "start_ns": start_ns,
-        "warm_ns": start_ns + int(args.warmup_s * NS),
-        "end_ns": start_ns + int((args.warmup_s + args.duration_s) * NS),
-    }
-    services.conn.send(plan)  # type: ignore[union-attr]
-    seen = rb.observe(services, client, plan)
-    load = rb.receive(services, 120, "its results")
-    assert services.receiver is not None  # noqa: S101
-    observed = rb.summarise_observation(seen, services.receiver.pid)
+    client, ready = rb.start(services, args, loadgen_main, options)
+    seen, load = rb.drive(services, args, client, 120)
+    observed = rb.summarise_observation(seen, services.procs["receiver"].pid)
     return {
         "config": {
             "workers": args.workers,
@@ -303,7 +270,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=20240601, help="random seed of the pool")
     args = parser.parse_args(argv)
-    args.aof = False  # bench/receiver.py's start_receiver reads these two
+    args.aof = False  # read by bench/receiver.py's start: no AOF here
     if args.duration_s <= 0 or args.connections < 1 or args.batch < 1 or args.batches < 1:
         parser.error("need --duration-s > 0 and positive --connections, --batch, --batches")
     return args
@@ -311,13 +278,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_main(
-        "dnc-bench-batch-",
-        rb.Services,
-        lambda services: run_bench(args, services),
-        rb.stop_all,
-        ("receiver.log", "redis.log"),
-    )
+    return run_main("dnc-bench-batch-", rb.Services, lambda services: run_bench(args, services))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/import_csv.py [--rows 1000000] [--invalid-share 0.03]
+    .venv/bin/python -m bench.import_csv [--rows 1000000] [--invalid-share 0.03]
         [--batch-size 1000] [--workers N] [--seed 20240601]
 
 What it does:
@@ -31,22 +31,21 @@ import os
 import platform
 import random
 import resource
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from harness import HOST, free_ports, run_main, start_redis_server, stop_popen
 
 from dnc.intake import IntakePolicy
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits
 from dnc.timestamps import iso_utc
 from dnc_sync.importer import CsvFormat, auto_workers, import_file
+from reliability.processes import run_main
+from reliability.services import Services
 
 NAMESPACE = "benchimport"
 YEAR_MS = 365 * 86_400_000
@@ -58,15 +57,6 @@ INVALID = (
     ("timestamp", "yesterday"),
     ("expiresAt", "before"),
 )
-
-
-@dataclass
-class Services:
-    """What this run started, so that it can be stopped."""
-
-    tmp: Path
-    redis_proc: subprocess.Popen[bytes] | None = None
-    redis_port: int = 0
 
 
 def phone(index: int, rng: random.Random) -> tuple[str, str]:
@@ -116,13 +106,6 @@ def generate(path: Path, rows: int, invalid_share: float, seed: int) -> None:
             writer.writerow(row(index, rng, now_ms, invalid_share))
 
 
-def start_redis(services: Services) -> redis.Redis:
-    """Start this run's Redis (``harness.start_redis_server``) and keep its process."""
-    proc, client = start_redis_server(services.redis_port, services.tmp)
-    services.redis_proc = proc
-    return client
-
-
 def redis_cpu_s(client: redis.Redis) -> float:
     info = client.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])  # type: ignore[index]
@@ -153,9 +136,9 @@ def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
     started = time.monotonic()
     generate(path, args.rows, args.invalid_share, args.seed)
     generated_s = time.monotonic() - started
-    [services.redis_port] = free_ports(1)
-    client = start_redis(services)
-    url = f"redis://{HOST}:{services.redis_port}/0"
+    services.start_redis()
+    client = services.redis(decode_responses=False, socket_timeout=30)
+    url = services.redis_url
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     redis_before = redis_cpu_s(client)
     report = asyncio.run(run_import(url, path, args.batch_size, args.workers))
@@ -190,10 +173,6 @@ def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
     }
 
 
-def stop_all(services: Services) -> None:
-    stop_popen(services.redis_proc, 10)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark dnc-sync import.")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate")
@@ -213,13 +192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_main(
-        "dnc-bench-import-",
-        Services,
-        lambda services: run_bench(args, services),
-        stop_all,
-        ("redis.log",),
-    )
+    return run_main("dnc-bench-import-", Services, lambda services: run_bench(args, services))
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ other as the deployment runs them. Prints JSON.
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/latency.py [--rate 20] [--duration-s 120] [--latency-ms 50]
+    .venv/bin/python -m bench.latency [--rate 20] [--duration-s 120] [--latency-ms 50]
         [--interval-s 20] [--keep-draining-s 50] [--p99-target-ms 2000]
 
 What it does:
 
 1. Starts ``redis-server``, the sandbox (``--latency-ms`` on every API call, a tenant limit of
    ``--rate-limit-rps``), the receiver (``dnc-sync serve``, INFO logs as by default) and a
-   Prefect server, on free loopback ports (``bench/chaos/stack.py``).
+   Prefect server, on free loopback ports (``reliability/faults/stack.py``).
 2. Runs the sync as the deployment does, one process per run: ``dnc-sync sync run
    --keep-draining-s K`` started every ``--interval-s`` seconds (the schedule), each taking
    the drain over from the one before (``dnc.handover``), so the measurement crosses
@@ -37,16 +37,15 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "chaos"))
-from script import BenchError, run_main
-from stack import HOST, Stack
+from reliability.faults.stack import Stack
+from reliability.processes import HOST, HarnessError, run_main
 
 SCHEMA = "dnc-bench-latency/1"
 
@@ -165,7 +164,7 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         deadline = time.monotonic() + 120
         while client.get(lease) is None:  # Prefect's start in the first run: not measured
             if time.monotonic() > deadline:
-                raise BenchError("no sync run took the lease within 120 s")
+                raise HarnessError("no sync run took the lease within 120 s")
             await asyncio.sleep(0.1)
         sent: dict[str, int] = {}
         failed: list[int] = []
@@ -215,37 +214,39 @@ def summarize(
     }
 
 
+@dataclass
+class LatencyStack(Stack):
+    """``Stack`` whose logs are copied to ``keep_logs`` (if set) once everything stopped."""
+
+    keep_logs: Path | None = None
+
+    def stop_all(self) -> None:
+        super().stop_all()
+        if self.keep_logs:
+            self.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in self.tmp.glob("*.log"):
+                shutil.copy(log, self.keep_logs / log.name)
+
+
+def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """Start the stack, measure; the figures (``passed`` false: p99 over target, or events
+    missing)."""
+    faults = {
+        "latency_ms": args.latency_ms,
+        "rate_limit_rps": args.rate_limit_rps,
+        "retry_after_mode": "seconds",
+    }
+    stack.start_all(faults, log_level="INFO")
+    return asyncio.run(measure(stack, args))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def make(tmp: Path) -> Stack:
-        return Stack(tmp)
-
-    def bench(stack: Stack) -> dict[str, Any]:
-        stack.start_redis()
-        stack.start_sandbox()
-        stack.faults(
-            latency_ms=args.latency_ms,
-            rate_limit_rps=args.rate_limit_rps,
-            retry_after_mode="seconds",
-        )
-        stack.start_receiver(workers=1, log_level="INFO")
-        stack.start_prefect()
-        result = asyncio.run(measure(stack, args))
-        if not result["passed"]:
-            print(json.dumps(result, indent=2), file=sys.stderr)
-            raise BenchError("p99 over target, or events missing")
-        return result
-
-    def stop_all(stack: Stack) -> None:
-        stack.stop_all()
-        if args.keep_logs:
-            args.keep_logs.mkdir(parents=True, exist_ok=True)
-            for log in stack.tmp.glob("*.log"):
-                shutil.copy(log, args.keep_logs / log.name)
-
-    logs = ["redis.log", "sandbox.log", "receiver.log", "prefect.log", "sync.log"]
-    return run_main("dnc-bench-latency-", make, bench, stop_all, logs)
+    return run_main(
+        "dnc-bench-latency-",
+        lambda tmp: LatencyStack(tmp, keep_logs=args.keep_logs),
+        lambda stack: run(stack, args),
+    )
 
 
 if __name__ == "__main__":

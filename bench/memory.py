@@ -1,10 +1,10 @@
 """Redis memory per pending and per settled number, through the real recording, archive and
 settle paths; prints one JSON object.
 
-    .venv/bin/python bench/memory.py [--numbers 1000000] [--seed 7] [--concurrency 4]
+    .venv/bin/python -m bench.memory [--numbers 1000000] [--seed 7] [--concurrency 4]
         [--id-form short|uuid]
 
-1. Starts a throwaway ``redis-server`` on a free 127.0.0.1 port (``harness``: no persistence).
+1. Starts a throwaway ``redis-server`` on a free 127.0.0.1 port (no persistence).
 2. Records N distinct numbers through ``EventStore.record_many`` (``record_events.lua``, the
    receiver's script, 128 events per call): E.164 US numbers, event times 1 s to 7 days ago,
    80 % opt-outs (5 % of those with an expiry), 30 % with a client ``eventId`` (the receiver
@@ -48,9 +48,6 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from harness import HOST, free_ports, run_main, start_redis_server, stop_popen
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dnc.applications import Application
 from dnc.audit.archive import Archiver
@@ -66,6 +63,8 @@ from dnc.ownership import OwnershipLedger, not_owned_outcome, ownership_update
 from dnc.pending import PendingQueue
 from dnc.store import EventStore, StoreLimits
 from dnc.target import ChangeOutcome, OutcomeKind
+from reliability.processes import run_main
+from reliability.services import Services
 
 AREAS = ("202", "212", "213", "305", "312", "415", "512", "617", "702", "718", "801", "917")
 SKILLS = ("inbound-sales", "collections", "support", "retention")
@@ -262,9 +261,11 @@ def drop_idempotency(client: redis.Redis, keys: RedisKeys) -> int:
     return dropped
 
 
-async def measure(port: int, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    sync = redis.Redis(host=HOST, port=port, socket_timeout=600)
-    client = aioredis.Redis(host=HOST, port=port, socket_timeout=600)
+async def measure(services: Services, args: argparse.Namespace) -> dict[str, Any]:
+    services.start_redis()
+    folder = services.tmp
+    sync = services.redis(decode_responses=False, socket_timeout=600)
+    client = aioredis.Redis.from_url(services.redis_url, socket_timeout=600)
     keys, n = RedisKeys("dnc"), args.numbers
     store = EventStore(client, keys, StoreLimits())
     events = make_events(n, args.seed, int(time.time() * 1000), args.id_form)
@@ -319,20 +320,7 @@ def main() -> int:
         "--id-form", choices=("short", "uuid"), default="short", help="callers' eventIds"
     )
     args = parser.parse_args()
-    [port] = free_ports(1)
-
-    def start(folder: Path) -> tuple[Any, Path]:
-        proc, client = start_redis_server(port, folder)
-        client.close()
-        return proc, folder
-
-    return run_main(
-        "dnc-memory-",
-        start,
-        lambda s: asyncio.run(measure(port, s[1], args)),
-        lambda s: stop_popen(s[0], 10),
-        ["redis.log"],
-    )
+    return run_main("dnc-memory-", Services, lambda services: asyncio.run(measure(services, args)))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/receiver.py [--workers 2] [--duration-s 20] [--connections 64]
+    .venv/bin/python -m bench.receiver [--workers 2] [--duration-s 20] [--connections 64]
         [--warmup-s 3] [--log-level INFO] [--aof] [--pool 250000] [--seed 20240601]
 
 What it does:
@@ -51,16 +51,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.client
 import json
 import math
-import multiprocessing as mp
 import os
 import platform
 import random
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -70,11 +66,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from harness import BenchError, free_ports, run_main, stop_popen
 
-REPO = Path(__file__).resolve().parent.parent
+from reliability import procfs
+from reliability.processes import HOST, Child, run_main
+from reliability.services import Services as Servers
 
-HOST = "127.0.0.1"
 NAMESPACE = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NS = 1_000_000_000
@@ -336,7 +332,6 @@ def _loop_factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None
 def loadgen_main(conn: Connection, options: dict[str, Any]) -> None:
     """Entry point of the load-generator process: build, report ready, wait for the plan, run,
     send the summary."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
     built = time.perf_counter()
     requests, expected = build_requests(
         options["pool"], options["seed"], options["port"], options["bearer"]
@@ -353,57 +348,7 @@ def loadgen_main(conn: Connection, options: dict[str, Any]) -> None:
     conn.send(tally.summary(len(requests)) | {"client_loop": loop_name})
 
 
-# -- /proc readings ----------------------------------------------------------------------------
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    task_dir = Path(f"/proc/{pid}/task")
-    with contextlib.suppress(OSError):
-        for path in task_dir.glob("*/children"):
-            found.extend(int(c) for c in path.read_text().split())
-        if found or any(task_dir.glob("*/children")):
-            return found
-    # No CONFIG_PROC_CHILDREN: scan every process's parent id.
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its descendants that are alive now."""
-    tree, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        tree.append(pid)
-        stack.extend(_children(pid))
-    return tree
-
-
-def rss_mb(pid: int) -> float:
-    """VmRSS of ``pid`` in MB (0 if it is gone)."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of ``pid`` in clock ticks (0 if it is gone)."""
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    return 0
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+# -- /proc readings (reliability.procfs) ------------------------------------------------------
 
 
 def _role(pid: int, root: int) -> str:
@@ -419,134 +364,57 @@ def _role(pid: int, root: int) -> str:
 
 
 @dataclass
-class Services:
-    """Everything this run started, so that it can all be stopped."""
+class Services(Servers):
+    """Everything this run started, the load generator included, so that all of it can be
+    stopped (the load generator first)."""
 
-    tmp: Path
-    redis_proc: subprocess.Popen[bytes] | None = None
-    receiver: subprocess.Popen[bytes] | None = None
-    loadgen: Any = None  # multiprocessing.Process (spawn context)
-    conn: Connection | None = None
+    loadgen: Child | None = None
 
-
-def start_redis(services: Services, port: int, aof: bool) -> redis.Redis:
-    persistence = ["yes", "--appendfsync", "always"] if aof else ["no"]
-    command = [
-        "redis-server", "--port", str(port), "--bind", HOST, "--save", "",
-        "--dir", str(services.tmp), "--daemonize", "no", "--loglevel", "warning",
-        "--appendonly", *persistence,
-    ]  # fmt: skip
-    with (services.tmp / "redis.log").open("wb") as log:
-        services.redis_proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    client = redis.Redis(host=HOST, port=port, socket_timeout=5, decode_responses=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if services.redis_proc.poll() is not None:
-            raise BenchError(f"redis-server exited with {services.redis_proc.returncode}")
-        with contextlib.suppress(redis.ConnectionError):
-            client.ping()
-            return client
-        time.sleep(0.05)
-    raise BenchError("redis-server did not answer PING within 10 s")
+    def stop_all(self) -> None:
+        if self.loadgen is not None:
+            self.loadgen.stop()
+        super().stop_all()
 
 
-def start_receiver(
-    services: Services, args: argparse.Namespace, ports: list[int], bearer: str
-) -> None:
-    port, redis_port = ports
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env |= {
-        "DNC_REDIS_URL": f"redis://{HOST}:{redis_port}/0",
+def start(
+    services: Services,
+    args: argparse.Namespace,
+    loadgen: Callable[[Connection, dict[str, Any]], None],
+    options: dict[str, Any],
+) -> tuple[redis.Redis, dict[str, Any]]:
+    """Redis (``--aof``), the load generator ``loadgen`` (building its requests meanwhile:
+    ``options`` plus the receiver's ``port`` and ``bearer``) and the receiver (``--workers``,
+    ``--log-level``); a client of Redis and what the load generator built, once all are
+    ready."""
+    bearer = secrets.token_urlsafe(32)
+    services.start_redis(aof=args.aof)
+    options = options | {"port": services.port("receiver"), "bearer": bearer}
+    services.loadgen = Child.start(loadgen, options, "dnc-bench-loadgen")
+    settings = {
         "DNC_REDIS_NAMESPACE": NAMESPACE,
         "DNC_RECEIVER_BEARER_SECRETS": bearer,
         "DNC_RECEIVER_LOG_LEVEL": args.log_level,
     }
-    if args.workers > 1:
-        metrics_dir = services.tmp / "metrics"
-        metrics_dir.mkdir()
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    command = [
-        sys.executable, "-m", "dnc_sync", "serve",
-        "--host", HOST, "--port", str(port), "--workers", str(args.workers),
-    ]  # fmt: skip
-    with (services.tmp / "receiver.log").open("wb") as log:
-        services.receiver = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    services.start_receiver(settings, workers=args.workers)
+    ready = services.loadgen.receive(600, "its ready message")
+    return services.redis(socket_timeout=5), ready
 
 
-def _ready_status(port: int) -> int | None:
-    connection = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        connection.request("GET", "/readyz")
-        return connection.getresponse().status
-    except OSError:
-        return None
-    finally:
-        connection.close()
-
-
-def wait_ready(services: Services, port: int, timeout_s: float = 60) -> None:
-    """Wait until the receiver answers ``GET /readyz`` with 200."""
-    assert services.receiver is not None  # noqa: S101
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if services.receiver.poll() is not None:
-            raise BenchError(f"receiver exited with {services.receiver.returncode}")
-        if _ready_status(port) == 200:
-            return
-        time.sleep(0.1)
-    raise BenchError(f"receiver not ready within {timeout_s} s")
-
-
-def start_loadgen(services: Services, args: argparse.Namespace, port: int, bearer: str) -> None:
-    context = mp.get_context("spawn")
-    parent_end, child_end = context.Pipe()
-    options = {
-        "port": port,
-        "bearer": bearer,
-        "pool": args.pool,
-        "seed": args.seed,
-        "connections": args.connections,
+def drive(
+    services: Services, args: argparse.Namespace, client: redis.Redis, results_timeout_s: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Send the load generator its plan (``--warmup-s``, then ``--duration-s`` measured),
+    observe the window; what was seen and the load generator's results."""
+    assert services.loadgen is not None  # noqa: S101
+    start_ns = time.monotonic_ns() + NS // 5
+    plan = {
+        "start_ns": start_ns,
+        "warm_ns": start_ns + int(args.warmup_s * NS),
+        "end_ns": start_ns + int((args.warmup_s + args.duration_s) * NS),
     }
-    services.loadgen = context.Process(
-        target=loadgen_main, args=(child_end, options), name="dnc-bench-loadgen", daemon=True
-    )
-    services.loadgen.start()
-    child_end.close()
-    services.conn = parent_end
-
-
-def receive(services: Services, timeout_s: float, what: str) -> dict[str, Any]:
-    """The next message from the load generator, or ``BenchError``."""
-    assert services.conn is not None  # noqa: S101
-    try:
-        if services.conn.poll(timeout_s):
-            message: dict[str, Any] = services.conn.recv()
-            return message
-    except (EOFError, OSError):
-        raise BenchError(f"load generator exited before sending {what}") from None
-    raise BenchError(f"load generator sent no {what} within {timeout_s} s")
-
-
-def stop_all(services: Services) -> None:
-    """Load generator, then receiver (graceful, SIGTERM), then Redis; wait on each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if services.loadgen is not None and services.loadgen.is_alive():
-        if services.conn is not None:
-            with contextlib.suppress(OSError, ValueError):
-                services.conn.send(None)
-        services.loadgen.join(3)
-        if services.loadgen.is_alive():
-            services.loadgen.terminate()
-            services.loadgen.join(5)
-    if services.conn is not None:
-        services.conn.close()
-    stop_popen(services.receiver, 20)
-    stop_popen(services.redis_proc, 10)
+    services.loadgen.conn.send(plan)
+    seen = observe(services, client, plan)
+    return seen, services.loadgen.receive(results_timeout_s, "its results")
 
 
 # -- the measured window -----------------------------------------------------------------------
@@ -558,29 +426,29 @@ def _sleep_until(deadline_ns: int) -> None:
 
 def snapshot(services: Services, client: redis.Redis) -> dict[str, Any]:
     """CPU ticks of every process involved, machine ticks and Redis INFO, now."""
-    assert services.receiver is not None and services.redis_proc is not None  # noqa: S101
-    tree = process_tree(services.receiver.pid)
+    assert services.loadgen is not None  # noqa: S101
+    tree = procfs.process_tree(services.procs["receiver"].pid)
     return {
         "ns": time.monotonic_ns(),
-        "receiver": {pid: cpu_ticks(pid) for pid in tree},
-        "redis": cpu_ticks(services.redis_proc.pid),
-        "loadgen": cpu_ticks(services.loadgen.pid),
-        "machine": machine_ticks(),
+        "receiver": {pid: procfs.cpu_ticks(pid) for pid in tree},
+        "redis": procfs.cpu_ticks(services.procs["redis"].pid),
+        "loadgen": procfs.cpu_ticks(services.loadgen.process.pid or 0),
+        "machine": procfs.machine_ticks(),
         "info": client.info(),
     }
 
 
 def observe(services: Services, client: redis.Redis, plan: dict[str, int]) -> dict[str, Any]:
     """Snapshots at the start and end of the window, and the peak receiver RSS in between."""
-    assert services.receiver is not None  # noqa: S101
+    root = services.procs["receiver"].pid
     _sleep_until(plan["warm_ns"])
     before = snapshot(services, client)
     peak = 0.0
     while time.monotonic_ns() < plan["end_ns"]:
-        peak = max(peak, sum(rss_mb(p) for p in process_tree(services.receiver.pid)))
+        peak = max(peak, sum(procfs.rss_mb(p) for p in procfs.process_tree(root)))
         time.sleep(min(1.0, max(0.0, (plan["end_ns"] - time.monotonic_ns()) / NS)))
     after = snapshot(services, client)
-    rss = {pid: rss_mb(pid) for pid in after["receiver"]}
+    rss = {pid: procfs.rss_mb(pid) for pid in after["receiver"]}
     return {"before": before, "after": after, "rss": rss, "peak": max(peak, sum(rss.values()))}
 
 
@@ -647,27 +515,14 @@ def _log_stats(path: Path) -> dict[str, int]:
 
 def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
     """Start everything, run the load, and put the figures together."""
-    bearer = secrets.token_urlsafe(32)
-    port, redis_port = free_ports(2)
-    client = start_redis(services, redis_port, args.aof)
-    start_receiver(services, args, [port, redis_port], bearer)
-    start_loadgen(services, args, port, bearer)
-    wait_ready(services, port)
-    ready = receive(services, 300, "its ready message")
-    start_ns = time.monotonic_ns() + NS // 5
-    plan = {
-        "start_ns": start_ns,
-        "warm_ns": start_ns + int(args.warmup_s * NS),
-        "end_ns": start_ns + int((args.warmup_s + args.duration_s) * NS),
-    }
-    services.conn.send(plan)  # type: ignore[union-attr]
-    seen = observe(services, client, plan)
-    load = receive(services, 60, "its results")
-    assert services.receiver is not None  # noqa: S101
+    options = {"pool": args.pool, "seed": args.seed, "connections": args.connections}
+    client, ready = start(services, args, loadgen_main, options)
+    seen, load = drive(services, args, client, 60)
+    root = services.procs["receiver"].pid
     return {
         "config": _config(args, ready, load.pop("client_loop")),
         **load,
-        **summarise_observation(seen, services.receiver.pid),
+        **summarise_observation(seen, root),
         "redis_state": redis_state(client),
         "receiver_log": _log_stats(services.tmp / "receiver.log"),
     }
@@ -709,13 +564,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_main(
-        "dnc-bench-",
-        Services,
-        lambda services: run_bench(args, services),
-        stop_all,
-        ("receiver.log", "redis.log"),
-    )
+    return run_main("dnc-bench-", Services, lambda services: run_bench(args, services))
 
 
 if __name__ == "__main__":

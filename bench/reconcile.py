@@ -1,8 +1,8 @@
 """Benchmark: reconcile a DNC group of up to 1,000,000 records against the sandbox (the CXone
 tenant cap is 1M calling-list + DNC records) and print JSON.
 
-    .venv/bin/python bench/reconcile.py                       # 1,000,000 records, 50 req/s
-    .venv/bin/python bench/reconcile.py --records 100000 --rate-limit-rps 20
+    .venv/bin/python -m bench.reconcile                       # 1,000,000 records, 50 req/s
+    .venv/bin/python -m bench.reconcile --records 100000 --rate-limit-rps 20
 
 Real parts: a throwaway ``redis-server``, the sandbox over a socket, the ``reconcile-dnc`` flow
 run in this process (Prefect's ephemeral API). The group is seeded out of band; Redis holds
@@ -29,36 +29,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import platform
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import redis
-from harness import BenchError, free_ports, run_main
-from sync import (
-    GROUP_ID,
-    NAMESPACE,
-    Services,
-    sandbox_call,
-    start_redis,
-    start_sandbox,
-    stop_all,
-)
-from sync import flow_env as sync_flow_env
 
+from bench.sync import GROUP_ID, NAMESPACE, FlowServices, start_redis
+from bench.sync import flow_env as sync_flow_env
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
 from dnc.number_hash import ledger, states
 from dnc.ownership import OwnedRecord
 from dnc.state import state_tail, watermark
+from reliability import procfs
+from reliability.processes import run_main
+from reliability.services import Services
 
 SEED_CHUNK = 100_000
 """Records per out-of-band call and per Redis pipeline while seeding."""
@@ -89,8 +80,7 @@ def seed(services: Services, client: redis.Redis, plan: Plan, offset: int) -> No
     ours = plan.records - plan.foreign
     for start in range(0, plan.records, SEED_CHUNK):
         indexes = range(offset + start, offset + min(start + SEED_CHUNK, plan.records))
-        sandbox_call(
-            services,
+        services.sandbox(
             "POST",
             f"/_sandbox/dnc-groups/{GROUP_ID}/records",
             {"add": [{"phoneNumber": number(i)[1:]} for i in indexes]},
@@ -154,11 +144,8 @@ class RssSampler:
 
 
 def rss_mb() -> float:
-    """Resident set size of this process, MB (``/proc/self/status``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident set size of this process, MiB."""
+    return procfs.rss_mb(os.getpid())
 
 
 def reconcile_once(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
@@ -222,7 +209,7 @@ def flow_env(services: Services, args: argparse.Namespace) -> None:
 def run(services: Services, args: argparse.Namespace) -> dict[str, Any]:
     """Every size in turn on fresh state; the JSON result."""
     client = start_redis(services)
-    start_sandbox(services)
+    services.start_sandbox()
     flow_env(services, args)
     runs = []
     warm_up = Plan(10, 0, 0)  # Prefect's first run loads and starts what later runs reuse
@@ -230,7 +217,7 @@ def run(services: Services, args: argparse.Namespace) -> dict[str, Any]:
     reconcile_once(warm_up, args)
     for index, size in enumerate(args.sizes):
         client.flushall()
-        sandbox_call(services, "POST", "/_sandbox/reset", {})
+        services.sandbox("POST", "/_sandbox/reset", {})
         plan = Plan(size, min(args.drift, size // 10), min(args.drift, size // 10))
         started = time.monotonic()
         seed(services, client, plan, offset=index * 10_000_000)
@@ -249,6 +236,7 @@ def run(services: Services, args: argparse.Namespace) -> dict[str, Any]:
         },
         "runs": runs,
         "rss_growth_mb_by_size": dict(zip(map(str, args.sizes), growth, strict=True)),
+        "violations": [f"{r['records']}: {p}" for r in runs for p in r["problems"]],
         "passed": not any(r["problems"] for r in runs),
     }
 
@@ -263,20 +251,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every size; exit 1 when a check fails (``passed`` false: the figures still go out)."""
     args = parse_args(argv)
-
-    def make(tmp: Path) -> Services:
-        redis_port, sandbox_port = free_ports(2)
-        return Services(tmp, redis_port=redis_port, sandbox_port=sandbox_port)
-
-    def bench(services: Services) -> dict[str, Any]:
-        result = run(services, args)
-        if not result["passed"]:  # the figures still go out, on standard error
-            print(json.dumps(result, indent=2), file=sys.stderr)
-            raise BenchError(f"a check failed: {[r['problems'] for r in result['runs']]}")
-        return result
-
-    return run_main("dnc-bench-reconcile-", make, bench, stop_all, ["sandbox.log", "redis.log"])
+    return run_main("dnc-bench-reconcile-", FlowServices, lambda services: run(services, args))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/sync.py [--pending 100000] [--rate-limit-rps 20] [--batch-size 100]
+    .venv/bin/python -m bench.sync [--pending 100000] [--rate-limit-rps 20] [--batch-size 100]
         [--latency-ms 50] [--time-budget-s 600] [--seed 20240601] [--no-profile]
 
 What it does:
@@ -61,124 +61,50 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
-import http.client
-import json
 import os
 import platform
 import random
 import resource
-import signal
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from harness import BenchError, free_ports, run_main, start_redis_server, stop_popen
 
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
 from dnc.keys import RedisKeys
 from dnc.number_hash import states
 from dnc.store import EventStore, StoreLimits
+from reliability import procfs
+from reliability.processes import HOST, HarnessError, run_main
+from reliability.services import SANDBOX_CREDENTIALS, Services, stop_ephemeral_prefect
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-HOST = "127.0.0.1"
 NAMESPACE = "benchsync"
 GROUP_ID = "1001"
 LOAD_CHUNK = 10_000
 OPT_IN_SHARE = 0.2
-SANDBOX_CREDENTIALS = {  # the sandbox's fixed development defaults (sandbox/settings.py)
-    "DNC_CXONE_CLIENT_ID": "sandbox-cxone-client-id",
-    "DNC_CXONE_CLIENT_SECRET": "sandbox-cxone-client-secret-0123456789",
-    "DNC_CXONE_ACCESS_KEY_ID": "SANDBOXACCESSKEYID000001",
-    "DNC_CXONE_ACCESS_KEY_SECRET": "sandbox-access-key-secret-0123456789",
-}
 
 
 @dataclass
-class Services:
-    """Everything this run started, so that it can all be stopped."""
+class FlowServices(Services):
+    """``Services`` of a run whose flow runs in this process (Prefect's ephemeral API server,
+    its home in ``tmp``: stopped first)."""
 
-    tmp: Path
-    redis_proc: subprocess.Popen[bytes] | None = None
-    sandbox_proc: subprocess.Popen[bytes] | None = None
-    redis_port: int = 0
-    sandbox_port: int = 0
-
-
-# -- the services ------------------------------------------------------------------------------
+    def stop_all(self) -> None:
+        stop_ephemeral_prefect()
+        super().stop_all()
 
 
 def start_redis(services: Services) -> redis.Redis:
-    """Start this run's Redis (``harness.start_redis_server``) and keep its process."""
-    proc, client = start_redis_server(services.redis_port, services.tmp)
-    services.redis_proc = proc
-    return client
-
-
-def start_sandbox(services: Services) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
-    command = [
-        sys.executable, "-m", "dnc_sync", "sandbox",
-        "--host", HOST, "--port", str(services.sandbox_port),
-    ]  # fmt: skip
-    with (services.tmp / "sandbox.log").open("wb") as log:
-        services.sandbox_proc = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if services.sandbox_proc.poll() is not None:
-            raise BenchError(f"sandbox exited with {services.sandbox_proc.returncode}")
-        with contextlib.suppress(OSError, BenchError):
-            if sandbox_call(services, "GET", "/healthz").get("status") == "alive":
-                return
-        time.sleep(0.1)
-    raise BenchError("sandbox not healthy within 60 s")
-
-
-def sandbox_call(services: Services, method: str, path: str, body: object = None) -> dict[str, Any]:
-    """One request to the sandbox's control API; its JSON answer (``BenchError`` unless 200)."""
-    connection = http.client.HTTPConnection(HOST, services.sandbox_port, timeout=60)
-    try:
-        payload = None if body is None else json.dumps(body)
-        headers = {} if body is None else {"Content-Type": "application/json"}
-        connection.request(method, path, body=payload, headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise BenchError(f"sandbox {method} {path} -> {response.status}: {data[:200]!r}")
-    answer: dict[str, Any] = json.loads(data)
-    return answer
-
-
-def stop_prefect_server() -> None:
-    """Stop Prefect's ephemeral API server if this process started one (before its
-    ``PREFECT_HOME``, in the temporary directory, goes away; Prefect would at exit)."""
-    module = sys.modules.get("prefect.server.api.server")
-    if module is not None:
-        for server in list(module.SubprocessASGIServer._instances.values()):
-            server.stop()
-
-
-def stop_all(services: Services) -> None:
-    """Prefect's ephemeral server, the sandbox (SIGTERM, graceful), then Redis; wait on each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop_prefect_server()
-    stop_popen(services.sandbox_proc, 15)
-    stop_popen(services.redis_proc, 10)
+    """Start this run's Redis; a client of it (bytes, 30 s socket timeout)."""
+    services.start_redis()
+    return services.redis(decode_responses=False, socket_timeout=30)
 
 
 # -- loading the pending set -------------------------------------------------------------------
@@ -228,12 +154,11 @@ def load(services: Services, client: redis.Redis, args: argparse.Namespace) -> d
     """Load the pending set and measure what it costs Redis."""
     before = int(client.info("memory")["used_memory"])  # type: ignore[index]
     started = time.monotonic()
-    url = f"redis://{HOST}:{services.redis_port}/0"
-    counts = asyncio.run(load_pending(url, args.pending, args.seed))
+    counts = asyncio.run(load_pending(services.redis_url, args.pending, args.seed))
     seconds = time.monotonic() - started
     after = int(client.info("memory")["used_memory"])  # type: ignore[index]
     if counts.get("queued") != args.pending:
-        raise BenchError(f"not every event was queued: {counts}")
+        raise HarnessError(f"not every event was queued: {counts}")
     return {
         "loaded": {
             "numbers": args.pending,
@@ -283,10 +208,10 @@ def flow_env(services: Services, args: argparse.Namespace) -> None:
     prefect_home.mkdir()
     os.environ.update(
         {
-            "DNC_REDIS_URL": f"redis://{HOST}:{services.redis_port}/0",
+            "DNC_REDIS_URL": services.redis_url,
             "DNC_REDIS_NAMESPACE": NAMESPACE,
             "DNC_CXONE_ADAPTER": "dnc-groups",
-            "DNC_CXONE_ISSUER_URL": f"http://{HOST}:{services.sandbox_port}",
+            "DNC_CXONE_ISSUER_URL": f"http://{HOST}:{services.ports['sandbox']}",
             "DNC_CXONE_DNC_GROUP_ID": GROUP_ID,
             **SANDBOX_CREDENTIALS,
             "DNC_CXONE_BATCH_SIZE": str(args.batch_size),
@@ -314,7 +239,7 @@ def run_flow() -> tuple[dict[str, Any], float]:
     try:
         counters = asyncio.run(sync_dnc())
     except Exception as exc:
-        raise BenchError(f"flow run failed: {type(exc).__name__}: {exc}") from exc
+        raise HarnessError(f"flow run failed: {type(exc).__name__}: {exc}") from exc
     return counters, time.monotonic() - started
 
 
@@ -412,12 +337,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def process_cpu_s(pid: int | None) -> float:
     """utime + stime of ``pid`` in seconds (0 if it is gone or ``None``)."""
-    if pid is None:
-        return 0.0
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return 0.0
+    return 0.0 if pid is None else procfs.cpu_ticks(pid) / CLK_TCK
 
 
 def prefect_server_pid() -> int | None:
@@ -436,8 +356,8 @@ def cpu_seconds(services: Services) -> dict[str, float]:
     return {
         "this_process": usage.ru_utime + usage.ru_stime,
         "prefect_server": process_cpu_s(prefect_server_pid()),
-        "sandbox": process_cpu_s(services.sandbox_proc.pid if services.sandbox_proc else None),
-        "redis": process_cpu_s(services.redis_proc.pid if services.redis_proc else None),
+        "sandbox": process_cpu_s(services.procs["sandbox"].pid),
+        "redis": process_cpu_s(services.procs["redis"].pid),
     }
 
 
@@ -488,7 +408,7 @@ def summarise(
 
 
 def sandbox_summary(services: Services, opt_outs: int) -> dict[str, Any]:
-    state = sandbox_call(services, "GET", "/_sandbox/state")
+    state = services.sandbox("GET", "/_sandbox/state")
     group = state["dncGroups"][GROUP_ID]
     active = len(group["active"])
     return {
@@ -518,15 +438,14 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
     """Start everything, load, drain, and put the figures together."""
-    services.redis_port, services.sandbox_port = free_ports(2)
     client = start_redis(services)
-    start_sandbox(services)
+    services.start_sandbox()
     faults = {
         "rate_limit_rps": args.rate_limit_rps,
         "latency_ms": args.latency_ms,
         "retry_after_mode": "seconds",
     }
-    sandbox_call(services, "POST", "/_sandbox/faults", faults)
+    services.sandbox("POST", "/_sandbox/faults", faults)
     loaded = load(services, client, args)
     loaded["rss_after_load_mb"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
@@ -560,13 +479,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_main(
-        "dnc-bench-sync-",
-        Services,
-        lambda services: run_bench(args, services),
-        stop_all,
-        ("sandbox.log", "redis.log"),
-    )
+    return run_main("dnc-bench-sync-", FlowServices, lambda services: run_bench(args, services))
 
 
 if __name__ == "__main__":

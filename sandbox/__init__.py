@@ -31,7 +31,7 @@ The write journal (``sandbox.journal``, ``GET /_sandbox/journal?after=<seq>``): 
 record and outbound contact written, in order, with a sequence number, the sandbox time (ms),
 the number as stored, the action, the expiry asked, whether the state changed and the event
 time (ms) the client's ``X-Dnc-Sync-Trace`` header says the write stood for (the chaos
-suites' history checker, ``bench/chaos/history.py``, reads it).
+suites' history checker, ``reliability/faults/history.py``, reads it).
 
 Assumed where the real contract is not public:
 

@@ -1,4 +1,5 @@
-"""Package boundaries: the domain core imports no side, the receiver never imports Prefect."""
+"""Package boundaries: the domain core imports no side, the receiver never imports Prefect, and
+no product package imports the reliability harness or the benchmarks."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ ALLOWED = {
     "tasks": {"dnc"},
     "flows": {"dnc", "tasks"},
     "dnc_sync": {"dnc", "receiver", "sandbox", "flows", "tasks"},
+    # the harness drives the product from outside; nothing of the product imports it
+    "reliability": {"dnc", "receiver", "sandbox", "flows", "dnc_sync"},
+    "bench": {"dnc", "receiver", "sandbox", "flows", "dnc_sync", "reliability"},
 }
-OURS = {"dnc", "receiver", "sandbox", "dnc_sync", "flows", "tasks"}
+OURS = {"dnc", "receiver", "sandbox", "dnc_sync", "flows", "tasks", "reliability", "bench"}
 # the one module of the core that may import Prefect, inside its functions only: it reads a
 # Prefect Secret block when a setting names one (nothing imports Prefect otherwise)
 LAZY_PREFECT = {Path("dnc/secret_blocks.py")}

@@ -1,11 +1,13 @@
 """The README and the hand-written docs stay true: the opening commands, and every `make`
-target and `dnc-sync` command they name exists."""
+target, `dnc-sync` command and `python -m` module (a benchmark, a fault script) they name
+exists."""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 _SPAN = re.compile(r"`([^`]+)`")
 _MAKE = re.compile(r"(?<![\w./-])make\s+([A-Za-z0-9_.-]+)")
 _DNC_SYNC = re.compile(r"(?<![\w-])dnc-sync(?![\w-])((?:\s+[a-z][a-z0-9-]*(?![\w.]))*)")
+_MODULE = re.compile(r"python -m ([A-Za-z_][\w.]*)")
 _TARGET = re.compile(r"^([A-Za-z0-9_.-]+(?:[ \t]+[A-Za-z0-9_.-]+)*)[ \t]*:(?!=)", re.M)
 
 
@@ -102,3 +105,10 @@ def test_every_dnc_sync_command_named_exists(page: str) -> None:
         }
     )
     assert not unknown, f"not commands of dnc-sync: {unknown}"
+
+
+def test_every_python_module_named_exists() -> None:
+    named = _named(_MODULE)
+    assert any(module.startswith("bench.") for _, module in named)
+    missing = sorted({f"{page}: python -m {m}" for page, m in named if find_spec(m) is None})
+    assert not missing, f"no such modules: {missing}"

@@ -1,23 +1,16 @@
-"""The archive chaos case (``bench/chaos/archive_kill.py``): the archive SIGKILLed mid-batch
+"""The archive chaos case (``reliability/faults/archive_kill.py``): the archive SIGKILLed mid-batch
 under load loses and duplicates no stream entry, checked entry by entry. Its checker is shown
 failing first, on planted faults; the script runs in its short size on SQLite (the
-PostgreSQL variant, with server restarts, runs in ``bench/reliability.py``)."""
+PostgreSQL variant, with server restarts, runs in ``make reliability``)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHAOS = ROOT / "bench" / "chaos"
-sys.path.insert(0, str(CHAOS))
-
-import archive_kill  # noqa: E402
+from reliability.faults import archive_kill
+from reliability.processes import run_script
 
 WRITTEN = ["a", "b", "c", "d"]
 
@@ -49,15 +42,7 @@ def test_an_unknown_wrong_status_or_reordered_entry_is_caught() -> None:
 @pytest.mark.redis
 @pytest.mark.socket
 def test_archive_killed_mid_batch_loses_and_duplicates_nothing() -> None:
-    result = subprocess.run(
-        [sys.executable, str(CHAOS / "archive_kill.py"), "--short", "--database", "sqlite"],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_script(archive_kill.MODULE, "--short", "--database", "sqlite", timeout_s=120)
     assert result.returncode == 0, (
         f"archive_kill exited {result.returncode}:\n{result.stderr[-6000:]}"
     )

@@ -1,11 +1,11 @@
-"""The fault suite in its short CI size: each ``bench/chaos`` script runs as its own process
+"""The fault suite in its short CI size: each ``reliability/faults`` script runs as its own process
 against real ones (redis-server, the sandbox, the receiver, a Prefect server, sync runs)
 and its JSON must show the invariants: nothing acknowledged lost, nothing wrongly applied,
 no 5xx but the expected 503s, one token mint per expiry, flat memory.
 
-The checks the scripts make are plain functions (``bench/chaos/history.py``, the history
+The checks the scripts make are plain functions (``reliability/faults/history.py``, the history
 checker over the sandbox's write journal, shown failing in ``test_history.py``;
-``bench/chaos/oracle.py`` and a few in the scripts); the first tests feed them broken states,
+``reliability/faults/oracle.py`` and a few in the scripts); the first tests feed them broken states,
 so a script that passes has been shown able to fail. One Prefect server (``conftest.py``,
 shared with ``test_lease_faults.py``) serves the scripts that run the flow; it starts in the
 background while the first two scripts (which do not need it) run.
@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,17 +26,11 @@ import redis.asyncio as aioredis
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits
+from reliability.faults import flow_kill, oracle, token_expiry
+from reliability.faults.stack import NAMESPACE, Stack
+from reliability.faults.wire import Call
+from reliability.processes import run_script
 from tests.chaos.conftest import PrefectServer
-
-ROOT = Path(__file__).resolve().parents[2]
-CHAOS = ROOT / "bench" / "chaos"
-sys.path.insert(0, str(CHAOS))
-
-import flow_kill  # noqa: E402
-import oracle  # noqa: E402
-import token_expiry  # noqa: E402
-from stack import NAMESPACE, Stack  # noqa: E402
-from wire import Call  # noqa: E402
 
 # -- the checks can fail -------------------------------------------------------------------------
 
@@ -139,17 +131,9 @@ def test_a_token_minted_early_or_used_stale_is_caught() -> None:
 
 
 def chaos(script: str, *args: str, timeout_s: float = 240) -> dict[str, Any]:
-    """Run ``bench/chaos/<script>.py --short ARGS``; its JSON (the test fails with its
+    """Run ``python -m reliability.faults.<script> --short ARGS``; its JSON (the test fails with its
     stderr when it exits non-zero)."""
-    result = subprocess.run(
-        [sys.executable, str(CHAOS / f"{script}.py"), "--short", *args],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))},
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    result = run_script(f"reliability.faults.{script}", "--short", *args, timeout_s=timeout_s)
     assert result.returncode == 0, f"{script} exited {result.returncode}:\n{result.stderr[-6000:]}"
     report: dict[str, Any] = json.loads(result.stdout)
     assert report["suite"] == script and report["violations"] == []

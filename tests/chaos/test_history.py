@@ -1,4 +1,4 @@
-"""The history checker (``bench/chaos/history.py``) catches each bug it is for, planted in an
+"""The history checker (``reliability/faults/history.py``) catches each bug it is for, planted in an
 otherwise clean history, and passes the clean one; then a real write history, taken over a
 loopback socket from the sandbox's journal as the real ``DncGroupsTarget`` writes with
 ``send_trace`` on, is listed in order with its event times and judged.
@@ -9,9 +9,7 @@ Events are fixed UTC epoch ms (``T``); no test reads the clock or asserts a timi
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,13 +20,8 @@ from dnc.cxone.factory import build_http_client
 from dnc.events import Action
 from dnc.settings import CxoneSettings
 from dnc.target import DncChange
-
-CHAOS = Path(__file__).resolve().parents[2] / "bench" / "chaos"
-sys.path.insert(0, str(CHAOS))
-
-import history  # noqa: E402
-import oracle  # noqa: E402
-from history import (  # noqa: E402
+from reliability.faults import history, oracle
+from reliability.faults.history import (
     LOST,
     REORDERED,
     UNEXPECTED_DEAD_LETTER,

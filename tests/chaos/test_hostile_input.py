@@ -1,12 +1,12 @@
 """Hostile and malformed input: the fuzz (in process and over a socket) and slow clients.
 
-10,000 fuzz cases in all, split for speed (``bench/fuzz_receiver.py`` runs 10,000 over the
+10,000 fuzz cases in all, split for speed (``reliability/fuzz_receiver.py`` runs 10,000 over the
 socket alone, on demand):
 
-- 8,000 hypothesis cases from ``bench/fuzz_cases.py`` through ``httpx.ASGITransport`` into the
+- 8,000 hypothesis cases from ``reliability/fuzz_cases.py`` through ``httpx.ASGITransport`` into the
   app on fakeredis: no 5xx, a JSON error body for every 4xx, every refusal in the rejected
   stream status by status, no 202 without valid credentials;
-- 2,000 cases of ``bench/fuzz_receiver.py`` over a socket, raw bytes and schemathesis, against
+- 2,000 cases of ``reliability/fuzz_receiver.py`` over a socket, raw bytes and schemathesis, against
   ``dnc-sync serve`` and a real redis-server (uvicorn's parser and ``receiver.protocol``
   included), memory and liveness checked;
 - slow clients against a served receiver with 1 s timeouts: trickled bodies (with and
@@ -18,19 +18,16 @@ socket alone, on demand):
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -40,16 +37,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from receiver.openapi import build_document
-from tests.conftest import free_port, make_app, make_store, wait_until_ok
-
-ROOT = Path(__file__).resolve().parents[2]
-# bench/ is not a package, and putting it on sys.path would shadow `receiver` with
-# bench/receiver.py: load the one module by its path.
-_spec = importlib.util.spec_from_file_location("fuzz_cases", ROOT / "bench" / "fuzz_cases.py")
-assert _spec is not None and _spec.loader is not None
-fc = importlib.util.module_from_spec(_spec)
-sys.modules["fuzz_cases"] = fc
-_spec.loader.exec_module(fc)
+from reliability import fuzz_cases as fc
+from reliability.processes import run_script
+from reliability.services import Services
+from tests.conftest import make_app, make_store
 
 IN_PROCESS_CASES = 8_000  # plus SOCKET_CASES over a socket: 10,000 in all
 BATCH = 25
@@ -151,19 +142,13 @@ def test_in_process_fuzz(fake_redis: aioredis.Redis, caplog: pytest.LogCaptureFi
     assert recorded == expected
 
 
-# -- over a socket: bench/fuzz_receiver.py at CI size ------------------------------------------
+# -- over a socket: reliability/fuzz_receiver.py at CI size ------------------------------------
 
 
 @pytest.mark.socket
 @pytest.mark.redis
 def test_socket_fuzz_with_schemathesis() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fuzz_receiver.py"), "--cases", str(SOCKET_CASES)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_script("reliability.fuzz_receiver", "--cases", str(SOCKET_CASES), timeout_s=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(result.stdout.splitlines()[-1])
     assert figures["cases"] >= SOCKET_CASES
@@ -179,37 +164,27 @@ def test_socket_fuzz_with_schemathesis() -> None:
 class Served:
     port: int
     proc: subprocess.Popen[bytes]
-    log_path: Path
 
 
 @pytest.fixture(scope="module")
 def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """``dnc-sync serve`` (one worker) with 1 s body and header timeouts."""
-    port = free_port()
     namespace = f"slow{os.getpid()}"
-    env = os.environ | {
-        "DNC_REDIS_URL": redis_url,
-        "DNC_REDIS_NAMESPACE": namespace,
-        "DNC_RECEIVER_BEARER_SECRETS": fc.BEARER,
-        "DNC_RECEIVER_BODY_TIMEOUT_S": str(TIMEOUT_S),
-        "DNC_RECEIVER_HEADER_TIMEOUT_S": str(TIMEOUT_S),
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log_path = tmp_path_factory.mktemp("slow") / "receiver.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dnc_sync", "serve", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    services = Services(tmp_path_factory.mktemp("slow"))
     client = redis.Redis.from_url(redis_url)
     try:
-        wait_until_ok(f"http://127.0.0.1:{port}/readyz", proc)
-        yield Served(port, proc, log_path)
+        services.start_receiver(
+            {
+                "DNC_REDIS_URL": redis_url,
+                "DNC_REDIS_NAMESPACE": namespace,
+                "DNC_RECEIVER_BEARER_SECRETS": fc.BEARER,
+                "DNC_RECEIVER_BODY_TIMEOUT_S": str(TIMEOUT_S),
+                "DNC_RECEIVER_HEADER_TIMEOUT_S": str(TIMEOUT_S),
+            }
+        )
+        yield Served(services.ports["receiver"], services.procs["receiver"])
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        services.stop_all()
         keys = list(client.scan_iter(match="{" + namespace + "}:*"))
         if keys:
             client.delete(*keys)

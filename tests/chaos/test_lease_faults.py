@@ -1,6 +1,6 @@
-"""The lease-takeover fault suite (``bench/chaos/lease_takeover.py``) in its short CI size, and
-the checks of it and of the stuck numbers of ``bench/chaos/cxone_faults.py`` shown able to
-fail.
+"""The lease-takeover fault suite (``reliability/faults/lease_takeover.py``) in its short CI
+size, and the checks of it and of the stuck numbers of ``reliability/faults/cxone_faults.py``
+shown able to fail.
 
 The script runs as its own process against real ones: Redis, the sandbox with slow DELETEs,
 the receiver, the shared Prefect server (``conftest.py``) and two ``dnc-sync sync run``
@@ -15,13 +15,12 @@ import asyncio
 import copy
 from typing import Any
 
-import cxone_faults  # bench/chaos, which conftest.py put on sys.path
-import lease_takeover
 import pytest
 import redis.asyncio as aioredis
-from oracle import OPT_IN, OPT_OUT, Sent
 from redis import exceptions as redis_errors
 
+from reliability.faults import cxone_faults, lease_takeover
+from reliability.faults.oracle import OPT_IN, OPT_OUT, Sent
 from tests.chaos.conftest import PrefectServer
 from tests.chaos.test_faults import chaos
 

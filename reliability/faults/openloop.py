@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wire import HEAD_END
+from reliability.faults.wire import HEAD_END
 
 NS = 1_000_000_000
 

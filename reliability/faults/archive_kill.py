@@ -4,7 +4,7 @@ entry by entry, with nothing recorded as lost.
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/archive_kill.py [--database postgresql|sqlite]
+    .venv/bin/python -m reliability.faults.archive_kill [--database postgresql|sqlite]
         [--events 20000] [--write-s 30] [--kills 10] [--db-restarts 2] [--batch 500]
         [--seed 7] [--short]
 
@@ -38,11 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -52,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from script import BENCH, chaos_main, load_module, print_log_tail, sized_args
 from sqlalchemy import func, select
 
 from dnc.audit import schema
@@ -63,11 +58,11 @@ from dnc.audit.streams import streams
 from dnc.events import Action, StoredEvent
 from dnc.keys import RedisKeys
 from dnc.store import EventStore, StoreLimits
+from reliability.faults.script import fault_main, sized_args
+from reliability.processes import HarnessError
+from reliability.services import Postgres, Services
 
-_harness = load_module("harness", BENCH / "harness.py")
-_audit_bench = load_module("audit_bench", BENCH / "audit.py")
-Postgres = _audit_bench.Postgres
-
+MODULE = "reliability.faults.archive_kill"
 NAMESPACE = "chaos-archive"
 KEYS = RedisKeys(NAMESPACE)
 WRITE_BATCH = 50
@@ -136,27 +131,17 @@ async def archive_forever(redis_url: str, database_url: str, batch: int) -> None
 
 
 @dataclass
-class Stack:
-    """Redis, the database and the archiver process of one run."""
+class ArchiveStack(Services):
+    """Redis, the database and the archiver process of one run, and the events written."""
 
-    tmp: Path
-    database: str
-    redis_proc: subprocess.Popen[bytes] | None = None
-    redis_url: str = ""
-    postgres: Any = None
+    database: str = "postgresql"
     database_url: str = ""
-    archiver: subprocess.Popen[bytes] | None = None
-    archiver_log: Any = None
     events: list[str] = field(default_factory=list)
 
     def start(self) -> None:
-        port = _harness.free_ports(1)[0]
-        self.redis_proc, client = _harness.start_redis_server(port, self.tmp)
-        client.close()
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self.start_redis()
         if self.database == "postgresql":
-            self.postgres = Postgres.start()
-            self.database_url = self.postgres.url
+            self.database_url = self.start_postgres().url
         else:
             self.database_url = f"sqlite:///{self.tmp}/audit.sqlite3"
         engine = open_engine(self.database_url)
@@ -164,32 +149,19 @@ class Stack:
             upgrade(engine)
         finally:
             engine.dispose()
-        self.archiver_log = (self.tmp / "archiver.log").open("ab")
 
     def start_archiver(self, batch: int) -> None:
-        self.archiver = subprocess.Popen(
-            [sys.executable, __file__, "--archiver", self.redis_url, self.database_url,
-             str(batch)],
-            stdout=self.archiver_log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        """This module with ``--archiver``, in a session of its own (``archiver.log``)."""
+        command = [sys.executable, "-m", MODULE, "--archiver", self.redis_url, self.database_url]
+        self.spawn("archiver", [*command, str(batch)])
 
     def kill_archiver(self) -> None:
-        if self.archiver is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.archiver.pid, signal.SIGKILL)
-            self.archiver.wait(10)
-            self.archiver = None
+        if "archiver" in self.procs:
+            self.reap(self.procs["archiver"])
 
-    def stop_all(self) -> None:
-        self.kill_archiver()
-        _harness.stop_popen(self.redis_proc, 10)
-        if self.postgres is not None:
-            self.postgres.stop()
-        if self.archiver_log is not None:
-            self.archiver_log.close()
-
-    def log_tails(self) -> None:
-        print_log_tail(self.tmp, ("redis.log", "archiver.log"))
+    @property
+    def postgres_server(self) -> Postgres:
+        return self.postgres[0]
 
 
 def stored_event(index: int, base_ms: int) -> StoredEvent:
@@ -204,7 +176,7 @@ def stored_event(index: int, base_ms: int) -> StoredEvent:
     )
 
 
-async def write(stack: Stack, args: argparse.Namespace) -> None:
+async def write(stack: ArchiveStack, args: argparse.Namespace) -> None:
     """Record ``args.events`` events, paced over ``args.write_s``; their ids go to
     ``stack.events`` as each batch is recorded (a batch whose call failed is raised)."""
     client = aioredis.Redis.from_url(stack.redis_url, socket_timeout=30)
@@ -219,7 +191,7 @@ async def write(stack: Stack, args: argparse.Namespace) -> None:
             ]
             statuses = await store.record_many(batch)
             if any(status != "queued" for status in statuses):
-                raise _harness.BenchError(f"an event was not queued: {set(statuses)}")
+                raise HarnessError(f"an event was not queued: {set(statuses)}")
             stack.events.extend(event.eventId for event in batch)
             await asyncio.sleep(pause)
     finally:
@@ -227,7 +199,7 @@ async def write(stack: Stack, args: argparse.Namespace) -> None:
 
 
 async def chaos(
-    stack: Stack, args: argparse.Namespace, writing: asyncio.Task[None]
+    stack: ArchiveStack, args: argparse.Namespace, writing: asyncio.Task[None]
 ) -> dict[str, Any]:
     """Kill the archiver ``args.kills`` times and restart PostgreSQL ``args.db_restarts``
     times at random moments while ``writing`` runs."""
@@ -249,14 +221,15 @@ async def chaos(
             stack.start_archiver(args.batch)
         else:
             mode = "immediate" if done["restart"] % 2 == 0 else "fast"
-            restart_s.append(round(await asyncio.to_thread(stack.postgres.restart, mode), 2))
+            restart = stack.postgres_server.restart
+            restart_s.append(round(await asyncio.to_thread(restart, mode), 2))
             done["restart"] += 1
     await writing
     stack.kill_archiver()  # the last one is stopped the hard way too (not counted)
     return {"kills": done["kill"], "db_restarts": done["restart"], "db_restart_s": restart_s}
 
 
-async def drain_and_check(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+async def drain_and_check(stack: ArchiveStack, args: argparse.Namespace) -> dict[str, Any]:
     client = aioredis.Redis.from_url(stack.redis_url, socket_timeout=30)
     engine = open_engine(stack.database_url)
     try:
@@ -290,7 +263,6 @@ async def drain_and_check(stack: Stack, args: argparse.Namespace) -> dict[str, A
         await client.aclose()
         engine.dispose()
     found = compare(stack.events, rows)
-    stack.archiver_log.flush()
     failed_runs = (
         (stack.tmp / "archiver.log").read_text(errors="replace").count("archive run failed")
     )
@@ -306,7 +278,7 @@ async def drain_and_check(stack: Stack, args: argparse.Namespace) -> dict[str, A
     }
 
 
-def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+def run(stack: ArchiveStack, args: argparse.Namespace) -> dict[str, Any]:
     stack.start()
 
     async def both() -> dict[str, Any]:
@@ -345,12 +317,11 @@ def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--archiver"]:
-        redis_url, database_url, batch = argv[1:4]
-        asyncio.run(archive_forever(redis_url, database_url, int(batch)))
-        return 0
+def archive_stack(tmp: Path, args: argparse.Namespace) -> ArchiveStack:
+    return ArchiveStack(tmp, database=args.database)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=("postgresql", "sqlite"))
     parser.add_argument("--events", type=int)
@@ -359,12 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-restarts", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--seed", type=int)
-    args = sized_args(parser, LONG, SHORT, argv)
-    return chaos_main(
-        "dnc-chaos-archive-",
-        lambda tmp: Stack(tmp, args.database),
-        lambda stack: run(stack, args),
-    )
+    return sized_args(parser, LONG, SHORT, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The run, or with ``--archiver REDIS_URL DATABASE_URL BATCH`` one archiver process."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--archiver"]:
+        redis_url, database_url, batch = argv[1:4]
+        asyncio.run(archive_forever(redis_url, database_url, int(batch)))
+        return 0
+    return fault_main("dnc-chaos-archive-", parse_args, run, archive_stack)(argv)
 
 
 if __name__ == "__main__":

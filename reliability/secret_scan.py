@@ -3,7 +3,7 @@ tokens and full phone numbers everywhere they must not be.
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/secret_scan.py [--interval-s 5] [--timeout-s 240] [--keep]
+    .venv/bin/python -m reliability.secret_scan [--interval-s 5] [--timeout-s 240] [--keep]
 
 1. ``scripts/run-local`` (what ``make run`` starts: Redis, Prefect server, the CXone sandbox,
    the receiver, the served sync) in a temporary data folder, on free ports, without the
@@ -42,14 +42,9 @@ import argparse
 import base64
 import contextlib
 import json
-import os
 import pickle
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,12 +53,11 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
-from harness import BenchError, free_ports
 
+from reliability.processes import HOST, HarnessError, free_ports, run_main
+from reliability.services import Services
 from sandbox.settings import SandboxSettings
 
-REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 # +1 numbers in a range no timestamp or id in the data folder is likely to squeeze into, and
 # a few foreign ones; the first two always fail in the sandbox until the faults are lifted.
 NUMBERS = (
@@ -86,80 +80,59 @@ BASE64 = re.compile(rb"(?:[A-Za-z0-9+/_-]|\\n|\n){32,}={0,2}")
 SECRET_FILES = (("receiver.secret",), ("sandbox.env",))
 """Files that hold secrets on purpose: the receiver's bearer secret, and the sandbox's
 published development credentials for commands in another terminal."""
+FAST_FAILURES = {
+    # Failing pushes fail fast: one Prefect retry, two client tries, short backoffs.
+    "DNC_SYNC_PUSH_RETRIES": "1",
+    "DNC_SYNC_PUSH_RETRY_DELAY_S": "0.2",
+    "DNC_CXONE_MAX_ATTEMPTS": "2",
+    "DNC_CXONE_BACKOFF_BASE_S": "0.05",
+    "DNC_CXONE_BACKOFF_CAP_S": "0.2",
+    "DNC_CXONE_RETRY_AFTER_CAP_S": "0.2",
+    # A number that failed waits out a short backoff, not the production 30 s.
+    "DNC_SYNC_RETRY_BACKOFF_BASE_S": "0.5",
+    "DNC_SYNC_RETRY_BACKOFF_CAP_S": "1",
+    # Short attempts, so a run that gave up on a request hands on a short takeover grace.
+    "DNC_CXONE_CONNECT_TIMEOUT_S": "1",
+    "DNC_CXONE_POOL_TIMEOUT_S": "1",
+    "DNC_CXONE_WRITE_TIMEOUT_S": "2",
+    "DNC_CXONE_READ_TIMEOUT_S": "3",
+    "DNC_SYNC_FENCE_MARGIN_S": "1",
+}
 NUMBER_STORES = ("redis", "sandbox-state.json", "audit.sqlite3", "audit.sqlite3-wal",
                  "audit.sqlite3-shm")  # fmt: skip
 
 
 @dataclass
-class Stack:
-    """A running ``scripts/run-local`` and where to reach it."""
-
-    data: Path
-    process: subprocess.Popen[bytes] | None = None
-    ports: dict[str, int] = field(default_factory=dict)
+class Stack(Services):
+    """A running ``scripts/run-local`` (``run-local.log``), its data in ``tmp`` (a folder the
+    scan reads whole), and where to reach it."""
 
     def url(self, part: str) -> str:
         return f"http://{HOST}:{self.ports[part]}"
 
-    def output(self) -> str:
-        return (self.data / "run-local.out").read_text(errors="replace")
+
+def stack_in(folder: Path) -> Stack:
+    """A ``Stack`` whose data folder is ``folder/data`` (``run-local`` wants a fresh one)."""
+    return Stack(folder / "data")
 
 
 def start_stack(stack: Stack, interval_s: int, timeout_s: float) -> None:
-    """Start ``scripts/run-local`` in its own session and wait until it says it is running."""
+    """``scripts/run-local`` on free ports, a sync every ``interval_s``, failing fast."""
     names = ("redis", "receiver", "sandbox", "prefect")
     stack.ports = dict(zip(names, free_ports(len(names)), strict=True))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
-    env.update(
-        DNC_LOCAL_DATA_DIR=str(stack.data),
-        DNC_LOCAL_REDIS_PORT=str(stack.ports["redis"]),
-        DNC_RECEIVER_PORT=str(stack.ports["receiver"]),
-        DNC_SANDBOX_PORT=str(stack.ports["sandbox"]),
-        DNC_LOCAL_PREFECT_PORT=str(stack.ports["prefect"]),
-        DNC_LOCAL_SYNC_INTERVAL_S=str(interval_s),
-        DNC_LOCAL_REPLAY="0",
-        PREFECT_RUNNER_POLL_FREQUENCY="1",  # the served sync picks up each run at once
-        # Failing pushes fail fast: one Prefect retry, two client tries, short backoffs.
-        DNC_SYNC_PUSH_RETRIES="1",
-        DNC_SYNC_PUSH_RETRY_DELAY_S="0.2",
-        DNC_SYNC_TIME_BUDGET_S=str(max(2, interval_s - 1)),
-        DNC_CXONE_MAX_ATTEMPTS="2",
-        DNC_CXONE_BACKOFF_BASE_S="0.05",
-        DNC_CXONE_BACKOFF_CAP_S="0.2",
-        DNC_CXONE_RETRY_AFTER_CAP_S="0.2",
-        # A number that failed waits out a short backoff, not the production 30 s.
-        DNC_SYNC_RETRY_BACKOFF_BASE_S="0.5",
-        DNC_SYNC_RETRY_BACKOFF_CAP_S="1",
-        # Short attempts, so a run that gave up on a request hands on a short takeover grace.
-        DNC_CXONE_CONNECT_TIMEOUT_S="1",
-        DNC_CXONE_POOL_TIMEOUT_S="1",
-        DNC_CXONE_WRITE_TIMEOUT_S="2",
-        DNC_CXONE_READ_TIMEOUT_S="3",
-        DNC_SYNC_FENCE_MARGIN_S="1",
-    )
-    stack.data.mkdir(parents=True)
-    with (stack.data / "run-local.out").open("wb") as sink:
-        stack.process = subprocess.Popen(
-            [str(REPO / "scripts" / "run-local")],
-            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + timeout_s
-    while "running; Ctrl-C stops everything." not in stack.output():
-        if stack.process.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(f"run-local did not start:\n{stack.output()[-3000:]}")
-        time.sleep(0.5)
-
-
-def stop_stack(stack: Stack) -> None:
-    """SIGTERM the stack's session (its parts flush their logs), SIGKILL after 60 s."""
-    if stack.process is None or stack.process.poll() is not None:
-        return
-    os.killpg(stack.process.pid, signal.SIGTERM)
-    try:
-        stack.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(stack.process.pid, signal.SIGKILL)
-        stack.process.wait(timeout=10)
+    settings = {
+        "DNC_LOCAL_REDIS_PORT": str(stack.ports["redis"]),
+        "DNC_RECEIVER_PORT": str(stack.ports["receiver"]),
+        "DNC_SANDBOX_PORT": str(stack.ports["sandbox"]),
+        "DNC_LOCAL_PREFECT_PORT": str(stack.ports["prefect"]),
+        "DNC_LOCAL_SYNC_INTERVAL_S": str(interval_s),
+        "DNC_LOCAL_REPLAY": "0",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # the served sync picks up each run at once
+        "DNC_SYNC_TIME_BUDGET_S": str(max(2, interval_s - 1)),
+        **FAST_FAILURES,
+    }
+    stack.tmp.mkdir(parents=True)
+    stack.start_local_stack(settings, timeout_s)
 
 
 # -- what is looked for ---------------------------------------------------------------------
@@ -178,7 +151,7 @@ def secret_needles(stack: Stack, minted_token: str) -> list[Needle]:
     """The configured secrets in every form they could be written in, and one minted token."""
     fields = SandboxSettings.model_fields
     secrets = {
-        "receiver bearer secret": (stack.data / "receiver.secret").read_text().strip(),
+        "receiver bearer secret": (stack.tmp / "receiver.secret").read_text().strip(),
         "sandbox client secret": fields["client_secret"].default.get_secret_value(),
         "sandbox access key secret": fields["access_key_secret"].default.get_secret_value(),
         "sandbox outbound client secret": fields[
@@ -379,13 +352,13 @@ def mint_token(sandbox: str) -> str:
     response.raise_for_status()
     token = str(response.json()["access_token"])
     if not JWT.fullmatch(token.encode()):
-        raise BenchError("the sandbox's tokens do not match the JWT pattern: fix the pattern")
+        raise HarnessError("the sandbox's tokens do not match the JWT pattern: fix the pattern")
     return token
 
 
 def send_events(stack: Stack) -> dict[str, int]:
     """Every number as an opt-out, a third of them then as an opt-in; and the refused bodies."""
-    secret = (stack.data / "receiver.secret").read_text().strip()
+    secret = (stack.tmp / "receiver.secret").read_text().strip()
     statuses: dict[str, int] = {}
     now_ms = int(time.time() * 1000)
     events: list[dict[str, Any]] = [
@@ -422,7 +395,7 @@ def wait_for_runs(api: str, want: dict[str, int], timeout_s: float) -> dict[str,
         if all(counts.get(k, 0) >= n for k, n in want.items()):
             return counts
         time.sleep(1)
-    raise BenchError(f"sync runs did not reach {want} in {timeout_s} s: {counts}")
+    raise HarnessError(f"sync runs did not reach {want} in {timeout_s} s: {counts}")
 
 
 def set_faults(sandbox: str, faults: dict[str, Any]) -> None:
@@ -447,7 +420,7 @@ def wait_applied(stack: Stack, timeout_s: float) -> int:
         if held == want:
             return len(held)
         time.sleep(1)
-    raise BenchError(f"the sandbox holds {len(held)} numbers, not the {len(want)} expected")
+    raise HarnessError(f"the sandbox holds {len(held)} numbers, not the {len(want)} expected")
 
 
 PLANTED_NUMBER = "+1 (312) 555-0199"  # not sent: the real scan does not look for it
@@ -510,9 +483,9 @@ def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     scan = Scan(Matcher(secret_needles(stack, token) + number_needles()))
     runs = scan_prefect_api(scan, api)
     planted = [plant_in_api(api)]
-    stop_stack(stack)
-    scan_files(scan, stack.data)
-    planted.append(plant_in_files(stack.data, scan.matcher.needles, token))
+    stack.stop("run-local")
+    scan_files(scan, stack.tmp)
+    planted.append(plant_in_files(stack.tmp, scan.matcher.needles, token))
     phase("scan_and_stop_s")
     found = {f["what"].removesuffix(" (in base64)") for p in planted for f in p.findings}
     self_check = {
@@ -559,21 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=240, help="per wait, seconds (240)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder, print where")
     args = parser.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="dnc-secret-scan-")
-    stack = Stack(Path(tmp) / "data")
-    try:
-        result = run(stack, args)
-    except (BenchError, OSError, httpx.HTTPError) as exc:
-        print(f"secret scan failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        stop_stack(stack)
-        if args.keep:
-            print(f"data kept in {stack.data}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result))
-    return 0 if result["passed"] else 1
+    return run_main(
+        "dnc-secret-scan-", stack_in, lambda stack: run(stack, args), indent=None, keep=args.keep
+    )
 
 
 if __name__ == "__main__":

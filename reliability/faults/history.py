@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from oracle import NO_EXPIRY, Order, Sent, group_digits, order
-
 from dnc.masking import mask_number
+from reliability.faults.oracle import NO_EXPIRY, Order, Sent, group_digits, order
 
 REORDERED = "reordered"
 LOST = "lost"

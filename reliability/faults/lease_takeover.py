@@ -7,7 +7,7 @@ of CXone writes must never move a number back, and the first run must end Failed
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/lease_takeover.py [--rounds 3] [--numbers 40]
+    .venv/bin/python -m reliability.faults.lease_takeover [--rounds 3] [--numbers 40]
         [--batch-size 5] [--delete-latency-ms 4000] [--seed 11] [--short]
         [--prefect-api-url URL]
 
@@ -72,8 +72,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from history import LOST, check_history
-from oracle import (
+
+from dnc.keys import RedisKeys
+from reliability.faults.history import LOST, check_history
+from reliability.faults.oracle import (
     OPT_IN,
     OPT_OUT,
     Sent,
@@ -87,11 +89,17 @@ from oracle import (
     statuses,
     wrongly_applied,
 )
-from script import LOGS, chaos_main, print_log_tail, sized_args
-from stack import HOST, JOURNAL_TARGET, NAMESPACE, BenchError, Stack, state_values
-from wire import Proxy, send_all
-
-from dnc.keys import RedisKeys
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import (
+    JOURNAL_TARGET,
+    NAMESPACE,
+    Stack,
+    dead_letters,
+    state_values,
+    text,
+)
+from reliability.faults.wire import Proxy, send_all
+from reliability.processes import HOST, HarnessError, wait_exit
 
 KEYS = RedisKeys(NAMESPACE)
 LEASE_TTL_S = 5
@@ -206,35 +214,20 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
-# -- the stack, with one log per sync run --------------------------------------------------------
-
-
-class TakeoverStack(Stack):
-    """``Stack`` with each sync run's output in a log of its own (``sync-a1.log``...), since
-    two runs overlap here."""
-
-    def spawn_named(self, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """``dnc-sync sync run`` in its own session, its output in ``<name>.log``."""
-        return self.spawn_sync(env, name=name, log_name=f"{name}.log")
-
-    def log_tails(self) -> None:
-        runs = sorted(p.name for p in self.tmp.glob("sync-*.log"))
-        print_log_tail(self.tmp, [*LOGS, *runs])
-
-    def prefect_get(self, path: str) -> Any:
-        """``GET`` on the Prefect API (``path`` after ``/api``); its JSON, ``None`` unless 200."""
-        if not self.prefect_api_url:
-            return None
-        rest = self.prefect_api_url.removeprefix(f"http://{HOST}:")
-        port, _, api = rest.partition("/")
-        connection = http.client.HTTPConnection(HOST, int(port), timeout=30)
-        try:
-            connection.request("GET", f"/{api}{path}")
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
-        return json.loads(data) if response.status == 200 else None
+def prefect_get(stack: Stack, path: str) -> Any:
+    """``GET`` on the Prefect API (``path`` after ``/api``); its JSON, ``None`` unless 200."""
+    if not stack.prefect_api_url:
+        return None
+    rest = stack.prefect_api_url.removeprefix(f"http://{HOST}:")
+    port, _, api = rest.partition("/")
+    connection = http.client.HTTPConnection(HOST, int(port), timeout=30)
+    try:
+        connection.request("GET", f"/{api}{path}")
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    return json.loads(data) if response.status == 200 else None
 
 
 # -- one round -----------------------------------------------------------------------------------
@@ -242,7 +235,7 @@ class TakeoverStack(Stack):
 
 @dataclass
 class World:
-    stack: TakeoverStack
+    stack: Stack
     args: argparse.Namespace
     proxy: Proxy
     redis: aioredis.Redis
@@ -276,32 +269,23 @@ async def lease(world: World) -> tuple[str | None, int]:
     """The lease holder's token (or ``None``) and its remaining TTL in ms."""
     holder = await world.redis.get(KEYS.sync_lease)
     ttl_ms = await world.redis.pttl(KEYS.sync_lease)
-    return (holder.decode() if holder else None), int(ttl_ms)
+    return (text(holder) if holder else None), int(ttl_ms)
 
 
 async def history_of_lease(world: World) -> dict[str, str]:
     raw = await world.redis.hgetall(KEYS.sync_lease_history)
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    return {text(k): text(v) for k, v in raw.items()}
 
 
 async def until(
     check: Callable[[], Awaitable[bool]], what: str, timeout_s: float, step_s: float = 0.02
 ) -> None:
-    """Poll ``check`` until it answers true; ``BenchError`` after ``timeout_s`` seconds."""
+    """Poll ``check`` until it answers true; ``HarnessError`` after ``timeout_s`` seconds."""
     deadline = time.monotonic() + timeout_s
     while not await check():
         if time.monotonic() > deadline:
-            raise BenchError(f"{what} within {timeout_s} s")
+            raise HarnessError(f"{what} within {timeout_s} s")
         await asyncio.sleep(step_s)
-
-
-async def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            raise BenchError(f"a sync run did not end within {timeout_s} s")
-        await asyncio.sleep(0.05)
-    return proc.returncode
 
 
 def run_env(world: World, **more: str) -> dict[str, str]:
@@ -341,11 +325,12 @@ async def start_a(world: World, rnd: Round) -> subprocess.Popen[bytes]:
         cxone_issuer_url=f"http://{HOST}:{world.proxy.port}",
     )
     rnd.first_call = len(world.proxy.calls)
-    proc = world.stack.spawn_named(f"sync-a{rnd.index}", env)
+    name = f"sync-a{rnd.index}"  # a log of its own: two runs overlap here
+    proc = world.stack.spawn_sync(env, name=name, log=name)
 
     async def holds() -> bool:
         if proc.poll() is not None:
-            raise BenchError(f"run A ended ({proc.returncode}) before taking the lease")
+            raise HarnessError(f"run A ended ({proc.returncode}) before taking the lease")
         holder, _ = await lease(world)
         rnd.a_token = holder or ""
         return holder is not None
@@ -358,7 +343,7 @@ async def start_a(world: World, rnd: Round) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 60
     while not await world.proxy.wait_for(lambda: deletes() >= rnd.cut_after, 0.2):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(f"run A sent {deletes()} DELETE(s), not {rnd.cut_after}")
+            raise HarnessError(f"run A sent {deletes()} DELETE(s), not {rnd.cut_after}")
     return proc
 
 
@@ -377,9 +362,10 @@ async def take_over(world: World, rnd: Round) -> None:
             return holder != rnd.a_token or ttl_ms <= START_EARLY_MS
 
         await until(expiring, "run A's lease did not run out", 60)
-        proc = world.stack.spawn_named(f"sync-b{rnd.index}-{rnd.b_attempts}", env)
+        name = f"sync-b{rnd.index}-{rnd.b_attempts}"
+        proc = world.stack.spawn_sync(env, name=name, log=name)
         try:
-            rnd.b_exit = await wait_exit(proc, RUN_TIMEOUT_S)
+            rnd.b_exit = await wait_exit(proc, RUN_TIMEOUT_S, "a sync run")
         finally:
             world.stack.reap(proc)
         taken = await history_of_lease(world)
@@ -388,7 +374,7 @@ async def take_over(world: World, rnd: Round) -> None:
             rnd.b_fence_ms = int(taken.get("fenceUntilMs", "0"))
             rnd.b_end_s = time.monotonic()
             return
-    raise BenchError("run B never took the lease over")
+    raise HarnessError("run B never took the lease over")
 
 
 async def one_round(world: World, index: int) -> Round:
@@ -412,11 +398,11 @@ async def one_round(world: World, index: int) -> Round:
         )
         await post_events(world, rnd.numbers, OPT_OUT, f"out{index}")
         await take_over(world, rnd)
-        rnd.a_exit = await wait_exit(proc_a, RUN_TIMEOUT_S)
+        rnd.a_exit = await wait_exit(proc_a, RUN_TIMEOUT_S, "a sync run")
         # every DELETE A had under way lands (or fails) before the journal is judged
         landing_s = world.args.delete_latency_ms / 1000 + 10
         if not await world.proxy.wait_for(lambda: world.proxy.in_flight() == 0, landing_s):
-            raise BenchError(f"a DELETE of run A was not answered within {landing_s} s")
+            raise HarnessError(f"a DELETE of run A was not answered within {landing_s} s")
         rnd.end_call = len(world.proxy.calls)
     finally:
         if proc_a is not None:
@@ -428,13 +414,13 @@ async def one_round(world: World, index: int) -> Round:
 # -- judging -------------------------------------------------------------------------------------
 
 
-def flow_run(stack: TakeoverStack, token: str) -> dict[str, Any]:
+def flow_run(stack: Stack, token: str) -> dict[str, Any]:
     """A run's Prefect state (by its lease token ``flow-run-<id>/...``): ``state``, ``message``
     and ``completed_ever`` (any of its states Completed)."""
     run_id = token.removeprefix("flow-run-").split("/")[0]  # flow-run-<id>/<nonce>/<role>
-    found = stack.prefect_get(f"/flow_runs/{run_id}") or {}
+    found = prefect_get(stack, f"/flow_runs/{run_id}") or {}
     state = found.get("state") or {}
-    history = stack.prefect_get(f"/flow_run_states/?flow_run_id={run_id}") or []
+    history = prefect_get(stack, f"/flow_run_states/?flow_run_id={run_id}") or []
     return {
         "state": state.get("type"),
         "message": str(state.get("message") or "")[:300],
@@ -444,7 +430,7 @@ def flow_run(stack: TakeoverStack, token: str) -> dict[str, Any]:
 
 
 def judge_round(
-    stack: TakeoverStack, rnd: Round, proxy: Proxy, journal: list[dict[str, Any]]
+    stack: Stack, rnd: Round, proxy: Proxy, journal: list[dict[str, Any]]
 ) -> dict[str, Any]:
     digits = {group_digits(n) for n in rnd.numbers}
     mine = [e for e in journal if e["phoneNumber"] in digits]
@@ -520,7 +506,7 @@ def report(world: World, rounds: list[Round]) -> dict[str, Any]:
     r = stack.redis()
     try:
         watermarks = state_values(r, KEYS)
-        dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
+        dead = dead_letters(r, KEYS)
         pending = int(r.zcard(KEYS.pending)) + int(r.zcard(KEYS.deferred))
     finally:
         r.close()
@@ -574,15 +560,12 @@ def report(world: World, rounds: list[Round]) -> dict[str, Any]:
 # -- main ----------------------------------------------------------------------------------------
 
 
-def run(stack: TakeoverStack, args: argparse.Namespace) -> dict[str, Any]:
-    stack.start_redis()
-    stack.start_sandbox(seed=str(args.seed), delete_latency_ms=str(args.delete_latency_ms))
-    stack.start_receiver()
-    stack.start_prefect()
+def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    stack.start_all(seed=str(args.seed), delete_latency_ms=str(args.delete_latency_ms))
     return asyncio.run(_run(stack, args))
 
 
-async def _run(stack: TakeoverStack, args: argparse.Namespace) -> dict[str, Any]:
+async def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     proxy = Proxy(stack.ports["sandbox"])
     await proxy.start()
     client = aioredis.Redis.from_url(stack.redis_url)
@@ -610,13 +593,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return chaos_main(
-        "dnc-chaos-lease-",
-        lambda tmp: TakeoverStack(tmp, prefect_api_url=args.prefect_api_url),
-        lambda stack: run(stack, args),
-    )
+main = fault_main("dnc-chaos-lease-", parse_args, run)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ during the outage must get 503 with ``Retry-After``, never a 500 and never a 202
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/redis_restart.py [--clients 32] [--cycles 3] [--outage-s 3]
+    .venv/bin/python -m reliability.faults.redis_restart [--clients 32] [--cycles 3] [--outage-s 3]
         [--steady-s 5] [--numbers 10000] [--workers 2] [--seed 7] [--short]
 
 What it does:
@@ -40,23 +40,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from oracle import EventFactory, Sent, account, ids_missing, numbers, phantoms
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from script import chaos_main, sized_args
-from stack import NAMESPACE, Stack, state_values
-from wire import Client, post
 
 from dnc.keys import RedisKeys
+from reliability.faults.oracle import EventFactory, Sent, account, ids_missing, numbers, phantoms
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import NAMESPACE, Stack, state_values, text
+from reliability.faults.wire import Client, post
+from reliability.processes import kill_group
 
 KEYS = RedisKeys(NAMESPACE)
 RETRY_DELAY_S = 0.05
@@ -132,7 +131,7 @@ async def restart(stack: Stack, mode: str, outage_s: float) -> Restart:
     proc = stack.procs.pop("redis")
     moment = Restart(mode, time.monotonic())
     if mode == "sigkill":
-        os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(kill_group, proc)
     else:
         client = stack.redis(retry=Retry(NoBackoff(), 0))  # redis-py would retry for ~4 s
         try:
@@ -174,7 +173,7 @@ def check_redis(stack: Stack, sent: list[Sent]) -> dict[str, Any]:
     try:
         missing_ids = ids_missing(raw, KEYS.tag, acked)
         watermarks = state_values(r, KEYS)
-        latest = r.hgetall(KEYS.latest)
+        latest = {text(k): text(v) for k, v in r.hgetall(KEYS.latest).items()}
     finally:
         r.close()
         raw.close()
@@ -291,9 +290,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return sized_args(parser, LONG, SHORT, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return chaos_main("dnc-chaos-redis-", Stack, lambda stack: run(stack, args))
+main = fault_main("dnc-chaos-redis-", parse_args, run)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Hostile requests for the receiver, as hypothesis strategies, and how an answer is judged.
 
-Shared by ``bench/fuzz_receiver.py`` (raw bytes over a socket to ``dnc-sync serve``) and
+Shared by ``fuzz_receiver.py`` (raw bytes over a socket to ``dnc-sync serve``) and
 ``tests/chaos/test_hostile_input.py`` (the same requests in process, through
 ``httpx.ASGITransport``). A ``FuzzRequest`` is what goes on the wire; ``judge`` says what is
 wrong with the answer (nothing, for a good one) and ``recorded`` whether the receiver's

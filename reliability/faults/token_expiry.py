@@ -4,7 +4,7 @@ while its token is still fresh, never using one past its refresh point, never a 
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/token_expiry.py [--token-ttl-s 5] [--run-s 40] [--runs 2]
+    .venv/bin/python -m reliability.faults.token_expiry [--token-ttl-s 5] [--run-s 40] [--runs 2]
         [--seed 9] [--short] [--prefect-api-url URL]
 
 The expected number, from ``dnc/cxone/tokens.py``: a token is replaced at
@@ -40,15 +40,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import math
 import random
 import sys
 import time
 from typing import Any
 
-from history import LOST, check_history
-from oracle import (
+from dnc.keys import RedisKeys
+from reliability.faults.history import LOST, check_history
+from reliability.faults.oracle import (
     OPT_IN,
     OPT_OUT,
     Sent,
@@ -59,11 +59,9 @@ from oracle import (
     numbers,
     wrongly_applied,
 )
-from script import chaos_main, sized_args
-from stack import JOURNAL_TARGET, NAMESPACE, Stack, state_values
-from wire import Call, Proxy, send_all
-
-from dnc.keys import RedisKeys
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import JOURNAL_TARGET, NAMESPACE, Stack, dead_letters, state_values
+from reliability.faults.wire import Call, Proxy, send_all
 
 KEYS = RedisKeys(NAMESPACE)
 SKEW_S = 1.0
@@ -153,7 +151,7 @@ def report(
     r = stack.redis()
     try:
         watermarks = state_values(r, KEYS)
-        dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
+        dead = dead_letters(r, KEYS)
         left = int(r.zcard(KEYS.pending))
     finally:
         r.close()
@@ -207,10 +205,7 @@ def report(
 
 
 def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    stack.start_redis()
-    stack.start_sandbox(token_ttl_s=str(args.token_ttl_s))
-    stack.start_receiver()
-    stack.start_prefect()
+    stack.start_all(token_ttl_s=str(args.token_ttl_s))
     return asyncio.run(_run(stack, args))
 
 
@@ -238,13 +233,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return chaos_main(
-        "dnc-chaos-token-",
-        lambda tmp: Stack(tmp, prefect_api_url=args.prefect_api_url),
-        lambda stack: run(stack, args),
-    )
+main = fault_main("dnc-chaos-token-", parse_args, run)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ opt-outs behind them, and must end reflected or dead-lettered, never lost.
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/cxone_faults.py [--numbers 2000] [--events 4000]
+    .venv/bin/python -m reliability.faults.cxone_faults [--numbers 2000] [--events 4000]
         [--fault-s 90] [--rate 20] [--error-rate 0.3] [--timeout-rate 0.2]
         [--lost-reply-rate 0.05] [--stuck 50] [--behind 50] [--seed 8] [--short]
         [--prefect-api-url URL]
@@ -65,15 +65,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from history import LOST, check_history
-from oracle import (
+from dnc.keys import RedisKeys
+from reliability.faults.history import LOST, check_history
+from reliability.faults.oracle import (
     OPT_IN,
     OPT_OUT,
     EventFactory,
@@ -88,11 +88,9 @@ from oracle import (
     statuses,
     wrongly_applied,
 )
-from script import chaos_main, sized_args
-from stack import JOURNAL_TARGET, NAMESPACE, Stack, state_values
-from wire import send_all, send_at_rate
-
-from dnc.keys import RedisKeys
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import JOURNAL_TARGET, NAMESPACE, Stack, dead_letters, state_values
+from reliability.faults.wire import send_all, send_at_rate
 
 KEYS = RedisKeys(NAMESPACE)
 HANG_S = 1.0
@@ -294,7 +292,7 @@ async def scenario(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     recovered = time.monotonic()
     faults_over.set()
     during = await runs
-    after = []
+    after: list[int] = []
     while backlog(stack) and len(after) < 20:
         after.append(await stack.arun_sync(env | {"DNC_SYNC_TIME_BUDGET_S": "120"}, 600))
     converge_s = time.monotonic() - recovered
@@ -385,7 +383,7 @@ def report(
     r = stack.redis()
     try:
         watermarks = state_values(r, KEYS)
-        dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
+        dead = dead_letters(r, KEYS)
         left = int(r.zcard(KEYS.pending)) + int(r.zcard(KEYS.deferred))
     finally:
         r.close()
@@ -462,10 +460,7 @@ def report(
 
 
 def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    stack.start_redis()
-    stack.start_sandbox(seed=str(args.seed))
-    stack.start_receiver()
-    stack.start_prefect()
+    stack.start_all(seed=str(args.seed))
     result = asyncio.run(scenario(stack, args))
     result["config"] = {k: v for k, v in vars(args).items() if k != "prefect_api_url"} | {
         "hang_s": HANG_S,
@@ -496,13 +491,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return chaos_main(
-        "dnc-chaos-cxone-",
-        lambda tmp: Stack(tmp, prefect_api_url=args.prefect_api_url),
-        lambda stack: run(stack, args),
-    )
+main = fault_main("dnc-chaos-cxone-", parse_args, run)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ flat, its p99 latency within target, and no request may fail.
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/soak.py [--rate 2000] [--duration-s 300] [--warmup-s 30]
+    .venv/bin/python -m reliability.faults.soak [--rate 2000] [--duration-s 300] [--warmup-s 30]
         [--sample-s 5] [--workers 2] [--connections 64] [--numbers 10000]
         [--p99-target-ms 20] [--aof] [--seed 10] [--short]
 
@@ -59,12 +59,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
-from openloop import NS, Requests, Tally, connection, offer, p99_ms, sample
-from script import BENCH, chaos_main, load_module, sized_args
-from stack import Stack
+from reliability import procfs
+from reliability.faults.openloop import NS, Requests, Tally, connection, offer, p99_ms, sample
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import Stack
 
 MEMORY_SLACK_MB = 15.0
 P99_TARGET_MS = 20.0
@@ -82,22 +82,15 @@ LONG = {
 SHORT = LONG | {"duration_s": 12.0, "warmup_s": 3.0, "sample_s": 1.0, "numbers": 2000}
 
 
-def bench_receiver() -> ModuleType:
-    """``bench/receiver.py`` (for its /proc readers), under another name: the product's
-    ``receiver`` package owns that one."""
-    return load_module("bench_receiver", BENCH / "receiver.py")
-
-
 def cpu_ticks(stack: Stack) -> dict[str, Any]:
     """CPU clock ticks used so far by the receiver (all its processes), Redis and this
     process (the load generator), and the machine's (busy, total) ticks over all cores."""
-    module = bench_receiver()
-    tree = module.process_tree(stack.procs["receiver"].pid)
+    tree = procfs.process_tree(stack.procs["receiver"].pid)
     return {
-        "receiver": sum(module.cpu_ticks(pid) for pid in tree),
-        "redis": module.cpu_ticks(stack.procs["redis"].pid),
-        "loadgen": module.cpu_ticks(os.getpid()),
-        "machine": module.machine_ticks(),
+        "receiver": sum(procfs.cpu_ticks(pid) for pid in tree),
+        "redis": procfs.cpu_ticks(stack.procs["redis"].pid),
+        "loadgen": procfs.cpu_ticks(os.getpid()),
+        "machine": procfs.machine_ticks(),
     }
 
 
@@ -122,11 +115,10 @@ def cpu_use(before: dict[str, Any], after: dict[str, Any], seconds: float) -> di
 async def drive(
     stack: Stack, args: argparse.Namespace
 ) -> tuple[Tally, list[dict[str, Any]], float, dict[str, float]]:
-    module = bench_receiver()
     root = stack.procs["receiver"].pid
 
     def rss() -> float:
-        return float(sum(module.rss_mb(pid) for pid in module.process_tree(root)))
+        return sum(procfs.rss_mb(pid) for pid in procfs.process_tree(root))
 
     start_ns = time.monotonic_ns() + NS // 5
     end_ns = start_ns + int((args.warmup_s + args.duration_s) * NS)
@@ -183,7 +175,10 @@ def verdict(
     p99 = p99_ms(tally.latencies) or 0.0
     errors = sum(n for k, n in tally.errors.items() if n)
     ordered = sorted(tally.latencies)
-    pick = lambda q: round(ordered[min(answered - 1, math.ceil(q * answered) - 1)] / 1e6, 2)  # noqa: E731
+
+    def pick(q: float) -> float:
+        return round(ordered[min(answered - 1, math.ceil(q * answered) - 1)] / 1e6, 2)
+
     checks = {
         f"memory grew {last - first:.1f} MB (limit {MEMORY_SLACK_MB})": last - first
         > MEMORY_SLACK_MB,
@@ -250,7 +245,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     with contextlib.suppress(ImportError):
         import uvloop
 
-        return uvloop.new_event_loop  # type: ignore[no-any-return]
+        return uvloop.new_event_loop
     return None
 
 
@@ -274,9 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return sized_args(parser, LONG, SHORT, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return chaos_main("dnc-chaos-soak-", Stack, lambda stack: run(stack, args))
+main = fault_main("dnc-chaos-soak-", parse_args, run)
 
 
 if __name__ == "__main__":

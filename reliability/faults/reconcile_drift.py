@@ -4,7 +4,7 @@ positive against an oracle of its own) and its repair must converge in one sync.
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/reconcile_drift.py [--numbers 5000] [--unknown 500]
+    .venv/bin/python -m reliability.faults.reconcile_drift [--numbers 5000] [--unknown 500]
         [--rounds 4] [--batch 50] [--lost-reply-rate 0.1] [--error-rate 0.1] [--seed 11]
         [--short] [--prefect-api-url URL]
 
@@ -70,7 +70,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-from oracle import (
+
+from dnc.keys import RedisKeys
+from dnc.pending import PendingQueue
+from reliability.faults.oracle import (
     NO_EXPIRY,
     OPT_IN,
     OPT_OUT,
@@ -81,12 +84,10 @@ from oracle import (
     group_digits,
     numbers,
 )
-from script import BenchError, chaos_main, sized_args
-from stack import GROUP_ID, JOURNAL_TARGET, NAMESPACE, Stack, state_values
-from wire import send_all
-
-from dnc.keys import RedisKeys
-from dnc.pending import PendingQueue
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import GROUP_ID, JOURNAL_TARGET, NAMESPACE, Stack, state_values
+from reliability.faults.wire import send_all
+from reliability.processes import HarnessError
 
 KEYS = RedisKeys(NAMESPACE)
 CLASSES = ("opt_out_missing", "opt_in_record", "expiry_differs", "not_owned")
@@ -492,7 +493,7 @@ async def settle_unpushed(stack: Stack, wanted: set[str]) -> int:
                 break
             await asyncio.sleep(0.1)
         else:
-            raise BenchError("the sync lease stayed taken")
+            raise HarnessError("the sync lease stayed taken")
         try:
             claims = await queue.claim(token, int(await client.zcard(KEYS.pending)) + 1)
             return sum(await queue.acknowledge([c for c in claims if c.e164 in wanted]))
@@ -752,10 +753,7 @@ def summary(world: World, seconds: float) -> dict[str, Any]:
 
 
 def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    stack.start_redis()
-    stack.start_sandbox(seed=str(args.seed))
-    stack.start_receiver()
-    stack.start_prefect()
+    stack.start_all(seed=str(args.seed))
     start_s = int(time.time())
     world = World(
         stack,
@@ -801,13 +799,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return chaos_main(
-        "dnc-chaos-reconcile-",
-        lambda tmp: Stack(tmp, prefect_api_url=args.prefect_api_url),
-        lambda stack: run(stack, args),
-    )
+main = fault_main("dnc-chaos-reconcile-", parse_args, run)
 
 
 if __name__ == "__main__":

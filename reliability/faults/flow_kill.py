@@ -5,7 +5,7 @@ latest acknowledged event, and the sandbox's DNC group exactly as the oracle say
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/chaos/flow_kill.py [--kills 20] [--numbers 300] [--rate 20]
+    .venv/bin/python -m reliability.faults.flow_kill [--kills 20] [--numbers 300] [--rate 20]
         [--latency-ms 250] [--batch-size 5] [--claim-size 20] [--traffic-runs 3]
         [--traffic-run-s 4] [--seed 6] [--short]
         [--prefect-api-url URL]
@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import subprocess
 import sys
@@ -61,8 +60,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from history import LOST, check_history
-from oracle import (
+
+from dnc.keys import RedisKeys
+from dnc.number_hash import states
+from reliability.faults.history import LOST, check_history
+from reliability.faults.oracle import (
     OPT_OUT,
     EventFactory,
     Sent,
@@ -77,12 +79,17 @@ from oracle import (
     statuses,
     wrongly_applied,
 )
-from script import chaos_main, sized_args
-from stack import JOURNAL_TARGET, NAMESPACE, BenchError, Stack, state_values
-from wire import Proxy, send_all, send_at_rate
-
-from dnc.keys import RedisKeys
-from dnc.number_hash import states
+from reliability.faults.script import fault_main, sized_args
+from reliability.faults.stack import (
+    JOURNAL_TARGET,
+    NAMESPACE,
+    Stack,
+    dead_letters,
+    state_values,
+    text,
+)
+from reliability.faults.wire import Proxy, send_all, send_at_rate
+from reliability.processes import HarnessError, wait_exit
 
 KEYS = RedisKeys(NAMESPACE)
 LEASE_TTL_S = 5  # the least DNC_SYNC_LEASE_TTL_S allows
@@ -98,6 +105,7 @@ FAST_TIMEOUTS = {
 }
 START_EARLY_MS = 1200  # a run is started this long before a dead run's lease expires: it
 # needs 1.5-4 s before it asks for the lease (one that asks too early ends and is retried)
+RUN_TIMEOUT_S = 900  # the final run's time budget is 600 s
 TARGETS = ("claim", "mid_push", "after_push_before_ack", "random")
 LONG = {
     "kills": 20,
@@ -136,12 +144,12 @@ async def lease(world: World) -> tuple[str | None, int]:
     """The lease holder's token (or ``None``) and its remaining TTL in ms."""
     holder = await world.redis.get(KEYS.sync_lease)
     ttl_ms = await world.redis.pttl(KEYS.sync_lease)
-    return (holder.decode() if holder else None), int(ttl_ms)
+    return (text(holder) if holder else None), int(ttl_ms)
 
 
 async def snapshot(world: World) -> tuple[set[str], set[str]]:
     """(pending numbers in Redis, active digits in the sandbox) now."""
-    pending = {m.decode() for m in await world.redis.zrange(KEYS.pending, 0, -1)}
+    pending = {text(m) for m in await world.redis.zrange(KEYS.pending, 0, -1)}
     state = await asyncio.to_thread(world.stack.sandbox, "GET", "/_sandbox/state")
     return pending, active_numbers(state)
 
@@ -157,7 +165,7 @@ async def wait_for_lease(world: World, proc: subprocess.Popen[bytes], old: str |
         if holder is not None and holder != old:
             return True
         await asyncio.sleep(0.02)
-    raise BenchError("a sync run did not take the lease within 60 s")
+    raise HarnessError("a sync run did not take the lease within 60 s")
 
 
 async def aim(world: World, target: str, first_call: int, proc: subprocess.Popen[bytes]) -> None:
@@ -326,8 +334,7 @@ async def complete_run(world: World, env: dict[str, str]) -> dict[str, Any]:
         proc = world.stack.spawn_sync(env)
         try:
             held = await wait_for_lease(world, proc, old)
-            while proc.poll() is None:
-                await asyncio.sleep(0.1)
+            await wait_exit(proc, RUN_TIMEOUT_S, "a sync run")
         finally:
             world.stack.reap(proc)
         if held or proc.returncode:
@@ -351,7 +358,7 @@ def report(world: World, final: dict[str, Any], load_s: float, converge_s: float
     r = world.stack.redis()
     try:
         watermarks = state_values(r, KEYS)
-        dead = {k: json.loads(v) for k, v in r.hgetall(KEYS.dead_letters).items()}
+        dead = dead_letters(r, KEYS)
         pending = int(r.zcard(KEYS.pending))
     finally:
         r.close()
@@ -413,11 +420,7 @@ def report(world: World, final: dict[str, Any], load_s: float, converge_s: float
 
 
 def run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    stack.start_redis()
-    stack.start_sandbox(seed=str(args.seed))
-    stack.faults(latency_ms=args.latency_ms)
-    stack.start_receiver()
-    stack.start_prefect()
+    stack.start_all({"latency_ms": args.latency_ms}, seed=str(args.seed))
     return asyncio.run(_run(stack, args))
 
 
@@ -447,13 +450,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return sized_args(parser, LONG, SHORT, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return chaos_main(
-        "dnc-chaos-flow-kill-",
-        lambda tmp: Stack(tmp, prefect_api_url=args.prefect_api_url),
-        lambda stack: run(stack, args),
-    )
+main = fault_main("dnc-chaos-flow-kill-", parse_args, run)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from oracle import EventFactory, Sent
+from reliability.faults.oracle import EventFactory, Sent
 
 HOST = "127.0.0.1"
 HEAD_END = b"\r\n\r\n"
