@@ -14,10 +14,12 @@ run: install
 	@scripts/run-local
 
 # The suite without the fault suites' CI sizes (tests/chaos, several minutes of their own):
-# make test-faults runs those, CI runs both, make reliability the long versions.
+# make test-faults runs those, CI runs both, make reliability the long versions. Two xdist
+# workers share it a module at a time (tests/scheduling.py); TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: install-dev
 	@scripts/ensure-redis
-	$(VENV)/bin/pytest --ignore=tests/chaos
+	$(VENV)/bin/pytest --ignore=tests/chaos -n $(TEST_WORKERS)
 
 test-faults: install-dev
 	@scripts/ensure-redis

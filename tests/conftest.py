@@ -284,3 +284,18 @@ def engine(audit_database_url: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the slowest tests first (``tests/scheduling.py``)."""
+    from tests.scheduling import longest_first
+
+    longest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, absent without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Share the suite between xdist workers by module (``tests/scheduling.py``)."""
+    from tests.scheduling import ModuleScheduling
+
+    return ModuleScheduling(config, log)
