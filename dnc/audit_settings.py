@@ -65,7 +65,8 @@ class AuditSettings(BaseSettings):
     read_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Bearer secrets that may only read per-number history "
-        "(GET /v1/numbers/{number}); intake secrets may read it too.",
+        "(GET /v1/numbers/{number}); intake secrets may read it too. Comma-separated (several "
+        "during a rotation), each at least 16 characters.",
     )
 
     @field_validator("database_url")
