@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test test-faults lint bench bench-peers install install-dev deploy-check reliability reliability-short \
-	docs docs-build
+	docs docs-build docs-screenshots
 
 run: install
 	@scripts/ensure-redis
@@ -47,6 +47,12 @@ docs: install-dev
 
 docs-build: install-dev
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# The built site's home, configuration and runbook pages in headless Chromium, each checked for
+# its heading, as artifacts/docs/*.png (CI keeps them).
+docs-screenshots: docs-build
+	@scripts/ensure-chromium
+	$(VENV)/bin/python scripts/docs_screenshots.py site artifacts/docs
 
 # Ours beside the Go and FastAPI peers of ../shared/peers, interleaved rounds, one JSON summary.
 bench-peers: install-dev
