@@ -237,7 +237,7 @@ def drop_indexes(engine: Engine) -> list[str]:
     names = []
     with engine.begin() as connection:
         for table in RECORD_TABLES:
-            names += [ix["name"] for ix in inspect(connection).get_indexes(table.name)]
+            names += [str(ix["name"]) for ix in inspect(connection).get_indexes(table.name)]
             for index in table.indexes:
                 index.drop(connection)
         left = [ix for t in RECORD_TABLES for ix in inspect(connection).get_indexes(t.name)]
@@ -356,7 +356,9 @@ def history_phase(url: str, total: int, lookups: int, seed: int) -> dict[str, An
         index_build_s = time.perf_counter() - began
         with engine.connect() as connection:
             created = sorted(
-                ix["name"] for t in RECORD_TABLES for ix in inspect(connection).get_indexes(t.name)
+                str(ix["name"])
+                for t in RECORD_TABLES
+                for ix in inspect(connection).get_indexes(t.name)
             )
         if created != dropped:
             raise HarnessError(f"indexes after the load {created}, before {dropped}")

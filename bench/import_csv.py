@@ -108,7 +108,7 @@ def generate(path: Path, rows: int, invalid_share: float, seed: int) -> None:
 
 def redis_cpu_s(client: redis.Redis) -> float:
     info = client.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])  # type: ignore[index]
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 async def run_import(url: str, path: Path, batch_size: int, workers: int | None) -> Any:

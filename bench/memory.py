@@ -234,7 +234,7 @@ def ledger_entries(client: redis.Redis, keys: RedisKeys) -> dict[str, Any]:
     if not entries:
         return {"entries": 0}
     encodings = Counter(e.decode() for e in found[2::3] if e is not None)
-    values = [v for key in buckets[:50] for v in client.hvals(key)]  # type: ignore[union-attr]
+    values = [v for key in buckets[:50] for v in client.hvals(key)]
     lengths = [len(v) for v in values]
     return {
         "entries": entries,
@@ -242,7 +242,7 @@ def ledger_entries(client: redis.Redis, keys: RedisKeys) -> dict[str, Any]:
         "encodings": dict(encodings),
         "bytes_per_entry": round(sum(int(u or 0) for u in usage) / entries, 1),
         "value_chars_mean": round(sum(lengths) / max(1, len(lengths)), 1),
-        "value_sample": values[0].decode() if values else "",
+        "value_sample": _text(values[0]) if values else "",
     }
 
 
@@ -309,6 +309,11 @@ async def measure(services: Services, args: argparse.Namespace) -> dict[str, Any
         "idempotency_keys_dropped": dropped,
         "key_types": types,
     }
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (the client may or may not decode replies)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def main() -> int:

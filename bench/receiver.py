@@ -500,11 +500,11 @@ def redis_state(client: redis.Redis) -> dict[str, int]:
     """Sizes of the receiver's keys after the run."""
     tag = "{" + NAMESPACE + "}"
     return {
-        "latest_numbers": int(client.hlen(f"{tag}:latest")),  # type: ignore[arg-type]
-        "pending": int(client.zcard(f"{tag}:pending")),  # type: ignore[arg-type]
-        "audit_len": int(client.xlen(f"{tag}:audit")),  # type: ignore[arg-type]
-        "rejected_len": int(client.xlen(f"{tag}:rejected")),  # type: ignore[arg-type]
-        "keys": int(client.dbsize()),  # type: ignore[arg-type]
+        "latest_numbers": int(client.hlen(f"{tag}:latest")),
+        "pending": int(client.zcard(f"{tag}:pending")),
+        "audit_len": int(client.xlen(f"{tag}:audit")),
+        "rejected_len": int(client.xlen(f"{tag}:rejected")),
+        "keys": int(client.dbsize()),
     }
 
 

@@ -154,7 +154,7 @@ def reconcile_once(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
 
     with RssSampler() as rss:
         report = asyncio.run(reconcile_dnc())
-    wall_s = (int(report["finished_ms"]) - int(report["started_ms"])) / 1000
+    wall_s = (int(str(report["finished_ms"])) - int(str(report["started_ms"]))) / 1000
     listing_calls = max(1, math.ceil(plan.records / args.page_size))
     calls = listing_calls + plan.missing
     ideal_s = calls / args.rate_limit_rps

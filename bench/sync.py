@@ -152,11 +152,11 @@ async def load_pending(url: str, total: int, seed: int) -> dict[str, int]:
 
 def load(services: Services, client: redis.Redis, args: argparse.Namespace) -> dict[str, Any]:
     """Load the pending set and measure what it costs Redis."""
-    before = int(client.info("memory")["used_memory"])  # type: ignore[index]
+    before = int(client.info("memory")["used_memory"])
     started = time.monotonic()
     counts = asyncio.run(load_pending(services.redis_url, args.pending, args.seed))
     seconds = time.monotonic() - started
-    after = int(client.info("memory")["used_memory"])  # type: ignore[index]
+    after = int(client.info("memory")["used_memory"])
     if counts.get("queued") != args.pending:
         raise HarnessError(f"not every event was queued: {counts}")
     return {
@@ -185,10 +185,7 @@ def key_sizes(client: redis.Redis) -> dict[str, int]:
         "latest_hash": keys.latest,
         "audit_stream": keys.audit,
     }
-    sizes = {
-        name: int(client.memory_usage(key, samples=0) or 0)  # type: ignore[arg-type]
-        for name, key in names.items()
-    }
+    sizes = {name: int(client.memory_usage(key, samples=0) or 0) for name, key in names.items()}
     hashed = states(keys)
     pipe = client.pipeline(transaction=False)
     for key in [*hashed.bucket_keys(), hashed.legacy]:
@@ -452,9 +449,7 @@ def run_bench(args: argparse.Namespace, services: Services) -> dict[str, Any]:
     )
     flow_env(services, args)
     runs = drain(args, services)
-    loaded["redis"]["used_memory_after_drain"] = int(
-        client.info("memory")["used_memory"]  # type: ignore[index]
-    )
+    loaded["redis"]["used_memory_after_drain"] = int(client.info("memory")["used_memory"])
     sandbox = sandbox_summary(services, loaded["loaded"]["opt_outs"])
     client.close()
     return summarise(args, loaded, runs, sandbox)
