@@ -89,6 +89,7 @@ _ERROR_CODES = {
     "408": "The body (or the request head) did not arrive in time; the connection is closed.",
     "409": "eventId was already used for a different event.",
     "413": "Body over the size cap.",
+    "405": "Any method but POST; the Allow header says POST.",
     "415": "Content type is not JSON or form.",
     "422": "A field is missing or invalid; each is named with its reason. An opt-out is "
     "refused only when its number cannot be identified (phoneNumber: not a number, no country, "

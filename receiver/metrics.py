@@ -39,6 +39,8 @@ class ReceiverMetrics:
             ["kind"],
             registry=self.registry,
         )
+        for kind in ("unavailable", "error"):  # at 0 from the start: rate() and alerts see them
+            self.redis_errors.labels(kind)
         self.event_warnings = Counter(
             "dnc_receiver_event_warnings",
             "Recorded events (duplicates not counted) with an optional field dropped (an "

@@ -21,14 +21,16 @@ __all__ = ["EVENT_PATHS", "NUMBER_PATH", "build_document"]
 EVENT_PATHS = ("/v1/events", "/webhook")
 
 
-def _plain_get(summary: str, media: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "security": [],
-            "responses": {"200": {"description": "OK", "content": {media: {}}}},
-        }
+def _plain_get(summary: str, media: str, *, unavailable: str | None = None) -> dict[str, Any]:
+    """A ``get`` operation with no authentication: 200 with ``media``, 405 for any other
+    method (the Allow header says GET), and 503 described by ``unavailable`` when given."""
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {media: {}}},
+        "405": {"description": "Any method but GET or HEAD; the Allow header says GET."},
     }
+    if unavailable is not None:
+        responses["503"] = {"description": unavailable, "content": {"application/json": {}}}
+    return {"get": {"summary": summary, "security": [], "responses": responses}}
 
 
 def build_document() -> dict[str, Any]:
@@ -39,8 +41,14 @@ def build_document() -> dict[str, Any]:
     paths[BATCH_PATH] = {"post": batch_operation()}
     paths[NUMBER_PATH] = {"get": number_operation()}
     paths["/healthz"] = _plain_get("Process is alive", "application/json")
-    paths["/readyz"] = _plain_get("Redis is reachable (503 when not)", "application/json")
+    paths["/readyz"] = _plain_get(
+        "Redis is reachable and will not evict keys",
+        "application/json",
+        unavailable="Redis unreachable (redis_unavailable, with Retry-After) or its eviction "
+        "policy is not noeviction (redis_eviction_policy, unless DNC_REDIS_ALLOW_EVICTION).",
+    )
     paths["/metrics"] = _plain_get("Prometheus metrics", "text/plain")
+    paths["/openapi.json"] = _plain_get("This OpenAPI document", "application/json")
     return {
         "openapi": "3.1.0",
         "info": {"title": "cxone-dnc-sync receiver", "version": "1"},

@@ -426,6 +426,13 @@ async def test_health_needs_no_auth(app: ReceiverApp) -> None:
             assert (await anonymous.get(path)).status_code == 200, path
 
 
+async def test_redis_error_counters_are_at_zero_before_any_error(client: httpx.AsyncClient) -> None:
+    # the runbook's 503 case says to watch it: absent until the first error, it could not be
+    text = (await client.get("/metrics")).text
+    for kind in ("unavailable", "error"):
+        assert f'dnc_receiver_redis_errors_total{{kind="{kind}"}} 0.0' in text
+
+
 async def test_metrics_count_outcomes(client: httpx.AsyncClient) -> None:
     await client.post("/v1/events", json=body())
     await client.post("/v1/events", json=body())
@@ -442,10 +449,34 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
     assert doc["openapi"] == "3.1.0"
     operation = doc["paths"]["/v1/events"]["post"]
     assert set(operation["responses"]) == {
-        *("202", "400", "401", "408", "409", "413", "415", "422", "431", "503")
+        *("202", "400", "401", "405", "408", "409", "413", "415", "422", "431", "503")
     }
     schema = doc["components"]["schemas"]["EventBody"]
     assert set(schema["required"]) == {"phoneNumber", "eventName", "timestamp"}
+
+
+async def test_every_answer_on_a_documented_path_is_in_the_document(
+    app: ReceiverApp, fake_server: fakeredis.FakeServer
+) -> None:
+    # The HTTP API reference page is this document: an answer it does not list (405 on the
+    # event paths, /readyz's 503, /openapi.json itself: issue 16's newcomer pass) misleads.
+    async with make_client(app) as signed, make_client(app, auth=False) as anonymous:
+        doc = (await signed.get("/openapi.json")).json()
+        paths = {
+            path.replace("{number}", "+12025550123"): ops for path, ops in doc["paths"].items()
+        }
+        assert {"/openapi.json", "/readyz", "/v1/events", "/webhook"} <= set(paths)
+        unlisted = []
+        for connected in (True, False):
+            fake_server.connected = connected
+            for path, operations in paths.items():
+                listed = {code for op in operations.values() for code in op["responses"]}
+                for http in (signed, anonymous):
+                    for method in ("GET", "POST", "PUT", "DELETE"):
+                        answer = await http.request(method, path, json=body())
+                        if str(answer.status_code) not in listed:
+                            unlisted.append((connected, path, method, answer.status_code))
+    assert unlisted == []
 
 
 async def test_response_bodies_stay_small(client: httpx.AsyncClient) -> None:
