@@ -41,7 +41,7 @@ DEFAULT_REPEAT_AFTER_S = 900
 """Quiet period after an alert fired, seconds (events meanwhile send nothing): a sync failing
 every minute notifies every 15 minutes, not every minute."""
 BLOCK_HELP = (
-    "Notification block as <block-type-slug>/<block-name>, as `prefect block ls` shows it, "
+    "Notification block as BLOCK-TYPE/BLOCK-NAME, as `prefect block ls` shows it, "
     "e.g. custom-webhook/dnc-alerts or slack-webhook/oncall."
 )
 

@@ -17,6 +17,7 @@ app = typer.Typer(
     name="dnc-sync",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 
 

@@ -220,3 +220,19 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("configuration", "cli", "http-api", "runbook"):
         assert (tmp_path / page / "index.html").is_file(), page
+
+
+def test_help_text_is_reflowed_and_its_markup_rendered() -> None:
+    # Docstrings are wrapped at 100 columns; --help reflows them (the newcomer pass found
+    # "superseded" and "/ rejected" on two lines, and ``prefect.yaml`` shown raw).
+    from typer.testing import CliRunner
+
+    from dnc_sync.cli import app
+
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"], terminal_width=200).output
+    assert "duplicate / superseded / rejected (by reason)" in top
+    serve = runner.invoke(app, ["sync", "serve", "--help"], terminal_width=200).output
+    assert "the shape prefect.yaml deploys" in serve and "``" not in serve
+    alerts = runner.invoke(app, ["alerts", "install", "--help"], terminal_width=200).output
+    assert "BLOCK-TYPE/BLOCK-NAME" in alerts
