@@ -60,7 +60,9 @@ checks them all). Lists are given as JSON (`["a","b"]`) or comma-separated. A se
 instead come from a Prefect Secret block named by its `..._BLOCK` variable. Secret defaults
 are not shown.
 
-This page is generated from the settings classes when the site is built."""
+This page is generated from the settings classes when the site is built. The local stack's own
+variables (`DNC_LOCAL_*`, its ports, `DNC_PROJECT_DIR`) belong to `make run`, not to the
+services: [Getting started](getting-started.md#what-make-run-starts) lists them."""
 
 
 def env_variable(cls: type[BaseSettings], name: str) -> str:
