@@ -41,57 +41,26 @@ from phonenumbers import (
 )
 
 from dnc import nanp, numbering_plans
+from dnc.e164_problems import PARSE_REASONS, POSSIBLE_REASONS, REASONS, PhoneNumberProblem
+
+__all__ = [
+    "MAX_RAW_LENGTH",
+    "REASONS",
+    "E164Number",
+    "PhoneNumberProblem",
+    "fold_text",
+    "is_supported_region",
+    "to_e164",
+]
 
 MAX_RAW_LENGTH = 100
 """Longest raw input accepted, in characters, before any parsing (longer is ``too_long``)."""
-
-REASONS = (
-    "not_a_number",
-    "invalid_country_code",
-    "too_short",
-    "too_long",
-    "invalid_number",
-    "ambiguous_country_code",
-)
-"""Every reason ``PhoneNumberProblem`` can carry."""
 
 _URI_SCHEME = re.compile(r"^\s*(?:tel|sips?|callto)\s*:\s*(?://)?", re.IGNORECASE)
 _SIP_HOST = re.compile(r"@.*$")
 _DASHES = dict.fromkeys(
     [ord(c) for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\u30fc"], "-"
 )
-
-_PARSE_REASONS = {
-    NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",
-    NumberParseException.NOT_A_NUMBER: "not_a_number",
-    NumberParseException.TOO_SHORT_AFTER_IDD: "too_short",
-    NumberParseException.TOO_SHORT_NSN: "too_short",
-    NumberParseException.TOO_LONG: "too_long",
-}
-_POSSIBLE_REASONS = {
-    ValidationResult.INVALID_COUNTRY_CODE: "invalid_country_code",
-    ValidationResult.TOO_SHORT: "too_short",
-    ValidationResult.TOO_LONG: "too_long",
-}
-_MESSAGES = {
-    "not_a_number": "is not a phone number",
-    "invalid_country_code": "has no valid country code (write it with + and the country code, "
-    "or send a region)",
-    "too_short": "has too few digits for its country",
-    "too_long": "has too many digits for its country (a number with its country code needs "
-    "a + in front)",
-    "invalid_number": "is not a valid number in its country's numbering plan",
-    "ambiguous_country_code": "is a valid number both as written in its region and with its "
-    "leading digits read as the country code: write it with + and the country code",
-}
-
-
-class PhoneNumberProblem(ValueError):
-    """A raw phone number cannot be normalised; ``reason`` is one of ``REASONS``."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(_MESSAGES[reason])
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +157,7 @@ def _to_e164_cached(raw: str, region: str | None, allow_unverified: bool) -> E16
     try:
         parsed = phonenumbers.parse(text, region, keep_raw_input=True)
     except NumberParseException as exc:
-        raise PhoneNumberProblem(_PARSE_REASONS.get(exc.error_type, "not_a_number")) from None
+        raise PhoneNumberProblem(PARSE_REASONS.get(exc.error_type, "not_a_number")) from None
     valid = phonenumbers.is_valid_number(parsed)
     retired = None if valid else numbering_plans.current_form(parsed)
     with_code = _country_code_reading(text, region, parsed)
@@ -216,7 +185,7 @@ def _unverified(
             raise PhoneNumberProblem("ambiguous_country_code")
         if _fits_the_plan(parsed):
             return E164Number(_e164(parsed), parsed.extension or None, unverified=True)
-    raise PhoneNumberProblem(_POSSIBLE_REASONS.get(possible, "invalid_number"))
+    raise PhoneNumberProblem(POSSIBLE_REASONS.get(possible, "invalid_number"))
 
 
 _E164_KEY = re.compile(r"^\+[1-9]\d{6,14}$")

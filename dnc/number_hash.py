@@ -1,7 +1,7 @@
 """A per-number HASH kept in small buckets, as ``dnc/lua/number_hash.lua`` keeps it.
 
 A number's entry is the field ``number_slot(e164)[1]`` (its digits before the last four) of
-the bucket ``<prefix><its last four digits>`` (``dnc.keys.number_slot``): 10,000 small
+the bucket ``<prefix><its last four digits>`` (``dnc.number_slots.number_slot``): 10,000 small
 hashes that Redis keeps as listpacks (about 35 bytes an entry where one flat hash costs
 about 90). The flat hash written before buckets (E.164 -> value, the *legacy* key) is still
 read while it exists; writing a number's entry removes its legacy one.
@@ -18,7 +18,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from dnc.keys import RedisKeys, bucket_suffixes, number_from_slot, number_slot
+from dnc.keys import RedisKeys
+from dnc.number_slots import bucket_suffixes, number_from_slot, number_slot
 
 Reader = Callable[[Iterator[Any]], Any]
 """Takes the pipeline's results (an iterator, in queue order) and consumes its own."""

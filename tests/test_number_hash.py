@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from dnc.events import Action, StoredEvent
 from dnc.intake import derive_event_id
-from dnc.keys import RedisKeys, number_from_slot, number_slot
+from dnc.keys import RedisKeys
 from dnc.number_hash import later_state, ledger, states
+from dnc.number_slots import number_from_slot, number_slot
 from dnc.ownership import ADOPTED, OwnedRecord, OwnershipLedger, OwnershipUpdate
 from dnc.pending import PendingQueue
 from dnc.reconcile.state import StateReader

@@ -31,11 +31,7 @@ from typing import Any
 
 import httpx
 
-from dnc.cxone.discovery import (
-    discover_api_endpoint,
-    discover_token_endpoint,
-    tenant_id_from_token,
-)
+from dnc.cxone.discovery import discover_api_endpoint, discover_token_endpoint, tenant_id_from_token
 from dnc.cxone.http_errors import parse_token_response, send_plain
 from dnc.cxone.transport import Sleep, build_transport
 from dnc.cxone_settings import CxoneSettings
@@ -44,12 +40,11 @@ from dnc.masking import redact
 from dnc.target import LATEST_MS, ChangeOutcome, DncChange, OutcomeKind, check_batch
 from dnc.timestamps import TimestampProblem, iso_utc, parse_event_time
 
-# Record errors that mean "the group already holds the requested state", per action.
-_ALREADY = {
+_ALREADY = {  # record errors meaning "the group already holds the requested state"
     Action.OPT_OUT: ("already exist",),
     Action.OPT_IN: ("already expired", "does not exist", "not exist", "not found"),
 }
-# Record errors that mean "try again later".
+# record errors meaning "try again later"
 _TRANSIENT = ("temporar", "try again", "timeout", "timed out", "unavailable")
 AMBIGUOUS = (
     "ambiguous in CXone's 10-digit format (it would name a +1 number): set "
