@@ -1,5 +1,5 @@
 -- Shared by the scripts that read or write per-number hashes (prepended by dnc.store.load_lua).
--- A per-number hash is kept in buckets (dnc.keys.number_slot): a number's entry is the field
+-- A per-number hash is kept in buckets (dnc.number_slots.number_slot): a number's entry is the field
 -- <its digits before the last four> of HASH <tag>:<kind>:<its last four digits>, so each
 -- bucket stays a small listpack. The flat hash written before buckets (E.164 -> value, the
 -- "legacy" key) is still read while it exists; writing a number's entry moves it out of there.
