@@ -75,6 +75,31 @@ async def read_last_sync(prefect: Any) -> LastSync | None:
     )
 
 
+async def read_running_sync(prefect: Any) -> str | None:
+    """The name of the sync run running now (the latest started; a run keeps draining for
+    about 2.5 intervals, so before the first one ends this is the only sign of a sync), or
+    ``None``. Raises what ``prefect`` (a ``PrefectClient``) raises."""
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    runs = await prefect.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+        ),
+        sort=FlowRunSort.START_TIME_DESC,
+        limit=1,
+    )
+    return str(runs[0].name) if runs else None
+
+
 def _summary(data: object) -> dict[str, Any]:
     rows = json.loads(data) if isinstance(data, str) else data
     if not isinstance(rows, list):

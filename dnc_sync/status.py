@@ -15,7 +15,13 @@ from typing import Any
 
 from dnc.audit.lag import lag_reason
 from dnc_sync.archive_gaps import ArchiveGaps, GapCounts, read_gaps, read_store_gaps
-from dnc_sync.last_sync import FLOW_NAME, SUMMARY_KEY, LastSync, read_last_sync
+from dnc_sync.last_sync import (
+    FLOW_NAME,
+    SUMMARY_KEY,
+    LastSync,
+    read_last_sync,
+    read_running_sync,
+)
 from dnc_sync.queue_status import QueueStatus, read_queue
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "read_gaps",
     "read_last_sync",
     "read_queue",
+    "read_running_sync",
     "read_store_gaps",
 ]
 
@@ -51,6 +58,8 @@ class Status:
     last_reconcile: dict[str, Any] | None = None
     """The last reconciliation's report (``dnc.reconcile.report.ReconcileReport`` as a dict),
     ``None`` before the first."""
+    running_sync: str | None = None
+    """The sync run running now, when no run has finished yet (``read_running_sync``)."""
 
     @property
     def has_gaps(self) -> bool:

@@ -45,6 +45,7 @@ from dnc_sync.status import (
     Status,
     read_last_sync,
     read_queue,
+    read_running_sync,
     read_store_gaps,
 )
 
@@ -120,7 +121,7 @@ async def gather_status(*, read_audit: bool = True) -> Status:
     gaps, audit_problem = (
         await audit_gaps(audit.database_url.get_secret_value()) if read_audit else (None, None)
     )
-    last, problem = await _last_sync()
+    last, problem, running = await _last_sync()
     return Status(
         queue,
         SyncSettings().lag_limit_s,
@@ -131,6 +132,7 @@ async def gather_status(*, read_audit: bool = True) -> Status:
         gaps,
         audit_problem,
         None if reconciled is None else reconciled.model_dump(),
+        running,
     )
 
 
@@ -151,17 +153,21 @@ async def audit_gaps(database_url: str) -> tuple[ArchiveGaps | None, str | None]
         return None, database_failure(exc)
 
 
-async def _last_sync() -> tuple[LastSync | None, str | None]:
+async def _last_sync() -> tuple[LastSync | None, str | None, str | None]:
+    """The last finished sync run, why Prefect could not be asked, and (when no run has
+    finished yet) the sync run running now."""
     if not os.environ.get("PREFECT_API_URL"):
         # Without it Prefect would start a throwaway server that has never seen a sync.
-        return None, "PREFECT_API_URL is not set"
+        return None, "PREFECT_API_URL is not set", None
     from prefect.client.orchestration import get_client
 
     try:
         async with asyncio.timeout(PREFECT_TIMEOUT_S), get_client() as prefect:
-            return await read_last_sync(prefect), None
+            last = await read_last_sync(prefect)
+            running = None if last is not None else await read_running_sync(prefect)
+            return last, None, running
     except Exception as exc:  # any failure only makes this part unknown
-        return None, f"Prefect API did not answer ({type(exc).__name__})"
+        return None, f"Prefect API did not answer ({type(exc).__name__})", None
 
 
 def render(report: Status, console: Console) -> None:
@@ -205,7 +211,7 @@ def render(report: Status, console: Console) -> None:
     _render_reconcile(report, console)
     last = report.last_sync
     if last is None:
-        console.print(f"last sync: unknown ({report.prefect_error or 'no finished run yet'})")
+        console.print(f"last sync: {_no_last_sync(report)}")
         return
     runs = Table("last sync", "value")
     runs.add_row("run", last.name)
@@ -265,3 +271,13 @@ def _gap_line(counts: GapCounts) -> str:
 
 def _value(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _no_last_sync(report: Status) -> str:
+    """What status says when no sync run has finished: why it cannot tell, or the run that is
+    draining now (the first run drains for about 2.5 intervals before it ends)."""
+    if report.prefect_error:
+        return f"unknown ({report.prefect_error})"
+    if report.running_sync:
+        return f"none finished yet; run {report.running_sync} is syncing now (it ends later)"
+    return "none finished yet"
