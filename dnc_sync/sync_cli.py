@@ -20,8 +20,13 @@ app = typer.Typer(
 
 @app.command("run")
 def run_once(
-    batch_size: Annotated[int | None, typer.Option(help="Numbers per API call.")] = None,
-    max_batches: Annotated[int | None, typer.Option(help="Stop after this many.")] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Numbers per API call, at most the target's [DNC_CXONE_BATCH_SIZE]."),
+    ] = None,
+    max_batches: Annotated[
+        int | None, typer.Option(help="Stop after this many batches (default: no limit).")
+    ] = None,
     keep_draining_s: Annotated[
         float,
         typer.Option(

@@ -203,6 +203,13 @@ def test_types_and_bounds_read_as_written() -> None:
     assert type_name(fields["tls"].annotation) == "boolean (optional)"
 
 
+def test_an_option_that_defaults_to_a_setting_says_which() -> None:
+    # `serve --host` is None in code: the reference showed an empty default (newcomer pass)
+    rows = [line for line in cli_page().splitlines() if line.startswith("| `--host`")]
+    assert rows and all("setting `DNC_" in row for row in rows), rows
+    assert "| `--batch-size` | int | setting `DNC_CXONE_BATCH_SIZE` |" in cli_page()
+
+
 def test_readme_is_short() -> None:
     assert len((ROOT / "README.md").read_text(encoding="utf-8")) <= 10_000
 

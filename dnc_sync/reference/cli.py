@@ -7,6 +7,7 @@ in some versions and imports the real one in others; both have these members.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from dnc_sync.reference.markdown import code, heading, paragraphs, slug, table, 
 
 ROOT_NAME = "dnc-sync"
 """The command's name, as ``[project.scripts]`` installs it."""
+_SETTING = re.compile(r"\[(DNC_[A-Z0-9_]+)\]")  # an option whose default is a setting's value
 _WIDTH = 100  # usage lines wrap here, whatever the terminal building the site
 
 
@@ -100,7 +102,13 @@ def parameter_row(parameter: Parameter, ctx: Any) -> list[str] | None:
     described = " ".join([help_text, *(f"({item})" for item in rest)]).strip()
     if parameter.secondary_opts and default and not default.startswith("-"):
         default = f"--{default}"  # a --x / --no-x flag: typer names the default x or no-x
-    shown_default = "*required*" if "required" in extras else (code(default) if default else "")
+    if not default and (setting := _SETTING.search(help_text)):
+        default = setting.group(1)  # None in code: the setting's value applies
+        shown_default = f"setting {code(default)}"
+    else:
+        shown_default = code(default) if default else ""
+    if "required" in extras:
+        shown_default = "*required*"
     return [code(" ".join(names)), text(kind), shown_default, text(described)]
 
 
