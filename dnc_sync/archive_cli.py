@@ -49,7 +49,7 @@ def run_once(
     except (SQLAlchemyError, OSError) as exc:
         _fail(f"error: {database_failure(exc, 'open')}")
 
-    from dnc.audit.ledger import AuditWriteError
+    from dnc.audit.archive_writes import AuditWriteError
     from flows.archive import ArchiveLagging, archive_audit  # Prefect loads only here
 
     try:

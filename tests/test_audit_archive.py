@@ -354,7 +354,7 @@ async def test_a_failed_write_never_quotes_the_rows(
 
     from sqlalchemy.exc import OperationalError
 
-    from dnc.audit.ledger import AuditWriteError
+    from dnc.audit.archive_writes import AuditWriteError
 
     keys = RedisKeys(namespace)
     store = EventStore(real_redis, keys, StoreLimits())
@@ -368,7 +368,9 @@ async def test_a_failed_write_never_quotes_the_rows(
             sqlite3.OperationalError("locked +12025550101"),
         )
 
-    monkeypatch.setattr("dnc.audit.ledger.advance", locked)  # inside the write's transaction
+    monkeypatch.setattr(
+        "dnc.audit.archive_writes.advance", locked
+    )  # inside the write's transaction
     with pytest.raises(AuditWriteError) as raised:
         await run.run(budget_s=30)
     assert "2025550101" not in str(raised.value) and raised.value.__cause__ is None

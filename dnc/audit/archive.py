@@ -2,7 +2,7 @@
 
 Per stream, oldest first, ``batch`` entries at a time: read (``XRANGE``), write them in one
 database transaction keyed by entry id (a row already there is left as it is, so retries and
-overlapping runs write each entry once) with the stream's cursor (``dnc.audit.ledger``),
+overlapping runs write each entry once) with the stream's cursor (``dnc.audit.archive_writes``),
 commit, and only then trim the stream through the last archived id (``XTRIM MINID``, exact).
 A run killed at any point loses nothing: uncommitted rows roll back and their entries are
 still in Redis; committed but untrimmed entries are read again and skipped.
@@ -26,8 +26,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import Engine
 
-from dnc.audit.entries import next_id, storable
-from dnc.audit.ledger import (
+from dnc.audit.archive_writes import (
     Cursor,
     note_added,
     read_cursor,
@@ -35,6 +34,7 @@ from dnc.audit.ledger import (
     record_reset,
     write_batch,
 )
+from dnc.audit.entries import next_id, storable
 from dnc.audit.streams import Stream, decode_fields, text
 from dnc.redis_failures import REDIS_FAILURES, convert_error
 
@@ -88,7 +88,7 @@ class Archiver:
     before every batch, so a run that dies blocks the next for at most that long (the gap
     count needs one run at a time; the copy itself is idempotent). ``clock`` gives UTC
     seconds (tests fix it). Raises ``StoreError`` / ``StoreUnavailable`` when Redis fails,
-    ``dnc.audit.ledger.AuditWriteError`` when a write fails and SQLAlchemy's errors when a
+    ``dnc.audit.archive_writes.AuditWriteError`` when a write fails and SQLAlchemy's errors when a
     read does; either way nothing archived is lost and nothing unarchived is trimmed."""
 
     def __init__(
@@ -169,7 +169,7 @@ class Archiver:
         return copied
 
     def _write(self, stream: Stream, rows: list[dict[str, Any]], last: str) -> int:
-        """``dnc.audit.ledger.write_batch`` (a seam for tests that fail a write)."""
+        """``dnc.audit.archive_writes.write_batch`` (a seam for tests that fail a write)."""
         return write_batch(self._engine, stream, rows, last, self._now_ms())
 
     async def _record_gap(self, stream: Stream) -> tuple[int, bool]:

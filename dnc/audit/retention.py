@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Engine, Table, and_, delete, exists, or_
 
 from dnc.audit import schema
-from dnc.audit.ledger import sanitised_errors
+from dnc.audit.archive_writes import sanitised_errors
 
 DAY_MS = 86_400_000
 
