@@ -22,6 +22,7 @@ from dnc.audit.database import (
     head_revision,
     open_engine,
     require_current,
+    shown_url,
     upgrade,
 )
 from dnc.settings import AuditSettings
@@ -136,3 +137,13 @@ def test_check_names_a_bad_database_url(monkeypatch: pytest.MonkeyPatch) -> None
     result = CliRunner().invoke(app, ["check", "--no-receiver", "--no-cxone", "--no-redis"])
     assert result.exit_code == 2 and "configuration OK" not in result.output
     assert "DNC_AUDIT_DATABASE_URL" in result.output and "pa55word" not in result.output
+
+
+def test_a_url_is_shown_without_its_password() -> None:
+    # scripts/run-local prints the audit store's URL (issue 16's newcomer pass: it printed a
+    # PostgreSQL password); shown_url is what it prints.
+    given = "postgresql+psycopg://dnc:S3cretPassw0rd@127.0.0.1:5432/dnc"
+    assert shown_url(given) == "postgresql+psycopg://dnc:***@127.0.0.1:5432/dnc"
+    assert shown_url("sqlite:////srv/dnc/audit.sqlite3") == "sqlite:////srv/dnc/audit.sqlite3"
+    for unreadable in ("S3cretPassw0rd", "postgresql://dnc:S3cretPassw0rd@db:port/dnc"):
+        assert "S3cret" not in shown_url(unreadable)

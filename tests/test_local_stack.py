@@ -8,6 +8,7 @@ One stack for the module (it takes ~20 s to start); tests read it in order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dnc.audit.database import shown_url
 from dnc.keys import RedisKeys
 from tests.conftest import free_port
 
@@ -63,6 +65,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {name: free_port() for name in ("redis", "receiver", "sandbox", "prefect")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
     env.update(
+        # as in a shell that sourced an earlier stack's sandbox.env (the banner says to): the
+        # sandbox's own ids are not a real tenant's, so this is still the sandbox stack
+        DNC_CXONE_CLIENT_ID="sandbox-cxone-client-id",
+        DNC_CXONE_ACCESS_KEY_ID="SANDBOXACCESSKEYID000001",
         DNC_LOCAL_DATA_DIR=str(data),
         DNC_LOCAL_REDIS_PORT=str(ports["redis"]),
         DNC_RECEIVER_PORT=str(ports["receiver"]),
@@ -254,6 +260,30 @@ def test_the_printed_curl_command_is_applied_within_one_interval(stack: Stack) -
     while "12025550187" not in _dnc_digits(stack):
         assert time.monotonic() < deadline, "not applied within one interval plus 15 s"
         time.sleep(0.5)
+
+
+def test_the_printed_variables_make_dnc_sync_check_pass(stack: Stack) -> None:
+    # What the banner says to paste in another terminal, pasted: `dnc-sync check` (which the
+    # runbook sends you to) passes with it, and the audit store's URL is shown as given (no
+    # password in a SQLite URL; a PostgreSQL one is shown as dnc.audit.database.shown_url).
+    lines = stack.text().split("In another terminal (same variables as this stack):\n")[1]
+    pasted = [
+        line.strip()
+        for line in itertools.takewhile(lambda line: line.startswith("  "), lines.splitlines())
+        if line.strip().startswith(("export ", ". "))
+    ]
+    assert any("DNC_RECEIVER_BEARER_SECRETS" in line for line in pasted), pasted
+    assert stack.secret() not in stack.text()  # the secret is read from its file, not printed
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "PREFECT_"))}
+    script = "\n".join(["set -e", *pasted, ".venv/bin/dnc-sync check"])
+    bash = shutil.which("bash") or "/bin/bash"
+    checked = subprocess.run(
+        [bash, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    audit_url = f"sqlite:///{stack.data.resolve()}/audit.sqlite3"
+    assert f"audit      {shown_url(audit_url)}  (" in stack.text()
 
 
 def test_a_second_stack_on_the_same_data_folder_is_refused(stack: Stack) -> None:

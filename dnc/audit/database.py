@@ -25,6 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_S = 10
@@ -114,3 +115,19 @@ def require_current(engine: Engine) -> None:
             f"the audit store's schema is at {found or 'nothing'}, not {wanted}: run "
             "'dnc-sync audit migrate' (the archive-audit flow migrates when it starts)"
         )
+
+
+def shown_url(url: str) -> str:
+    """``url`` safe to print: its password as ``***`` (``postgresql+psycopg://dnc:***@host/db``),
+    anything else as given. A string SQLAlchemy cannot read as a URL is shown as
+    ``(not shown: not a URL)``, since it could be anything, a secret included."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(not shown: not a URL)"
+
+
+if __name__ == "__main__":  # scripts/run-local prints the audit store's URL through this
+    import sys
+
+    print(shown_url(sys.argv[1]))
