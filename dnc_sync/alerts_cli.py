@@ -42,7 +42,7 @@ DEFAULT_REPEAT_AFTER_S = 900
 every minute notifies every 15 minutes, not every minute."""
 BLOCK_HELP = (
     "Notification block as BLOCK-TYPE/BLOCK-NAME, as `prefect block ls` shows it, "
-    "e.g. custom-webhook/dnc-alerts or slack-webhook/oncall."
+    "e.g. slack-webhook/oncall."
 )
 
 
@@ -86,8 +86,8 @@ def list_alerts() -> None:
     rows = _run(_describe_installed(namespace))
     if not rows:
         Console().print(
-            f"no dnc-sync alerts installed for namespace {namespace}: "
-            "`dnc-sync alerts install --block TYPE/NAME`",
+            f"no dnc-sync alerts installed for namespace {namespace}; install them with: "
+            "dnc-sync alerts install --block BLOCK-TYPE/BLOCK-NAME",
             markup=False,
         )
         return

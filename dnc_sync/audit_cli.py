@@ -92,7 +92,8 @@ def export_command(
     region: Annotated[
         str | None,
         typer.Option(
-            help="Region of a --number without a country code, or none [DNC_INTAKE_DEFAULT_REGION]."
+            help="Region of a --number without a country code, or none.",
+            show_default="setting DNC_INTAKE_DEFAULT_REGION",
         ),
     ] = None,
     export_format: Annotated[

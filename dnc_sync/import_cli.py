@@ -64,7 +64,8 @@ def import_command(
     default_region: Annotated[
         str | None,
         typer.Option(
-            help='Region of numbers without a country code, or "none" [DNC_INTAKE_DEFAULT_REGION].'
+            help='Region of numbers without a country code, or "none".',
+            show_default="setting DNC_INTAKE_DEFAULT_REGION",
         ),
     ] = None,
     rejects: Annotated[

@@ -22,7 +22,10 @@ app = typer.Typer(
 def run_once(
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Numbers per API call, at most the target's [DNC_CXONE_BATCH_SIZE]."),
+        typer.Option(
+            help="Numbers per API call, at most the target's.",
+            show_default="setting DNC_CXONE_BATCH_SIZE",
+        ),
     ] = None,
     max_batches: Annotated[
         int | None, typer.Option(help="Stop after this many batches (default: no limit).")

@@ -16,10 +16,15 @@ from receiver.app import ReceiverApp
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [DNC_RECEIVER_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Bind port [DNC_RECEIVER_PORT].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address.", show_default="setting DNC_RECEIVER_HOST")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Bind port.", show_default="setting DNC_RECEIVER_PORT")
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes [DNC_RECEIVER_WORKERS].")
+        int | None,
+        typer.Option(help="Worker processes.", show_default="setting DNC_RECEIVER_WORKERS"),
     ] = None,
 ) -> None:
     """Start the receiver; settings come from DNC_* variables, options override them."""

@@ -87,7 +87,8 @@ _ERROR_CODES = {
     "400": "Body is not valid JSON or form data.",
     "401": "Missing or wrong credentials.",
     "408": "The body (or the request head) did not arrive in time; the connection is closed.",
-    "409": "eventId was already used for a different event.",
+    "409": "An opt-in's eventId was already used for a different event (an opt-out is "
+    "recorded without it instead: 202 with a warning).",
     "413": "Body over the size cap.",
     "405": "Any method but POST; the Allow header says POST.",
     "415": "Content type is not JSON or form.",

@@ -74,8 +74,9 @@ class ReceiverMetrics:
         )
         self.archive_lagging = Gauge(
             "dnc_audit_archive_lagging",
-            "1 when more entries wait to be archived than DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES "
-            "(nothing is dropped; Redis grows), else 0.",
+            "1 when the archive is lagging: more entries wait than "
+            "DNC_AUDIT_ARCHIVE_LAG_MAX_ENTRIES, or the oldest has waited longer than "
+            "DNC_AUDIT_ARCHIVE_LAG_MAX_S (nothing is dropped; Redis grows), else 0.",
             registry=self.registry,
             multiprocess_mode="mostrecent",
         )

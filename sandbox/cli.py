@@ -15,8 +15,12 @@ from sandbox.settings import SandboxSettings
 
 
 def sandbox_command(
-    host: Annotated[str | None, typer.Option(help="Bind address [DNC_SANDBOX_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Bind port [DNC_SANDBOX_PORT].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address.", show_default="setting DNC_SANDBOX_HOST")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Bind port.", show_default="setting DNC_SANDBOX_PORT")
+    ] = None,
 ) -> None:
     """Start the local CXone sandbox: a fake of the CXone endpoints the sync calls.
 

@@ -210,6 +210,12 @@ def test_an_option_that_defaults_to_a_setting_says_which() -> None:
     assert "| `--batch-size` | int | setting `DNC_CXONE_BATCH_SIZE` |" in cli_page()
 
 
+def test_a_block_name_is_shown_as_the_setting_it_is() -> None:
+    # a Prefect Secret block's name is not the secret in it: its default (empty) is shown
+    rows = [line for line in configuration_page().splitlines() if "_BLOCK` |" in line]
+    assert rows and all("*empty*" in row and "not shown" not in row for row in rows), rows
+
+
 def test_readme_is_short() -> None:
     assert len((ROOT / "README.md").read_text(encoding="utf-8")) <= 10_000
 

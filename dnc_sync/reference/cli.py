@@ -7,7 +7,6 @@ in some versions and imports the real one in others; both have these members.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -17,7 +16,7 @@ from dnc_sync.reference.markdown import code, heading, paragraphs, slug, table, 
 
 ROOT_NAME = "dnc-sync"
 """The command's name, as ``[project.scripts]`` installs it."""
-_SETTING = re.compile(r"\[(DNC_[A-Z0-9_]+)\]")  # an option whose default is a setting's value
+_SETTING = "setting "  # show_default (typer adds parentheses) of an option a setting defaults
 _WIDTH = 100  # usage lines wrap here, whatever the terminal building the site
 
 
@@ -102,9 +101,8 @@ def parameter_row(parameter: Parameter, ctx: Any) -> list[str] | None:
     described = " ".join([help_text, *(f"({item})" for item in rest)]).strip()
     if parameter.secondary_opts and default and not default.startswith("-"):
         default = f"--{default}"  # a --x / --no-x flag: typer names the default x or no-x
-    if not default and (setting := _SETTING.search(help_text)):
-        default = setting.group(1)  # None in code: the setting's value applies
-        shown_default = f"setting {code(default)}"
+    if default.strip("()").startswith(_SETTING):  # None in code: a setting's value applies
+        shown_default = f"setting {code(default.strip('()').removeprefix(_SETTING))}"
     else:
         shown_default = code(default) if default else ""
     if "required" in extras:

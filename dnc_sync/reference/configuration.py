@@ -76,6 +76,8 @@ def is_secret(name: str, field: FieldInfo) -> bool:
     kinds = _kinds(field.annotation)
     if SecretStr in kinds:
         return True
+    if name.endswith("_block"):  # the name of a Prefect Secret block, not the secret in it
+        return False
     return bool(_CREDENTIAL_WORDS & set(name.split("_"))) and not kinds <= {int, float, bool}
 
 
