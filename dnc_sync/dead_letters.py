@@ -78,8 +78,9 @@ def requeue(
     numbers: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="NUMBER",
             help="Numbers to requeue, in any form intake accepts ('(202) 555-0123' "
-            "is read in DNC_INTAKE_DEFAULT_REGION)."
+            "is read in DNC_INTAKE_DEFAULT_REGION).",
         ),
     ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,

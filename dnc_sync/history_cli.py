@@ -36,6 +36,7 @@ def history(
     number: Annotated[
         str,
         typer.Argument(
+            metavar="NUMBER",
             help="The number, in any form intake accepts ('(202) 555-0123' is read in "
             "--region, else DNC_INTAKE_DEFAULT_REGION).",
             show_default=False,

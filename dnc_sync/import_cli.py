@@ -35,7 +35,9 @@ class _Failed(Exception):
 
 
 def import_command(
-    file: Annotated[Path, typer.Argument(help="The CSV file to import.", dir_okay=False)],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The CSV file to import.", dir_okay=False)
+    ],
     phone_column: Annotated[str, typer.Option(help="Header of the phone numbers.")] = "phoneNumber",
     action_column: Annotated[
         str, typer.Option(help="Header of the actions (optOut / optIn, any case).")

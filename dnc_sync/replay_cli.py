@@ -37,7 +37,9 @@ EXIT_UNREACHABLE = 3
 
 
 def replay_command(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL events.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", exists=True, dir_okay=False, help="JSONL events.")
+    ],
     url: Annotated[str, typer.Option(help="Receiver base URL.")] = "http://127.0.0.1:8080",
     bearer_file: Annotated[
         Path | None, typer.Option(help="File holding the receiver's bearer secret.")

@@ -126,7 +126,9 @@ def cli_names() -> dict[str, list[str]]:
             for param in command.params
             if not getattr(param, "hidden", False)
             for opt in [*param.opts, *param.secondary_opts]
+            if param.metavar is None
         ]
+        + [param.metavar for param in command.params if param.metavar is not None]
         for path, command in commands(typer.main.get_command(app))
     }
 

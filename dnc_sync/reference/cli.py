@@ -90,7 +90,8 @@ def parameter_row(parameter: Parameter, ctx: Any) -> list[str] | None:
     record = parameter.get_help_record(ctx)
     if record is None:
         return None
-    declared = {*parameter.opts, *parameter.secondary_opts}
+    metavar = getattr(parameter, "metavar", None) or ""  # click.Parameter has none
+    declared = {*parameter.opts, *parameter.secondary_opts, metavar} - {""}
     tokens = record[0].split(" ")
     named = [t for t in tokens if t == "/" or t.rstrip(",").removesuffix("...") in declared]
     kind = " ".join(t for t in tokens if t not in named).strip("<>") or "flag"
