@@ -51,6 +51,7 @@ log = logging.getLogger("dnc.receiver")
 _AUTHORIZATION = frozenset({b"authorization"})
 _READ_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 _ALLOW_GET = ((b"allow", b"GET"),)
+_ALLOW_READ = ((b"allow", b"GET, HEAD"),)  # the read paths answer HEAD as GET
 
 
 class ConfigurationError(ValueError):
@@ -186,7 +187,7 @@ class ReceiverApp:
             await self._number(scope, send)
         elif scope["method"] not in ("GET", "HEAD") and path in _READ_PATHS:
             outcome = await self._rejections.reject(
-                scope, 405, "method_not_allowed", "use GET", headers=_ALLOW_GET
+                scope, 405, "method_not_allowed", "use GET", headers=_ALLOW_READ
             )
             await finish(send, self.metrics, outcome, time.perf_counter())
         elif path == "/healthz":

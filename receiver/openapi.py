@@ -26,7 +26,7 @@ def _plain_get(summary: str, media: str, *, unavailable: str | None = None) -> d
     method (the Allow header says GET), and 503 described by ``unavailable`` when given."""
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {media: {}}},
-        "405": {"description": "Any method but GET or HEAD; the Allow header says GET."},
+        "405": {"description": "Any method but GET or HEAD; the Allow header says GET, HEAD."},
     }
     if unavailable is not None:
         responses["503"] = {"description": unavailable, "content": {"application/json": {}}}

@@ -236,7 +236,8 @@ async def test_405_wrong_method(client: httpx.AsyncClient) -> None:
 
 async def test_405_on_health_path(client: httpx.AsyncClient) -> None:
     response = await client.post("/healthz")
-    assert (response.status_code, response.headers["allow"]) == (405, "GET")
+    assert (response.status_code, response.headers["allow"]) == (405, "GET, HEAD")
+    assert (await client.head("/healthz")).status_code == 200  # as Allow says
 
 
 async def test_404_unknown_path(client: httpx.AsyncClient, store: EventStore) -> None:
