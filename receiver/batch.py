@@ -31,13 +31,14 @@ from dnc.intake import IntakePolicy
 from dnc.settings import ReceiverSettings
 from receiver.admission import Admission
 from receiver.asgi import Receive, Scope, Send
-from receiver.batch_events import judge, record, rejection_entries, warning_counts
+from receiver.batch_events import judge, record, rejection_entries
 from receiver.batch_payload import (
     EmptyBatch,
     TooManyEvents,
     batch_media_type,
     split_batch,
 )
+from receiver.event_answers import warning_counts
 from receiver.lazy_store import LazyStore
 from receiver.metrics import ReceiverMetrics
 from receiver.outcome import Outcome

@@ -22,10 +22,7 @@ from dnc.errors import EventValidationError, FieldProblem
 from dnc.intake import AcceptedEvent, IntakePolicy, build_event, under_derived_id
 from dnc.store import EventStore, RecordStatus
 from receiver.batch_payload import BatchBody
-from receiver.metrics import ReceiverMetrics
-
-INVALID_MESSAGE = "one or more fields are missing or invalid"
-REUSED = FieldProblem("eventId", "reused", "eventId was already used for a different event")
+from receiver.event_answers import INVALID_MESSAGE, REUSED, accepted_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,46 +184,9 @@ async def _record_run(
 def accepted_result(
     index: int, accepted: AcceptedEvent, status: RecordStatus, aliases: list[RecordStatus]
 ) -> dict[str, Any]:
-    """The entry of a recorded event: the single 202 body (``status``, ``eventId``,
-    ``warnings``; ``dropped``, ``notes``, ``aliases`` when there are any) plus ``index``."""
-    payload: dict[str, Any] = {
-        "index": index,
-        "status": status.value,
-        "eventId": accepted.event.eventId,
-        "warnings": list(accepted.warnings),
-    }
-    if accepted.dropped:
-        payload["dropped"] = [p.as_dict() for p in accepted.dropped]
-    if accepted.notes:
-        payload["notes"] = [p.as_dict() for p in accepted.notes]
-    if accepted.alias_events:
-        payload["aliases"] = [
-            {"e164": alias.e164, "status": alias_status.value}
-            for alias, alias_status in zip(accepted.alias_events, aliases, strict=True)
-        ]
-    return payload
-
-
-def warning_counts(
-    fresh: list[AcceptedEvent], sender: str, metrics: ReceiverMetrics
-) -> tuple[Counter[str], dict[str, int]]:
-    """Count the warnings of the events recorded anew in the metrics; return what
-    ``EventStore.count_warnings`` takes: events per ``field:reason``, naive times per
-    sender."""
-    reasons: Counter[str] = Counter()
-    labels: Counter[tuple[str, str]] = Counter()
-    naive = 0
-    for event in fresh:
-        if not (event.dropped or event.notes):
-            continue
-        reasons.update(event.warning_reasons)
-        labels.update((p.field, p.reason) for p in (*event.dropped, *event.notes))
-        naive += event.naive_time
-    for (name, reason), count in labels.items():
-        metrics.event_warnings.labels(name, reason).inc(count)
-    if naive:
-        metrics.naive_times.labels(sender).inc(naive)
-    return reasons, ({sender: naive} if naive else {})
+    """The entry of a recorded event: the single event's 202 body (``accepted_body``) plus
+    ``index``."""
+    return {"index": index, **accepted_body(accepted, status, aliases)}
 
 
 def rejection_entries(

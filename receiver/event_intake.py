@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from typing import Any
 
 from dnc.errors import EventValidationError, FieldProblem, StoreError
@@ -21,6 +20,7 @@ from dnc.settings import ReceiverSettings
 from dnc.store import RecordStatus
 from receiver.admission import Admission, AuthenticatedPost
 from receiver.asgi import Receive, Scope
+from receiver.event_answers import INVALID_MESSAGE, REUSED, accepted_body, warning_counts
 from receiver.lazy_store import LazyStore
 from receiver.metrics import ReceiverMetrics
 from receiver.outcome import Outcome
@@ -34,8 +34,6 @@ from receiver.payload import (
 from receiver.rejections import Rejections
 
 log = logging.getLogger("dnc.receiver")
-
-_INVALID = "one or more fields are missing or invalid"
 
 
 class EventIntake:
@@ -90,7 +88,13 @@ class EventIntake:
         except DuplicateField as exc:
             problem = FieldProblem(exc.field, "duplicate", str(exc))
             return await self._rejections.reject(
-                scope, 422, "invalid_event", _INVALID, problems=[problem], body=body, sender=sender
+                scope,
+                422,
+                "invalid_event",
+                INVALID_MESSAGE,
+                problems=[problem],
+                body=body,
+                sender=sender,
             )
         fields = decoded.fields
         try:
@@ -101,7 +105,7 @@ class EventIntake:
                 scope,
                 422,
                 "invalid_event",
-                _INVALID,
+                INVALID_MESSAGE,
                 problems=exc.problems,
                 body=body,
                 raw_number=fields.get("phoneNumber"),
@@ -145,15 +149,12 @@ class EventIntake:
         """409: the eventId was already used for a different event (``e164``: the event's
         number, kept beside the refusal). An opt-out with its caller's id never gets here: it
         is recorded under its derived id instead."""
-        problem = FieldProblem(
-            "eventId", "reused", "eventId was already used for a different event"
-        )
         return await self._rejections.reject(
             scope,
             409,
             "id_conflict",
-            problem.message,
-            problems=[problem],
+            REUSED.message,
+            problems=[REUSED],
             body=post.body,
             raw_number=e164,
             sender=post.sender,
@@ -163,43 +164,11 @@ class EventIntake:
         """Count a recorded event's dropped fields and adjusted readings in the metrics and
         in Redis for ``dnc-sync status``; the event is recorded either way (a counter that
         cannot be written is logged, not a reason to refuse)."""
-        reasons = accepted.warning_reasons
-        if not reasons:
+        if not (accepted.dropped or accepted.notes):
             return
-        metrics = self._metrics
-        for problem in (*accepted.dropped, *accepted.notes):
-            metrics.event_warnings.labels(problem.field, problem.reason).inc()
-        naive = {sender: 1} if accepted.naive_time else {}
-        if naive:
-            metrics.naive_times.labels(sender).inc()
+        reasons, naive = warning_counts([accepted], sender, self._metrics)
         try:
-            await self._stores.get().count_warnings(Counter(reasons), naive)
+            await self._stores.get().count_warnings(reasons, naive)
         except StoreError:
-            metrics.redis_errors.labels("unavailable").inc()
+            self._metrics.redis_errors.labels("unavailable").inc()
             log.error("could not count an event's warnings in redis")
-
-
-def accepted_body(
-    accepted: AcceptedEvent,
-    status: RecordStatus,
-    alias_statuses: list[RecordStatus],
-    body_warnings: tuple[str, ...],
-) -> dict[str, Any]:
-    """The 202's JSON body for ``accepted`` recorded as ``status`` (its alias copies as
-    ``alias_statuses``, in ``alias_events`` order): status, eventId, warnings (the body's
-    ``body_warnings`` first), and dropped, notes and aliases when there are any."""
-    payload: dict[str, Any] = {
-        "status": status.value,
-        "eventId": accepted.event.eventId,
-        "warnings": [*body_warnings, *accepted.warnings],
-    }
-    if accepted.dropped:
-        payload["dropped"] = [p.as_dict() for p in accepted.dropped]
-    if accepted.notes:
-        payload["notes"] = [p.as_dict() for p in accepted.notes]
-    if accepted.alias_events:
-        payload["aliases"] = [
-            {"e164": alias.e164, "status": alias_status.value}
-            for alias, alias_status in zip(accepted.alias_events, alias_statuses, strict=True)
-        ]
-    return payload
