@@ -183,6 +183,21 @@ async def wait_behind(stack: Stack, stuck: Stuck, limit_s: float) -> None:
     stuck.behind_wait_s = round(time.monotonic() - started, 2)
 
 
+async def _set_faults(stack: Stack, args: argparse.Namespace, mode: str, step: int) -> None:
+    """The sandbox's faults for fault step ``step`` in Retry-After ``mode``: a 429 burst on
+    odd steps, a new seed each step (each change reseeds: vary it)."""
+    await asyncio.to_thread(
+        stack.faults,
+        error_rate=args.error_rate,
+        timeout_rate=args.timeout_rate,
+        lost_reply_rate=args.lost_reply_rate,
+        hang_s=HANG_S,
+        retry_after_mode=mode,
+        rate_limit_rps=BURST_RPS if step % 2 else 0,
+        seed=args.seed + step,
+    )
+
+
 async def inject(stack: Stack, args: argparse.Namespace) -> dict[str, float]:
     """The three fault phases, a 429 burst every other second; seconds spent per mode."""
     spent: dict[str, float] = {}
@@ -192,16 +207,7 @@ async def inject(stack: Stack, args: argparse.Namespace) -> dict[str, float]:
         end = started + args.fault_s / len(MODES)
         while time.monotonic() < end:
             step += 1
-            await asyncio.to_thread(
-                stack.faults,
-                error_rate=args.error_rate,
-                timeout_rate=args.timeout_rate,
-                lost_reply_rate=args.lost_reply_rate,
-                hang_s=HANG_S,
-                retry_after_mode=mode,
-                rate_limit_rps=BURST_RPS if step % 2 else 0,
-                seed=args.seed + step,  # each change reseeds: vary it
-            )
+            await _set_faults(stack, args, mode, step)
             await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
         spent[mode] = round(time.monotonic() - started, 1)
     # A slow machine may start its first sync run late in a short window: the faults go on
@@ -211,16 +217,7 @@ async def inject(stack: Stack, args: argparse.Namespace) -> dict[str, float]:
     started = time.monotonic()
     while time.monotonic() - started < EXERCISE_CAP_S and not await exercised(stack):
         step += 1
-        await asyncio.to_thread(
-            stack.faults,
-            error_rate=args.error_rate,
-            timeout_rate=args.timeout_rate,
-            lost_reply_rate=args.lost_reply_rate,
-            hang_s=HANG_S,
-            retry_after_mode=MODES[-1],
-            rate_limit_rps=BURST_RPS if step % 2 else 0,
-            seed=args.seed + step,
-        )
+        await _set_faults(stack, args, MODES[-1], step)
         await asyncio.sleep(1.0)
     spent["until_exercised"] = round(time.monotonic() - started, 1)
     return spent
