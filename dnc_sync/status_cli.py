@@ -279,5 +279,5 @@ def _no_last_sync(report: Status) -> str:
     if report.prefect_error:
         return f"unknown ({report.prefect_error})"
     if report.running_sync:
-        return f"none finished yet; run {report.running_sync} is syncing now (it ends later)"
+        return f"none finished yet (run {report.running_sync} is syncing now)"
     return "none finished yet"

@@ -33,7 +33,7 @@ async def test_the_run_syncing_now_is_found_and_a_finished_one_is_the_last(harne
 @pytest.mark.parametrize(
     ("running", "error", "said"),
     [
-        ("brave-otter", None, "none finished yet; run brave-otter is syncing now"),
+        ("brave-otter", None, "last sync: none finished yet (run brave-otter is syncing now)"),
         (None, None, "last sync: none finished yet"),
         (None, "PREFECT_API_URL is not set", "last sync: unknown (PREFECT_API_URL is not set)"),
     ],
